@@ -1,0 +1,292 @@
+"""Replay of a venue's market-by-order feed into an ``OrderBook``, and the LOBSTER book check.
+
+Policies (counted in ``ReplayStats``, never raised):
+
+- **Seed liquidity.** Orders resting before the first message are unknown to a message file. The
+  book is seeded from the first orderbook row with the first message's effect undone; each seeded
+  level becomes one anonymous order (a book-minted negative id).
+- **Unknown order ids.** A cancel, delete or execution of an id the book does not hold is
+  resolved against anonymous liquidity at the message's side and price, oldest first (the order
+  must have been part of it). What cannot be found there is counted as ``unresolved_qty`` and
+  dropped; the event is counted in ``unknown_order_ids`` either way.
+- **Over-fills.** A cancel or execution larger than what the order has left removes the order and
+  counts the excess in ``overfill_qty``.
+- **Duplicate adds** (an id already resting) and adds of a non-positive size are skipped and
+  counted.
+- Hidden executions, crosses and halts do not change the book; they are counted.
+
+``check_lobster`` additionally keeps the book to the depth the file can observe: a level-N file
+carries no message for liquidity beyond its N levels, so levels that fall below level N are
+dropped and liquidity that appears beyond the deepest level the book knows is added back as
+anonymous orders (``entered_from_depth``). Any other difference from the orderbook row is a
+mismatch and is reported, never overwritten.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
+from simulator.lobster import LobsterDay, Messages
+from simulator.types import EventKind, Side
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    events: int = 0
+    adds: int = 0
+    cancels: int = 0
+    deletes: int = 0
+    executions: int = 0
+    hidden_executions: int = 0
+    other_events: int = 0
+    seeded_levels: int = 0
+    unknown_order_ids: int = 0
+    unresolved_qty: int = 0
+    overfill_qty: int = 0
+    duplicate_adds: int = 0
+    invalid_adds: int = 0
+    entered_from_depth: int = 0
+    dropped_beyond_depth: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def seed_levels_before(
+    row: np.ndarray, kind: int, qty: int, price: int, side: int
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Levels ``(bids, asks)`` as ``price -> qty`` before a message, given the row after it."""
+    levels = len(row) // 4
+    asks: dict[int, int] = {}
+    bids: dict[int, int] = {}
+    for i in range(levels):
+        ap, aq, bp, bq = (int(x) for x in row[4 * i : 4 * i + 4])
+        if aq > 0 and ap != EMPTY_ASK_PRICE:
+            asks[ap] = aq
+        if bq > 0 and bp != EMPTY_BID_PRICE:
+            bids[bp] = bq
+    book = bids if side > 0 else asks
+    if kind == EventKind.ADD:
+        left = book.get(price, 0) - qty
+        if left > 0:
+            book[price] = left
+        else:
+            book.pop(price, None)
+    elif kind in (EventKind.CANCEL, EventKind.DELETE, EventKind.EXECUTE):
+        book[price] = book.get(price, 0) + qty
+    return bids, asks
+
+
+class FeedReplayer:
+    """Applies a market-by-order feed to a book under the policies in the module docstring."""
+
+    def __init__(self, book: OrderBook | None = None) -> None:
+        self.book = book if book is not None else OrderBook()
+        self.stats = ReplayStats()
+
+    def seed(self, bids: dict[int, int], asks: dict[int, int]) -> None:
+        """Rest one anonymous order per level (liquidity of unknown origin)."""
+        book = self.book
+        for side, levels in ((Side.BID, bids), (Side.ASK, asks)):
+            for price, qty in sorted(levels.items()):
+                if qty > 0:
+                    book.add(book.mint_id(), int(side), price, qty)
+                    self.stats.seeded_levels += 1
+
+    def _unknown(self, side: int, price: int, qty: int) -> None:
+        """Take ``qty`` from anonymous orders at ``(side, price)``, oldest first."""
+        self.stats.unknown_order_ids += 1
+        book = self.book
+        level = book.level(side, price)
+        if level is not None:
+            for order_id in [o for o in level.orders if o < 0]:
+                if qty <= 0:
+                    break
+                qty -= book.reduce(order_id, qty)
+        if qty > 0:
+            self.stats.unresolved_qty += qty
+
+    def apply(self, kind: int, order_id: int, qty: int, price: int, side: int) -> None:
+        """Apply one message (LOBSTER column values)."""
+        book = self.book
+        stats = self.stats
+        stats.events += 1
+        if kind == 1:
+            if order_id in book:
+                stats.duplicate_adds += 1
+            elif qty <= 0:
+                stats.invalid_adds += 1
+            else:
+                book.add(order_id, side, price, qty)
+                stats.adds += 1
+        elif kind == 3 or kind == 4 or kind == 2:
+            if kind == 3:
+                stats.deletes += 1
+            elif kind == 4:
+                stats.executions += 1
+            else:
+                stats.cancels += 1
+            if order_id in book:
+                if kind == 3:
+                    book.delete(order_id)
+                elif qty > 0:
+                    removed = book.reduce(order_id, qty)
+                    if removed < qty:
+                        stats.overfill_qty += qty - removed
+            elif qty > 0:
+                self._unknown(side, price, qty)
+        elif kind == 5:
+            stats.hidden_executions += 1
+        else:
+            stats.other_events += 1
+
+    def replay(self, messages: Messages) -> ReplayStats:
+        """Apply every message, in order. The hot loop of feed replay."""
+        apply = self.apply
+        for k, o, q, p, s in zip(
+            messages.kind.tolist(),
+            messages.order_id.tolist(),
+            messages.qty.tolist(),
+            messages.price.tolist(),
+            messages.side.tolist(),
+            strict=True,
+        ):
+            apply(k, o, q, p, s)
+        return self.stats
+
+    def reconcile_depth(self, row: np.ndarray, levels: int) -> None:
+        """Keep the book to ``levels`` observable levels and add liquidity entering from below."""
+        book = self.book
+        stats = self.stats
+        for side, px_col, sz_col, empty in (
+            (1, 2, 3, EMPTY_BID_PRICE),
+            (-1, 0, 1, EMPTY_ASK_PRICE),
+        ):
+            if book.level_count(side) > levels:
+                stats.dropped_beyond_depth += len(book.truncate(side, levels))
+            known = book.level_count(side)
+            if known >= levels:
+                continue
+            deepest = book.prices(side)[-1] if known else None
+            for i in range(known, levels):
+                price = int(row[4 * i + px_col])
+                qty = int(row[4 * i + sz_col])
+                if qty <= 0 or price == empty:
+                    break
+                beyond = deepest is None or (price < deepest if side > 0 else price > deepest)
+                if beyond and book.level(side, price) is None:
+                    book.add(book.mint_id(), side, price, qty)
+                    stats.entered_from_depth += 1
+                    deepest = price
+
+
+@dataclass(slots=True)
+class Mismatch:
+    row: int
+    message: list[int]
+    expected: list[int]
+    actual: list[int]
+
+
+@dataclass(slots=True)
+class BookCheckReport:
+    instrument: str
+    levels: int
+    rows: int
+    matching_rows: int
+    best_level_rows: int
+    stats: ReplayStats
+    seconds: float
+    malformed_rows: int = 0
+    first_mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def match(self) -> float:
+        return self.matching_rows / self.rows if self.rows else 1.0
+
+    @property
+    def best_level_match(self) -> float:
+        return self.best_level_rows / self.rows if self.rows else 1.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "instrument": self.instrument,
+            "levels": self.levels,
+            "rows": self.rows,
+            "match": self.match,
+            "best_level_match": self.best_level_match,
+            "mismatched_rows": self.rows - self.matching_rows,
+            "entered_from_depth": self.stats.entered_from_depth,
+            "dropped_beyond_depth": self.stats.dropped_beyond_depth,
+            "unknown_order_ids": self.stats.unknown_order_ids,
+            "unresolved_qty": self.stats.unresolved_qty,
+            "overfill_qty": self.stats.overfill_qty,
+            "seeded_levels": self.stats.seeded_levels,
+            "malformed_rows": self.malformed_rows,
+            "events_per_s": self.rows / self.seconds if self.seconds > 0 else None,
+            "stats": self.stats.as_dict(),
+            "first_mismatches": [asdict(m) for m in self.first_mismatches],
+        }
+
+
+def seed_from_first_row(replayer: FeedReplayer, day: LobsterDay) -> None:
+    """Seed the opening book: the first orderbook row with the first message undone."""
+    if day.orderbook is None or len(day.messages) == 0:
+        return
+    m = day.messages
+    bids, asks = seed_levels_before(
+        day.orderbook[0], int(m.kind[0]), int(m.qty[0]), int(m.price[0]), int(m.side[0])
+    )
+    replayer.seed(bids, asks)
+
+
+def check_lobster(day: LobsterDay, *, keep_mismatches: int = 5) -> BookCheckReport:
+    """Replay a LOBSTER day and compare the book with every orderbook row."""
+    if day.orderbook is None:
+        raise ValueError("the book check needs the orderbook file")
+    levels = day.levels
+    replayer = FeedReplayer(OrderBook(day.symbol))
+    book = replayer.book
+    seed_from_first_row(replayer, day)
+    m = day.messages
+    rows = day.orderbook
+    matching = best = 0
+    mismatches: list[Mismatch] = []
+    apply = replayer.apply
+    reconcile = replayer.reconcile_depth
+    snapshot = book.snapshot
+    start = time.perf_counter()
+    columns = zip(
+        m.kind.tolist(), m.order_id.tolist(), m.qty.tolist(), m.price.tolist(), m.side.tolist()
+    )
+    for i, (k, o, q, p, s) in enumerate(columns):
+        apply(k, o, q, p, s)
+        row = rows[i]
+        reconcile(row, levels)
+        snap = snapshot(levels)
+        if np.array_equal(snap, row):
+            matching += 1
+            best += 1
+        else:
+            if np.array_equal(snap[:4], row[:4]):
+                best += 1
+            if len(mismatches) < keep_mismatches:
+                mismatches.append(
+                    Mismatch(i, [int(m.ts_ns[i]), k, o, q, p, s], row.tolist(), snap.tolist())
+                )
+    seconds = time.perf_counter() - start
+    return BookCheckReport(
+        day.symbol,
+        levels,
+        len(rows),
+        matching,
+        best,
+        replayer.stats,
+        seconds,
+        day.malformed_rows,
+        mismatches,
+    )

@@ -1,0 +1,88 @@
+"""Market-data vocabulary in integer units.
+
+Prices are integers in the venue's price units (LOBSTER: USD x 10,000; one tick = 100 units),
+quantities are integer shares, timestamps are integer nanoseconds since midnight (or any epoch
+the feed uses consistently). Floats appear only in metrics, never in book state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+NS_PER_S = 1_000_000_000
+
+
+class Side(IntEnum):
+    """Side of a resting order. Values follow LOBSTER's direction column (1 buy, -1 sell)."""
+
+    BID = 1
+    ASK = -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.ASK if self is Side.BID else Side.BID
+
+
+class EventKind(IntEnum):
+    """Market-by-order event kinds. Values follow LOBSTER's message type column."""
+
+    ADD = 1  # new limit order rests in the book
+    CANCEL = 2  # partial cancellation: qty is the amount removed
+    DELETE = 3  # full deletion of the remaining quantity
+    EXECUTE = 4  # execution of a visible resting order: qty is the amount traded
+    EXECUTE_HIDDEN = 5  # execution against hidden liquidity (no book change)
+    CROSS = 6  # auction cross trade (no book change)
+    HALT = 7  # trading halt indicator (no book change)
+
+
+@dataclass(frozen=True, slots=True)
+class BookEvent:
+    """One market-by-order event. ``qty`` is the quantity the event adds, removes or trades."""
+
+    ts_ns: int
+    kind: EventKind
+    order_id: int
+    qty: int
+    price: int
+    side: Side
+    instrument: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """What the matching rules need to know about a listed instrument.
+
+    ``price_band_bps`` bounds a limit price around a reference price (the last mid or close);
+    ``None`` disables the band.
+    """
+
+    symbol: str
+    tick_size: int = 100  # price units per tick
+    lot_size: int = 1  # shares per lot
+    price_scale: int = 10_000  # price units per currency unit
+    price_band_bps: int | None = 1_000  # +-10% around the reference price
+
+    def __post_init__(self) -> None:
+        if self.tick_size <= 0 or self.lot_size <= 0 or self.price_scale <= 0:
+            raise ValueError(f"instrument {self.symbol!r}: tick, lot and scale must be positive")
+        if self.price_band_bps is not None and self.price_band_bps <= 0:
+            raise ValueError(f"instrument {self.symbol!r}: price band must be positive or None")
+
+    def to_ticks(self, price: int) -> int:
+        return price // self.tick_size
+
+    def to_currency(self, price: int) -> float:
+        return price / self.price_scale
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A fill between an incoming (aggressor) order and a resting (maker) order."""
+
+    ts_ns: int
+    price: int
+    qty: int
+    aggressor_side: Side  # side of the incoming order: BID means a buyer-initiated trade
+    maker_order_id: int
+    taker_order_id: int
