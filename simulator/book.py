@@ -140,6 +140,8 @@ class OrderBook:
         level.orders[order_id] = qty
         level.qty += qty
         orders[order_id] = (side, price)
+        if order_id <= self._next_id:  # a book-style id from elsewhere: never mint it again
+            self._next_id = order_id - 1
 
     def reduce(self, order_id: int, qty: int) -> int:
         """Remove up to ``qty`` from a resting order (partial cancel or fill).

@@ -266,9 +266,7 @@ def load_lobster(
         _, book_raw = _read_member(book_path, book_member)
         book, book_ok = _parse_orderbook(book_raw, name.levels)
         if len(book) != len(msg_ok):
-            raise FeedError(
-                f"{msg_name}: {len(msg_ok)} messages but {len(book)} orderbook rows"
-            )
+            raise FeedError(f"{msg_name}: {len(msg_ok)} messages but {len(book)} orderbook rows")
         both = msg_ok & book_ok
         malformed = int((~both).sum())
         if not both.all():

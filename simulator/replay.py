@@ -84,9 +84,15 @@ def seed_levels_before(
 class FeedReplayer:
     """Applies a market-by-order feed to a book under the policies in the module docstring."""
 
-    def __init__(self, book: OrderBook | None = None) -> None:
+    def __init__(self, book: OrderBook | None = None, *, record_synthetic: bool = False) -> None:
         self.book = book if book is not None else OrderBook()
         self.stats = ReplayStats()
+        # Book changes made by policy rather than by a message (seeds, liquidity entering from
+        # depth, levels dropped beyond it), as ``(kind, order_id, qty, price, side)``; kept
+        # only when asked, so a converter can write them out as synthetic events.
+        self.synthetic: list[tuple[int, int, int, int, int]] | None = (
+            [] if record_synthetic else None
+        )
 
     def seed(self, bids: dict[int, int], asks: dict[int, int]) -> None:
         """Rest one anonymous order per level (liquidity of unknown origin)."""
@@ -94,8 +100,11 @@ class FeedReplayer:
         for side, levels in ((Side.BID, bids), (Side.ASK, asks)):
             for price, qty in sorted(levels.items()):
                 if qty > 0:
-                    book.add(book.mint_id(), int(side), price, qty)
+                    order_id = book.mint_id()
+                    book.add(order_id, int(side), price, qty)
                     self.stats.seeded_levels += 1
+                    if self.synthetic is not None:
+                        self.synthetic.append((1, order_id, qty, price, int(side)))
 
     def _unknown(self, side: int, price: int, qty: int) -> None:
         """Take ``qty`` from anonymous orders at ``(side, price)``, oldest first."""
@@ -167,7 +176,10 @@ class FeedReplayer:
             (-1, 0, 1, EMPTY_ASK_PRICE),
         ):
             if book.level_count(side) > levels:
-                stats.dropped_beyond_depth += len(book.truncate(side, levels))
+                dropped = book.truncate(side, levels)
+                stats.dropped_beyond_depth += len(dropped)
+                if self.synthetic is not None:
+                    self.synthetic.extend((3, o, q, p, side) for o, p, q in dropped)
             known = book.level_count(side)
             if known >= levels:
                 continue
@@ -179,8 +191,11 @@ class FeedReplayer:
                     break
                 beyond = deepest is None or (price < deepest if side > 0 else price > deepest)
                 if beyond and book.level(side, price) is None:
-                    book.add(book.mint_id(), side, price, qty)
+                    order_id = book.mint_id()
+                    book.add(order_id, side, price, qty)
                     stats.entered_from_depth += 1
+                    if self.synthetic is not None:
+                        self.synthetic.append((1, order_id, qty, price, side))
                     deepest = price
 
 
@@ -261,7 +276,12 @@ def check_lobster(day: LobsterDay, *, keep_mismatches: int = 5) -> BookCheckRepo
     snapshot = book.snapshot
     start = time.perf_counter()
     columns = zip(
-        m.kind.tolist(), m.order_id.tolist(), m.qty.tolist(), m.price.tolist(), m.side.tolist()
+        m.kind.tolist(),
+        m.order_id.tolist(),
+        m.qty.tolist(),
+        m.price.tolist(),
+        m.side.tolist(),
+        strict=True,
     )
     for i, (k, o, q, p, s) in enumerate(columns):
         apply(k, o, q, p, s)

@@ -47,6 +47,8 @@ class BookEvent:
     price: int
     side: Side
     instrument: str = ""
+    seq: int = 0  # position in the instrument's feed (ties on ts_ns keep feed order)
+    synthetic: bool = False  # made by a reconciliation policy, not printed by the venue
 
 
 @dataclass(frozen=True, slots=True)

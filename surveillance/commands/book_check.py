@@ -39,8 +39,16 @@ def command(message: Path, orderbook: Path | None, as_json: bool, mismatches: in
         click.echo(json.dumps(report))
         return
     for key in (
-        "instrument", "levels", "rows", "match", "best_level_match", "entered_from_depth",
-        "unknown_order_ids", "unresolved_qty", "malformed_rows", "events_per_s",
+        "instrument",
+        "levels",
+        "rows",
+        "match",
+        "best_level_match",
+        "entered_from_depth",
+        "unknown_order_ids",
+        "unresolved_qty",
+        "malformed_rows",
+        "events_per_s",
     ):
         click.echo(f"{key:>20}: {report[key]}")
     for m in report["first_mismatches"]:  # type: ignore[union-attr]
