@@ -106,11 +106,12 @@ class FeedReplayer:
                     if self.synthetic is not None:
                         self.synthetic.append((1, order_id, qty, price, int(side)))
 
-    def _unknown(self, side: int, price: int, qty: int) -> None:
+    def _unknown(self, side: int, price: int, qty: int) -> int:
         """Take ``qty`` from anonymous orders at ``(side, price)``, oldest first."""
         self.stats.unknown_order_ids += 1
         book = self.book
         level = book.level(side, price)
+        wanted = qty
         if level is not None:
             for order_id in [o for o in level.orders if o < 0]:
                 if qty <= 0:
@@ -118,9 +119,10 @@ class FeedReplayer:
                 qty -= book.reduce(order_id, qty)
         if qty > 0:
             self.stats.unresolved_qty += qty
+        return wanted - qty
 
-    def apply(self, kind: int, order_id: int, qty: int, price: int, side: int) -> None:
-        """Apply one message (LOBSTER column values)."""
+    def apply(self, kind: int, order_id: int, qty: int, price: int, side: int) -> int:
+        """Apply one message (LOBSTER column values); returns the quantity added or removed."""
         book = self.book
         stats = self.stats
         stats.events += 1
@@ -132,6 +134,7 @@ class FeedReplayer:
             else:
                 book.add(order_id, side, price, qty)
                 stats.adds += 1
+                return qty
         elif kind == 3 or kind == 4 or kind == 2:
             if kind == 3:
                 stats.deletes += 1
@@ -141,17 +144,19 @@ class FeedReplayer:
                 stats.cancels += 1
             if order_id in book:
                 if kind == 3:
-                    book.delete(order_id)
-                elif qty > 0:
+                    return book.delete(order_id)
+                if qty > 0:
                     removed = book.reduce(order_id, qty)
                     if removed < qty:
                         stats.overfill_qty += qty - removed
+                    return removed
             elif qty > 0:
-                self._unknown(side, price, qty)
+                return self._unknown(side, price, qty)
         elif kind == 5:
             stats.hidden_executions += 1
         else:
             stats.other_events += 1
+        return 0
 
     def replay(self, messages: Messages) -> ReplayStats:
         """Apply every message, in order. The hot loop of feed replay."""

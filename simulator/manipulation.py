@@ -1,0 +1,424 @@
+"""Manipulation injectors: insert a manipulator's messages into a real market-by-order feed.
+
+The detection benchmark needs real days with known manipulation. An injector replays one
+instrument's normalized events (``simulator.normalized``) through a book and, at scheduled times
+inside a campaign's interval, inserts the messages a venue would print for the manipulator:
+``add`` of its orders, ``delete`` when it cancels them, and ``execute`` events of resting orders
+when its aggressive orders trade (one per maker order, FIFO, like LOBSTER prints a sweep).
+Injected events look like venue events (positive ids above every real id, ``synthetic`` false);
+what was injected is known only from the campaign and its window labels.
+
+Typologies (``intensity`` 1.0 is "moderate"; sizes and rates scale with it):
+
+- spoofing: a large order joins the touch on one side, the manipulator's genuine order rests on
+  the other side and trades, then the large order is cancelled; repeated in cycles.
+- layering: as spoofing, with large orders on several price levels at once.
+- quote stuffing: bursts of adds cancelled within microseconds, at and just behind the touch.
+- momentum ignition: aggressive sweeps through several levels of one side, moving the price.
+- pump and dump: a run of aggressive buys (pump), then aggressive sells unloading the position.
+
+Consistency policy for real messages that refer to liquidity the injected flow consumed: every
+real event that removes liquidity (cancel, delete, execution) removes what is left of it. Its
+quantity is clipped to what was left (``clipped_real_events``) and an event with nothing left is
+dropped (``dropped_real_events``). Real executions keep their makers; the manipulator's genuine
+order is filled by injected executions of that order (a counterparty who took it). The resulting
+feed replays with no unresolved quantity and never crosses the book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from simulator.book import OrderBook
+from simulator.normalized import COLUMNS, KIND_NAMES, KINDS, SIDES
+from simulator.replay import FeedReplayer
+from simulator.types import EventKind
+
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+WINDOW_25M_NS = 25 * 60 * NS_PER_S
+
+_ADD, _DELETE, _EXECUTE = int(EventKind.ADD), int(EventKind.DELETE), int(EventKind.EXECUTE)
+
+# Event tuple: (ts_ns, kind, order_id, qty, price, side, synthetic)
+Event = tuple[int, int, int, int, int, int, bool]
+
+
+class Typology(StrEnum):
+    SPOOFING = "spoofing"
+    LAYERING = "layering"
+    QUOTE_STUFFING = "quote_stuffing"
+    MOMENTUM_IGNITION = "momentum_ignition"
+    PUMP_AND_DUMP = "pump_and_dump"
+
+
+INTENSITIES = {"low": 0.5, "moderate": 1.0, "high": 2.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """One manipulation episode on one instrument."""
+
+    typology: Typology
+    start_ns: int
+    end_ns: int
+    intensity: float = 1.0
+    seed: int = 0
+    tick: int = 100
+    lot: int = 100
+
+    def __post_init__(self) -> None:
+        if self.end_ns <= self.start_ns:
+            raise ValueError("campaign must end after it starts")
+        if self.intensity <= 0:
+            raise ValueError("intensity must be positive")
+
+
+@dataclass(slots=True)
+class InjectionStats:
+    injected_events: int = 0
+    injected_orders: int = 0
+    injected_executions: int = 0
+    injected_traded_qty: int = 0
+    clipped_real_events: int = 0
+    dropped_real_events: int = 0
+    skipped_actions: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Injection:
+    frame: pd.DataFrame
+    campaign: Campaign
+    stats: InjectionStats = field(default_factory=InjectionStats)
+
+
+class _Manipulator:
+    """Emits the manipulator's messages against the current book."""
+
+    def __init__(self, book: OrderBook, first_id: int, out: list[Event], stats: InjectionStats):
+        self.book = book
+        self.next_id = first_id
+        self.out = out
+        self.stats = stats
+        self.own: set[int] = set()
+
+    def _emit(self, event: Event) -> None:
+        self.out.append(event)
+        self.stats.injected_events += 1
+
+    def place(self, ts: int, side: int, price: int, qty: int) -> int | None:
+        if qty <= 0:
+            return None
+        best_opposite = self.book.best_ask if side > 0 else self.book.best_bid
+        if best_opposite is not None and (
+            price >= best_opposite if side > 0 else price <= best_opposite
+        ):
+            self.stats.skipped_actions += 1  # would cross: the injector never crosses the book
+            return None
+        order_id = self.next_id
+        self.next_id += 1
+        self.book.add(order_id, side, price, qty)
+        self.own.add(order_id)
+        self._emit((ts, _ADD, order_id, qty, price, side, False))
+        self.stats.injected_orders += 1
+        return order_id
+
+    def cancel(self, ts: int, order_id: int | None) -> None:
+        if order_id is None or order_id not in self.book:
+            return
+        side, price, qty = self.book.order(order_id)
+        self.book.delete(order_id)
+        self._emit((ts, _DELETE, order_id, qty, price, int(side), False))
+
+    def fill_own(self, ts: int, order_id: int | None) -> None:
+        """A counterparty takes the manipulator's resting order in full."""
+        if order_id is None or order_id not in self.book:
+            return
+        side, price, qty = self.book.order(order_id)
+        self.book.delete(order_id)
+        self._emit((ts, _EXECUTE, order_id, qty, price, int(side), False))
+        self.stats.injected_executions += 1
+        self.stats.injected_traded_qty += qty
+
+    def sweep(self, ts: int, aggressor: int, qty: int, max_levels: int) -> int:
+        """An aggressive order: trade ``qty`` against the opposite side, FIFO, level by level."""
+        resting = -aggressor
+        traded = 0
+        for _ in range(max_levels):
+            level = self.book.best(resting)
+            if level is None or traded >= qty:
+                break
+            price = level.price
+            for maker, maker_qty in list(level.orders.items()):
+                if traded >= qty:
+                    break
+                if maker in self.own:
+                    continue  # no trading with itself
+                take = min(maker_qty, qty - traded)
+                self.book.reduce(maker, take)
+                self._emit((ts, _EXECUTE, maker, take, price, resting, False))
+                self.stats.injected_executions += 1
+                self.stats.injected_traded_qty += take
+                traded += take
+            if self.book.level(resting, price) is not None and traded < qty:
+                break  # only own orders left at this level
+        if traded == 0:
+            self.stats.skipped_actions += 1
+        return traded
+
+    def touch_qty(self, side: int) -> int:
+        level = self.book.best(side)
+        return level.qty if level is not None else 0
+
+
+def _round_lot(qty: float, lot: int) -> int:
+    return max(lot, round(qty / lot) * lot)
+
+
+def _times(rng: np.random.Generator, start: int, end: int, count: int) -> list[int]:
+    """``count`` action times spread over ``[start, end)`` with jitter, sorted."""
+    span = end - start
+    slots = (np.arange(count) + rng.uniform(0.1, 0.9, size=count)) / max(count, 1)
+    return sorted(int(start + s * span) for s in slots)
+
+
+class _Plan:
+    """The campaign's schedule: (time, step) pairs run against the book of that moment."""
+
+    def __init__(self, campaign: Campaign, typical_touch_qty: float) -> None:
+        self.c = campaign
+        self.rng = np.random.default_rng(campaign.seed)
+        self.touch = max(typical_touch_qty, campaign.lot)
+        self.steps: list[tuple[int, int, object]] = []  # (ts, order, closure)
+        self._n = 0
+        scale = (campaign.end_ns - campaign.start_ns) / WINDOW_25M_NS
+        builder = getattr(self, f"_plan_{campaign.typology.value}")
+        builder(campaign.intensity, scale)
+        self.steps.sort(key=lambda s: (s[0], s[1]))
+
+    def at(self, ts: int, step: object) -> None:
+        if self.c.start_ns <= ts < self.c.end_ns:
+            self.steps.append((ts, self._n, step))
+            self._n += 1
+
+    # -- typologies -------------------------------------------------------------------------
+    def _spoof_cycles(self, intensity: float, scale: float, levels: int) -> None:
+        c, rng = self.c, self.rng
+        cycles = max(1, round(8 * intensity * scale))
+        size = _round_lot(self.touch * (3 + 4 * intensity), c.lot)
+        for t0 in _times(rng, c.start_ns, c.end_ns - 10 * NS_PER_S, cycles):
+            push = 1 if rng.random() < 0.5 else -1  # the side the fake interest sits on
+            state: dict[str, object] = {}
+
+            def spoof(m: _Manipulator, ts: int, i: int, push=push, state=state) -> None:
+                if i == 0:
+                    state["best"] = m.book.best_bid if push > 0 else m.book.best_ask
+                best = state["best"]
+                if best is None:
+                    m.stats.skipped_actions += 1
+                    return
+                step = -c.tick if push > 0 else c.tick
+                state[f"spoof{i}"] = m.place(ts, push, best + i * step, size)  # type: ignore[operator]
+
+            def genuine(m: _Manipulator, ts: int, push=push, state=state) -> None:
+                best = m.book.best_ask if push > 0 else m.book.best_bid
+                if best is None:
+                    return
+                state["genuine"] = m.place(ts, -push, best, _round_lot(self.touch, c.lot))
+
+            def trade(m: _Manipulator, ts: int, state=state) -> None:
+                m.fill_own(ts, state.get("genuine"))  # type: ignore[arg-type]
+
+            def withdraw(m: _Manipulator, ts: int, i: int, state=state) -> None:
+                m.cancel(ts, state.get(f"spoof{i}"))  # type: ignore[arg-type]
+
+            hold = int(rng.uniform(1.0, 3.0) * NS_PER_S)
+            withdraw_at = t0 + hold + int(rng.uniform(2.5, 4.0) * NS_PER_S)
+            for i in range(levels):
+                self.at(t0 + i * 1_000, partial(spoof, i=i))
+                self.at(withdraw_at + i * 1_000, partial(withdraw, i=i))
+            self.at(t0 + hold, genuine)
+            self.at(t0 + hold + int(rng.uniform(0.5, 2.0) * NS_PER_S), trade)
+
+    def _plan_spoofing(self, intensity: float, scale: float) -> None:
+        self._spoof_cycles(intensity, scale, levels=1)
+
+    def _plan_layering(self, intensity: float, scale: float) -> None:
+        self._spoof_cycles(intensity, scale, levels=2 + round(2 * intensity))
+
+    def _plan_quote_stuffing(self, intensity: float, scale: float) -> None:
+        c, rng = self.c, self.rng
+        bursts = max(1, round(24 * intensity * scale))
+        per_burst = max(10, round(150 * intensity))
+        for t0 in _times(rng, c.start_ns, c.end_ns - NS_PER_S, bursts):
+            for i in range(per_burst):
+                state: dict[str, int | None] = {}
+
+                def add(m: _Manipulator, ts: int, state=state) -> None:
+                    side = 1 if rng.random() < 0.5 else -1
+                    best = m.book.best_bid if side > 0 else m.book.best_ask
+                    if best is None:
+                        return
+                    behind = int(rng.integers(0, 3)) * c.tick
+                    state["id"] = m.place(
+                        ts, side, best - behind if side > 0 else best + behind, c.lot
+                    )
+
+                def cancel(m: _Manipulator, ts: int, state=state) -> None:
+                    m.cancel(ts, state.get("id"))
+
+                t = t0 + i * 40_000  # 40 microseconds apart, each cancelled 15 microseconds later
+                self.at(t, add)
+                self.at(t + 15_000, cancel)
+
+    def _plan_momentum_ignition(self, intensity: float, scale: float) -> None:
+        c, rng = self.c, self.rng
+        ignitions = max(1, round(5 * intensity * scale))
+        depth = 1 + round(1.5 * intensity)
+        parts = 4  # a handful of aggressive orders a few milliseconds apart
+        for t0 in _times(rng, c.start_ns, c.end_ns - 5 * NS_PER_S, ignitions):
+            direction = 1 if rng.random() < 0.5 else -1
+
+            state: dict[str, int] = {}
+
+            def ignite(m: _Manipulator, ts: int, i: int, direction=direction, state=state) -> None:
+                if i == 0:
+                    levels = m.book.depth(-direction, depth)
+                    state["qty"] = max(c.lot, sum(q for _, q in levels) // parts)
+                m.sweep(ts, direction, state["qty"], depth)
+
+            for i in range(parts):
+                self.at(t0 + i * 3 * NS_PER_MS, partial(ignite, i=i))
+
+    def _plan_pump_and_dump(self, intensity: float, scale: float) -> None:
+        c, rng = self.c, self.rng
+        span = c.end_ns - c.start_ns
+        pump_end = c.start_ns + int(0.7 * span)
+        buys = max(2, round(40 * intensity * scale))
+        position = {"qty": 0}
+        for t in _times(rng, c.start_ns, pump_end, buys):
+
+            def buy(m: _Manipulator, ts: int) -> None:
+                qty = _round_lot(m.touch_qty(-1) * (0.6 + 0.6 * intensity), c.lot)
+                position["qty"] += m.sweep(ts, 1, qty, 2)
+
+            self.at(t, buy)
+        sells = max(2, round(buys * 0.6))
+        for t in _times(rng, pump_end, c.end_ns, sells):
+
+            def sell(m: _Manipulator, ts: int, left=sells) -> None:
+                qty = _round_lot(position["qty"] / max(left, 1) * 1.5, c.lot)
+                position["qty"] -= m.sweep(ts, -1, qty, 3)
+
+            self.at(t, sell)
+
+
+def _columns(frame: pd.DataFrame) -> tuple[list[int], ...]:
+    return (
+        frame["ts_ns"].tolist(),
+        frame["kind"].map({n: int(k) for n, k in KINDS.items()}).tolist(),
+        frame["order_id"].tolist(),
+        frame["qty"].tolist(),
+        frame["price"].tolist(),
+        frame["side"].map({n: int(s) for n, s in SIDES.items()}).tolist(),
+        frame["synthetic"].tolist(),
+    )
+
+
+def typical_touch_qty(frame: pd.DataFrame, sample: int = 2_000) -> float:
+    """Median quantity at the best bid and ask over the day (the scale for order sizes)."""
+    replayer = FeedReplayer(OrderBook())
+    ts, kind, oid, qty, price, side, _ = _columns(frame)
+    every = max(1, len(ts) // sample)
+    seen: list[int] = []
+    for i in range(len(ts)):
+        replayer.apply(kind[i], oid[i], qty[i], price[i], side[i])
+        if i % every == 0:
+            for s in (1, -1):
+                level = replayer.book.best(s)
+                if level is not None:
+                    seen.append(level.qty)
+    return float(np.median(seen)) if seen else 100.0
+
+
+def inject(frame: pd.DataFrame, campaign: Campaign, *, touch_qty: float | None = None) -> Injection:
+    """Insert ``campaign`` into one instrument's normalized events (see the module docstring)."""
+    if frame["instrument"].nunique() > 1:
+        raise ValueError("inject works on one instrument's events at a time")
+    instrument = str(frame["instrument"].iloc[0]) if len(frame) else ""
+    stats = InjectionStats()
+    plan = _Plan(campaign, typical_touch_qty(frame) if touch_qty is None else touch_qty)
+    replayer = FeedReplayer(OrderBook(instrument))
+    out: list[Event] = []
+    first_id = int(max(frame["order_id"].max(), 0)) + 1 if len(frame) else 1
+    manipulator = _Manipulator(replayer.book, first_id, out, stats)
+    steps = plan.steps
+    next_step = 0
+    ts, kind, oid, qty, price, side, synthetic = _columns(frame)
+    apply = replayer.apply
+    for i in range(len(ts)):
+        t = ts[i]
+        while next_step < len(steps) and steps[next_step][0] <= t:
+            step_ts, _, step = steps[next_step]
+            step(manipulator, step_ts)  # type: ignore[operator]
+            next_step += 1
+        k, q = kind[i], qty[i]
+        changed = apply(k, oid[i], q, price[i], side[i])
+        if k in (2, 3, 4) and q > 0 and changed < q:
+            if changed == 0:
+                stats.dropped_real_events += 1
+                continue
+            stats.clipped_real_events += 1
+            q = changed
+        out.append((t, k, oid[i], q, price[i], side[i], synthetic[i]))
+    while next_step < len(steps):  # a campaign running past the feed's last event
+        step_ts, _, step = steps[next_step]
+        step(manipulator, step_ts)  # type: ignore[operator]
+        next_step += 1
+    rows = out  # every step ran at its own time, so the events are already in time order
+    kind_names = {int(k): n for k, n in KIND_NAMES.items()}
+    frame_out = pd.DataFrame(
+        {
+            "ts_ns": np.asarray([r[0] for r in rows], dtype=np.int64),
+            "instrument": instrument,
+            "kind": [kind_names[r[1]] for r in rows],
+            "order_id": np.asarray([r[2] for r in rows], dtype=np.int64),
+            "side": ["bid" if r[5] > 0 else "ask" for r in rows],
+            "price": np.asarray([r[4] for r in rows], dtype=np.int64),
+            "qty": np.asarray([r[3] for r in rows], dtype=np.int64),
+            "seq": np.arange(len(rows), dtype=np.int64),
+            "synthetic": np.asarray([r[6] for r in rows], dtype=bool),
+        },
+        columns=COLUMNS,
+    )
+    return Injection(frame_out, campaign, stats)
+
+
+def window_labels(
+    campaigns: list[Campaign], start_ns: int, end_ns: int, window_ns: int = WINDOW_25M_NS
+) -> list[dict[str, object]]:
+    """One label per window of the grid: manipulated if any campaign overlaps it."""
+    labels: list[dict[str, object]] = []
+    t = start_ns
+    while t < end_ns:
+        w_end = min(t + window_ns, end_ns)
+        hits = [c for c in campaigns if c.start_ns < w_end and c.end_ns > t]
+        labels.append(
+            {
+                "window_start_ns": t,
+                "window_end_ns": w_end,
+                "manipulated": bool(hits),
+                "typology": hits[0].typology.value if hits else None,
+                "intensity": hits[0].intensity if hits else None,
+            }
+        )
+        t = w_end
+    return labels

@@ -1,0 +1,118 @@
+"""Manipulation injectors write consistent feeds with the flow their typology describes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.lobster import load_lobster
+from simulator.manipulation import (
+    NS_PER_S,
+    Campaign,
+    Typology,
+    inject,
+    window_labels,
+)
+from simulator.normalized import lobster_to_frame, to_messages
+from simulator.replay import FeedReplayer
+from tests.conftest import lobster_zip
+
+OPEN_NS = 34_200 * NS_PER_S
+START, END = OPEN_NS + 5 * 60 * NS_PER_S, OPEN_NS + 25 * 60 * NS_PER_S
+
+
+@pytest.fixture(scope="module")
+def first_half_hour(lobster_dir: Path) -> pd.DataFrame:
+    day = load_lobster(lobster_zip(lobster_dir, "GOOG", 10))
+    frame = lobster_to_frame(day)
+    return frame[frame["ts_ns"] < OPEN_NS + 30 * 60 * NS_PER_S].reset_index(drop=True)
+
+
+def replay_checked(frame: pd.DataFrame) -> FeedReplayer:
+    """Replay with plain semantics, asserting the book is never crossed after any timestamp."""
+    replayer = FeedReplayer()
+    m = to_messages(frame)
+    ts = m.ts_ns.tolist()
+    for i, (k, o, q, p, s) in enumerate(
+        zip(
+            m.kind.tolist(),
+            m.order_id.tolist(),
+            m.qty.tolist(),
+            m.price.tolist(),
+            m.side.tolist(),
+            strict=True,
+        )
+    ):
+        replayer.apply(k, o, q, p, s)
+        if i + 1 == len(ts) or ts[i + 1] != ts[i]:
+            bid, ask = replayer.book.best_bid, replayer.book.best_ask
+            assert bid is None or ask is None or bid < ask, f"crossed after event {i}"
+    return replayer
+
+
+@pytest.mark.parametrize("typology", list(Typology))
+def test_injected_feed_is_consistent(first_half_hour: pd.DataFrame, typology: Typology) -> None:
+    injection = inject(first_half_hour, Campaign(typology, START, END, 1.0, seed=3), touch_qty=100)
+    frame = injection.frame
+    assert injection.stats.injected_events > 0
+    assert len(frame) == (
+        len(first_half_hour) + injection.stats.injected_events - injection.stats.dropped_real_events
+    )
+    assert frame["ts_ns"].is_monotonic_increasing
+    assert frame["seq"].tolist() == list(range(len(frame)))
+    replayer = replay_checked(frame)
+    assert replayer.stats.unresolved_qty == 0
+    injected = frame[~frame["order_id"].isin(first_half_hour["order_id"])]
+    assert injected["ts_ns"].between(START, END).all()  # nothing outside the campaign
+    assert not injected["synthetic"].any()
+
+
+def test_spoofing_places_large_orders_and_cancels_them(first_half_hour: pd.DataFrame) -> None:
+    frame = inject(
+        first_half_hour, Campaign(Typology.SPOOFING, START, END, seed=1), touch_qty=100
+    ).frame
+    own = frame[frame["order_id"] > first_half_hour["order_id"].max()]
+    adds, deletes, fills = (own[own["kind"] == k] for k in ("add", "delete", "execute"))
+    assert adds["qty"].max() >= 500  # the fake interest is several times the touch
+    assert len(fills) > 0  # the genuine orders trade
+    spoof_ids = set(adds["order_id"]) - set(fills["order_id"])
+    assert spoof_ids == set(deletes["order_id"])  # every spoof order is withdrawn
+
+
+def test_momentum_ignition_moves_the_price(first_half_hour: pd.DataFrame) -> None:
+    clean = replay_checked(first_half_hour)
+    injection = inject(
+        first_half_hour,
+        Campaign(Typology.MOMENTUM_IGNITION, START, END, 2.0, seed=5),
+        touch_qty=100,
+    )
+    assert injection.stats.injected_executions > 0
+    assert injection.stats.dropped_real_events > 0  # real messages about consumed liquidity
+    assert replay_checked(injection.frame).stats.executions > clean.stats.executions
+
+
+def test_quote_stuffing_intensity_scales_message_count(first_half_hour: pd.DataFrame) -> None:
+    low = inject(first_half_hour, Campaign(Typology.QUOTE_STUFFING, START, END, 0.5), touch_qty=100)
+    high = inject(
+        first_half_hour, Campaign(Typology.QUOTE_STUFFING, START, END, 2.0), touch_qty=100
+    )
+    assert high.stats.injected_events > 3 * low.stats.injected_events
+
+
+def test_same_seed_same_feed(first_half_hour: pd.DataFrame) -> None:
+    campaign = Campaign(Typology.LAYERING, START, END, seed=9)
+    a = inject(first_half_hour, campaign, touch_qty=100).frame
+    b = inject(first_half_hour, campaign, touch_qty=100).frame
+    assert a.equals(b)
+
+
+def test_window_labels_mark_overlapping_windows() -> None:
+    window = 25 * 60 * NS_PER_S
+    campaign = Campaign(Typology.SPOOFING, OPEN_NS + window + 1, OPEN_NS + 2 * window - 1)
+    labels = window_labels([campaign], OPEN_NS, OPEN_NS + 3 * window, window)
+    assert [label["manipulated"] for label in labels] == [False, True, False]
+    assert labels[1]["typology"] == "spoofing"
+    assert np.diff([label["window_start_ns"] for label in labels]).tolist() == [window, window]
