@@ -1,0 +1,86 @@
+"""The detector's scoring, calibration and baselines on windows with known ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from surveillance.detector import (
+    Calibration,
+    historical_diff,
+    score_window,
+    spread_zscore,
+    window_facts,
+)
+from surveillance.metrics import NS_PER_MIN, Trajectory
+
+
+def window(
+    rng: np.random.Generator, *, spread_mean: float = 3.0, cancel: float = 0.45, n: int = 1500
+) -> Trajectory:
+    """A synthetic 25-minute window: Poisson arrivals, a random-walk mid, a noisy spread."""
+    end = 25 * NS_PER_MIN
+    ts = np.sort(rng.integers(0, end, n))
+    kind = rng.choice([0, 1, 2], size=n, p=[(1 - cancel) / 2, (1 - cancel) / 2, cancel])
+    qty = rng.geometric(1 / 100, n)
+    mid = 5_800_000 + np.cumsum(rng.choice([-100, 0, 100], n, p=[0.01, 0.98, 0.01]))
+    spread = rng.poisson(spread_mean, n) + 1
+    bid = mid - (spread // 2) * 100
+    ask = bid + spread * 100
+    return Trajectory(
+        0, end, int(bid[0]), int(ask[0]), ts, kind, qty, rng.random(n) < 0.05, bid, ask
+    )
+
+
+def test_normal_windows_get_roughly_uniform_p_values() -> None:
+    rng = np.random.default_rng(1)
+    p_values = [
+        score_window(window(rng), [window(rng) for _ in range(12)]).p_value for _ in range(16)
+    ]
+    assert np.mean(np.array(p_values) <= 0.1) <= 0.35
+    assert np.mean(p_values) > 0.3
+
+
+@pytest.mark.parametrize(
+    ("change", "fact"),
+    [
+        ({"spread_mean": 6.0}, "spread"),
+        ({"cancel": 0.7}, "cancel_ratio"),
+    ],
+)
+def test_a_changed_market_scores_high_and_names_the_fact(change: dict, fact: str) -> None:
+    rng = np.random.default_rng(2)
+    sims = [window(rng) for _ in range(12)]
+    normal = score_window(window(rng), sims)
+    odd = score_window(window(rng, **change), sims)
+    assert odd.score is not None and normal.score is not None
+    assert odd.score > normal.score + 3
+    assert odd.p_value == pytest.approx(1 / 13)
+    assert fact in odd.diverged()
+    assert odd.facts[fact].ovl < odd.facts[fact].null_mean
+
+
+def test_scoring_needs_enough_rollouts() -> None:
+    rng = np.random.default_rng(3)
+    with pytest.raises(ValueError, match="rollouts"):
+        score_window(window(rng), [window(rng), window(rng)])
+
+
+def test_calibration_sets_threshold_from_false_alarm_rate(tmp_path) -> None:
+    scores = np.random.default_rng(4).normal(size=400)
+    cal = Calibration.fit(scores.tolist(), far=0.05, method="normal windows")
+    assert np.mean(scores > cal.threshold) == pytest.approx(0.05, abs=0.005)
+    cal.save(tmp_path / "cal.json")
+    assert Calibration.load(tmp_path / "cal.json") == cal
+    small = Calibration.fit([1.0, 2.0, 3.0], far=0.05, method="few")
+    assert small.threshold == 3.0 and "only 3" in small.note
+
+
+def test_baselines_react_to_a_wider_spread() -> None:
+    rng = np.random.default_rng(5)
+    history = [window_facts(window(rng)) for _ in range(6)]
+    same = window_facts(window(rng))
+    wide = window_facts(window(rng, spread_mean=7.0))
+    assert spread_zscore(wide, history) > 3 > spread_zscore(same, history)
+    assert historical_diff(wide, history) > historical_diff(same, history)
+    assert historical_diff(same, []) is None and spread_zscore(same, history[:1]) is None
