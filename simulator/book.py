@@ -21,7 +21,7 @@ fork keeps minting fresh ids in its own book without touching the parent's.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterator
+from collections.abc import Iterator, KeysView
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,6 +249,10 @@ class OrderBook:
 
     def __contains__(self, order_id: object) -> bool:
         return order_id in self._orders
+
+    def order_ids(self) -> KeysView[int]:
+        """Ids of every resting order (a live view)."""
+        return self._orders.keys()
 
     def order(self, order_id: int) -> tuple[Side, int, int]:
         """``(side, price, qty)`` of a resting order."""

@@ -349,16 +349,28 @@ def typical_touch_qty(frame: pd.DataFrame, sample: int = 2_000) -> float:
     return float(np.median(seen)) if seen else 100.0
 
 
-def inject(frame: pd.DataFrame, campaign: Campaign, *, touch_qty: float | None = None) -> Injection:
-    """Insert ``campaign`` into one instrument's normalized events (see the module docstring)."""
+def inject(
+    frame: pd.DataFrame,
+    campaign: Campaign,
+    *,
+    touch_qty: float | None = None,
+    book: OrderBook | None = None,
+) -> Injection:
+    """Insert ``campaign`` into one instrument's normalized events (see the module docstring).
+
+    ``book`` is the book before the first event of ``frame`` (left unchanged; a fork is used),
+    so a slice of a day can be manipulated without replaying the day from the open.
+    """
     if frame["instrument"].nunique() > 1:
         raise ValueError("inject works on one instrument's events at a time")
     instrument = str(frame["instrument"].iloc[0]) if len(frame) else ""
     stats = InjectionStats()
     plan = _Plan(campaign, typical_touch_qty(frame) if touch_qty is None else touch_qty)
-    replayer = FeedReplayer(OrderBook(instrument))
+    replayer = FeedReplayer(book.fork() if book is not None else OrderBook(instrument))
     out: list[Event] = []
     first_id = int(max(frame["order_id"].max(), 0)) + 1 if len(frame) else 1
+    if book is not None:
+        first_id = max(first_id, max((o for o in book.order_ids() if o > 0), default=0) + 1)
     manipulator = _Manipulator(replayer.book, first_id, out, stats)
     steps = plan.steps
     next_step = 0
