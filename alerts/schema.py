@@ -1,0 +1,148 @@
+"""The alert message: built from a ``WindowDecision``, validated against a versioned JSON Schema.
+
+``schemas/alert-v1.json`` is the contract with downstream consumers (documented in
+``SCHEMA.md``). Any change that a v1 consumer could not read is a new file and a new
+``schema_version``; v1 stays as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from functools import cache
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jsonschema
+
+from surveillance.pipeline import WindowDecision
+
+SCHEMA_VERSION = 1
+SEVERITIES = ("low", "medium", "high")
+#: Namespace of alert ids: uuid5(ALERT_NAMESPACE, "instrument|start_ns|end_ns|model_version").
+ALERT_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e0a-9c1f-2d8e4b6a0c13")
+#: Default severity bands on the p-value: below 0.001 high, below 0.01 medium, else low.
+SEVERITY_P_VALUES = (0.001, 0.01)
+NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+class AlertSchemaError(ValueError):
+    """An alert message does not follow the schema."""
+
+
+@cache
+def load_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    text = resources.files("alerts").joinpath(f"schemas/alert-v{version}.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def window_id(instrument: str, start_ns: int, end_ns: int, model_version: str) -> str:
+    """Deterministic id of a window's decision and alert (the same for a replay and a live run)."""
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{instrument}|{start_ns}|{end_ns}|{model_version}"))
+
+
+def severity_for(p_value: float | None, bands: tuple[float, float] = SEVERITY_P_VALUES) -> str:
+    """``high`` / ``medium`` / ``low`` from the p-value; no p-value is ``medium``."""
+    if p_value is None:
+        return "medium"
+    if p_value < bands[0]:
+        return "high"
+    return "medium" if p_value < bands[1] else "low"
+
+
+def event_time(
+    ts_ns: int, *, session_date: dt.date | None = None, tz: str = "America/New_York"
+) -> dt.datetime:
+    """UTC time of a feed timestamp.
+
+    A feed's ``ts_ns`` is either nanoseconds since the Unix epoch (UTC), or, for LOBSTER,
+    nanoseconds since midnight of ``session_date`` in the exchange time zone ``tz``.
+    Sub-microsecond digits are truncated (datetime holds microseconds).
+    """
+    if session_date is not None and ts_ns < NS_PER_DAY:
+        midnight = dt.datetime.combine(session_date, dt.time(), tzinfo=ZoneInfo(tz))
+        local = midnight + dt.timedelta(microseconds=ts_ns // 1000)
+        return local.astimezone(dt.UTC)
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ts_ns // 1000)
+
+
+def iso(ts: dt.datetime) -> str:
+    return ts.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def build_alert(
+    decision: WindowDecision,
+    *,
+    config_version: str,
+    session_date: dt.date | None = None,
+    tz: str = "America/New_York",
+    severity: str | None = None,
+) -> dict[str, Any]:
+    """The alert message of a decision (whether or not it alerted; callers publish alerts)."""
+    facts = [
+        {
+            "name": name,
+            "overlap": float(overlap),
+            "baseline": _opt_float(decision.baselines.get(name)),
+            "diverged": name in decision.diverged,
+        }
+        for name, overlap in sorted(decision.facts.items(), key=lambda kv: (kv[1], kv[0]))
+    ]
+    alert = {
+        "schema_version": SCHEMA_VERSION,
+        "alert_id": window_id(
+            decision.instrument, decision.start_ns, decision.end_ns, decision.model_version
+        ),
+        "instrument": decision.instrument,
+        "window": {
+            "start": iso(event_time(decision.start_ns, session_date=session_date, tz=tz)),
+            "end": iso(event_time(decision.end_ns, session_date=session_date, tz=tz)),
+            "start_ns": decision.start_ns,
+            "end_ns": decision.end_ns,
+        },
+        "score": _opt_float(decision.score),
+        "p_value": _opt_float(decision.p_value),
+        "severity": severity or severity_for(decision.p_value),
+        "facts": facts,
+        "diverged_facts": list(decision.diverged),
+        "baselines": {k: float(v) for k, v in sorted(decision.baselines.items())},
+        "model_version": decision.model_version,
+        "config_version": config_version,
+        "n_events": decision.n_events,
+    }
+    validate_alert(alert)
+    return alert
+
+
+def validate_alert(alert: Any) -> None:
+    """Raise ``AlertSchemaError`` (naming the offending field) unless ``alert`` follows v1."""
+    validator = jsonschema.Draft202012Validator(load_schema(SCHEMA_VERSION))
+    errors = sorted(validator.iter_errors(alert), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(root)"
+        raise AlertSchemaError(f"alert {where}: {first.message}")
+    # What JSON Schema cannot say.
+    window = alert["window"]
+    for key in ("start", "end"):
+        try:
+            dt.datetime.fromisoformat(window[key])
+        except ValueError:
+            raise AlertSchemaError(f"alert window/{key}: not ISO 8601: {window[key]!r}") from None
+    if window["end_ns"] <= window["start_ns"]:
+        raise AlertSchemaError("alert window: end_ns must be after start_ns")
+    names = {f["name"] for f in alert["facts"]}
+    unknown = [n for n in alert["diverged_facts"] if n not in names]
+    if unknown:
+        raise AlertSchemaError(f"alert diverged_facts: not among facts: {unknown}")
+    if not math.isfinite(alert["score"]):
+        raise AlertSchemaError("alert score: must be finite")
+
+
+def _opt_float(value: float | None) -> float | None:
+    return None if value is None else float(value)

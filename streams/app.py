@@ -1,0 +1,472 @@
+"""The surveillance stream worker (faust).
+
+``build_app(settings, scorer=..., store=...)`` constructs everything from one typed settings
+object; nothing connects at import. What it declares, plainly:
+
+- topics: input events (raw bytes, key = instrument), alerts, dead letter (``streams.topics``);
+- table ``dead_letters``: dead-lettered records counted per ``"partition:reason"``
+  (changelogged, so the count survives a restart; the state page sums it per reason);
+- agent ``surveillance-events`` on the input topic: decode the record, call the core
+  (``EventProcessor``), send what comes out;
+- web page ``/surveillance/state/``: counters and a digest of every instrument's book.
+
+The core is ``EventProcessor``: plain Python, no faust. A record becomes either a dead letter
+(with its reason) or an event applied to its instrument's ``InstrumentPipeline`` (book through
+``FeedReplayer`` + event-time windows). Closed windows are scored by the injected
+``WindowScorer`` in an executor (thread or process pool, off the event loop); each decision is
+stored (``AlertStore.put_decision``), and an alert is published and stored (``put``, idempotent
+on the deterministic id).
+
+Delivery: alerts are at least once on the topic (consumers deduplicate on ``alert_id``), once in
+the store. Book state is in memory: a worker assigned an input partition with a committed offset
+(a restart, a rebalance) first re-reads it up to that offset (``streams.recovery``), so its books
+and open windows are what an uninterrupted worker would hold; revoked partitions' books are
+dropped. Windows being scored when a worker dies are lost: they were closed by records before
+the committed offset, and the rebuild does not score again (known gap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import importlib
+import json
+import logging
+import multiprocessing
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from alerts.schema import build_alert
+from alerts.store import AlertStore
+from simulator.book import OrderBook
+from simulator.types import BookEvent
+from streams.records import MalformedRecord, dead_letter, decode_event, is_end_of_stream
+from streams.recovery import rebuild
+from streams.settings import StreamSettings
+from streams.topics import DEAD_LETTER_TABLE, TopicNames
+from surveillance.pipeline import (
+    ClosedWindow,
+    InstrumentPipeline,
+    WindowDecision,
+    WindowScorer,
+    score_window,
+)
+
+log = logging.getLogger(__name__)
+
+STATE_PATH = "/surveillance/state/"
+
+
+def book_digest(book: OrderBook) -> dict[str, Any]:
+    """Every level of both sides as ``[price, qty, orders]`` (best first) and the order count."""
+    out: dict[str, Any] = {"orders": len(book)}
+    for name, side in (("bids", 1), ("asks", -1)):
+        out[name] = [[lvl.price, lvl.qty, len(lvl.orders)] for lvl in book.iter_levels(side)]
+    return out
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one input record produced."""
+
+    event: BookEvent | None = None
+    dead_letter: bytes | None = None
+    reason: str | None = None
+    closed: list[ClosedWindow] = field(default_factory=list)
+
+
+class EventProcessor:
+    """The worker's core, without faust: records in, dead letters and closed windows out."""
+
+    def __init__(self, *, window_ns: int, origin_ns: int = 0) -> None:
+        self.window_ns = window_ns
+        self.origin_ns = origin_ns
+        self.pipelines: dict[str, InstrumentPipeline] = {}
+        self.counts: Counter[str] = Counter()
+        self.dead_letters: Counter[str] = Counter()
+        self.partition_of: dict[str, tuple[str, int]] = {}
+
+    def pipeline(self, instrument: str) -> InstrumentPipeline:
+        pipe = self.pipelines.get(instrument)
+        if pipe is None:
+            pipe = self.pipelines[instrument] = InstrumentPipeline(
+                instrument, window_ns=self.window_ns, origin_ns=self.origin_ns
+            )
+        return pipe
+
+    def handle(
+        self,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Any,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> Outcome:
+        self.counts["records"] += 1
+        if is_end_of_stream(headers):
+            self.counts["end_of_stream"] += 1
+            instrument = (key or b"").decode("utf-8", errors="replace")
+            pipe = self.pipelines.get(instrument)
+            closed = pipe.flush() if pipe is not None else []
+            self.counts["windows_closed"] += len(closed)
+            return Outcome(closed=closed)
+        try:
+            event = decode_event(key, value)
+        except MalformedRecord as exc:
+            return self._dead_letter(key, value, exc.reason, exc.detail, topic, partition, offset)
+        self.counts["events"] += 1
+        self.partition_of[event.instrument] = (topic, partition)
+        try:
+            closed = self.pipeline(event.instrument).on_event(event)
+        except Exception as exc:
+            # A bug or an unforeseen input must not stop the agent (a crashed faust agent
+            # leaves a worker that consumes nothing); the record is dead-lettered and logged.
+            log.exception("processing failed at %s[%d]@%d", topic, partition, offset)
+            self.counts["processing_errors"] += 1
+            return self._dead_letter(
+                key, value, "processing_error", repr(exc), topic, partition, offset
+            )
+        self.counts["windows_closed"] += len(closed)
+        return Outcome(event=event, closed=closed)
+
+    def _dead_letter(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        detail: str,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> Outcome:
+        self.counts["dead_letters"] += 1
+        self.dead_letters[reason] += 1
+        letter = dead_letter(
+            key=key,
+            value=value,
+            reason=reason,
+            detail=detail,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
+        return Outcome(dead_letter=letter, reason=reason)
+
+    def drop_partitions(self, revoked: set[tuple[str, int]]) -> list[str]:
+        """Forget the instruments of revoked partitions (their new owner rebuilds them).
+
+        Returns the instruments dropped. Their open windows are lost, not decided.
+        """
+        dropped = sorted(i for i, tp in self.partition_of.items() if tp in revoked)
+        for instrument in dropped:
+            self.pipelines.pop(instrument, None)
+            del self.partition_of[instrument]
+        self.counts["instruments_dropped"] += len(dropped)
+        return dropped
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.counts),
+            "dead_letters": dict(self.dead_letters),
+            "instruments": {
+                name: {
+                    "book": book_digest(pipe.book),
+                    "stats": pipe.replayer.stats.as_dict(),
+                    "open_window": pipe.open_window,
+                    "late_events": pipe.late_events,
+                }
+                for name, pipe in sorted(self.pipelines.items())
+            },
+        }
+
+
+def load_scorer(spec: str, settings: StreamSettings) -> WindowScorer:
+    """``module:attribute`` of a factory ``(settings) -> WindowScorer``."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"scorer must be 'module:factory', got {spec!r}")
+    factory = getattr(importlib.import_module(module_name), attr)
+    scorer = factory(settings)
+    if not isinstance(scorer, WindowScorer):
+        raise TypeError(f"{spec} did not return a WindowScorer (needs model_version, __call__)")
+    return scorer
+
+
+class Decisions:
+    """Scores closed windows off the event loop, stores decisions, publishes alerts."""
+
+    def __init__(
+        self,
+        *,
+        settings: StreamSettings,
+        scorer: WindowScorer | None,
+        store: AlertStore | None,
+        alerts_topic: Any,
+    ) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.store = store
+        self.alerts_topic = alerts_topic
+        self.counts: Counter[str] = Counter()
+        self.pending: set[asyncio.Task[None]] = set()
+        self._pool: concurrent.futures.Executor | None = None
+        # The store is written from one thread: SQLite connections and ordering stay simple.
+        self._store_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._warned = False
+
+    @property
+    def pool(self) -> concurrent.futures.Executor:
+        if self._pool is None:
+            n = self.settings.executor_workers
+            if self.settings.executor == "process":
+                # spawn, not fork: the worker has threads (the Kafka consumer) that a fork
+                # would copy mid-lock; the scorer and its windows are pickled to the pool.
+                context = multiprocessing.get_context("spawn")
+                self._pool = concurrent.futures.ProcessPoolExecutor(n, mp_context=context)
+            else:
+                self._pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="score")
+        return self._pool
+
+    def submit(self, windows: list[ClosedWindow]) -> None:
+        if not windows:
+            return
+        if self.scorer is None:
+            self.counts["windows_unscored"] += len(windows)
+            if not self._warned:
+                log.warning("no scorer configured (SURV_SCORER): closed windows are not scored")
+                self._warned = True
+            return
+        for window in windows:
+            task = asyncio.ensure_future(self._decide(window))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    async def _decide(self, window: ClosedWindow) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.scorer is not None
+        try:
+            decision: WindowDecision = await loop.run_in_executor(
+                self.pool, score_window, self.scorer, window
+            )
+        except Exception:
+            self.counts["scoring_errors"] += 1
+            log.exception(
+                "scoring failed for %s window %d..%d",
+                window.instrument,
+                window.start_ns,
+                window.end_ns,
+            )
+            return
+        self.counts["decisions"] += 1
+        alert = None
+        if decision.alert:
+            alert = build_alert(
+                decision,
+                # A scorer that knows its configuration's version (a digest) stamps it.
+                config_version=getattr(self.scorer, "config_version", None)
+                or self.settings.config_version,
+                session_date=self.settings.session_date,
+                tz=self.settings.exchange_tz,
+            )
+            await self.alerts_topic.send(
+                key=decision.instrument.encode(),
+                value=json.dumps(alert, separators=(",", ":")).encode(),
+            )
+            self.counts["alerts_published"] += 1
+        if self.store is not None:
+            new_alert = await loop.run_in_executor(self._store_pool, self._store, decision, alert)
+            if new_alert:
+                self.counts["alerts_stored"] += 1
+
+    def _store(self, decision: WindowDecision, alert: dict[str, Any] | None) -> bool:
+        assert self.store is not None
+        self.store.put_decision(decision=decision)
+        return self.store.put(alert=alert) if alert is not None else False
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        if self.pending:
+            await asyncio.wait(set(self.pending), timeout=timeout_s)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._store_pool.shutdown(wait=True)
+
+
+@dataclass(slots=True)
+class SurveillanceApp:
+    """The faust app and what it declares, built by ``build_app``."""
+
+    app: faust.App
+    settings: StreamSettings
+    topics: TopicNames
+    processor: EventProcessor
+    decisions: Decisions
+    events_topic: Any
+    alerts_topic: Any
+    dead_letter_topic: Any
+    dead_letter_table: Any
+    agent: Any
+    started_at: float = field(default_factory=time.time)
+
+
+def build_app(
+    settings: StreamSettings,
+    *,
+    scorer: WindowScorer | None = None,
+    store: AlertStore | None = None,
+) -> SurveillanceApp:
+    """Construct the faust app (no connection is made until a worker starts it)."""
+    names = TopicNames.for_prefix(settings.topic_prefix)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store=settings.faust_store,
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_session_timeout=settings.session_timeout_s,
+        web_enabled=settings.web_enabled,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        autodiscover=False,
+    )
+
+    def raw_topic(name: str, partitions: int) -> Any:
+        # Bytes in, bytes out: decoding is ours, so a bad record becomes a dead letter.
+        return app.topic(
+            name,
+            partitions=partitions,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    events_topic = raw_topic(names.events, settings.partitions)
+    alerts_topic = raw_topic(names.alerts, settings.partitions)
+    dead_letter_topic = raw_topic(names.dead_letter, 1)
+    dead_letter_table = app.Table(
+        DEAD_LETTER_TABLE,
+        default=int,
+        partitions=settings.partitions,
+        key_type=str,
+        value_type=int,
+        help="dead-lettered input records per reason",
+    )
+    processor = EventProcessor(window_ns=settings.window_ns, origin_ns=settings.window_origin_ns)
+    decisions = Decisions(settings=settings, scorer=scorer, store=store, alerts_topic=alerts_topic)
+
+    async def process_events(stream: Any) -> None:
+        async for record in stream.events():
+            msg = record.message
+            outcome = processor.handle(
+                key=record.key,
+                value=record.value,
+                headers=msg.headers,
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+            )
+            if outcome.dead_letter is not None:
+                # Keyed by source partition: a key is then always written to the same
+                # changelog partition (faust writes the event's), so recovery restores it.
+                dead_letter_table[f"{msg.partition}:{outcome.reason}"] += 1
+                await dead_letter_topic.send(key=record.key, value=outcome.dead_letter)
+            decisions.submit(outcome.closed)
+
+    agent = app.agent(events_topic, name="surveillance-events")(process_events)
+
+    @app.page(STATE_PATH)
+    async def state(web: Any, request: Any) -> Any:
+        body = processor.state()
+        per_reason: Counter[str] = Counter()
+        for key, count in dead_letter_table.items():
+            per_reason[key.partition(":")[2]] += count
+        body["dead_letter_table"] = dict(per_reason)
+        body["decisions"] = dict(decisions.counts) | {"pending": len(decisions.pending)}
+        body["assignment"] = sorted(
+            [tp.topic, tp.partition] for tp in app.assignor.assigned_actives()
+        )
+        # Ready: assigned, books rebuilt, tables recovered, no rebalance under way.
+        body["ready"] = bool(
+            body["assignment"]
+            and not app.rebalancing
+            and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+            and not rebuilding
+        )
+        return web.json(body)
+
+    owned: set[tuple[str, int]] = set()  # input partitions whose books this worker holds
+    rebuilding: set[tuple[str, int]] = set()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(app_: Any, assigned: Any, **kwargs: Any) -> None:
+        log.info("partitions assigned: %s", sorted((tp.topic, tp.partition) for tp in assigned))
+        inputs = {(tp.topic, tp.partition) for tp in assigned if tp.topic == names.events}
+        new = sorted(inputs - owned)
+        owned.intersection_update(inputs)
+        owned.update(inputs)
+        if not new or not settings.rebuild_on_assign:
+            return
+        # Partitions are paused during this signal: the agent resumes after the rebuild.
+        rebuilding.update(new)
+        try:
+            report = await rebuild(
+                processor, bootstrap=settings.bootstrap, group_id=app.conf.id, partitions=new
+            )
+        except Exception:
+            processor.counts["rebuild_failures"] += 1
+            log.exception("could not rebuild the books of %s; they start empty", new)
+            return
+        finally:
+            rebuilding.difference_update(new)
+        processor.counts["rebuilt_records"] += report.records
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(app_: Any, revoked: Any, **kwargs: Any) -> None:
+        gone = {(tp.topic, tp.partition) for tp in revoked}
+        owned.difference_update(gone)
+        dropped = processor.drop_partitions(gone)
+        if dropped:
+            log.warning(
+                "partitions revoked: dropped the in-memory books and open windows of %s",
+                ", ".join(dropped),
+            )
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def on_shutdown(app_: Any, **kwargs: Any) -> None:
+        # Windows being scored finish and are stored before the worker stops (bounded).
+        await decisions.drain(timeout_s=30.0)
+
+    return SurveillanceApp(
+        app=app,
+        settings=settings,
+        topics=names,
+        processor=processor,
+        decisions=decisions,
+        events_topic=events_topic,
+        alerts_topic=alerts_topic,
+        dead_letter_topic=dead_letter_topic,
+        dead_letter_table=dead_letter_table,
+        agent=agent,
+    )
+
+
+def run_worker(surv: SurveillanceApp, *, loglevel: str = "info") -> None:
+    """Run the worker until SIGTERM / SIGINT (blocking)."""
+    from faust.worker import Worker
+
+    worker = Worker(surv.app, loglevel=loglevel, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        surv.decisions.close()
