@@ -88,11 +88,17 @@ def build_alert(
         {
             "name": name,
             "overlap": float(overlap),
-            "baseline": _opt_float(decision.baselines.get(name)),
+            "expected": _opt_float(decision.expected.get(name)),
             "diverged": name in decision.diverged,
         }
         for name, overlap in sorted(decision.facts.items(), key=lambda kv: (kv[1], kv[0]))
     ]
+    if severity is None:
+        severity = (
+            decision.severity
+            if decision.severity in SEVERITIES
+            else severity_for(decision.p_value)
+        )
     alert = {
         "schema_version": SCHEMA_VERSION,
         "alert_id": window_id(
@@ -107,10 +113,11 @@ def build_alert(
         },
         "score": _opt_float(decision.score),
         "p_value": _opt_float(decision.p_value),
-        "severity": severity or severity_for(decision.p_value),
+        "severity": severity,
+        "threshold": _opt_float(decision.threshold),
         "facts": facts,
         "diverged_facts": list(decision.diverged),
-        "baselines": {k: float(v) for k, v in sorted(decision.baselines.items())},
+        "baselines": {k: _opt_float(v) for k, v in sorted(decision.baselines.items())},
         "model_version": decision.model_version,
         "config_version": config_version,
         "n_events": decision.n_events,

@@ -184,9 +184,16 @@ class Calibration:
     that at most a fraction ``far`` of the normal windows exceed). With fewer than ``1 / far``
     normal windows that quantile is the largest one seen, which is said in ``note``.
 
+    The normal scores are kept, so a window's score also gets a p-value that is calibrated on
+    real normal windows (a conformal p-value: the share of normal windows scoring at least as
+    high), and a severity from how far it clears the threshold in units of the normal scores'
+    spread (median absolute deviation): low below 1, medium below 3, high beyond.
+
     >>> cal = Calibration.fit(list(range(100)), far=0.05, method="test")
     >>> cal.threshold, cal.is_alert(96.0), cal.is_alert(94.0)
-    (95.0, True, False)
+    (94.0, True, False)
+    >>> round(cal.p_value(97.5), 3), cal.severity(96.0), cal.severity(300.0)
+    (0.03, 'low', 'high')
     """
 
     threshold: float
@@ -194,9 +201,20 @@ class Calibration:
     n_normal: int
     method: str
     note: str = ""
+    normal_scores: list[float] = field(default_factory=list)
+    model_version: str = ""
+    config_version: str = ""
 
     @classmethod
-    def fit(cls, normal_scores: Sequence[float], *, far: float, method: str) -> Calibration:
+    def fit(
+        cls,
+        normal_scores: Sequence[float | None],
+        *,
+        far: float,
+        method: str,
+        model_version: str = "",
+        config_version: str = "",
+    ) -> Calibration:
         if not 0 < far < 1:
             raise ValueError("false-alarm rate must be in (0, 1)")
         scores = np.sort(np.asarray([s for s in normal_scores if s is not None], dtype=float))
@@ -208,10 +226,36 @@ class Calibration:
         if len(scores) < 1 / far:
             note = f"only {len(scores)} normal windows: threshold is their maximum"
             k = len(scores) - 1
-        return cls(float(scores[k]), far, len(scores), method, note)
+        return cls(
+            float(scores[k]),
+            far,
+            len(scores),
+            method,
+            note,
+            [round(float(x), 6) for x in scores],
+            model_version,
+            config_version,
+        )
 
     def is_alert(self, score: float | None) -> bool:
         return score is not None and score > self.threshold
+
+    def p_value(self, score: float | None) -> float | None:
+        if score is None or not self.normal_scores:
+            return None
+        scores = np.asarray(self.normal_scores)
+        return (1 + int((scores >= score).sum())) / (len(scores) + 1)
+
+    def severity(self, score: float | None) -> str:
+        """``none`` for a window that does not alert, else ``low`` / ``medium`` / ``high``."""
+        if not self.is_alert(score):
+            return "none"
+        assert score is not None
+        scores = np.asarray(self.normal_scores or [self.threshold])
+        mad = float(np.median(np.abs(scores - np.median(scores)))) * 1.4826
+        scale = max(mad, 1e-9)
+        excess = (score - self.threshold) / scale
+        return "low" if excess < 1 else "medium" if excess < 3 else "high"
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")

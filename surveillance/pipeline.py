@@ -31,13 +31,16 @@ counted in the open window, and counted in ``late_events``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from simulator.book import OrderBook
 from simulator.replay import FeedReplayer
 from simulator.types import BookEvent
+from surveillance.metrics import window_facts
+from surveillance.scoring import trajectory_from_events
 
 ClosedBy = Literal["event", "end_of_stream"]
 
@@ -57,6 +60,17 @@ class ClosedWindow:
     history: tuple[BookEvent, ...] = ()
     history_book: OrderBook | None = None
     open_mid: float | None = None  # first two-sided mid of the instrument's stream
+    # The window's real stylized-fact samples and those of the instrument's earlier windows
+    # (newest last), computed in order as windows close: the baselines compare with them.
+    real_facts: Mapping[str, Any] | None = None
+    earlier_facts: tuple[Mapping[str, Any], ...] = ()
+    # Where the real window stops: end_ns, or just after the last event for a window closed by
+    # the end of the stream (a session's last window is usually cut short).
+    observed_end_ns: int | None = None
+
+    @property
+    def horizon_end_ns(self) -> int:
+        return self.end_ns if self.observed_end_ns is None else self.observed_end_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +82,14 @@ class WindowScore:
     alert: bool
     facts: Mapping[str, float] = field(default_factory=dict)  # overlap per stylized fact
     diverged: tuple[str, ...] = ()  # facts that diverged from the simulated futures
-    baselines: Mapping[str, float] = field(default_factory=dict)  # normal overlap per fact
+    # Scores of the baseline detectors on the same window (historical_diff, spread_zscore).
+    baselines: Mapping[str, float | None] = field(default_factory=dict)
+    # Overlap expected of a normal window per fact (the simulation-versus-simulation mean).
+    expected: Mapping[str, float] = field(default_factory=dict)
+    threshold: float | None = None
+    severity: str = "none"
+    # Everything behind the verdict (per-fact null statistics, evidence for the report).
+    detail: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +104,14 @@ class WindowDecision:
     alert: bool
     facts: Mapping[str, float]
     diverged: tuple[str, ...]
-    baselines: Mapping[str, float]
+    baselines: Mapping[str, float | None]
     model_version: str
     n_events: int
     closed_by: ClosedBy
+    expected: Mapping[str, float] = field(default_factory=dict)
+    threshold: float | None = None
+    severity: str = "none"
+    detail: Mapping[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -125,6 +150,10 @@ def decide(window: ClosedWindow, score: WindowScore, model_version: str) -> Wind
         model_version=model_version,
         n_events=len(window.events),
         closed_by=window.closed_by,
+        expected=dict(score.expected),
+        threshold=score.threshold,
+        severity=score.severity,
+        detail=dict(score.detail),
     )
 
 
@@ -143,12 +172,16 @@ class InstrumentPipeline:
         window_ns: int,
         origin_ns: int = 0,
         replayer: FeedReplayer | None = None,
+        tick_size: int = 100,
+        baseline_windows: int = 6,
     ) -> None:
         if window_ns <= 0:
             raise ValueError(f"window length must be positive, got {window_ns} ns")
         self.instrument = instrument
         self.window_ns = window_ns
         self.origin_ns = origin_ns
+        self.tick_size = tick_size
+        self._earlier: deque[Mapping[str, Any]] = deque(maxlen=baseline_windows)
         self.replayer = replayer if replayer is not None else FeedReplayer(OrderBook(instrument))
         self.late_events = 0
         self.open_mid: float | None = None
@@ -197,17 +230,30 @@ class InstrumentPipeline:
 
     def _close(self, closed_by: ClosedBy) -> ClosedWindow:
         assert self._start_ns is not None and self._opening is not None
+        start, end = self._start_ns, self._start_ns + self.window_ns
+        events = tuple(self._events)
+        observed_end = None
+        if closed_by == "end_of_stream" and events:
+            observed_end = min(end, max(e.ts_ns for e in events) + 1)
+        real = trajectory_from_events(
+            self._opening, events, start, observed_end or end, self.tick_size
+        )
+        facts = window_facts(real)
         window = ClosedWindow(
             self.instrument,
-            self._start_ns,
-            self._start_ns + self.window_ns,
+            start,
+            end,
             self._opening,
-            tuple(self._events),
+            events,
             closed_by,
             self._history,
             self._history_book,
             self.open_mid,
+            facts,
+            tuple(self._earlier),
+            observed_end,
         )
+        self._earlier.append(facts)
         self._history, self._history_book = window.events, window.opening_book
         self._start_ns = None
         self._opening = None

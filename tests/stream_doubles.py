@@ -30,7 +30,7 @@ class EventCountTestScorer:
             alert=n >= self.min_events,
             facts={"test_fact": 0.5},
             diverged=("test_fact",),
-            baselines={"test_fact": 0.9},
+            expected={"test_fact": 0.9},
         )
 
 

@@ -41,7 +41,8 @@ def decision(
         alert=alert,
         facts={"spread": 0.61, "volatility": 0.88, "buy_ratio": 0.93},
         diverged=("spread",),
-        baselines={"spread": 0.97, "volatility": 0.87, "buy_ratio": 0.93},
+        baselines={"historical_diff": 0.21, "spread_zscore": None},
+        expected={"spread": 0.97, "volatility": 0.87, "buy_ratio": 0.93},
         model_version=model_version,
         n_events=1234,
         closed_by="event",
@@ -78,14 +79,15 @@ def test_lobster_time_is_rendered_in_utc_from_the_session_date() -> None:
     assert event_time(0) == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def test_facts_list_diverged_ones_with_overlap_and_baseline() -> None:
+def test_facts_list_diverged_ones_with_overlap_and_expectation() -> None:
     alert = alert_of(decision())
     assert alert["facts"][0] == {
         "name": "spread",
         "overlap": 0.61,
-        "baseline": 0.97,
+        "expected": 0.97,
         "diverged": True,
     }
+    assert alert["baselines"] == {"historical_diff": 0.21, "spread_zscore": None}
     assert alert["diverged_facts"] == ["spread"]
     assert alert["severity"] == "medium"
     assert [severity_for(p) for p in (0.0001, 0.005, 0.2, None)] == [

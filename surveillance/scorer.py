@@ -1,0 +1,146 @@
+"""``SimulationScorer``: the ``WindowScorer`` of the product (offline replay and stream worker).
+
+It forks rollouts from the window's opening book with an order generator (the trained order
+model by default), scores the real window against them (``surveillance.detector``), adds the
+baselines against the instrument's earlier windows, and applies the calibrated threshold.
+
+A scorer is picklable (the worker may score in a process pool): it carries only its settings;
+the generator, which may hold a torch model, is built lazily once per process.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simulator.generators import EmpiricalGenerator
+from simulator.rollout import OrderGenerator
+from surveillance.detector import Calibration, historical_diff, spread_zscore
+from surveillance.pipeline import ClosedWindow, WindowScore
+from surveillance.scoring import DetectionConfig, simulate_window, window_seed
+
+GENERATORS = ("lmm", "empirical")
+
+# One generator per (kind, checkpoint, device) per process: loading a model per window would
+# dominate the cost of scoring it.
+_GENERATORS: dict[tuple[str, str, str], OrderGenerator] = {}
+
+
+def checkpoint_version(path: str | Path | None) -> str:
+    """``lmm-<name>-<crc of the weights>``: changes whenever the weights do."""
+    from models.checkpoint import DEFAULT_CHECKPOINT  # local: keeps torch out of the core
+
+    p = Path(path) if path is not None else Path(DEFAULT_CHECKPOINT)
+    if not p.exists():
+        raise FileNotFoundError(f"no model checkpoint at {p}")
+    return f"lmm-{p.stem}-{zlib.crc32(p.read_bytes()):08x}"
+
+
+def make_generator(kind: str, model_path: str | None = None, device: str = "cpu") -> OrderGenerator:
+    key = (kind, str(model_path), device)
+    generator = _GENERATORS.get(key)
+    if generator is None:
+        if kind == "lmm":
+            from models.generator import load_generator
+
+            generator = (
+                load_generator(device=device)
+                if model_path is None
+                else load_generator(model_path, device=device)
+            )
+        elif kind == "empirical":
+            generator = EmpiricalGenerator()
+        else:
+            raise ValueError(f"unknown generator {kind!r}; choose from {', '.join(GENERATORS)}")
+        _GENERATORS[key] = generator
+    return generator
+
+
+@dataclass(slots=True)
+class SimulationScorer:
+    """Scores a closed window against its simulated futures (see the module docstring)."""
+
+    config: DetectionConfig
+    generator: str = "lmm"
+    model_path: str | None = None
+    device: str = "cpu"
+    calibration: Calibration | None = None
+    model_version: str = ""
+    config_version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.generator not in GENERATORS:
+            raise ValueError(f"unknown generator {self.generator!r}")
+        if not self.model_version:
+            self.model_version = (
+                checkpoint_version(self.model_path) if self.generator == "lmm" else "empirical-v1"
+            )
+        if not self.config_version:
+            self.config_version = self.config.version()
+
+    def __call__(self, window: ClosedWindow) -> WindowScore:
+        config = self.config
+        facts = window.real_facts
+        earlier = list(window.earlier_facts)
+        baselines: dict[str, float | None] = {"historical_diff": None, "spread_zscore": None}
+        if facts is not None:
+            baselines["historical_diff"] = historical_diff(facts, earlier, config.facts)  # type: ignore[arg-type]
+            baselines["spread_zscore"] = spread_zscore(facts, earlier)  # type: ignore[arg-type]
+        if not window.history or not window.events:
+            # The model forks from the book *and* the recent order flow; a stream's first
+            # window has no earlier flow, so it is decided without a score (never an alert).
+            reason = "no earlier order flow as context" if window.events else "no events"
+            return WindowScore(
+                score=None,
+                p_value=None,
+                alert=False,
+                baselines=baselines,
+                detail={"skipped": reason, "calibrated": self.calibration is not None},
+            )
+        open_mid = window.open_mid
+        if open_mid is None:
+            mid = window.opening_book.mid
+            open_mid = float(mid) if mid is not None else 0.0
+        scored = simulate_window(
+            instrument=window.instrument,
+            start_ns=window.start_ns,
+            end_ns=window.horizon_end_ns,
+            opening_book=window.opening_book,
+            events=window.events,
+            history=window.history,
+            history_book=window.history_book,
+            open_mid=open_mid,
+            generator=make_generator(self.generator, self.model_path, self.device),
+            config=config,
+            real_facts=facts,  # type: ignore[arg-type]
+        )
+        verdict = scored.verdict
+        cal = self.calibration
+        alert = cal.is_alert(verdict.score) if cal is not None else False
+        detail: dict[str, Any] = {
+            "facts": {f: e.as_dict() for f, e in verdict.facts.items()},
+            "p_value_sim": verdict.p_value,
+            "p_value_sim_normal": verdict.p_value_normal,
+            "null_scores": [round(x, 4) for x in verdict.null_scores],
+            "rollouts": verdict.rollouts,
+            "rollout_orders": scored.rollout_orders,
+            "real_orders": scored.n_orders,
+            "seed": window_seed(config.seed, window.instrument, window.start_ns),
+            "calibrated": cal is not None,
+            "evidence": scored.evidence,
+        }
+        return WindowScore(
+            score=verdict.score,
+            # calibrated on normal windows when a calibration exists, else against the rollouts
+            p_value=cal.p_value(verdict.score) if cal is not None else verdict.p_value,
+            alert=alert,
+            facts={f: e.ovl for f, e in verdict.facts.items() if e.ovl is not None},
+            diverged=tuple(verdict.diverged()),
+            baselines=baselines,
+            expected={f: e.null_mean for f, e in verdict.facts.items() if e.null_mean is not None},
+            threshold=cal.threshold if cal is not None else None,
+            severity=cal.severity(verdict.score) if cal is not None else "none",
+            detail=detail,
+        )
