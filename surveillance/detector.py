@@ -124,55 +124,95 @@ class Verdict:
 MIN_NULL_STD = 0.02
 
 
+@dataclass(slots=True)
+class _FactNull:
+    pooled: tuple[np.ndarray, np.ndarray | None]
+    null: np.ndarray  # OVL(rollout j, pool of the others); NaN where undefined
+    null_z: np.ndarray  # rollout j's z against the null of the others
+
+
+@dataclass(slots=True)
+class SimulationNull:
+    """What the rollouts of one fork say a normal window looks like, per fact.
+
+    Fitting it is the expensive part of scoring (N leave-one-out overlaps per fact); a fitted
+    null scores any number of real windows forked from the same book (a clean window and its
+    manipulated variants, say) at the cost of one overlap per fact each.
+    """
+
+    facts: tuple[str, ...]
+    rollouts: int
+    per_fact: dict[str, _FactNull]
+
+    @classmethod
+    def fit(
+        cls, sims: Sequence[Trajectory | FactSamples], facts: Sequence[str] = DETECTION_FACTS
+    ) -> SimulationNull:
+        n = len(sims)
+        if n < 3:
+            raise ValueError(f"calibrating against the simulation needs >= 3 rollouts, got {n}")
+        sims_f = [s if isinstance(s, dict) else window_facts(s) for s in sims]
+        per_fact: dict[str, _FactNull] = {}
+        for fact in facts:
+            per_rollout = [s[fact] for s in sims_f]
+            null = []
+            for j in range(n):
+                others = _pool(per_rollout[:j] + per_rollout[j + 1 :])
+                null.append(_overlap(fact, per_rollout[j], others))
+            null_arr = np.array([np.nan if x is None else x for x in null], dtype=np.float64)
+            null_z = np.full(n, np.nan)
+            ok = np.isfinite(null_arr)
+            if ok.sum() >= 3:
+                # each rollout's z against the null of the others (leave-one-out of the null)
+                for j in np.flatnonzero(ok):
+                    rest = np.delete(null_arr, j)
+                    rest = rest[np.isfinite(rest)]
+                    sd = max(float(rest.std(ddof=1)), MIN_NULL_STD)
+                    null_z[j] = (null_arr[j] - rest.mean()) / sd
+            per_fact[fact] = _FactNull(_pool(per_rollout), null_arr, null_z)
+        return cls(tuple(facts), n, per_fact)
+
+    def score(self, real: Trajectory | FactSamples) -> Verdict:
+        """Score a real window forked from the same book as the rollouts."""
+        real_f = real if isinstance(real, dict) else window_facts(real)
+        n = self.rollouts
+        evidence: dict[str, FactEvidence] = {}
+        real_z = np.full(len(self.facts), np.nan)
+        null_z = np.full((n, len(self.facts)), np.nan)
+        for col, fact in enumerate(self.facts):
+            fn = self.per_fact[fact]
+            ovl = _overlap(fact, real_f[fact], fn.pooled)
+            ok = np.isfinite(fn.null)
+            if ovl is None or ok.sum() < 3:
+                evidence[fact] = FactEvidence(ovl, null=[float(x) for x in fn.null[ok]])
+                continue
+            mean = float(fn.null[ok].mean())
+            std = max(float(fn.null[ok].std(ddof=1)), MIN_NULL_STD)
+            z = (ovl - mean) / std
+            p = (1 + int((fn.null[ok] <= ovl).sum())) / (ok.sum() + 1)
+            evidence[fact] = FactEvidence(
+                ovl, mean, std, [round(float(x), 6) for x in fn.null[ok]], z, p
+            )
+            real_z[col] = z
+            null_z[:, col] = fn.null_z
+        used = np.isfinite(real_z)
+        if not used.any():
+            return Verdict(None, None, None, evidence, [], n)
+        score = float(-real_z[used].sum() / sqrt(used.sum()))
+        null_scores = -np.nansum(null_z[:, used], axis=1) / sqrt(used.sum())
+        p_emp = (1 + int((null_scores >= score).sum())) / (n + 1)
+        mu, sd = float(null_scores.mean()), max(float(null_scores.std(ddof=1)), 1e-9)
+        p_norm = _normal_sf((score - mu) / sd)
+        return Verdict(score, p_emp, p_norm, evidence, [float(x) for x in null_scores], n)
+
+
 def score_window(
     real: Trajectory | FactSamples,
     sims: Sequence[Trajectory | FactSamples],
     facts: Sequence[str] = DETECTION_FACTS,
 ) -> Verdict:
     """Score a real window against the rollouts forked at its start (see the module docstring)."""
-    n = len(sims)
-    if n < 3:
-        raise ValueError(f"calibrating against the simulation needs >= 3 rollouts, got {n}")
-    real_f = real if isinstance(real, dict) else window_facts(real)
-    sims_f = [s if isinstance(s, dict) else window_facts(s) for s in sims]
-    evidence: dict[str, FactEvidence] = {}
-    # null_z[j][f]: rollout j's z for fact f against the other rollouts
-    null_z = np.full((n, len(facts)), np.nan)
-    real_z = np.full(len(facts), np.nan)
-    for col, fact in enumerate(facts):
-        per_rollout = [s[fact] for s in sims_f]
-        ovl = _overlap(fact, real_f[fact], _pool(per_rollout))
-        null = []
-        for j in range(n):
-            others = _pool(per_rollout[:j] + per_rollout[j + 1 :])
-            null.append(_overlap(fact, per_rollout[j], others))
-        null_arr = np.array([np.nan if x is None else x for x in null], dtype=np.float64)
-        ok = np.isfinite(null_arr)
-        if ovl is None or ok.sum() < 3:
-            evidence[fact] = FactEvidence(ovl, null=[float(x) for x in null_arr[ok]])
-            continue
-        mean = float(null_arr[ok].mean())
-        std = max(float(null_arr[ok].std(ddof=1)), MIN_NULL_STD)
-        z = (ovl - mean) / std
-        p = (1 + int((null_arr[ok] <= ovl).sum())) / (ok.sum() + 1)
-        evidence[fact] = FactEvidence(
-            ovl, mean, std, [round(float(x), 6) for x in null_arr[ok]], z, p
-        )
-        real_z[col] = z
-        # each rollout's z against the null of the others (leave-one-out of the null itself)
-        for j in np.flatnonzero(ok):
-            rest = np.delete(null_arr, j)
-            rest = rest[np.isfinite(rest)]
-            null_z[j, col] = (null_arr[j] - rest.mean()) / max(rest.std(ddof=1), MIN_NULL_STD)
-    used = np.isfinite(real_z)
-    if not used.any():
-        return Verdict(None, None, None, evidence, [], n)
-    score = float(-real_z[used].sum() / sqrt(used.sum()))
-    null_scores = -np.nansum(null_z[:, used], axis=1) / sqrt(used.sum())
-    p_emp = (1 + int((null_scores >= score).sum())) / (n + 1)
-    mu, sd = float(null_scores.mean()), max(float(null_scores.std(ddof=1)), 1e-9)
-    p_norm = _normal_sf((score - mu) / sd)
-    return Verdict(score, p_emp, p_norm, evidence, [float(x) for x in null_scores], n)
+    return SimulationNull.fit(sims, facts).score(real)
 
 
 # ---------------------------------------------------------------------------- calibration

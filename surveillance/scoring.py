@@ -20,7 +20,7 @@ from simulator.orderstream import OrderStream, convert_messages
 from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator, RolloutResult, fork_rollouts
 from simulator.types import BookEvent, Instrument
-from surveillance.detector import DETECTION_FACTS, FactSamples, Verdict, score_window
+from surveillance.detector import DETECTION_FACTS, FactSamples, SimulationNull, Verdict
 from surveillance.metrics import NS_PER_S, Trajectory, window_facts
 
 NS_PER_MIN = 60 * NS_PER_S
@@ -221,6 +221,91 @@ def history_context(
     return stream, snapshots[starts[k:]]
 
 
+@dataclass(slots=True)
+class Simulation:
+    """The rollouts forked at one window's start, ready to score real windows against."""
+
+    results: list[RolloutResult]
+    sims: list[Trajectory]
+    sim_facts: list[FactSamples]
+    null: SimulationNull
+
+    @property
+    def orders(self) -> int:
+        return int(sum(len(r) for r in self.results))
+
+
+def fork_simulation(
+    *,
+    instrument: str,
+    start_ns: int,
+    end_ns: int,
+    opening_book: OrderBook,
+    history: Sequence[BookEvent],
+    open_mid: float,
+    generator: OrderGenerator,
+    config: DetectionConfig,
+    history_book: OrderBook | None = None,
+    rules: MatchingRules | None = None,
+) -> Simulation:
+    """Fork ``config.rollouts`` futures of ``[start_ns, end_ns)`` from the opening book."""
+    if rules is None:
+        rules = MatchingRules.from_instrument(
+            Instrument(instrument, tick_size=config.tick_size, price_band_bps=None)
+        )
+    context, context_rows = history_context(history, config.history_orders, history_book)
+    results: list[RolloutResult] = fork_rollouts(
+        opening_book,
+        context,
+        context_rows,
+        generator,
+        n=config.rollouts,
+        start_ns=start_ns,
+        horizon_ns=end_ns - start_ns,
+        open_mid=open_mid,
+        seed=window_seed(config.seed, instrument, start_ns),
+        rules=rules,
+        max_depth=config.max_depth,
+    )
+    sims = [Trajectory.from_rollout(r, tick_size=config.tick_size) for r in results]
+    sim_facts = [window_facts(s) for s in sims]
+    return Simulation(results, sims, sim_facts, SimulationNull.fit(sim_facts, config.facts))
+
+
+def score_real(
+    simulation: Simulation,
+    *,
+    instrument: str,
+    start_ns: int,
+    end_ns: int,
+    opening_book: OrderBook,
+    events: Sequence[BookEvent],
+    config: DetectionConfig,
+    real_facts: FactSamples | None = None,
+    with_evidence: bool = True,
+) -> ScoredWindow:
+    """Score one real version of the window against its simulation."""
+    real = trajectory_from_events(opening_book, events, start_ns, end_ns, config.tick_size)
+    if real_facts is None:
+        real_facts = window_facts(real)
+    verdict = simulation.null.score(real_facts)
+    return ScoredWindow(
+        instrument=instrument,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        verdict=verdict,
+        real_facts=real_facts,
+        n_events=len(events),
+        n_orders=len(real.ts_ns),
+        rollout_orders=simulation.orders,
+        evidence=(
+            evidence(real, real_facts, simulation.sims, simulation.sim_facts, config.price_scale)
+            if with_evidence
+            else {}
+        ),
+    )
+
+
 def simulate_window(
     *,
     instrument: str,
@@ -237,38 +322,25 @@ def simulate_window(
     real_facts: FactSamples | None = None,
 ) -> ScoredWindow:
     """Fork the rollouts at the window's start and score the real window against them."""
-    if rules is None:
-        rules = MatchingRules.from_instrument(
-            Instrument(instrument, tick_size=config.tick_size, price_band_bps=None)
-        )
-    real = trajectory_from_events(opening_book, events, start_ns, end_ns, config.tick_size)
-    context, context_rows = history_context(history, config.history_orders, history_book)
-    results: list[RolloutResult] = fork_rollouts(
-        opening_book,
-        context,
-        context_rows,
-        generator,
-        n=config.rollouts,
-        start_ns=start_ns,
-        horizon_ns=end_ns - start_ns,
-        open_mid=open_mid,
-        seed=window_seed(config.seed, instrument, start_ns),
-        rules=rules,
-        max_depth=config.max_depth,
-    )
-    sims = [Trajectory.from_rollout(r, tick_size=config.tick_size) for r in results]
-    if real_facts is None:
-        real_facts = window_facts(real)
-    sim_facts = [window_facts(s) for s in sims]
-    verdict = score_window(real_facts, sim_facts, config.facts)
-    return ScoredWindow(
+    simulation = fork_simulation(
         instrument=instrument,
         start_ns=start_ns,
         end_ns=end_ns,
-        verdict=verdict,
+        opening_book=opening_book,
+        history=history,
+        open_mid=open_mid,
+        generator=generator,
+        config=config,
+        history_book=history_book,
+        rules=rules,
+    )
+    return score_real(
+        simulation,
+        instrument=instrument,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        opening_book=opening_book,
+        events=events,
+        config=config,
         real_facts=real_facts,
-        n_events=len(events),
-        n_orders=len(real.ts_ns),
-        rollout_orders=int(sum(len(r) for r in results)),
-        evidence=evidence(real, real_facts, sims, sim_facts, config.price_scale),
     )

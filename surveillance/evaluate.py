@@ -1,0 +1,302 @@
+"""The manipulation benchmark: clean and manipulated variants of real days, three detectors.
+
+For every evaluation window (by default the held-out last 90 minutes of each shared day, a
+window starting every 5 minutes), the rollouts are forked once from the real book at the
+window's start: a manipulation that starts inside the window cannot change what came before
+it, so the clean window and every manipulated variant of it are scored against the same
+simulated futures (exactly what a live detector would have done). Variants: each typology of
+``simulator.manipulation`` at each intensity, the campaign running from one minute after the
+window's start to one minute before its end.
+
+Detectors, all on the same windows:
+
+- ``simulation``: the MarS detector (``surveillance.detector``);
+- ``historical_diff``: Diff(market now, market past) against the instrument's earlier windows;
+- ``spread_zscore``: the spread z-score rule.
+
+Reported per typology and intensity: ROC AUC (clean windows negative, manipulated positive;
+ties count half) and the true-positive rate at a 5% false-positive rate (the threshold is the
+smallest that at most 5% of clean windows exceed).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.book import OrderBook
+from simulator.lobster import load_lobster
+from simulator.manipulation import INTENSITIES, Campaign, Typology, inject, typical_touch_qty
+from simulator.normalized import iter_events, lobster_to_frame
+from simulator.replay import FeedReplayer
+from simulator.rollout import OrderGenerator
+from simulator.types import BookEvent
+from surveillance.detector import historical_diff, spread_zscore
+from surveillance.metrics import window_facts
+from surveillance.scoring import (
+    DetectionConfig,
+    fork_simulation,
+    score_real,
+    trajectory_from_events,
+)
+
+NS_PER_S = 1_000_000_000
+NS_PER_MIN = 60 * NS_PER_S
+DETECTORS = ("simulation", "historical_diff", "spread_zscore")
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationConfig:
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    start_ns: int = (14 * 60 + 30) * NS_PER_MIN  # held out from the order model's training
+    end_ns: int = 16 * 60 * NS_PER_MIN
+    stride_ns: int = 5 * NS_PER_MIN
+    session_open_ns: int = (9 * 60 + 30) * NS_PER_MIN
+    typologies: tuple[Typology, ...] = tuple(Typology)
+    intensities: tuple[str, ...] = ("low", "moderate", "high")
+    margin_ns: int = NS_PER_MIN  # campaigns start/stop this far inside the window
+    target_fpr: float = 0.05
+
+    def window_starts(self) -> list[int]:
+        window = self.detection.window_ns
+        return list(range(self.start_ns, self.end_ns - window + 1, self.stride_ns))
+
+
+@dataclass(slots=True)
+class VariantScore:
+    instrument: str
+    window_start_ns: int
+    variant: str  # "clean" or a typology
+    intensity: str | None
+    scores: dict[str, float | None]  # detector -> score
+    diverged: list[str]
+    injected_events: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "instrument": self.instrument,
+            "window_start_ns": self.window_start_ns,
+            "variant": self.variant,
+            "intensity": self.intensity,
+            "scores": self.scores,
+            "diverged": self.diverged,
+            "injected_events": self.injected_events,
+        }
+
+
+class _Day:
+    """One instrument-day as events, with books and real facts at any window boundary."""
+
+    def __init__(self, path: str | Path) -> None:
+        day = load_lobster(path)
+        self.instrument = day.symbol
+        self.frame = lobster_to_frame(day)
+        self.ts = self.frame["ts_ns"].to_numpy()
+        self.events: list[BookEvent] = list(iter_events(self.frame))
+        self._books: dict[int, OrderBook] = {}
+        self._facts: dict[tuple[int, int], dict] = {}
+
+    def index(self, t: int) -> int:
+        """Index of the first event at or after ``t``."""
+        return int(np.searchsorted(self.ts, t, side="left"))
+
+    def books_at(self, times: Sequence[int]) -> None:
+        """Fork the book at each time (before the first event at or after it), in one pass."""
+        replayer = FeedReplayer(OrderBook(self.instrument))
+        pos = 0
+        for t in sorted(set(times)):
+            stop = self.index(t)
+            for e in self.events[pos:stop]:
+                replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+            pos = max(pos, stop)
+            self._books[t] = replayer.book.fork()
+
+    def book(self, t: int) -> OrderBook:
+        return self._books[t]
+
+    def slice(self, start: int, end: int) -> list[BookEvent]:
+        return self.events[self.index(start) : self.index(end)]
+
+    def frame_slice(self, start: int, end: int) -> pd.DataFrame:
+        return self.frame.iloc[self.index(start) : self.index(end)].reset_index(drop=True)
+
+    def facts(self, start: int, end: int, tick: int) -> dict:
+        key = (start, end)
+        if key not in self._facts:
+            real = trajectory_from_events(
+                self.book(start), self.slice(start, end), start, end, tick
+            )
+            self._facts[key] = window_facts(real)
+        return self._facts[key]
+
+
+Progress = Callable[[str], None]
+
+
+def evaluate_day(
+    path: str | Path,
+    generator: OrderGenerator,
+    config: EvaluationConfig,
+    *,
+    progress: Progress | None = None,
+) -> list[VariantScore]:
+    det = config.detection
+    window = det.window_ns
+    day = _Day(path)
+    starts = config.window_starts()
+    earlier_of = {
+        s: [
+            s - k * window
+            for k in range(det.baseline_windows, 0, -1)
+            if s - k * window >= config.session_open_ns
+        ]
+        for s in starts
+    }
+    needed = set(starts) | {s - window for s in starts}
+    needed |= {t for ts in earlier_of.values() for t in ts}
+    day.books_at(sorted(t for t in needed if t >= 0))
+    touch = typical_touch_qty(day.frame)
+    out: list[VariantScore] = []
+    for s in starts:
+        if progress is not None:
+            progress(
+                f"{day.instrument} window at {s // NS_PER_MIN // 60:02d}:{s // NS_PER_MIN % 60:02d}"
+            )
+        end = s + window
+        opening = day.book(s)
+        mid = opening.mid
+        simulation = fork_simulation(
+            instrument=day.instrument,
+            start_ns=s,
+            end_ns=end,
+            opening_book=opening,
+            history=day.slice(s - window, s),
+            history_book=day.book(s - window),
+            open_mid=float(mid) if mid is not None else 0.0,
+            generator=generator,
+            config=det,
+        )
+        earlier = [day.facts(t, t + window, det.tick_size) for t in earlier_of[s]]
+
+        def score(
+            events: list[BookEvent],
+            variant: str,
+            intensity: str | None,
+            injected: int = 0,
+            s: int = s,
+            end: int = end,
+            opening: OrderBook = opening,
+            earlier=earlier,
+            simulation=simulation,
+        ) -> VariantScore:
+            scored = score_real(
+                simulation,
+                instrument=day.instrument,
+                start_ns=s,
+                end_ns=end,
+                opening_book=opening,
+                events=events,
+                config=det,
+                with_evidence=False,
+            )
+            facts = scored.real_facts
+            return VariantScore(
+                day.instrument,
+                s,
+                variant,
+                intensity,
+                {
+                    "simulation": scored.verdict.score,
+                    "historical_diff": historical_diff(facts, earlier, det.facts),
+                    "spread_zscore": spread_zscore(facts, earlier),
+                },
+                scored.verdict.diverged(),
+                injected,
+            )
+
+        out.append(score(day.slice(s, end), "clean", None))
+        clean_frame = day.frame_slice(s, end)
+        for typology in config.typologies:
+            for name in config.intensities:
+                campaign = Campaign(
+                    typology,
+                    s + config.margin_ns,
+                    end - config.margin_ns,
+                    INTENSITIES[name],
+                    seed=zlib.crc32(f"{det.seed}|{day.instrument}|{s}|{typology}|{name}".encode()),
+                )
+                injection = inject(clean_frame, campaign, touch_qty=touch, book=opening)
+                events = list(iter_events(injection.frame))
+                out.append(score(events, typology.value, name, injection.stats.injected_events))
+    return out
+
+
+# ---------------------------------------------------------------------------- metrics
+def roc_auc(negatives: Sequence[float], positives: Sequence[float]) -> float | None:
+    """Probability that a positive outscores a negative (ties count half).
+
+    >>> roc_auc([0, 1, 2], [3, 4]), roc_auc([1, 2], [1, 2])
+    (1.0, 0.5)
+    """
+    neg = np.asarray([x for x in negatives if x is not None], dtype=float)
+    pos = np.asarray([x for x in positives if x is not None], dtype=float)
+    if len(neg) == 0 or len(pos) == 0:
+        return None
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def tpr_at_fpr(
+    negatives: Sequence[float], positives: Sequence[float], fpr: float = 0.05
+) -> float | None:
+    """True-positive rate at the smallest threshold that at most ``fpr`` of negatives exceed.
+
+    >>> tpr_at_fpr(list(range(100)), [50, 95, 99, 120], 0.05)
+    0.5
+    """
+    neg = np.sort(np.asarray([x for x in negatives if x is not None], dtype=float))
+    pos = np.asarray([x for x in positives if x is not None], dtype=float)
+    if len(neg) == 0 or len(pos) == 0:
+        return None
+    allowed = int(np.floor(fpr * len(neg)))  # negatives that may exceed the threshold
+    threshold = neg[len(neg) - 1 - allowed]
+    return float((pos > threshold).mean())
+
+
+def summarize(results: Sequence[VariantScore], fpr: float = 0.05) -> dict[str, Any]:
+    """AUC and TPR at ``fpr`` per typology, intensity and detector, plus overall means."""
+    clean = [r for r in results if r.variant == "clean"]
+    table: dict[str, dict[str, dict[str, dict[str, float | None]]]] = {}
+    cells: dict[str, list[float]] = {d: [] for d in DETECTORS}
+    for r in results:
+        if r.variant == "clean":
+            continue
+        table.setdefault(r.variant, {}).setdefault(str(r.intensity), {})
+    for typology, by_intensity in table.items():
+        for intensity in by_intensity:
+            manip = [r for r in results if r.variant == typology and r.intensity == intensity]
+            for d in DETECTORS:
+                neg = [r.scores[d] for r in clean]
+                pos = [r.scores[d] for r in manip]
+                auc = roc_auc(neg, pos)  # type: ignore[arg-type]
+                by_intensity[intensity][d] = {
+                    "auc": auc,
+                    "tpr_at_fpr": tpr_at_fpr(neg, pos, fpr),  # type: ignore[arg-type]
+                    "n_clean": len([x for x in neg if x is not None]),
+                    "n_manipulated": len([x for x in pos if x is not None]),
+                }
+                if auc is not None:
+                    cells[d].append(auc)
+    return {
+        "fpr": fpr,
+        "windows": len(clean),
+        "by_typology": table,
+        "mean_auc": {d: (float(np.mean(v)) if v else None) for d, v in cells.items()},
+    }

@@ -1,0 +1,74 @@
+"""The manipulation benchmark's command and metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from surveillance.cli import main
+from surveillance.evaluate import roc_auc, tpr_at_fpr
+from tests.conftest import lobster_zip
+
+
+def test_auc_and_tpr_on_known_rankings() -> None:
+    assert roc_auc([1, 2, 3], [4, 5]) == 1.0
+    assert roc_auc([4, 5], [1, 2, 3]) == 0.0
+    assert roc_auc([1, 2], [1, 2]) == 0.5
+    assert roc_auc([], [1]) is None
+    # 20 clean scores 0..19: at 5% one of them (19) may exceed the threshold, which is 18
+    assert tpr_at_fpr(list(range(20)), [17.5, 18.5], 0.05) == 0.5
+    assert tpr_at_fpr(list(range(20)), [17.5], 0.01) == 0.0
+
+
+def test_evaluate_command_scores_clean_and_manipulated_windows(
+    lobster_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out, cal = tmp_path / "eval.json", tmp_path / "cal.json"
+    code = main(
+        [
+            "evaluate",
+            "--data",
+            str(lobster_zip(lobster_dir, "AMZN", 1)),
+            "--start",
+            "10:00",
+            "--end",
+            "10:40",
+            "--window",
+            "10m",
+            "--stride",
+            "10m",
+            "--rollouts",
+            "4",
+            "--generator",
+            "empirical",
+            "--typologies",
+            "momentum_ignition,quote_stuffing",
+            "--intensities",
+            "high",
+            "--json",
+            "--out",
+            str(out),
+            "--calibration-out",
+            str(cal),
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["windows"] == 4
+    cell = summary["by_typology"]["momentum_ignition"]["high"]
+    assert set(cell) == {"simulation", "historical_diff", "spread_zscore"}
+    for detector in cell.values():
+        assert 0.0 <= detector["auc"] <= 1.0
+        assert detector["n_manipulated"] == 4
+    windows = json.loads(out.read_text())["windows"]
+    assert len(windows) == 4 * 3
+    stuffed = [w for w in windows if w["variant"] == "quote_stuffing"]
+    assert all(w["injected_events"] > 1000 for w in stuffed)
+    assert json.loads(cal.read_text())["n_normal"] == 4
+
+
+def test_evaluate_rejects_an_unknown_typology(capsys: pytest.CaptureFixture) -> None:
+    assert main(["evaluate", "--typologies", "wash_trading", "--generator", "empirical"]) != 0
+    assert "wash_trading" in capsys.readouterr().err
