@@ -1,9 +1,14 @@
 """Publish a historical feed file into the input topic, keyed by instrument.
 
 Timing: the file's event times are replayed compressed by ``speed`` (``100`` plays 100 s of
-market time per second); ``speed=None`` publishes as fast as the producer goes. Records are
-batched by the producer (``linger_ms``, ``max_batch_size``) and acknowledged in groups of
-``window`` in-flight sends. After the last event of each instrument an end-of-stream control
+market time per second); ``speed=None`` publishes as fast as the producer goes.
+
+Batching: consecutive events of one instrument are packed into one batch record (a JSON array,
+``streams.records``) of at most ``batch_events`` events; a batch is sent when full, when
+another instrument's event comes, or before the publisher sleeps to pace the feed (so pacing
+never holds an event back). ``batch_events=1`` sends one record per event. Kafka records are
+further batched by the producer (``linger_ms``, ``max_batch_size``) and acknowledged in groups
+of ``window`` in-flight sends. After the last event of each instrument an end-of-stream control
 record is sent (see ``streams.records``) unless ``end_of_stream=False``.
 """
 
@@ -21,7 +26,7 @@ import pandas as pd
 
 from simulator.normalized import COLUMNS
 from streams.broker import wait_for_broker
-from streams.records import encode_event_dict, end_of_stream
+from streams.records import encode_batch, encode_event_dict, end_of_stream
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ def load_feed(path: str | Path, fmt: FeedFormat) -> tuple[pd.DataFrame, int]:
 class PublishReport:
     topic: str
     events: int
+    records: int
     instruments: int
     control_records: int
     malformed_rows: int
@@ -82,8 +88,11 @@ async def publish_frame(
     linger_ms: int = 20,
     broker_timeout_s: float = 30.0,
     malformed_rows: int = 0,
+    batch_events: int = 500,
 ) -> PublishReport:
     """Publish normalized events in frame order, paced by ``ts_ns / speed``."""
+    if batch_events < 1:
+        raise ValueError("batch_events must be at least 1")
     from aiokafka import AIOKafkaProducer
 
     await asyncio.to_thread(wait_for_broker, bootstrap, timeout_s=broker_timeout_s)
@@ -95,36 +104,53 @@ async def publish_frame(
         acks=1,
     )
     await producer.start()
-    columns = [frame[c].tolist() for c in COLUMNS]
+    columns = [frame[c].tolist() for c in COLUMNS]  # plain Python values, not numpy
     instruments: dict[str, None] = {}
     pending: list[asyncio.Future[object]] = []
     start = time.perf_counter()
     ts0 = int(columns[0][0]) if len(frame) else 0
     sent = 0
+    records = 0
+    batch: list[dict[str, object]] = []
+    batch_key = ""
+
+    async def send(value: bytes, key: str, headers: list | None = None) -> None:
+        nonlocal records
+        pending.append(
+            await producer.send(topic, value, key=key.encode(), headers=headers)  # type: ignore[arg-type]
+        )
+        records += 1
+        if len(pending) >= window:
+            await asyncio.gather(*pending)
+            pending.clear()
+
+    async def flush_batch() -> None:
+        if batch:
+            value = encode_batch(batch) if batch_events > 1 else encode_event_dict(batch[0])
+            await send(value, batch_key)
+            batch.clear()
+
     try:
         for row in zip(*columns, strict=True):
-            record = {
-                c: (v.item() if hasattr(v, "item") else v)
-                for c, v in zip(COLUMNS, row, strict=True)
-            }
+            record = dict(zip(COLUMNS, row, strict=True))
             if speed is not None:
                 due = (int(record["ts_ns"]) - ts0) / 1e9 / speed
                 ahead = due - (time.perf_counter() - start)
                 if ahead > 0.002:
+                    await flush_batch()
                     await asyncio.sleep(ahead)
             instrument = str(record["instrument"])
+            if instrument != batch_key or len(batch) >= batch_events:
+                await flush_batch()
+                batch_key = instrument
             instruments.setdefault(instrument)
-            pending.append(
-                await producer.send(topic, encode_event_dict(record), key=instrument.encode())
-            )
+            batch.append(record)
             sent += 1
-            if len(pending) >= window:
-                await asyncio.gather(*pending)
-                pending.clear()
+        await flush_batch()
         if end_of_stream_records:
             for instrument in instruments:
                 key, value, headers = end_of_stream(instrument)
-                pending.append(await producer.send(topic, value, key=key, headers=headers))
+                await send(value, key.decode(), headers)
         await asyncio.gather(*pending)
         await producer.flush()
     finally:
@@ -133,6 +159,7 @@ async def publish_frame(
     report = PublishReport(
         topic,
         sent,
+        records,
         len(instruments),
         len(instruments) if end_of_stream_records else 0,
         malformed_rows,
@@ -158,6 +185,7 @@ def publish_file(
     speed: float | None = None,
     end_of_stream_records: bool = True,
     broker_timeout_s: float = 30.0,
+    batch_events: int = 500,
 ) -> PublishReport:
     """Load a feed file and publish it (blocking; for the CLI)."""
     frame, bad = load_feed(path, fmt)
@@ -170,5 +198,6 @@ def publish_file(
             end_of_stream_records=end_of_stream_records,
             broker_timeout_s=broker_timeout_s,
             malformed_rows=bad,
+            batch_events=batch_events,
         )
     )

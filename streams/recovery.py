@@ -5,9 +5,10 @@ already has a committed offset (a restart, or a partition moved from another wor
 records before that offset were processed by someone else and are not delivered again. So
 before the agent resumes, ``rebuild`` re-reads the partition from its beginning up to the
 committed offset and applies it to the ``EventProcessor`` with every outcome discarded: no
-dead letters re-sent, no window scored twice (those windows were decided; the store would
-ignore them anyway). The open window at the committed offset is rebuilt with its events, so
-its decision is the same as without the restart.
+dead letters re-sent. The open window at the committed offset is rebuilt with its events, so
+its decision is the same as without the restart. Windows the rebuild closes were closed before
+by the worker that consumed those records; ``on_outcome`` sees them, so the caller can score
+again those whose decision never reached the store (a worker killed while scoring them).
 
 This needs the input topic to retain the trading day (tansu's memory store retains everything
 while it runs; on Kafka set ``retention.ms`` accordingly). A day of one liquid instrument is
@@ -19,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class Handler(Protocol):
         topic: str,
         partition: int,
         offset: int,
-    ) -> object: ...
+    ) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -77,8 +79,12 @@ async def rebuild(
     group_id: str,
     partitions: list[tuple[str, int]],
     timeout_s: float = 300.0,
+    on_outcome: Callable[[Any], None] | None = None,
 ) -> RebuildReport:
-    """Re-apply every record before the group's committed offset of each partition."""
+    """Re-apply every record before the group's committed offset of each partition.
+
+    ``on_outcome`` is called with what ``handler.handle`` returned for each record.
+    """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     start = time.monotonic()
@@ -114,7 +120,7 @@ async def rebuild(
                     if record.offset >= upto[key]:
                         remaining.discard(key)
                         break
-                    handler.handle(
+                    outcome = handler.handle(
                         key=record.key,
                         value=record.value,
                         headers=list(record.headers or ()),
@@ -122,6 +128,8 @@ async def rebuild(
                         partition=record.partition,
                         offset=record.offset,
                     )
+                    if on_outcome is not None:
+                        on_outcome(outcome)
                     done[key] += 1
                     if record.offset + 1 >= upto[key]:
                         remaining.discard(key)

@@ -36,16 +36,39 @@ class StreamSettings(BaseSettings):
         description="consumer group rebalance timeout; tansu holds a group join for about half",
     )
     session_timeout_s: float = Field(60.0, gt=0)
+    max_fetch_bytes: int = Field(
+        8 * 1024 * 1024, gt=0, description="most bytes fetched per partition per request"
+    )
     rebuild_on_assign: bool = Field(
         True, description="re-read assigned input partitions up to the committed offset"
     )
 
-    # Windows on event time.
+    # Windows on event time. The grid starts at the session open of the first event's day,
+    # as in the offline replay (a LOBSTER file's start time, 09:30), so a live window and a
+    # replayed one are the same window (same bounds, same id).
     window_s: float = Field(1500.0, gt=0, description="window length (25 minutes)")
-    window_origin_ns: int = Field(0, description="event time at which window 0 starts")
+    window: str | None = Field(
+        None, description="window length as a duration (25m, 90s, 1h); overrides window_s"
+    )
+    session_open: dt.time = Field(dt.time(9, 30), description="exchange-local session open")
+    window_origin_ns: int | None = Field(
+        None, description="explicit event time at which window 0 starts (overrides the open)"
+    )
 
-    # Detection seam: "module:attribute" of a factory ``(settings) -> WindowScorer``.
-    scorer: str | None = None
+    # Detection. ``scorer``: "module:attribute" of a factory ``(settings) -> WindowScorer``;
+    # the default is the product's SimulationScorer built from the settings below
+    # (``streams.scoring.make_scorer``); "none": windows close but are not scored (benchmarks).
+    scorer: str | None = "streams.scoring:make_scorer"
+    generator: Literal["lmm", "empirical"] = "lmm"
+    model: str | None = Field(None, description="LMM checkpoint (default: the bundled one)")
+    device: str = "cpu"
+    rollouts: int = Field(32, ge=3, description="simulated futures per window")
+    seed: int = 0
+    calibration: str = Field(
+        "auto",
+        description="calibration JSON path, 'none', or 'auto' (the bundled one that matches "
+        "the scorer's model version)",
+    )
     model_version: str = "unset"
     config_version: str = "dev"
     executor: Literal["thread", "process"] = "thread"
@@ -60,6 +83,10 @@ class StreamSettings(BaseSettings):
 
     @property
     def window_ns(self) -> int:
+        if self.window is not None:
+            from surveillance.realism import parse_duration
+
+            return parse_duration(self.window)
         return round(self.window_s * 1_000_000_000)
 
 

@@ -7,7 +7,9 @@ changelog (its partitions must match the source topic's).
 =========================  ==========  =====================================================
 topic                      partitions  content
 =========================  ==========  =====================================================
-``{prefix}.events``        N           normalized events (JSON), key = instrument
+``{prefix}.events``        N           normalized events, key = instrument: one event
+                                       (JSON object) or a batch of the instrument's
+                                       events (JSON array), ``streams.records``
 ``{prefix}.alerts``        N           alert messages (``alerts/schemas/alert-v1.json``),
                                        key = instrument
 ``{prefix}.dead-letter``   1           undecodable input, with the reason

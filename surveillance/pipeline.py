@@ -36,11 +36,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from simulator.book import OrderBook
+import numpy as np
+
+from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.replay import FeedReplayer
 from simulator.types import BookEvent
-from surveillance.metrics import window_facts
-from surveillance.scoring import trajectory_from_events
+from surveillance.metrics import Trajectory, window_facts
+from surveillance.scoring import order_stream
 
 ClosedBy = Literal["event", "end_of_stream"]
 
@@ -188,6 +190,12 @@ class InstrumentPipeline:
         self._start_ns: int | None = None
         self._opening: OrderBook | None = None
         self._events: list[BookEvent] = []
+        # The touch after each of the window's events, noted as the live book applies them:
+        # the real trajectory then needs no second replay of the window at close (which cost
+        # as much as applying the events in the first place).
+        self._bids: list[int] = []
+        self._asks: list[int] = []
+        self._touch0: tuple[int, int] = (EMPTY_BID_PRICE, EMPTY_ASK_PRICE)
         self._history: tuple[BookEvent, ...] = ()
         self._history_book: OrderBook | None = None
 
@@ -211,17 +219,22 @@ class InstrumentPipeline:
         if start is not None and event.ts_ns >= start + self.window_ns:
             closed.append(self._close("event"))
             start = None
+        book = self.replayer.book
         if start is None:
             self._start_ns = self.window_start(event.ts_ns)
-            self._opening = self.replayer.book.fork()
+            self._opening = book.fork()
+            self._touch0 = _touch(book)
         elif event.ts_ns < start:
             self.late_events += 1
         self._events.append(event)
         self.replayer.apply(
             int(event.kind), event.order_id, event.qty, event.price, int(event.side)
         )
+        bid, ask = book.best_bid, book.best_ask
+        self._bids.append(EMPTY_BID_PRICE if bid is None else bid)
+        self._asks.append(EMPTY_ASK_PRICE if ask is None else ask)
         if self.open_mid is None:
-            self.open_mid = self.replayer.book.mid
+            self.open_mid = book.mid
         return closed
 
     def flush(self) -> list[ClosedWindow]:
@@ -235,8 +248,14 @@ class InstrumentPipeline:
         observed_end = None
         if closed_by == "end_of_stream" and events:
             observed_end = min(end, max(e.ts_ns for e in events) + 1)
-        real = trajectory_from_events(
-            self._opening, events, start, observed_end or end, self.tick_size
+        real = _trajectory(
+            self._touch0,
+            events,
+            self._bids,
+            self._asks,
+            start,
+            observed_end or end,
+            self.tick_size,
         )
         facts = window_facts(real)
         window = ClosedWindow(
@@ -258,7 +277,44 @@ class InstrumentPipeline:
         self._start_ns = None
         self._opening = None
         self._events = []
+        self._bids = []
+        self._asks = []
         return window
+
+
+def _touch(book: OrderBook) -> tuple[int, int]:
+    bid, ask = book.best_bid, book.best_ask
+    return (
+        EMPTY_BID_PRICE if bid is None else bid,
+        EMPTY_ASK_PRICE if ask is None else ask,
+    )
+
+
+def _trajectory(
+    touch0: tuple[int, int],
+    events: tuple[BookEvent, ...],
+    bids: list[int],
+    asks: list[int],
+    start_ns: int,
+    end_ns: int,
+    tick_size: int,
+) -> Trajectory:
+    """``scoring.trajectory_from_events`` from the touches noted while the live book applied
+    the events (the same book states: the opening book is a fork of the live one)."""
+    stream, last = order_stream(events)
+    return Trajectory(
+        start_ns=start_ns,
+        end_ns=end_ns,
+        bid0=touch0[0],
+        ask0=touch0[1],
+        ts_ns=stream.ts_ns,
+        type=stream.type,
+        qty=stream.qty,
+        aggressive=stream.aggressive,
+        best_bid=np.asarray(bids, dtype=np.int64)[last],
+        best_ask=np.asarray(asks, dtype=np.int64)[last],
+        tick_size=tick_size,
+    )
 
 
 class WindowedDetector:

@@ -99,6 +99,37 @@ def read_topic(bootstrap: str, topic: str, n: int, *, timeout_s: float = 30.0) -
         consumer.close()
 
 
+def record_events(record) -> list[dict]:
+    """The event objects of an input record: one event, or a batch (a JSON array)."""
+    value = json.loads(record.value)
+    return value if isinstance(value, list) else [value]
+
+
+def read_events(bootstrap: str, topic: str, n_events: int, *, timeout_s: float = 30.0) -> list:
+    """Records of ``topic`` until they hold ``n_events`` events and controls together."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        partitions = None
+        while not partitions and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        consumer.seek_to_beginning()
+        records: list = []
+        count = 0
+        while count < n_events and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+                count += sum(1 if r.headers else len(record_events(r)) for r in batch)
+        return records
+    finally:
+        consumer.close()
+
+
 # ------------------------------------------------------------------ no broker needed
 def test_speed_is_a_factor_or_max() -> None:
     assert parse_speed("100x") == 100.0
@@ -354,16 +385,18 @@ def test_feed_publishes_every_event_keyed_by_instrument(
     report = json.loads(out.strip().splitlines()[-1])
     n = len(feed_frame)
     assert (report["events"], report["instruments"], report["control_records"]) == (n, 2, 2)
+    # Consecutive events of one instrument travel as batch records (JSON arrays).
+    assert report["records"] < n
 
-    records = read_topic(kafka_bootstrap, topic, n + 2)
-    assert len(records) == n + 2
+    records = read_events(kafka_bootstrap, topic, n + 2)
+    assert len(records) == report["records"]
     controls = [r for r in records if (CONTROL_HEADER, END_OF_STREAM) in list(r.headers)]
     assert sorted(r.key for r in controls) == [b"AMZN", b"GOOG"]
     events = [r for r in records if r not in controls]
-    assert all(r.key.decode() == json.loads(r.value)["instrument"] for r in events)
+    assert all({e["instrument"] for e in record_events(r)} == {r.key.decode()} for r in events)
     # Per instrument (one partition each), the order of the file is kept.
     for symbol in ("AMZN", "GOOG"):
-        got = [json.loads(r.value) for r in events if r.key == symbol.encode()]
+        got = [e for r in events if r.key == symbol.encode() for e in record_events(r)]
         want = [event_to_dict(e) for e in iter_events(feed_frame[feed_frame.instrument == symbol])]
         assert got == want
         partitions = {r.partition for r in records if r.key == symbol.encode()}
@@ -392,8 +425,8 @@ def test_feed_converts_a_lobster_file_on_the_fly(kafka_bootstrap, lobster_dir, t
     args = ["feed", str(message), "--format", "lobster", "--bootstrap", kafka_bootstrap]
     assert main([*args, "--topic", topic, "--speed", "max"]) == 0
     assert f"published {len(expected)} events (1 instrument(s))" in capsys.readouterr().out
-    records = read_topic(kafka_bootstrap, topic, len(expected) + 1)
-    events = [json.loads(r.value) for r in records if not r.headers]
+    records = read_events(kafka_bootstrap, topic, len(expected) + 1)
+    events = [e for r in records if not r.headers for e in record_events(r)]
     assert events == [event_to_dict(e) for e in iter_events(expected)]
     assert any(e["synthetic"] for e in events)  # the reconciliation travels with the feed
 
@@ -658,6 +691,7 @@ def test_a_restarted_worker_rebuilds_its_books_and_decides_like_one_that_never_s
             lambda s: (
                 s["counts"].get("events") == cut
                 and s["counts"].get("dead_letters") == len(MALFORMED)
+                and sum(s["dead_letter_table"].values()) == len(MALFORMED)
                 and not s["decisions"]["pending"]
             ),
             timeout_s=60,
@@ -668,7 +702,9 @@ def test_a_restarted_worker_rebuilds_its_books_and_decides_like_one_that_never_s
     second = setup.start()
     try:
         state = second.state()
-        assert state["counts"].get("rebuilt_records") == cut + len(MALFORMED)
+        # The books were rebuilt from the records before the committed offset (events travel
+        # in batch records, so fewer records than events).
+        assert state["counts"].get("events") == cut and state["counts"].get("rebuilt_records")
         # The dead-letter table came back from its changelog.
         assert state["dead_letter_table"] == {"not_json": 1, "bad_event": 1, "empty": 1}
         asyncio.run(setup.publish(feed_frame.iloc[cut:], end=True))
@@ -688,3 +724,81 @@ def test_a_restarted_worker_rebuilds_its_books_and_decides_like_one_that_never_s
     assert decided == {
         (d.instrument, d.start_ns, d.n_events) for d in offline_decisions(feed_frame)
     }
+
+
+def test_a_malformed_event_inside_a_batch_is_dead_lettered_alone() -> None:
+    proc = EventProcessor(window_ns=10 * NS)
+    good = [
+        event_to_dict(ev(1, EventKind.ADD, 1, 10, 100, Side.BID)),
+        event_to_dict(ev(2, EventKind.ADD, 2, 5, 101, Side.ASK)),
+    ]
+    batch = [
+        good[0],
+        {"ts_ns": 3},
+        good[1],
+        event_to_dict(ev(3, EventKind.ADD, 9, 1, 1, Side.BID, "Y")),
+    ]
+    out = proc.handle(
+        key=b"X", value=json.dumps(batch).encode(), headers=[], topic="in", partition=0, offset=7
+    )
+    assert out.events == 2 and proc.counts["events"] == 2
+    assert [reason for reason, _ in out.letters] == ["bad_event", "key_mismatch"]
+    letters = [json.loads(letter) for _, letter in out.letters]
+    assert [(d["index"], d["offset"]) for d in letters] == [(1, 7), (3, 7)]
+    assert json.loads(letters[0]["original"]["text"]) == {"ts_ns": 3}
+    assert proc.dead_letters == {"bad_event": 1, "key_mismatch": 1}
+    assert len(proc.pipeline("X").book) == 2
+    # A value that is not JSON at all is one dead letter for the whole record.
+    out = proc.handle(key=b"X", value=b"[{", headers=[], topic="in", partition=0, offset=8)
+    assert out.events == 0 and [r for r, _ in out.letters] == ["not_json"]
+
+
+def test_live_window_grid_starts_at_the_session_open() -> None:
+    import datetime as dt
+
+    from streams.app import session_origin_ns
+
+    open_930 = dt.time(9, 30)
+    assert session_origin_ns(40_000 * NS, session_open=open_930, tz="America/New_York") == (
+        34_200 * NS
+    )
+    # Epoch time: the open of the event's exchange-local day (2012-06-21 09:30 EDT = 13:30 UTC).
+    ts = int(dt.datetime(2012, 6, 21, 15, 0, tzinfo=dt.UTC).timestamp()) * NS
+    origin = session_origin_ns(ts, session_open=open_930, tz="America/New_York")
+    assert origin == int(dt.datetime(2012, 6, 21, 13, 30, tzinfo=dt.UTC).timestamp()) * NS
+    proc = EventProcessor(window_ns=1500 * NS)
+    pipe = proc.pipeline("X", 40_000 * NS)
+    assert pipe.window_start(40_000 * NS) == 34_200 * NS + 3 * 1500 * NS
+
+
+def test_fast_event_decoding_accepts_and_rejects_exactly_like_the_format() -> None:
+    from simulator.normalized import EventFormatError, event_from_dict
+    from streams.records import decode_record
+
+    base = event_to_dict(ev(5, EventKind.CANCEL, 3, 0, 100, Side.BID))
+    variants = [
+        base,
+        base | {"qty": 4},
+        base | {"kind": "add", "qty": 0},
+        base | {"kind": "add", "qty": 1},
+        base | {"qty": -1},
+        base | {"ts_ns": -1},
+        base | {"qty": True},
+        base | {"price": 1.5},
+        base | {"synthetic": 1},
+        base | {"instrument": ""},
+        base | {"kind": ["add"]},
+        base | {"side": "up"},
+        {k: v for k, v in base.items() if k != "synthetic"},
+        {k: v for k, v in base.items() if k != "seq"},
+        [1, 2],
+        "text",
+    ]
+    for item in variants:
+        try:
+            want = [event_from_dict(item)]
+        except (EventFormatError, TypeError):
+            want = []
+        events, bad = decode_record(b"X", json.dumps([item]).encode())
+        assert events == want, item
+        assert len(bad) == (0 if want else 1), item
