@@ -1,0 +1,549 @@
+"""Order tokenizer of the Large Market Model (MarS paper, Sec. 2.1 and App. B.2.1). numpy only.
+
+One token per order: ``type (3) x price slot (32) x volume slot (32) x interval slot (16)`` =
+49,152 ids, ``id = ((type * 32 + price_slot) * 32 + volume_slot) * 16 + interval_slot``.
+
+- **price**: offset from the mid of the book the order arrives at, in half ticks (the mid of an
+  odd spread sits between two ticks, so half ticks keep every offset an exact integer). For ASK
+  and BID it is the side-normalized distance from the mid (positive = passive, away from the
+  touch side; negative = priced through the mid, i.e. aggressive), so both sides share one set of
+  bins. For CANCEL it is the signed offset of the cancelled order's price (positive = ask side),
+  so the sign keeps the side that the 3-way type does not.
+- **volume**: shares; separate bins for limit orders and for cancels.
+- **interval**: nanoseconds since the previous order.
+
+Bins are fitted on training data: a value that carries at least ``heavy_share`` of the mass (a
+round lot of 100 shares, a zero offset, a zero interval) gets a bin of its own, the rest is cut at
+quantiles. Every bin is a closed integer interval; together they cover all integers. Each bin keeps
+a bounded random sample of the training values that fell into it, and decoding draws a concrete
+value from that sample (so decoded values follow the empirical distribution inside the bin).
+
+Context features of a token (the book it is paired with): log1p volumes of ``N_LEVELS`` levels per
+side (zero-padded when the feed has fewer), the bucketed mid move since the open, and the time of
+day. ``features_from_row`` (a LOBSTER orderbook row) and ``features_from_book`` (an ``OrderBook``)
+share one code path, so identical books give identical features.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
+from simulator.orderstream import OrderStream, OrderType
+from simulator.types import NS_PER_S, Side
+
+N_TYPES = 3
+N_PRICE = 32
+N_VOLUME = 32
+N_INTERVAL = 16
+VOCAB_SIZE = N_TYPES * N_PRICE * N_VOLUME * N_INTERVAL  # 49,152
+
+N_LEVELS = 10  # LOB levels per side in the features (AMZN level-5 files are zero-padded)
+LOB_DIM = 2 * N_LEVELS  # ask levels 1..N, then bid levels 1..N
+LOB_SCALE = 8.0  # log1p(shares) / LOB_SCALE keeps typical level volumes in ~[0, 1.2]
+MID_MAX_BUCKET = 10  # mid move buckets: sign * ceil(log2(1 + |ticks|)), clipped to +-10
+N_MID_BUCKETS = 2 * MID_MAX_BUCKET + 1
+TOD_DIM = 4
+SESSION_OPEN_NS = (9 * 3600 + 1800) * NS_PER_S  # 09:30
+SESSION_LENGTH_NS = int(6.5 * 3600) * NS_PER_S  # to 16:00
+
+TOKENIZER_VERSION = 1
+_NEG_INF = np.iinfo(np.int64).min
+
+
+# ---------------------------------------------------------------------- ids
+def token_id(type_, price_slot, volume_slot, interval_slot):
+    """The id of a (type, price slot, volume slot, interval slot) tuple (scalars or arrays)."""
+    return ((np.asarray(type_, np.int64) * N_PRICE + price_slot) * N_VOLUME + volume_slot) * (
+        N_INTERVAL
+    ) + interval_slot
+
+
+def token_fields(ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of ``token_id``: ``(type, price_slot, volume_slot, interval_slot)``."""
+    ids = np.asarray(ids, np.int64)
+    interval_slot = ids % N_INTERVAL
+    rest = ids // N_INTERVAL
+    volume_slot = rest % N_VOLUME
+    rest //= N_VOLUME
+    price_slot = rest % N_PRICE
+    return rest // N_PRICE, price_slot, volume_slot, interval_slot
+
+
+# ---------------------------------------------------------------------- bins
+@dataclass(slots=True)
+class Bins:
+    """Integer bins: bin ``b`` is ``[lo[b], lo[b + 1] - 1]``; ``lo[0]`` is minus infinity.
+
+    ``samples[b]`` is a bounded random sample of the training values in bin ``b`` (sorted).
+    ``min_value`` bounds decoded values from below (1 share, 0 ns) for bins with no sample.
+    """
+
+    lo: np.ndarray  # (K,) int64, strictly increasing, lo[0] == int64 min
+    samples: list[np.ndarray]
+    min_value: int | None = None
+    _tables: list = field(init=False, repr=False, compare=False)  # [table, count]
+
+    def __post_init__(self) -> None:
+        self.lo = np.asarray(self.lo, np.int64)
+        self.samples = [np.sort(np.asarray(s, np.int64)) for s in self.samples]
+        if self.lo[0] != _NEG_INF or np.any(self.lo[1:] <= self.lo[:-1]):
+            raise ValueError("bin lower bounds must start at -inf and increase strictly")
+        if len(self.samples) != len(self.lo):
+            raise ValueError("one sample list per bin")
+        k = len(self.lo)
+        width = max(1, max((len(s) for s in self.samples), default=1))
+        # Padded sample tables, column 0 all samples, 1 the even ones, 2 the odd ones: decoding a
+        # price must keep the parity of its offset.
+        table = np.zeros((k, 3, width), np.int64)
+        count = np.zeros((k, 3), np.int64)
+        for b, s in enumerate(self.samples):
+            for col, sub in enumerate((s, s[s % 2 == 0], s[s % 2 == 1])):
+                table[b, col, : len(sub)] = sub
+                count[b, col] = len(sub)
+        self._tables = [table, count]
+
+    def __len__(self) -> int:
+        return len(self.lo)
+
+    def bounds(self, b: int) -> tuple[int | None, int | None]:
+        """Inclusive ``(low, high)`` of bin ``b``; ``None`` for an infinite end."""
+        low = None if b == 0 else int(self.lo[b])
+        high = None if b == len(self.lo) - 1 else int(self.lo[b + 1]) - 1
+        return low, high
+
+    def encode(self, values) -> np.ndarray:
+        return np.searchsorted(self.lo, np.asarray(values, np.int64), side="right") - 1
+
+    def decode(
+        self,
+        slots,
+        rng: np.random.Generator | None = None,
+        parity: np.ndarray | None = None,
+        u: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """A concrete value inside each bin, drawn from the bin's empirical sample.
+
+        The draw uses the uniforms ``u`` (one per slot) when given, else ``rng``. ``parity``
+        (0/1 per value) restricts the draw to values of that parity; a bin with no sample of the
+        right parity yields an in-bin integer of that parity.
+        """
+        slots = np.asarray(slots, np.int64)
+        if u is None:
+            if rng is None:
+                raise ValueError("decode needs an rng or uniforms")
+            u = rng.random(slots.shape)
+        u = np.broadcast_to(np.asarray(u, np.float64), slots.shape)
+        table, count = self._tables
+        col = np.zeros(slots.shape, np.int64) if parity is None else 1 + np.asarray(parity) % 2
+        n = count[slots, col]
+        pick = np.minimum(np.floor(u * np.maximum(n, 1)), np.maximum(n - 1, 0)).astype(np.int64)
+        out = table[slots, col, pick]
+        missing = n == 0
+        for idx in zip(*np.nonzero(missing), strict=True):
+            p = None if parity is None else int(col[idx]) - 1
+            out[idx] = self._fallback(int(slots[idx]), p, float(u[idx]))
+        return out
+
+    def _fallback(self, b: int, parity: int | None, u: float) -> int:
+        lo_or_none, hi_or_none = self.bounds(b)
+        if self.min_value is not None:
+            lo_or_none = self.min_value if lo_or_none is None else max(lo_or_none, self.min_value)
+        # an infinite end offers the two integers next to the finite one (both parities)
+        if lo_or_none is None:
+            high = 1 if hi_or_none is None else hi_or_none
+            low = high - 1
+        else:
+            low = lo_or_none
+            high = low + 1 if hi_or_none is None else hi_or_none
+        if high < low:  # the bin lies below min_value entirely
+            high = low
+        value = low + min(int(u * (high - low + 1)), high - low)
+        if parity is not None and value % 2 != parity:
+            value = value + 1 if value + 1 <= high else value - 1
+            if value < low:  # a one-integer bin of the wrong parity: step outwards
+                value = low + 1
+        return value
+
+    # ------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(
+        cls,
+        values,
+        n_bins: int,
+        rng: np.random.Generator,
+        *,
+        heavy_share: float = 1 / 64,
+        max_samples: int = 64,
+        min_value: int | None = None,
+    ) -> Bins:
+        """Quantile bins with a bin of its own for every value holding >= ``heavy_share``."""
+        values = np.asarray(values, np.int64)
+        if values.size == 0:
+            values = np.array([0 if min_value is None else min_value], np.int64)
+        uniq, counts = np.unique(values, return_counts=True)
+        total = counts.sum()
+        order = np.argsort(-counts, kind="stable")
+        heavy = [int(uniq[i]) for i in order[: n_bins // 2] if counts[i] >= heavy_share * total]
+        cuts: set[int] = set()
+        for h in heavy:
+            cuts.update((h, h + 1))
+        rest = values[~np.isin(values, heavy)]
+        if rest.size:
+            n_rest = max(1, n_bins - len(cuts) - 1)
+            qs = np.quantile(rest, np.linspace(0, 1, n_rest + 1)[1:-1], method="lower")
+            cuts.update(int(q) for q in qs)
+            cuts.add(int(rest.min()))
+        cuts.discard(int(_NEG_INF))
+        lo = _adjust_cuts(sorted(cuts), set(heavy), uniq, counts, n_bins)
+        lo_arr = np.array([_NEG_INF, *lo], np.int64)
+        slot = np.searchsorted(lo_arr, values, side="right") - 1
+        samples = []
+        for b in range(n_bins):
+            in_bin = values[slot == b]
+            if in_bin.size > max_samples:
+                in_bin = rng.choice(in_bin, max_samples, replace=False)
+            samples.append(np.sort(in_bin))
+        return cls(lo_arr, samples, min_value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lo": [None, *(int(x) for x in self.lo[1:])],
+            "samples": [[int(x) for x in s] for s in self.samples],
+            "min_value": self.min_value,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Bins:
+        lo = np.array([_NEG_INF, *d["lo"][1:]], np.int64)
+        return cls(lo, [np.array(s, np.int64) for s in d["samples"]], d.get("min_value"))
+
+
+def _adjust_cuts(
+    cuts: list[int], heavy: set[int], uniq: np.ndarray, counts: np.ndarray, n_bins: int
+) -> list[int]:
+    """Merge or split bins until there are exactly ``n_bins`` (``len(cuts) == n_bins - 1``)."""
+
+    def bin_masses(cs: list[int]) -> np.ndarray:
+        lo = np.array([_NEG_INF, *cs], np.int64)
+        slot = np.searchsorted(lo, uniq, side="right") - 1
+        return np.bincount(slot, weights=counts, minlength=len(lo))
+
+    def is_point(cs: list[int], b: int) -> bool:
+        return b > 0 and b < len(cs) and cs[b] == cs[b - 1] + 1 and cs[b - 1] in heavy
+
+    # A bin without training data (below the smallest value, or between a point mass and the
+    # next quantile cut) would waste a slot: merge it into a neighbour, a data-bearing one first.
+    while len(cuts) > 0:
+        mass = bin_masses(cuts)
+        empty = np.flatnonzero(mass == 0)
+        if empty.size == 0:
+            break
+        b = int(empty[0])
+        if b == 0:
+            del cuts[0]
+        elif b == len(cuts) or not is_point(cuts, b - 1) or is_point(cuts, b + 1):
+            del cuts[b - 1]  # join the bin below
+        else:
+            del cuts[b]  # join the bin above (the one below is a point mass)
+    while len(cuts) > n_bins - 1:
+        mass = bin_masses(cuts)
+        best, best_mass = None, None
+        for j in range(len(cuts)):  # removing cuts[j] merges bins j and j + 1
+            if is_point(cuts, j) or is_point(cuts, j + 1):
+                continue
+            m = mass[j] + mass[j + 1]
+            if best_mass is None or m < best_mass:
+                best, best_mass = j, m
+        if best is None:
+            best = len(cuts) - 1
+        del cuts[best]
+    while len(cuts) < n_bins - 1:
+        mass = bin_masses(cuts)
+        lo = [_NEG_INF, *cuts]
+        new_cut = None
+        for b in np.argsort(-mass, kind="stable"):
+            high = cuts[b] if b < len(cuts) else None
+            sel = (uniq >= lo[b]) & (uniq < high if high is not None else True)
+            u, c = uniq[sel], counts[sel]
+            if len(u) < 2:
+                continue
+            median = int(np.searchsorted(np.cumsum(c), c.sum() / 2))
+            new_cut = int(u[min(max(median, 1), len(u) - 1)])
+            break
+        if new_cut is None:  # nothing left to split: extend above the largest value seen
+            new_cut = max([*cuts, int(uniq.max())]) + 1
+        cuts = sorted({*cuts, new_cut})
+    return cuts
+
+
+# ---------------------------------------------------------------------- features
+@dataclass(slots=True)
+class TokenFeatures:
+    """Context of one token or a batch of tokens (leading dimensions shared)."""
+
+    lob: np.ndarray  # (..., LOB_DIM) float32: log1p(level volume) / LOB_SCALE
+    mid_bucket: np.ndarray  # (...,) int64 in [0, N_MID_BUCKETS)
+    tod: np.ndarray  # (..., TOD_DIM) float32 time-of-day terms
+
+
+def mid2_from_rows(rows: np.ndarray, fallback2: float | np.ndarray) -> np.ndarray:
+    """Twice the mid of LOBSTER rows (an integer in price units); a one-sided book uses its best
+    price, an empty one ``fallback2``."""
+    rows = np.asarray(rows, np.int64)
+    ask, bid = rows[..., 0], rows[..., 2]
+    has_ask, has_bid = ask != EMPTY_ASK_PRICE, bid != EMPTY_BID_PRICE
+    mid2 = np.where(
+        has_ask & has_bid,
+        ask + bid,
+        np.where(has_ask, 2 * ask, np.where(has_bid, 2 * bid, 0)),
+    ).astype(np.float64)
+    return np.where(has_ask | has_bid, mid2, fallback2)
+
+
+def mid_bucket(move_ticks) -> np.ndarray:
+    """Signed log2 buckets of the mid move since the open (in ticks), shifted to [0, N)."""
+    move = np.asarray(move_ticks, np.float64)
+    b = np.minimum(np.ceil(np.log2(1.0 + np.abs(move))), MID_MAX_BUCKET)
+    return (np.sign(move) * b).astype(np.int64) + MID_MAX_BUCKET
+
+
+def time_of_day(ts_ns) -> np.ndarray:
+    f = np.clip((np.asarray(ts_ns, np.float64) - SESSION_OPEN_NS) / SESSION_LENGTH_NS, 0.0, 1.0)
+    out = np.stack(
+        [np.sin(np.pi * f), np.cos(np.pi * f), np.sin(2 * np.pi * f), np.cos(2 * np.pi * f)], -1
+    )
+    return out.astype(np.float32)
+
+
+def features_from_rows(rows: np.ndarray, open_mid: float, ts_ns, tick: int = 100) -> TokenFeatures:
+    """Features of LOBSTER rows ``(..., 4 * levels)`` at times ``ts_ns`` (broadcast)."""
+    rows = np.asarray(rows, np.int64)
+    levels = rows.shape[-1] // 4
+    if levels > N_LEVELS:
+        rows = rows[..., : 4 * N_LEVELS]
+        levels = N_LEVELS
+    lob = np.zeros((*rows.shape[:-1], LOB_DIM), np.float32)
+    lob[..., :levels] = np.log1p(rows[..., 1::4]) / LOB_SCALE
+    lob[..., N_LEVELS : N_LEVELS + levels] = np.log1p(rows[..., 3::4]) / LOB_SCALE
+    mid2 = mid2_from_rows(rows, 2.0 * open_mid)
+    move_ticks = (mid2 / 2.0 - open_mid) / tick
+    ts = np.broadcast_to(np.asarray(ts_ns, np.int64), rows.shape[:-1])
+    return TokenFeatures(lob, mid_bucket(move_ticks), time_of_day(ts))
+
+
+def features_from_row(row: np.ndarray, open_mid: float, ts_ns: int, tick: int = 100):
+    """Features of one LOBSTER orderbook row (the book a token is paired with)."""
+    return features_from_rows(np.asarray(row)[None], open_mid, np.array([ts_ns]), tick)
+
+
+def book_rows(books: list[OrderBook], levels: int = N_LEVELS) -> np.ndarray:
+    """LOBSTER-style rows ``(len(books), 4 * levels)``, equal to ``book.snapshot(levels)``.
+
+    Built from plain lists in one pass: ~3x cheaper than a ``snapshot`` per book, which matters
+    at one call per rollout per generated order.
+    """
+    out = []
+    empty = [EMPTY_ASK_PRICE, 0, EMPTY_BID_PRICE, 0] * levels
+    for book in books:
+        row = empty.copy()
+        for i, (price, qty) in enumerate(book.depth(Side.ASK, levels)):
+            row[4 * i] = price
+            row[4 * i + 1] = qty
+        for i, (price, qty) in enumerate(book.depth(Side.BID, levels)):
+            row[4 * i + 2] = price
+            row[4 * i + 3] = qty
+        out.append(row)
+    return np.array(out, dtype=np.int64).reshape(len(books), 4 * levels)
+
+
+def features_from_book(
+    book: OrderBook, open_mid: float, ts_ns: int, tick: int = 100, levels: int = N_LEVELS
+) -> TokenFeatures:
+    """Features of a live book; identical to ``features_from_row`` of the same book's row."""
+    return features_from_rows(book_rows([book], levels), open_mid, np.array([ts_ns]), tick)
+
+
+def features_from_books(
+    books: list[OrderBook], open_mid: float, ts_ns, tick: int = 100, levels: int = N_LEVELS
+) -> TokenFeatures:
+    """Batched ``features_from_book`` (one vectorized pass over the stacked rows)."""
+    return features_from_rows(book_rows(books, levels), open_mid, np.asarray(ts_ns, np.int64), tick)
+
+
+# ---------------------------------------------------------------------- tokenizer
+def price_offsets(type_, price, mid2, tick: int = 100) -> np.ndarray:
+    """Half-tick offsets from the mid: side-normalized for ASK/BID, signed for CANCEL."""
+    type_ = np.asarray(type_, np.int64)
+    signed = (2 * np.asarray(price, np.int64) - np.asarray(mid2, np.float64)) / tick
+    signed = np.rint(signed).astype(np.int64)
+    return np.where(type_ == OrderType.BID, -signed, signed)
+
+
+@dataclass(slots=True)
+class DecodedOrders:
+    type: np.ndarray  # int64 OrderType
+    price: np.ndarray  # int64 price units, tick multiples
+    qty: np.ndarray  # int64 shares >= 1
+    interval_ns: np.ndarray  # int64 >= 0
+
+
+class OrderTokenizer:
+    """Fitted bins for price (per limit/cancel), volume (per limit/cancel) and interval."""
+
+    def __init__(
+        self, price: dict[str, Bins], volume: dict[str, Bins], interval: Bins, tick: int = 100
+    ) -> None:
+        self.price = price
+        self.volume = volume
+        self.interval = interval
+        self.tick = tick
+
+    # ------------------------------------------------------------------ fields
+    def encode_fields(self, type_, price, qty, interval_ns, mid2) -> np.ndarray:
+        """Token ids of orders given the doubled mid (``ask + bid``) of the book each meets."""
+        type_ = np.asarray(type_, np.int64)
+        off = price_offsets(type_, price, mid2, self.tick)
+        cancel = type_ == OrderType.CANCEL
+        price_slot = np.where(
+            cancel, self.price["cancel"].encode(off), self.price["limit"].encode(off)
+        )
+        volume_slot = np.where(
+            cancel, self.volume["cancel"].encode(qty), self.volume["limit"].encode(qty)
+        )
+        return token_id(type_, price_slot, volume_slot, self.interval.encode(interval_ns))
+
+    def encode(self, stream: OrderStream, rows_before: np.ndarray, prev_ts_ns: int | None = None):
+        """Token ids of a stream; ``rows_before[i]`` is the book row just before order ``i``."""
+        ts = np.asarray(stream.ts_ns, np.int64)
+        first = ts[:1] if prev_ts_ns is None else np.array([prev_ts_ns], np.int64)
+        interval = np.maximum(np.diff(ts, prepend=first), 0)
+        mid2 = mid2_from_rows(rows_before, np.nan)
+        mid2 = _ffill(mid2)
+        return self.encode_fields(stream.type, stream.price, stream.qty, interval, mid2)
+
+    def decode(
+        self, ids, mid2, rng: np.random.Generator | None = None, u: np.ndarray | None = None
+    ) -> DecodedOrders:
+        """Concrete orders for token ids at books with doubled mids ``mid2`` (int price units).
+
+        Draws use ``u`` (shape ``ids.shape + (3,)``: price, volume, interval) when given, so a
+        caller can keep one random stream per sequence; otherwise ``rng``.
+        """
+        ids = np.asarray(ids, np.int64)
+        if u is None:
+            if rng is None:
+                raise ValueError("decode needs an rng or uniforms")
+            u = rng.random((*ids.shape, 3))
+        type_, ps, vs, is_ = token_fields(ids)
+        mid2_ticks = np.rint(np.asarray(mid2, np.float64) / self.tick).astype(np.int64)
+        mid2_ticks = np.broadcast_to(mid2_ticks, ids.shape)
+        cancel = type_ == OrderType.CANCEL
+        # price = (mid2 +- off * tick) / 2 is a whole tick only if off has mid2's parity
+        off = np.empty(ids.shape, np.int64)
+        qty = np.empty(ids.shape, np.int64)
+        for kind, sel in (("limit", ~cancel), ("cancel", cancel)):
+            if sel.any():
+                uk = u[sel]  # (n, 3)
+                off[sel] = self.price[kind].decode(ps[sel], parity=mid2_ticks[sel] % 2, u=uk[:, 0])
+                qty[sel] = self.volume[kind].decode(vs[sel], u=uk[:, 1])
+        signed = np.where(type_ == OrderType.BID, -off, off)
+        price_ticks = (mid2_ticks + signed) // 2
+        price = np.maximum(price_ticks, 1) * self.tick
+        return DecodedOrders(
+            type_, price, np.maximum(qty, 1), np.maximum(self.interval.decode(is_, u=u[..., 2]), 0)
+        )
+
+    # ------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(
+        cls,
+        type_,
+        price,
+        qty,
+        interval_ns,
+        mid2,
+        *,
+        seed: int = 0,
+        tick: int = 100,
+        max_samples: int = 64,
+    ) -> OrderTokenizer:
+        """Fit all bins on training orders (``mid2``: doubled mid of the book each order met)."""
+        rng = np.random.default_rng(seed)
+        type_ = np.asarray(type_, np.int64)
+        qty = np.asarray(qty, np.int64)
+        off = price_offsets(type_, price, mid2, tick)
+        cancel = type_ == OrderType.CANCEL
+
+        def bins(values, k: int, min_value: int | None = None) -> Bins:
+            return Bins.fit(values, k, rng, max_samples=max_samples, min_value=min_value)
+
+        price_bins = {"limit": bins(off[~cancel], N_PRICE), "cancel": bins(off[cancel], N_PRICE)}
+        volume_bins = {
+            "limit": bins(qty[~cancel], N_VOLUME, 1),
+            "cancel": bins(qty[cancel], N_VOLUME, 1),
+        }
+        interval_bins = bins(interval_ns, N_INTERVAL, 0)
+        return cls(price_bins, volume_bins, interval_bins, tick)
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": TOKENIZER_VERSION,
+            "tick": self.tick,
+            "vocab_size": VOCAB_SIZE,
+            "slots": {
+                "type": N_TYPES,
+                "price": N_PRICE,
+                "volume": N_VOLUME,
+                "interval": N_INTERVAL,
+            },
+            "features": {
+                "levels": N_LEVELS,
+                "lob_scale": LOB_SCALE,
+                "mid_max_bucket": MID_MAX_BUCKET,
+                "tod_dim": TOD_DIM,
+            },
+            "price": {k: b.to_dict() for k, b in self.price.items()},
+            "volume": {k: b.to_dict() for k, b in self.volume.items()},
+            "interval": self.interval.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OrderTokenizer:
+        if d.get("version") != TOKENIZER_VERSION:
+            raise ValueError(f"unsupported tokenizer version {d.get('version')!r}")
+        return cls(
+            {k: Bins.from_dict(b) for k, b in d["price"].items()},
+            {k: Bins.from_dict(b) for k, b in d["volume"].items()},
+            Bins.from_dict(d["interval"]),
+            int(d["tick"]),
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> OrderTokenizer:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _ffill(x: np.ndarray) -> np.ndarray:
+    """Forward-fill NaNs (then back-fill a leading run) of a 1-d array."""
+    x = np.asarray(x, np.float64).copy()
+    bad = np.isnan(x)
+    if not bad.any():
+        return x
+    if bad.all():
+        raise ValueError("no book row with a price to take a mid from")
+    idx = np.where(~bad, np.arange(len(x)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    x = x[idx]
+    first = np.flatnonzero(~np.isnan(x))[0]
+    x[:first] = x[first]
+    return x

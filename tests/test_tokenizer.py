@@ -1,0 +1,276 @@
+"""Order tokenizer: id bijection, bins, decode/encode round trips, JSON, book features."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models.tokenizer import (
+    LOB_DIM,
+    N_INTERVAL,
+    N_LEVELS,
+    N_MID_BUCKETS,
+    N_PRICE,
+    N_TYPES,
+    N_VOLUME,
+    VOCAB_SIZE,
+    Bins,
+    OrderTokenizer,
+    book_rows,
+    features_from_book,
+    features_from_books,
+    features_from_row,
+    features_from_rows,
+    mid2_from_rows,
+    mid_bucket,
+    token_fields,
+    token_id,
+)
+from simulator.book import OrderBook
+from simulator.orderstream import OrderStream, OrderType
+from simulator.types import NS_PER_S, Side
+
+TICK = 100
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _synthetic_orders(n: int, seed: int):
+    """Orders with round lots, zero offsets and zero intervals as heavy point masses."""
+    rng = np.random.default_rng(seed)
+    type_ = rng.choice(3, size=n, p=[0.3, 0.3, 0.4])
+    bid_t = 50_000 + rng.integers(-20, 20, size=n)
+    spread = rng.integers(1, 30, size=n)
+    mid2 = (2 * bid_t + spread) * TICK
+    off = np.where(rng.random(n) < 0.1, 0, rng.integers(-10, 120, size=n))
+    off = off + ((mid2 // TICK) % 2 != off % 2)  # offsets must share the parity of mid2 / tick
+    signed = np.where(type_ == OrderType.BID, -off, off)
+    signed = np.where((type_ == OrderType.CANCEL) & (rng.random(n) < 0.5), -off, signed)
+    price = (mid2 // TICK + signed) // 2 * TICK
+    qty = np.where(rng.random(n) < 0.4, 100, rng.integers(1, 1000, size=n))
+    interval = np.where(rng.random(n) < 0.2, 0, rng.lognormal(13, 3, size=n).astype(np.int64))
+    return type_, price, qty, interval, mid2
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> OrderTokenizer:
+    return OrderTokenizer.fit(*_synthetic_orders(20_000, seed=0), seed=0)
+
+
+# ---------------------------------------------------------------------- ids
+def test_vocabulary_is_49152():
+    assert VOCAB_SIZE == 49_152 == N_TYPES * N_PRICE * N_VOLUME * N_INTERVAL
+
+
+def test_every_id_round_trips_through_its_fields():
+    ids = np.arange(VOCAB_SIZE)
+    fields = token_fields(ids)
+    assert np.array_equal(token_id(*fields), ids)
+    for f, n in zip(fields, (N_TYPES, N_PRICE, N_VOLUME, N_INTERVAL), strict=True):
+        assert f.min() == 0 and f.max() == n - 1
+
+
+@given(
+    st.integers(0, N_TYPES - 1),
+    st.integers(0, N_PRICE - 1),
+    st.integers(0, N_VOLUME - 1),
+    st.integers(0, N_INTERVAL - 1),
+)
+def test_fields_round_trip_through_the_id(t, p, v, i):
+    k = token_id(t, p, v, i)
+    assert 0 <= k < VOCAB_SIZE
+    assert tuple(int(x) for x in token_fields(k)) == (t, p, v, i)
+
+
+# ---------------------------------------------------------------------- bins
+values_st = st.lists(st.integers(-(10**9), 10**9), min_size=1, max_size=300)
+
+
+@FAST
+@given(values_st, st.sampled_from([4, 16, 32]), st.integers(0, 2**31))
+def test_bins_partition_the_integers_into_exactly_k(values, k, seed):
+    bins = Bins.fit(values, k, np.random.default_rng(seed))
+    assert len(bins) == k
+    assert np.all(bins.lo[1:] > bins.lo[:-1])
+    slots = bins.encode(values)
+    assert slots.min() >= 0 and slots.max() < k
+    for x, b in zip(values, slots.tolist(), strict=True):
+        low, high = bins.bounds(b)
+        assert (low is None or low <= x) and (high is None or x <= high)
+
+
+@FAST
+@given(
+    st.lists(st.integers(1, 5000), min_size=1, max_size=300),
+    st.integers(1, 5000),
+    st.integers(0, 2**31),
+)
+def test_a_heavy_point_mass_gets_a_bin_of_its_own(values, heavy, seed):
+    data = np.array(values + [heavy] * len(values))  # at least half the mass
+    bins = Bins.fit(data, 32, np.random.default_rng(seed))
+    b = int(bins.encode([heavy])[0])
+    others = data[data != heavy]
+    assert not np.any(bins.encode(others) == b)
+
+
+@FAST
+@given(values_st, st.integers(-(10**9), 10**9), st.integers(0, 2**31), st.integers(0, 2**31))
+def test_decode_lands_in_the_bin_it_came_from(values, x, seed, draw_seed):
+    bins = Bins.fit(values, 16, np.random.default_rng(seed))
+    rng = np.random.default_rng(draw_seed)
+    slot = bins.encode([x])
+    assert np.array_equal(bins.encode(bins.decode(slot, rng)), slot)
+    decoded = bins.decode(slot, rng, parity=np.array([x % 2]))
+    assert np.array_equal(bins.encode(decoded), slot)
+    assert decoded[0] % 2 == x % 2
+
+
+def test_decode_draws_from_the_training_values_of_the_bin():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([np.full(500, 100), rng.integers(101, 200, 500)])
+    bins = Bins.fit(values, 4, rng)
+    out = bins.decode(bins.encode(values), rng)
+    assert set(out.tolist()) <= set(values.tolist())
+    assert np.array_equal(bins.encode(out), bins.encode(values))
+
+
+# ---------------------------------------------------------------------- orders
+order_st = st.tuples(
+    st.sampled_from([OrderType.ASK, OrderType.BID, OrderType.CANCEL]),
+    st.integers(-150, 150),  # price offset from the bid, in ticks
+    st.integers(1, 20_000),  # qty
+    st.integers(0, 60 * NS_PER_S),  # interval
+    st.integers(1, 40),  # spread in ticks
+)
+
+
+@FAST
+@given(st.lists(order_st, min_size=1, max_size=20), st.integers(0, 2**31))
+def test_decode_of_encode_gives_orders_with_the_same_token(tokenizer, orders, seed):
+    type_, off, qty, interval, spread = (np.array(c) for c in zip(*orders, strict=True))
+    bid = 40_000 * TICK
+    mid2 = 2 * bid + spread * TICK
+    price = bid + off * TICK
+    ids = tokenizer.encode_fields(type_, price, qty, interval, mid2)
+    dec = tokenizer.decode(ids, mid2, np.random.default_rng(seed))
+    assert np.array_equal(dec.type, type_)
+    assert np.all(dec.price % TICK == 0) and np.all(dec.qty >= 1) and np.all(dec.interval_ns >= 0)
+    again = tokenizer.encode_fields(dec.type, dec.price, dec.qty, dec.interval_ns, mid2)
+    assert np.array_equal(again, ids)
+
+
+def test_decode_with_explicit_uniforms_is_reproducible(tokenizer):
+    ids = np.arange(0, VOCAB_SIZE, 997)
+    mid2 = np.full(ids.shape, 2 * 40_000 * TICK + 3 * TICK)
+    u = np.random.default_rng(1).random((len(ids), 3))
+    a, b = tokenizer.decode(ids, mid2, u=u), tokenizer.decode(ids, mid2, u=u)
+    assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in a.__slots__)
+
+
+def test_bid_and_ask_offsets_are_mirrored(tokenizer):
+    mid2 = 2 * 40_000 * TICK + 2 * TICK  # mid exactly on a tick
+    bid_id = tokenizer.encode_fields([OrderType.BID], [40_000 * TICK - 5 * TICK], [100], [0], mid2)
+    ask_id = tokenizer.encode_fields([OrderType.ASK], [40_000 * TICK + 7 * TICK], [100], [0], mid2)
+    assert token_fields(bid_id)[1] == token_fields(ask_id)[1]  # both 6 ticks from the mid
+
+
+def test_tokenizer_json_round_trip_is_exact(tokenizer, tmp_path):
+    path = tmp_path / "tok.json"
+    tokenizer.save(path)
+    again = OrderTokenizer.load(path)
+    assert again.to_dict() == tokenizer.to_dict()
+    assert json.loads(path.read_text()) == json.loads(json.dumps(tokenizer.to_dict()))
+    type_, price, qty, interval, mid2 = _synthetic_orders(500, seed=3)
+    ids = tokenizer.encode_fields(type_, price, qty, interval, mid2)
+    assert np.array_equal(again.encode_fields(type_, price, qty, interval, mid2), ids)
+    a = tokenizer.decode(ids, mid2, np.random.default_rng(5))
+    b = again.decode(ids, mid2, np.random.default_rng(5))
+    assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in a.__slots__)
+
+
+def test_json_has_no_pickle_and_bounded_samples(tokenizer):
+    doc = tokenizer.to_dict()
+    text = json.dumps(doc)
+    assert len(text) < 200_000
+    for bins in (*doc["price"].values(), *doc["volume"].values(), doc["interval"]):
+        assert all(len(s) <= 64 for s in bins["samples"])
+
+
+def test_encode_stream_uses_the_book_before_each_order(tokenizer):
+    rows = np.array([[40_010 * TICK, 5, 40_000 * TICK, 7], [40_020 * TICK, 5, 40_000 * TICK, 7]])
+    stream = OrderStream(
+        ts_ns=np.array([10, 25]),
+        type=np.array([OrderType.ASK, OrderType.ASK], np.int8),
+        side=np.array([Side.ASK, Side.ASK], np.int8),
+        price=np.array([40_012 * TICK, 40_012 * TICK]),
+        qty=np.array([100, 100]),
+        order_id=np.array([1, 2]),
+        aggressive=np.zeros(2, bool),
+        source_row=np.array([1, 2]),
+    )
+    ids = tokenizer.encode(stream, rows)
+    expected = tokenizer.encode_fields(
+        stream.type, stream.price, stream.qty, [0, 15], [80_010 * TICK, 80_020 * TICK]
+    )
+    assert np.array_equal(ids, expected)
+
+
+# ---------------------------------------------------------------------- features
+def _book_from_levels(asks: list[tuple[int, int]], bids: list[tuple[int, int]]) -> OrderBook:
+    book = OrderBook("T")
+    for price, qty in asks:
+        book.add(book.mint_id(), Side.ASK, price, qty)
+    for price, qty in bids:
+        book.add(book.mint_id(), Side.BID, price, qty)
+    return book
+
+
+levels_st = st.lists(st.tuples(st.integers(1, 30), st.integers(1, 10_000)), max_size=12)
+
+
+@FAST
+@given(levels_st, levels_st, st.integers(9 * 3600, 17 * 3600), st.integers(-500, 500))
+def test_features_from_book_equal_features_from_its_row(asks, bids, ts_s, open_off):
+    base = 50_000 * TICK
+    ask_px = {base + TICK * d: q for d, q in asks}
+    bid_px = {base - TICK * d: q for d, q in bids}
+    book = _book_from_levels(list(ask_px.items()), list(bid_px.items()))
+    open_mid = base + open_off * TICK / 2
+    ts = ts_s * NS_PER_S
+    from_book = features_from_book(book, open_mid, ts)
+    from_row = features_from_row(book.snapshot(N_LEVELS), open_mid, ts)
+    assert np.array_equal(book_rows([book, book]), np.stack([book.snapshot(N_LEVELS)] * 2))
+    for f in ("lob", "mid_bucket", "tod"):
+        assert np.array_equal(getattr(from_book, f), getattr(from_row, f))
+    assert from_book.lob.shape == (1, LOB_DIM)
+    assert 0 <= int(from_book.mid_bucket[0]) < N_MID_BUCKETS
+    if len(ask_px) <= 5 and len(bid_px) <= 5:  # a level-5 row of the same book is padded
+        short = features_from_row(book.snapshot(5), open_mid, ts)
+        assert np.array_equal(short.lob, from_book.lob)
+    batched = features_from_books([book, book], open_mid, [ts, ts])
+    assert np.array_equal(batched.lob[1], from_book.lob[0])
+
+
+def test_features_of_a_lobster_row():
+    row = np.array([10_100, 300, 10_000, 200, 10_200, 0, 9_900, 50])  # 2 levels
+    f = features_from_rows(row[None], open_mid=10_000.0, ts_ns=[(9 * 3600 + 1800) * NS_PER_S])
+    assert np.allclose(f.lob[0, 0], np.log1p(300) / 8.0)
+    assert f.lob[0, 1] == 0.0 and f.lob[0, 2:N_LEVELS].sum() == 0.0
+    assert np.allclose(f.lob[0, N_LEVELS : N_LEVELS + 2], np.log1p([200, 50]) / 8.0)
+    assert int(f.mid_bucket[0]) == int(mid_bucket(0.5))  # mid 10,050 is half a tick up
+    assert np.allclose(f.tod[0], [0.0, 1.0, 0.0, 1.0], atol=1e-6)  # the open
+
+
+def test_mid_buckets_are_signed_and_clipped():
+    b = mid_bucket([-1e6, -3, 0, 0.5, 3, 1e6])
+    assert b[2] == N_MID_BUCKETS // 2
+    assert b[0] == 0 and b[-1] == N_MID_BUCKETS - 1
+    assert b[1] < b[2] < b[3] <= b[4]
+
+
+def test_one_sided_book_mid_uses_its_best_price():
+    rows = np.array([[9_999_999_999, 0, 10_000, 5], [10_100, 5, -9_999_999_999, 0]])
+    assert mid2_from_rows(rows, 0.0).tolist() == [20_000, 20_200]

@@ -1,0 +1,259 @@
+"""Training on a prefix of real data, checkpoints, and the generator behind the rollout engine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from models.checkpoint import load_checkpoint  # noqa: E402
+from models.generator import LMMGenerator, load_generator, pad_rows  # noqa: E402
+from models.model import LMMConfig  # noqa: E402
+from models.tokenizer import LOB_DIM  # noqa: E402
+from models.train import (  # noqa: E402
+    TrainConfig,
+    bigram_nll,
+    evaluate,
+    train,
+    unigram_nll,
+)
+from simulator.book import EMPTY_ASK_PRICE, OrderBook  # noqa: E402
+from simulator.lobster import load_lobster  # noqa: E402
+from simulator.orderstream import OrderType, from_lobster  # noqa: E402
+from simulator.rollout import GeneratedOrder, fork_rollouts  # noqa: E402
+from simulator.types import Side  # noqa: E402
+
+TINY = LMMConfig(n_layer=1, n_head=2, d_model=32, block_size=32, dropout=0.0)
+
+
+def _tiny_config(lobster_dir, out, seed: int = 0) -> TrainConfig:
+    return TrainConfig(
+        data_dir=lobster_dir,
+        out=out,
+        seed=seed,
+        steps=40,
+        eval_every=20,
+        batch_size=8,
+        lr=5e-3,
+        warmup=5,
+        max_orders=2500,
+        model=TINY,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(lobster_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "lmm-tiny"
+    torch.set_num_threads(1)  # bit-identical reruns
+    return train(_tiny_config(lobster_dir, out), log=lambda _: None), out
+
+
+def test_tiny_training_run_lowers_validation_loss(trained):
+    result, _ = trained
+    first, last = result.history[0]["val"], result.history[-1]["val"]
+    assert last <= first
+    # an untrained model is close to uniform over 49,152 ids (10.8 nats per token)
+    assert result.val_loss < np.log(49_152) - 1.5
+    assert result.history[-1]["train"] < np.log(49_152) - 1.5
+    assert result.meta["validation"]["model_nats"] == result.val_loss
+    assert [d["file"] for d in result.meta["data"]] == list(TrainConfig().files)
+
+
+def test_checkpoint_round_trip_rebuilds_the_same_logits(trained):
+    result, out = trained
+    model, tok, meta = load_checkpoint(out.with_suffix(".pt"))
+    assert meta["config"] == result.model.cfg.to_dict()
+    assert tok.to_dict() == result.tokenizer.to_dict()
+    assert len(meta["data"]) == 2 and all(len(d["sha256"]) == 64 for d in meta["data"])
+    g = torch.Generator().manual_seed(0)
+    x = (
+        torch.randint(0, 49_152, (2, 10), generator=g),
+        torch.rand(2, 10, LOB_DIM, generator=g),
+        torch.randint(0, 21, (2, 10), generator=g),
+        torch.rand(2, 10, 4, generator=g),
+    )
+    result.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.hidden(*x), result.model.hidden(*x))
+    state = torch.load(out.with_suffix(".pt"), weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_training_is_deterministic_for_a_seed(trained, lobster_dir, tmp_path):
+    result, _ = trained
+    again = train(_tiny_config(lobster_dir, None), log=lambda _: None)
+    assert again.history == [
+        {**h, "s": again.history[i]["s"]} for i, h in enumerate(result.history)
+    ]
+    for (k, a), b in zip(
+        result.model.state_dict().items(), again.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), k
+
+
+def test_baselines_on_a_toy_sequence():
+    train_ids = [np.array([1, 2, 1, 2, 1, 2])]
+    val = [np.array([1, 2, 1])]
+    # the bigram knows 1 -> 2 -> 1 for sure; the unigram only that 1 and 2 are common
+    assert bigram_nll(train_ids, val, 1e-9) < 0.01
+    assert unigram_nll(train_ids, [v[1:] for v in val], 1e-9) == pytest.approx(np.log(2), 1e-3)
+
+
+def test_evaluate_scores_every_target_once(trained):
+    """Windowed evaluation equals one pass when the sequence fits in a single window."""
+    result, _ = trained
+    from models.train import DayTokens
+
+    model = result.model
+    rng = np.random.default_rng(0)
+    n = model.cfg.block_size
+    day = DayTokens(
+        "X",
+        rng.integers(0, 49_152, n + 1),
+        rng.random((n + 1, LOB_DIM), dtype=np.float32),
+        rng.integers(0, 21, n + 1),
+        rng.random((n + 1, 4), dtype=np.float32),
+        0,
+    )
+    got = evaluate(model, [day], "cpu")
+    with torch.no_grad():
+        x = [torch.from_numpy(a[:n][None]) for a in (day.ids, day.lob, day.mid, day.tod)]
+        want = float(model(*x, targets=torch.from_numpy(day.ids[1:][None])))
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+# ---------------------------------------------------------------------- generator
+def _book_from_row(row: np.ndarray) -> OrderBook:
+    book = OrderBook("GOOG")
+    for lvl in range(len(row) // 4):
+        ask_px, ask_sz, bid_px, bid_sz = row[4 * lvl : 4 * lvl + 4]
+        if ask_sz > 0 and ask_px != EMPTY_ASK_PRICE:
+            book.add(book.mint_id(), Side.ASK, int(ask_px), int(ask_sz))
+        if bid_sz > 0:
+            book.add(book.mint_id(), Side.BID, int(bid_px), int(bid_sz))
+    return book
+
+
+@pytest.fixture(scope="module")
+def fork_point(lobster_dir):
+    day = load_lobster(lobster_dir / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip")
+    stream = from_lobster(day)
+    j = 3000  # fork just before order j
+    from surveillance.realism import take
+
+    history = take(stream, slice(j - 200, j))
+    rows = day.orderbook[np.maximum(history.source_row - 1, 0)]
+    book = _book_from_row(day.orderbook[stream.source_row[j] - 1])
+    open_mid = (day.orderbook[0, 0] + day.orderbook[0, 2]) / 2
+    return book, history, rows, open_mid, int(stream.ts_ns[j - 1])
+
+
+def _roll(out, fork_point, n: int, seed: int = 1):
+    book, history, rows, open_mid, ts = fork_point
+    gen = load_generator(out.with_suffix(".pt"))
+    return fork_rollouts(
+        book,
+        history,
+        rows,
+        gen,
+        n=n,
+        start_ns=ts,
+        horizon_ns=30 * 10**9,
+        open_mid=open_mid,
+        seed=seed,
+        max_orders=60,
+    )
+
+
+def test_generator_drives_rollouts_reproducibly(trained, fork_point):
+    _, out = trained
+    a = _roll(out, fork_point, n=4)
+    b = _roll(out, fork_point, n=4)
+    assert len(a) == 4 and all(len(r) > 0 for r in a)
+    for ra, rb in zip(a, b, strict=True):
+        assert np.array_equal(ra.price, rb.price) and np.array_equal(ra.ts_ns, rb.ts_ns)
+    assert not all(np.array_equal(a[0].price, r.price) for r in a[1:])
+    for r in a:
+        assert np.all(r.price % 100 == 0) and np.all(r.qty > 0)
+        assert set(np.unique(r.type).tolist()) <= {0, 1, 2}
+
+
+def test_a_rollout_does_not_depend_on_its_siblings(trained, fork_point):
+    _, out = trained
+    two, four = _roll(out, fork_point, n=2), _roll(out, fork_point, n=4)
+    for r2, r4 in zip(two, four[:2], strict=True):
+        assert np.array_equal(r2.price, r4.price) and np.array_equal(r2.qty, r4.qty)
+
+
+def test_generator_orders_are_priced_around_each_books_mid(trained, fork_point):
+    result, _ = trained
+    book, history, rows, open_mid, ts = fork_point
+    gen = LMMGenerator(result.model, result.tokenizer, temperature=1.0)
+    far = book.fork()  # the same book shifted 500 ticks up: prices must follow the mid
+    high = OrderBook("GOOG")
+    for side in (Side.BID, Side.ASK):
+        for level in far.iter_levels(side):
+            high.add(high.mint_id(), side, level.price + 50_000, level.qty)
+    gen.begin([book, high], history, rows, open_mid, ts, seed=3)
+    for _ in range(20):
+        o_low, o_high = gen.next_orders([book, high], [ts, ts])
+        assert isinstance(o_low, GeneratedOrder)
+        for o, b in ((o_low, book), (o_high, high)):
+            assert abs(o.price - b.mid) < 2_000 * 100  # within $20 of its own book's mid
+            assert o.type in (OrderType.ASK, OrderType.BID, OrderType.CANCEL)
+            assert o.qty > 0 and o.interval_ns >= 0
+
+
+def test_generator_handles_a_stopped_rollout(trained, fork_point):
+    result, _ = trained
+    book, history, _, open_mid, ts = fork_point
+    books = [book.fork() for _ in range(3)]
+    gen = LMMGenerator(result.model, result.tokenizer)
+    gen.begin(books, history, None, open_mid, ts, seed=0)
+    assert len(gen.next_orders(books, [ts] * 3)) == 3
+    assert len(gen.next_orders([books[0], books[2]], [ts] * 2)) == 2
+    with pytest.raises(RuntimeError, match="came back"):
+        gen.next_orders(books, [ts] * 3)
+
+
+def test_generator_reads_no_deeper_than_the_history_feed(trained, fork_point):
+    result, _ = trained
+    book, history, rows, open_mid, ts = fork_point
+    gen = LMMGenerator(result.model, result.tokenizer)
+    gen.begin([book], history, rows[:, :20], open_mid, ts, seed=0)  # a level-5 feed
+    assert gen._levels == 5
+    gen.begin([book], history, rows, open_mid, ts, seed=0)
+    assert gen._levels == 10
+
+
+def test_pad_rows_fills_missing_levels_with_empty_sentinels():
+    row = np.array([[10_100, 5, 10_000, 7]])
+    padded = pad_rows(row, 3)
+    assert padded.shape == (1, 12)
+    assert padded[0, 4] == EMPTY_ASK_PRICE and padded[0, 5] == 0
+
+
+def test_train_command_writes_a_checkpoint(lobster_dir, tmp_path):
+    from surveillance.cli import main
+
+    out = tmp_path / "cli-model"
+    argv = ["train", "--data-dir", str(lobster_dir), "--out", str(out), "--steps", "3"]
+    argv += ["--eval-every", "3", "--max-orders", "800", "--layers", "1", "--d-model", "16"]
+    argv += ["--heads", "2", "--block-size", "16", "--batch-size", "4", "--threads", "1"]
+    assert main(argv) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["command"].startswith("surveillance train --data-dir ")
+    assert "--steps 3" in meta["command"]
+    assert set(meta["validation"]) >= {"model_nats", "unigram_nats", "bigram_nats"}
+    assert out.with_suffix(".pt").stat().st_size < 25 * 2**20
+
+
+def test_train_command_reports_missing_data_in_one_line(tmp_path, capsys):
+    from surveillance.cli import main
+
+    assert main(["train", "--data-dir", str(tmp_path), "--steps", "1"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not found" in err[0]
