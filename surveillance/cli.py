@@ -17,6 +17,14 @@ import click
 COMMANDS = [
     "book_check",
     "convert",
+    "fidelity",
+    "feed",
+    "worker",
+    "realism",
+    "train",
+    "replay",
+    "evaluate",
+    "demo",
 ]
 
 

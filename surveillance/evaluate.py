@@ -258,8 +258,8 @@ def tpr_at_fpr(
 ) -> float | None:
     """True-positive rate at the smallest threshold that at most ``fpr`` of negatives exceed.
 
-    >>> tpr_at_fpr(list(range(100)), [50, 95, 99, 120], 0.05)
-    0.5
+    >>> tpr_at_fpr(list(range(100)), [50, 95, 99, 120], 0.05)  # threshold 94
+    0.75
     """
     neg = np.sort(np.asarray([x for x in negatives if x is not None], dtype=float))
     pos = np.asarray([x for x in positives if x is not None], dtype=float)

@@ -1,0 +1,433 @@
+"""Stylized facts of order flow and the overlap coefficient between their distributions.
+
+The paper scores realism (App. J, Table 7) and anomalies (Sec. 4.2, App. G) by the *overlap
+coefficient* ("Distribution Similarity") between the distribution of a stylized fact in the real
+market and in the simulation: ``OVL = integral of min(f, g)``, 1 for identical distributions,
+0 for disjoint ones.
+
+Estimators
+----------
+- ``overlap_discrete``: exact overlap of two empirical pmfs, ``sum_k min(p_k, q_k)`` (optionally
+  weighted, e.g. by time). Used for the spread in ticks.
+- ``overlap_continuous``: overlap of two Gaussian kernel density estimates, each with its own
+  Silverman bandwidth, evaluated on one shared grid (robust range, step <= bandwidth / 4) by
+  linear binning and FFT convolution (so it costs O(n + grid log grid) even for 10^6 samples);
+  values beyond the 0.1%/99.9% pooled quantiles are compared as tail masses. KDE rather than a shared
+  histogram because a histogram's overlap depends on the bin edges and drops with sample size
+  even for identical distributions (every empty-vs-filled bin counts as disagreement); the KDE
+  estimate is smooth and close to the analytic value: for N(0,1) vs N(d,1) it matches
+  ``2 * Phi(-|d| / 2)`` within 0.02 at 20,000 samples (tested; the kernel widens both
+  densities a little, which biases the overlap slightly upward). A constant sample has bandwidth 0
+  (a point mass), so two constants overlap 1 if equal and 0 otherwise.
+
+Facts and their distributions
+-----------------------------
+Following App. J ("we calculate the buy order ratio for each minute and then compare the
+distribution of the ratio between simulation and replay"), per-window scalars are computed *per
+minute* of a window, and a fact's distribution is the pool of its per-minute values over every
+real window (replay) or over every rollout of every window (simulation). Event-level facts pool
+their events the same way. A window is a ``Trajectory``: the orders of the window and the book
+touch after each order (real feed or rollout alike).
+
+==========================  ==========  ==========================================================
+fact                        kind        one sample is
+==========================  ==========  ==========================================================
+spread                      discrete    the spread in ticks after an order (every event)
+spread_time_weighted        discrete    the same, weighted by how long it lasted (ns)
+volatility                  continuous  a minute's realized volatility: sqrt of the sum of the
+                                        squared 5-second mid log returns in that minute
+mean_order_volume           continuous  a minute's mean size of new limit orders (shares)
+aggressive_order_ratio      continuous  a minute's share of limit orders marketable on arrival
+buy_order_ratio             continuous  a minute's bids / (bids + asks)
+cancel_ratio                continuous  a minute's cancels / all orders
+return_1m .. return_5m      continuous  log(mid(t + k min) / mid(t)), t on the window's
+                                        1-minute grid with t + k min inside the window
+inter_arrival               continuous  log10(1 + interval in microseconds) between consecutive
+                                        orders (log scale: intervals span ns to seconds)
+==========================  ==========  ==========================================================
+
+Minutes without limit orders give no ratio sample (rather than a made-up 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import erf, sqrt
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+NS_PER_S = 1_000_000_000
+NS_PER_MIN = 60 * NS_PER_S
+EMPTY_ASK_PRICE = 9_999_999_999  # the book's sentinels (simulator.book)
+EMPTY_BID_PRICE = -9_999_999_999
+ASK, BID, CANCEL = 0, 1, 2  # simulator.orderstream.OrderType values
+
+GRID_POINTS = 2048
+RETURN_HORIZONS_MIN = (1, 2, 3, 4, 5)
+VOLATILITY_STEP_NS = 5 * NS_PER_S
+
+# Paper, Table 7 ("Distribution Similarity"); facts the paper does not list map to None.
+PAPER_TABLE7: dict[str, float | None] = {
+    "spread": 0.970,
+    "spread_time_weighted": None,
+    "volatility": 0.872,
+    "mean_order_volume": 0.957,
+    "aggressive_order_ratio": 0.920,
+    "buy_order_ratio": 0.933,
+    "cancel_ratio": None,
+    "return_1m": 0.956,
+    "return_2m": 0.936,
+    "return_3m": 0.924,
+    "return_4m": 0.914,
+    "return_5m": 0.908,
+    "inter_arrival": None,
+}
+FACTS = tuple(PAPER_TABLE7)
+DISCRETE_FACTS = frozenset({"spread", "spread_time_weighted"})
+
+
+# --------------------------------------------------------------------------- overlap
+
+
+def overlap_discrete(
+    a: np.ndarray | list[int],
+    b: np.ndarray | list[int],
+    weights_a: np.ndarray | list[float] | None = None,
+    weights_b: np.ndarray | list[float] | None = None,
+) -> float:
+    """Exact overlap of the (weighted) empirical pmfs of two integer samples.
+
+    >>> overlap_discrete([1, 1, 2], [1, 2, 2])
+    0.6666666666666666
+    >>> overlap_discrete([3, 3], [3])
+    1.0
+    >>> overlap_discrete([1, 2], [1, 2], weights_a=[3.0, 1.0])
+    0.75
+    """
+    x = np.asarray(a)
+    y = np.asarray(b)
+    wa = np.ones(len(x)) if weights_a is None else np.asarray(weights_a, dtype=np.float64)
+    wb = np.ones(len(y)) if weights_b is None else np.asarray(weights_b, dtype=np.float64)
+    if len(wa) != len(x) or len(wb) != len(y):
+        raise ValueError("weights must have one entry per sample")
+    if wa.sum() <= 0 or wb.sum() <= 0:
+        raise ValueError("overlap needs two non-empty samples")
+    values, inverse = np.unique(np.concatenate([x, y]), return_inverse=True)
+    p = np.bincount(inverse[: len(x)], weights=wa, minlength=len(values)) / wa.sum()
+    q = np.bincount(inverse[len(x) :], weights=wb, minlength=len(values)) / wb.sum()
+    return float(np.minimum(p, q).sum())
+
+
+def silverman_bandwidth(x: np.ndarray) -> float:
+    """Silverman's rule, ``0.9 * min(sd, IQR / 1.34) * n ** -0.2`` (sd alone when the IQR is 0).
+
+    >>> silverman_bandwidth(np.array([5.0, 5.0, 5.0]))
+    0.0
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return 0.0
+    sd = float(x.std(ddof=1))
+    q75, q25 = np.percentile(x, [75, 25])
+    spread = min(sd, (q75 - q25) / 1.34) if q75 > q25 else sd
+    return 0.9 * spread * len(x) ** -0.2
+
+
+def _binned_kde(x: np.ndarray, lo: float, dx: float, points: int, bandwidth: float) -> np.ndarray:
+    """Mass per grid point of a KDE of ``x`` (all inside the grid): linear binning, then a
+    Gaussian blur. Mass the blur pushes off the grid is lost, which only matters for values
+    within a few bandwidths of the grid's ends (the grid is padded by 5 bandwidths)."""
+    pos = (x - lo) / dx
+    left = np.clip(np.floor(pos).astype(np.int64), 0, points - 2)
+    frac = np.clip(pos - left, 0.0, 1.0)
+    mass = np.bincount(left, weights=1.0 - frac, minlength=points)
+    mass += np.bincount(left + 1, weights=frac, minlength=points)
+    sigma = bandwidth / dx
+    if sigma > 0.05:
+        half = int(np.ceil(5 * sigma))
+        k = np.arange(-half, half + 1, dtype=np.float64)
+        kernel = np.exp(-0.5 * (k / sigma) ** 2)
+        mass = fftconvolve(mass, kernel / kernel.sum(), mode="same")
+    return np.clip(mass, 0.0, None)
+
+
+def overlap_continuous(
+    a: np.ndarray | list[float],
+    b: np.ndarray | list[float],
+    *,
+    grid_points: int = GRID_POINTS,
+    bandwidth: float | None = None,
+) -> float:
+    """Overlap of two samples' Gaussian KDEs (Silverman bandwidth each, unless given).
+
+    The grid spans the pooled sample's 0.1%..99.9% quantiles, padded by 5 bandwidths, with a
+    step of at most a quarter of the smaller positive bandwidth (``grid_points`` at least, 2**18
+    at most). Values beyond the grid are compared as two tail masses (below, above), so a few
+    outliers neither stretch the grid until every density fits in one cell (which reads as a
+    perfect overlap) nor vanish.
+
+    >>> x = np.random.default_rng(0).normal(size=20_000)
+    >>> y = np.random.default_rng(1).normal(1.0, 1.0, size=20_000)
+    >>> abs(overlap_continuous(x, y) - normal_overlap(1.0)) < 0.02  # analytic: 0.617
+    True
+    >>> overlap_continuous([0.0, 0.0], [0.0])
+    1.0
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    y = y[np.isfinite(y)]
+    if len(x) == 0 or len(y) == 0:
+        raise ValueError("overlap needs two non-empty samples")
+    hx = silverman_bandwidth(x) if bandwidth is None else bandwidth
+    hy = silverman_bandwidth(y) if bandwidth is None else bandwidth
+    pooled = np.concatenate([x, y])
+    lo, hi = (float(v) for v in np.quantile(pooled, [0.001, 0.999]))
+    if hi <= lo:
+        lo, hi = float(pooled.min()), float(pooled.max())
+        if hi <= lo:  # every value equal
+            return 1.0
+    pad = 5 * max(hx, hy)
+    lo, hi = lo - pad, hi + pad
+    positive = [h for h in (hx, hy) if h > 0]
+    points = grid_points
+    if positive:
+        points = int(np.clip(np.ceil((hi - lo) / (min(positive) / 4)) + 1, grid_points, 1 << 18))
+    dx = (hi - lo) / (points - 1)
+    masses = []
+    for sample, h in ((x, hx), (y, hy)):
+        below = float(np.mean(sample < lo))
+        above = float(np.mean(sample > hi))
+        inside = sample[(sample >= lo) & (sample <= hi)]
+        grid = _binned_kde(inside, lo, dx, points, h) if len(inside) else np.zeros(points)
+        if grid.sum() > 0:
+            grid *= (1.0 - below - above) / grid.sum()
+        masses.append((below, above, grid))
+    (bx, ax, px), (by, ay, py) = masses
+    overlap = min(bx, by) + min(ax, ay) + float(np.minimum(px, py).sum())
+    return min(overlap, 1.0)
+
+
+def normal_overlap(d: float) -> float:
+    """Analytic overlap of N(0, 1) and N(d, 1): ``2 * Phi(-|d| / 2)``.
+
+    >>> normal_overlap(0.0)
+    1.0
+    """
+    return 2 * 0.5 * (1 + erf(-abs(d) / 2 / sqrt(2)))
+
+
+# --------------------------------------------------------------------------- windows
+
+
+@dataclass(slots=True)
+class Trajectory:
+    """One window of order flow with the book touch after every order (real or simulated).
+
+    ``type``: 0 ask, 1 bid, 2 cancel (``OrderType``). ``best_bid``/``best_ask`` use the book's
+    empty sentinels when a side is empty. ``bid0``/``ask0`` is the touch at ``start_ns``.
+    """
+
+    start_ns: int
+    end_ns: int
+    bid0: int
+    ask0: int
+    ts_ns: np.ndarray
+    type: np.ndarray
+    qty: np.ndarray
+    aggressive: np.ndarray
+    best_bid: np.ndarray
+    best_ask: np.ndarray
+    tick_size: int = 100
+
+    def __post_init__(self) -> None:
+        n = len(self.ts_ns)
+        for name in ("type", "qty", "aggressive", "best_bid", "best_ask"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"trajectory column {name} has {len(getattr(self, name))} != {n}")
+        if self.end_ns <= self.start_ns:
+            raise ValueError("a window must end after it starts")
+
+    @classmethod
+    def from_rollout(cls, result: object, *, tick_size: int = 100) -> Trajectory:
+        """The orders of a ``simulator.rollout.RolloutResult`` that reached the market: the
+        applied ones and the void cancels (generated flow that found nothing to cancel, like a
+        real cancel of an order below the observed depth); orders the rules rejected are left
+        out, as a venue's feed never shows them."""
+        r = result
+        keep = r.applied | (r.type == CANCEL)  # type: ignore[attr-defined]
+        return cls(
+            start_ns=r.start_ns,  # type: ignore[attr-defined]
+            end_ns=r.end_ns,  # type: ignore[attr-defined]
+            bid0=r.bid0,  # type: ignore[attr-defined]
+            ask0=r.ask0,  # type: ignore[attr-defined]
+            ts_ns=r.ts_ns[keep],  # type: ignore[attr-defined]
+            type=r.type[keep],  # type: ignore[attr-defined]
+            qty=r.qty[keep],  # type: ignore[attr-defined]
+            aggressive=r.aggressive[keep],  # type: ignore[attr-defined]
+            best_bid=r.best_bid[keep],  # type: ignore[attr-defined]
+            best_ask=r.best_ask[keep],  # type: ignore[attr-defined]
+            tick_size=tick_size,
+        )
+
+    @property
+    def minutes(self) -> int:
+        return int((self.end_ns - self.start_ns) // NS_PER_MIN)
+
+    def two_sided(self) -> np.ndarray:
+        return (self.best_bid != EMPTY_BID_PRICE) & (self.best_ask != EMPTY_ASK_PRICE)
+
+    def mid_at(self, times_ns: np.ndarray) -> np.ndarray:
+        """Mid price (float units) in force at each time (last two-sided touch at or before)."""
+        ok = self.two_sided()
+        ts = np.concatenate([[self.start_ns], self.ts_ns[ok]])
+        mid0 = (self.bid0 + self.ask0) / 2.0
+        if self.bid0 == EMPTY_BID_PRICE or self.ask0 == EMPTY_ASK_PRICE:
+            mid0 = np.nan
+        mids = np.concatenate([[mid0], (self.best_bid[ok] + self.best_ask[ok]) / 2.0])
+        # forward-fill a missing opening mid with the first one seen
+        if np.isnan(mids[0]) and len(mids) > 1:
+            mids[0] = mids[1]
+        idx = np.searchsorted(ts, times_ns, side="right") - 1
+        return mids[np.clip(idx, 0, None)]
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    ok = den > 0
+    return num[ok] / den[ok]
+
+
+def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Every fact's samples for one window: ``fact -> (values, weights or None)``.
+
+    >>> w = Trajectory(0, 60 * NS_PER_S, 900, 1100, ts_ns=np.array([10, 20]),
+    ...     type=np.array([1, 2]), qty=np.array([100, 50]), aggressive=np.array([False, False]),
+    ...     best_bid=np.array([1000, 900]), best_ask=np.array([1100, 1100]))
+    >>> f = window_facts(w)
+    >>> f["spread"][0].tolist(), f["buy_order_ratio"][0].tolist(), f["cancel_ratio"][0].tolist()
+    ([1, 2], [1.0], [0.5])
+    """
+    tick = w.tick_size
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    inside = (w.ts_ns >= w.start_ns) & (w.ts_ns < w.end_ns)
+    ts = w.ts_ns[inside]
+    kind = w.type[inside]
+    qty = w.qty[inside]
+    aggressive = w.aggressive[inside].astype(bool)
+    bid = w.best_bid[inside]
+    ask = w.best_ask[inside]
+
+    # spread: after every event, and weighted by how long each value lasted
+    ok = (bid != EMPTY_BID_PRICE) & (ask != EMPTY_ASK_PRICE)
+    spread = (ask - bid) // tick
+    out["spread"] = (spread[ok].astype(np.int64), None)
+    start_ok = w.bid0 != EMPTY_BID_PRICE and w.ask0 != EMPTY_ASK_PRICE
+    values = np.concatenate([[(w.ask0 - w.bid0) // tick], spread]).astype(np.int64)
+    valid = np.concatenate([[start_ok], ok])
+    times = np.concatenate([[w.start_ns], ts, [w.end_ns]])
+    held = np.diff(times).astype(np.float64)
+    keep = valid & (held > 0)
+    out["spread_time_weighted"] = (values[keep], held[keep])
+
+    # per-minute order-flow ratios
+    minutes = w.minutes
+    minute = ((ts - w.start_ns) // NS_PER_MIN).astype(np.int64)
+    in_grid = minute < minutes
+    m = minute[in_grid]
+    k = kind[in_grid]
+    limit = k != CANCEL
+    n_all = np.bincount(m, minlength=minutes).astype(np.float64)
+    n_limit = np.bincount(m[limit], minlength=minutes).astype(np.float64)
+    n_bid = np.bincount(m[k == BID], minlength=minutes).astype(np.float64)
+    n_cancel = np.bincount(m[k == CANCEL], minlength=minutes).astype(np.float64)
+    n_aggr = np.bincount(m[limit & aggressive[in_grid]], minlength=minutes).astype(np.float64)
+    vol_limit = np.bincount(m[limit], weights=qty[in_grid][limit], minlength=minutes)
+    out["mean_order_volume"] = (_ratio(vol_limit, n_limit), None)
+    out["aggressive_order_ratio"] = (_ratio(n_aggr, n_limit), None)
+    out["buy_order_ratio"] = (_ratio(n_bid, n_limit), None)
+    out["cancel_ratio"] = (_ratio(n_cancel, n_all), None)
+
+    # volatility: realized volatility of 5 s mid log returns within each minute
+    steps = NS_PER_MIN // VOLATILITY_STEP_NS
+    grid = w.start_ns + np.arange(minutes * steps + 1, dtype=np.int64) * VOLATILITY_STEP_NS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_mid = np.log(w.mid_at(grid))
+        r = np.diff(log_mid).reshape(minutes, steps) if minutes else np.zeros((0, steps))
+        rv = np.sqrt(np.sum(r**2, axis=1))
+    out["volatility"] = (rv[np.isfinite(rv)], None)
+
+    # k-minute returns on the 1-minute grid
+    grid_min = w.start_ns + np.arange(minutes + 1, dtype=np.int64) * NS_PER_MIN
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lm = np.log(w.mid_at(grid_min))
+        for h in RETURN_HORIZONS_MIN:
+            ret = lm[h:] - lm[:-h] if minutes >= h else np.zeros(0)
+            out[f"return_{h}m"] = (ret[np.isfinite(ret)], None)
+
+    # inter-arrival times between consecutive orders, log10(1 + microseconds)
+    gaps = np.diff(ts).astype(np.float64)
+    out["inter_arrival"] = (np.log10(1.0 + gaps / 1_000.0), None)
+    return out
+
+
+@dataclass(slots=True)
+class StylizedFacts:
+    """Pools the fact samples of many windows (River-style: ``update`` then ``get``).
+
+    >>> w = Trajectory(0, 60 * NS_PER_S, 900, 1100, ts_ns=np.array([10, 20]),
+    ...     type=np.array([1, 0]), qty=np.array([100, 300]), aggressive=np.array([False, True]),
+    ...     best_bid=np.array([1000, 1000]), best_ask=np.array([1100, 1100]))
+    >>> facts = StylizedFacts().update(w).update(w)
+    >>> facts.windows, facts.get("mean_order_volume")[0].tolist()
+    (2, [200.0, 200.0])
+    """
+
+    values: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    weights: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    windows: int = 0
+
+    def update(self, window: Trajectory) -> StylizedFacts:
+        for name, (vals, wts) in window_facts(window).items():
+            self.values.setdefault(name, []).append(vals)
+            if wts is not None:
+                self.weights.setdefault(name, []).append(wts)
+        self.windows += 1
+        return self
+
+    def get(self, fact: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """All samples of one fact so far: ``(values, weights or None)``."""
+        if fact not in PAPER_TABLE7:
+            raise KeyError(f"unknown stylized fact {fact!r}; known: {', '.join(FACTS)}")
+        parts = self.values.get(fact, [])
+        vals = np.concatenate(parts) if parts else np.zeros(0)
+        wparts = self.weights.get(fact)
+        wts = np.concatenate(wparts) if wparts else None
+        return vals, wts
+
+    def summary(self, fact: str) -> dict[str, float | int | None]:
+        vals, wts = self.get(fact)
+        if len(vals) == 0:
+            return {"n": 0, "mean": None, "std": None}
+        if wts is not None and wts.sum() > 0:
+            mean = float(np.average(vals, weights=wts))
+            std = float(np.sqrt(np.average((vals - mean) ** 2, weights=wts)))
+        else:
+            mean, std = float(np.mean(vals)), float(np.std(vals))
+        return {"n": len(vals), "mean": mean, "std": std}
+
+
+def fact_overlap(real: StylizedFacts, sim: StylizedFacts, fact: str) -> float | None:
+    """OVL of one fact's real and simulated distributions (None if either has no sample)."""
+    a, wa = real.get(fact)
+    b, wb = sim.get(fact)
+    if len(a) == 0 or len(b) == 0:
+        return None
+    if fact in DISCRETE_FACTS:
+        return overlap_discrete(a, b, wa, wb)
+    return overlap_continuous(a, b)
+
+
+def compare(real: StylizedFacts, sim: StylizedFacts) -> dict[str, float | None]:
+    """OVL per fact, in ``FACTS`` order."""
+    return {fact: fact_overlap(real, sim, fact) for fact in FACTS}

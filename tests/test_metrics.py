@@ -1,0 +1,206 @@
+"""Overlap coefficient estimators and stylized facts on hand-made windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from surveillance.metrics import (
+    FACTS,
+    NS_PER_MIN,
+    NS_PER_S,
+    StylizedFacts,
+    Trajectory,
+    compare,
+    normal_overlap,
+    overlap_continuous,
+    overlap_discrete,
+    window_facts,
+)
+
+
+@pytest.mark.parametrize("d", [0.0, 0.5, 1.0, 2.0, 4.0])
+def test_continuous_overlap_matches_the_analytic_normal_overlap(d):
+    rng = np.random.default_rng(42)
+    a = rng.normal(0.0, 1.0, 20_000)
+    b = rng.normal(d, 1.0, 20_000)
+    assert abs(overlap_continuous(a, b) - normal_overlap(d)) < 0.02
+
+
+def test_analytic_normal_overlap_agrees_with_scipy():
+    for d in (0.3, 1.0, 2.5):
+        assert normal_overlap(d) == pytest.approx(2 * stats.norm.cdf(-d / 2))
+
+
+def test_continuous_overlap_matches_numerical_integration_for_unequal_scales():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, 40_000), rng.normal(1, 2, 40_000)
+    x = np.linspace(-12, 14, 200_001)
+    exact = np.trapezoid(np.minimum(stats.norm.pdf(x, 0, 1), stats.norm.pdf(x, 1, 2)), x)
+    assert abs(overlap_continuous(a, b) - exact) < 0.02
+
+
+def test_identical_samples_overlap_one_and_disjoint_samples_zero():
+    x = np.random.default_rng(3).exponential(size=5_000)
+    assert overlap_continuous(x, x) == pytest.approx(1.0)
+    assert overlap_continuous(x, x + 1_000.0) == pytest.approx(0.0, abs=1e-6)
+    assert overlap_discrete([1, 2, 3], [3, 2, 1]) == pytest.approx(1.0)
+    assert overlap_discrete([1, 2, 3], [4, 5]) == 0.0
+
+
+def test_a_few_outliers_do_not_make_different_samples_look_alike():
+    rng = np.random.default_rng(9)
+    a = rng.normal(0, 1, 5_000)
+    b = np.concatenate([rng.normal(3, 1, 5_000), [1e6, -1e6]])
+    assert abs(overlap_continuous(a, b) - normal_overlap(3.0)) < 0.03
+
+
+def test_continuous_overlap_of_small_samples_from_one_distribution_is_high():
+    rng = np.random.default_rng(2)
+    values = [overlap_continuous(rng.normal(size=75), rng.normal(size=1_200)) for _ in range(20)]
+    assert 0.85 < np.mean(values) < 1.0
+
+
+def test_constant_samples_are_point_masses():
+    assert overlap_continuous([2.0] * 10, [2.0] * 3) == pytest.approx(1.0)
+    assert overlap_continuous([2.0] * 10, [3.0] * 3) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_discrete_overlap_is_the_exact_pmf_overlap():
+    a = [1, 1, 1, 2]  # p = (.75, .25, 0)
+    b = [1, 2, 3, 3]  # q = (.25, .25, .5)
+    assert overlap_discrete(a, b) == pytest.approx(0.25 + 0.25)
+    # weights: time-weighted spread
+    assert overlap_discrete([1, 2], [1], weights_a=[1.0, 3.0]) == pytest.approx(0.25)
+
+
+def test_overlap_refuses_empty_samples():
+    with pytest.raises(ValueError):
+        overlap_continuous([], [1.0])
+    with pytest.raises(ValueError):
+        overlap_discrete([1], [])
+
+
+# --------------------------------------------------------------------------- facts
+
+S = NS_PER_S
+
+
+def window(**cols) -> Trajectory:
+    """A 2-minute window, bid 1000 / ask 1200 at the start (2 ticks)."""
+    n = len(cols["ts_ns"])
+    base = {
+        "type": np.ones(n, dtype=np.int64),
+        "qty": np.full(n, 100),
+        "aggressive": np.zeros(n, dtype=bool),
+        "best_bid": np.full(n, 1_000),
+        "best_ask": np.full(n, 1_200),
+    }
+    base.update(cols)
+    return Trajectory(0, 2 * NS_PER_MIN, 1_000, 1_200, **base)
+
+
+def test_spread_at_every_event_and_time_weighted():
+    w = window(
+        ts_ns=np.array([30 * S, 90 * S]),
+        best_bid=np.array([1_000, 1_100]),
+        best_ask=np.array([1_300, 1_200]),
+    )
+    f = window_facts(w)
+    assert f["spread"][0].tolist() == [3, 1]
+    values, weights = f["spread_time_weighted"]
+    # 2 ticks for 30 s, 3 ticks for 60 s, 1 tick for 30 s
+    assert values.tolist() == [2, 3, 1]
+    assert weights.tolist() == [30 * S, 60 * S, 30 * S]
+
+
+def test_order_flow_ratios_are_per_minute():
+    # minute 0: bid, ask(aggressive), cancel ; minute 1: bid, bid
+    w = window(
+        ts_ns=np.array([1, 2, 3, 61, 62]) * S,
+        type=np.array([1, 0, 2, 1, 1]),
+        qty=np.array([100, 300, 50, 10, 30]),
+        aggressive=np.array([False, True, False, False, False]),
+    )
+    f = window_facts(w)
+    assert f["buy_order_ratio"][0].tolist() == [0.5, 1.0]
+    assert f["aggressive_order_ratio"][0].tolist() == [0.5, 0.0]
+    assert f["cancel_ratio"][0].tolist() == pytest.approx([1 / 3, 0.0])
+    assert f["mean_order_volume"][0].tolist() == [200.0, 20.0]
+    gaps_us = np.array([1, 1, 58, 1]) * 1e6
+    assert f["inter_arrival"][0] == pytest.approx(np.log10(1 + gaps_us))
+
+
+def test_minute_without_limit_orders_gives_no_ratio_sample():
+    w = window(ts_ns=np.array([1 * S]), type=np.array([2]))
+    f = window_facts(w)
+    assert len(f["buy_order_ratio"][0]) == 0
+    assert f["cancel_ratio"][0].tolist() == [
+        1.0,
+    ]
+
+
+def test_returns_and_volatility_follow_the_mid():
+    # mid 1100 until 60 s, then 1210 (+10%): one 1-minute return, one 2-minute return
+    w = window(
+        ts_ns=np.array([60 * S]),
+        best_bid=np.array([1_200]),
+        best_ask=np.array([1_220]),
+    )
+    f = window_facts(w)
+    r = np.log(1_210 / 1_100)
+    assert f["return_1m"][0] == pytest.approx([r, 0.0])
+    assert f["return_2m"][0] == pytest.approx([r])
+    # the jump happens exactly at the end of minute 0's last 5 s step
+    assert f["volatility"][0] == pytest.approx([abs(r), 0.0])
+
+
+def test_one_sided_book_events_are_left_out_of_the_spread():
+    w = window(
+        ts_ns=np.array([10 * S, 20 * S]),
+        best_ask=np.array([9_999_999_999, 1_200]),
+    )
+    assert window_facts(w)["spread"][0].tolist() == [2]
+
+
+def test_pooled_facts_compare_to_one_for_the_same_windows_and_lower_for_others():
+    rng = np.random.default_rng(0)
+
+    def random_window(spread_ticks: int) -> Trajectory:
+        n = 600
+        ts = np.sort(rng.integers(0, 2 * NS_PER_MIN, n))
+        bid = 100_000 + rng.integers(-5, 5, n) * 100
+        return window(
+            ts_ns=ts,
+            type=rng.integers(0, 3, n),
+            qty=rng.integers(1, 10, n) * 100,
+            aggressive=rng.random(n) < 0.1,
+            best_bid=bid,
+            best_ask=bid + spread_ticks * 100,
+        )
+
+    real = StylizedFacts()
+    for _ in range(3):
+        real.update(random_window(2))
+    same = compare(real, real)
+    assert set(same) == set(FACTS)
+    assert all(v == pytest.approx(1.0) for v in same.values() if v is not None)
+    wide = StylizedFacts().update(random_window(5))
+    assert compare(real, wide)["spread"] == 0.0
+
+
+def test_unknown_fact_is_a_clear_error():
+    with pytest.raises(KeyError, match="unknown stylized fact"):
+        StylizedFacts().get("sharpe")
+
+
+def test_docstring_examples():
+    import doctest
+
+    import surveillance.metrics
+    import surveillance.realism
+
+    for module in (surveillance.metrics, surveillance.realism):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -1,0 +1,106 @@
+"""``surveillance realism`` on real data with the empirical generator, and its user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from surveillance.cli import main
+from surveillance.metrics import FACTS
+from surveillance.realism import RealismError, parse_clock, parse_duration
+from tests.conftest import lobster_zip
+
+
+def run_json(capsys, *args: str) -> dict:
+    code = main(["realism", *args, "--generator", "empirical", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+def test_realism_on_a_short_held_out_goog_window(lobster_dir: Path, capsys):
+    data = str(lobster_zip(lobster_dir, "GOOG", 10))
+    args = ["--data", data, "--start", "14:30", "--windows", "2", "--window", "3m"]
+    report = run_json(capsys, *args, "--rollouts", "3", "--seed", "7")
+    assert report["generator"] == "empirical" and report["held_out"] is True
+    assert [w["start"] for w in report["windows"]] == ["14:30:00", "14:33:00"]
+    assert all(w["real_orders"] > 100 and w["sim_orders_mean"] > 100 for w in report["windows"])
+    assert set(report["facts"]) == set(FACTS)
+    for fact, row in report["facts"].items():
+        assert row["overlap"] is None or 0.0 <= row["overlap"] <= 1.0 + 1e-9, fact
+    assert report["facts"]["spread"]["paper"] == 0.970
+    assert report["facts"]["spread"]["overlap"] is not None
+    # the same seed reproduces the run exactly
+    again = run_json(capsys, *args, "--rollouts", "3", "--seed", "7")
+    assert {f: r["overlap"] for f, r in again["facts"].items()} == {
+        f: r["overlap"] for f, r in report["facts"].items()
+    }
+
+
+def test_table_output_lists_every_fact(lobster_dir: Path, capsys):
+    data = str(lobster_zip(lobster_dir, "GOOG", 10))
+    code = main(
+        ["realism", "--data", data, "--windows", "1", "--window", "2m", "--rollouts", "2",
+         "--generator", "empirical", "--start", "15:00"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    for fact in FACTS:
+        assert fact in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/no/such.zip"], "no such file"),
+        (["--start", "25:00"], "not a time of day"),
+        (["--window", "soon"], "not a duration"),
+        (["--start", "15:50", "--windows", "2"], "outside the data"),
+        (["--rollouts", "0"], "must be positive"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_non_zero_exit(lobster_dir, capsys, args, message):
+    data = ["--data", str(lobster_zip(lobster_dir, "GOOG", 1))]
+    code = main(["realism", *data, *args, "--generator", "empirical"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_checkpoint_is_a_clear_error(lobster_dir, capsys, tmp_path):
+    data = str(lobster_zip(lobster_dir, "GOOG", 1))
+    code = main(["realism", "--data", data, "--model", str(tmp_path / "none.pt")])
+    err = capsys.readouterr().err
+    assert code != 0 and "no model checkpoint" in err and "--generator empirical" in err
+
+
+def test_durations_and_clock_times_parse():
+    assert parse_duration("25m") == 25 * 60 * 10**9
+    assert parse_duration("1h") == 3600 * 10**9
+    assert parse_duration("500ms") == 500 * 10**6
+    assert parse_clock("09:30:15") == (9 * 3600 + 30 * 60 + 15) * 10**9
+    with pytest.raises(RealismError):
+        parse_duration("-5m")
+    with pytest.raises(RealismError):
+        parse_clock("12:60")
+
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "models" / "checkpoints" / "lmm-small.pt"
+
+
+@pytest.mark.slow
+def test_realism_with_the_trained_order_model(lobster_dir: Path, capsys):
+    if not CHECKPOINT.exists():
+        pytest.skip(f"no trained checkpoint at {CHECKPOINT}")
+    data = str(lobster_zip(lobster_dir, "GOOG", 10))
+    code = main(
+        ["realism", "--data", data, "--windows", "1", "--window", "5m", "--rollouts", "4",
+         "--model", str(CHECKPOINT), "--json"]
+    )  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    report = json.loads(out.out)
+    assert report["generator"] == "lmm:lmm-small.pt"
+    assert report["windows"][0]["sim_orders_mean"] > 100
