@@ -45,6 +45,13 @@ def make_generator(kind: str, model_path: str | None = None, device: str = "cpu"
         if kind == "lmm":
             from models.generator import load_generator
 
+            if device == "cpu":
+                import torch
+
+                # The model is small: one thread per process beats two fighting over tiny
+                # matrices (and leaves the other core to matching and to sibling processes).
+                torch.set_num_threads(1)
+
             generator = (
                 load_generator(device=device)
                 if model_path is None
