@@ -2,7 +2,7 @@
 
 Input at position ``t`` (MarS App. B, Eq. 4, plus a time-of-day term):
 
-    x_t = emb(order_t) + Linear(LOB volumes_t) + emb(mid move_t) + Linear(time of day_t)
+    x_t = emb(order_t) + Linear(LOB volumes and spread_t) + emb(mid move_t) + Linear(time of day_t)
 
 ``emb(order)`` is the sum of per-field embeddings (type, type-specific price slot, type-specific
 volume slot, interval slot; 211 rows): a full 49,152-row table would leave most rows untrained
@@ -248,7 +248,10 @@ class FlatHead(nn.Module):
         self, h: torch.Tensor, temperature: float = 1.0, generator=None, uniforms=None
     ) -> torch.Tensor:
         u = None if uniforms is None else uniforms[:, 0]
-        return _sample(self.out(h), temperature, generator, u)
+        temps = field_temperatures(temperature)
+        if len(set(temps)) != 1:
+            raise ValueError("the flat head samples whole tokens: one temperature only")
+        return _sample(self.out(h), temps[0], generator, u)
 
 
 class _Factor(nn.Module):
@@ -308,20 +311,32 @@ class FactorizedHead(nn.Module):
     ) -> torch.Tensor:
         """Ancestral sampling, one field at a time (temperature 0: greedy per field).
 
+        ``temperature`` is one value for all fields or four (type, price, volume, interval).
         ``uniforms`` (B, 4), if given, drive the four draws instead of ``generator``.
         """
 
         def u(k: int):
             return None if uniforms is None else uniforms[:, k]
 
-        t = _sample(self.kind(h), temperature, generator, u(0))
+        temps = field_temperatures(temperature)
+        t = _sample(self.kind(h), temps[0], generator, u(0))
         g1 = h + self.type_emb(t)
-        p = _sample(self.price(g1), temperature, generator, u(1))
+        p = _sample(self.price(g1), temps[1], generator, u(1))
         g2 = g1 + self.price_emb(t * N_PRICE + p)
-        v = _sample(self.volume(g2), temperature, generator, u(2))
+        v = _sample(self.volume(g2), temps[2], generator, u(2))
         g3 = g2 + self.volume_emb(t * N_VOLUME + v)
-        i = _sample(self.interval(g3), temperature, generator, u(3))
+        i = _sample(self.interval(g3), temps[3], generator, u(3))
         return join_ids(t, p, v, i)
+
+
+def field_temperatures(temperature) -> tuple[float, float, float, float]:
+    """Per-field temperatures (type, price, volume, interval) from one value or four."""
+    if isinstance(temperature, int | float):
+        return (float(temperature),) * 4
+    temps = tuple(float(t) for t in temperature)
+    if len(temps) != 4:
+        raise ValueError(f"need one temperature or four (one per field), got {temperature!r}")
+    return temps  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------- the model

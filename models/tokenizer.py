@@ -3,12 +3,16 @@
 One token per order: ``type (3) x price slot (32) x volume slot (32) x interval slot (16)`` =
 49,152 ids, ``id = ((type * 32 + price_slot) * 32 + volume_slot) * 16 + interval_slot``.
 
-- **price**: offset from the mid of the book the order arrives at, in half ticks (the mid of an
-  odd spread sits between two ticks, so half ticks keep every offset an exact integer). For ASK
-  and BID it is the side-normalized distance from the mid (positive = passive, away from the
-  touch side; negative = priced through the mid, i.e. aggressive), so both sides share one set of
-  bins. For CANCEL it is the signed offset of the cancelled order's price (positive = ask side),
-  so the sign keeps the side that the 3-way type does not.
+- **price**: relative to the touch of the book the order arrives at (``price_codes``). ASK / BID:
+  the distance in ticks from the *same* side's best price (0 = join the best, negative = behind
+  it); an improvement inside the spread as the fraction of the spread it takes (so it can never
+  drift past the other side when the spread narrows); a marketable order as its depth past the
+  opposite best. CANCEL: the side (by price against the touch) and the ticks behind that side's
+  best, so a cancel names a resting level. Decoding uses the rollout book's current touch, so a
+  limit order crosses only if its token is marketable (bins never mix marketable and passive
+  codes, nor the two sides of a cancel). v1 priced orders as half-tick offsets from the mid: a
+  cancel could not name the order inside the spread it meant to take back, and rollouts' spread
+  collapsed from ~30 ticks (GOOG) to ~5 within 50 orders.
 - **volume**: shares; separate bins for limit orders and for cancels.
 - **interval**: nanoseconds since the previous order.
 
@@ -19,9 +23,10 @@ a bounded random sample of the training values that fell into it, and decoding d
 value from that sample (so decoded values follow the empirical distribution inside the bin).
 
 Context features of a token (the book it is paired with): log1p volumes of ``N_LEVELS`` levels per
-side (zero-padded when the feed has fewer), the bucketed mid move since the open, and the time of
-day. ``features_from_row`` (a LOBSTER orderbook row) and ``features_from_book`` (an ``OrderBook``)
-share one code path, so identical books give identical features.
+side (zero-padded when the feed has fewer) and the log1p spread in ticks (clipped), the bucketed
+mid move since the open, and the time of day. ``features_from_row`` (a LOBSTER orderbook row)
+and ``features_from_book`` (an ``OrderBook``) share one code path, so identical books give
+identical features.
 """
 
 from __future__ import annotations
@@ -44,15 +49,21 @@ N_INTERVAL = 16
 VOCAB_SIZE = N_TYPES * N_PRICE * N_VOLUME * N_INTERVAL  # 49,152
 
 N_LEVELS = 10  # LOB levels per side in the features (AMZN level-5 files are zero-padded)
-LOB_DIM = 2 * N_LEVELS  # ask levels 1..N, then bid levels 1..N
+LOB_DIM = 2 * N_LEVELS + 1  # ask levels 1..N, bid levels 1..N, then the spread
 LOB_SCALE = 8.0  # log1p(shares) / LOB_SCALE keeps typical level volumes in ~[0, 1.2]
+SPREAD_MAX_TICKS = 100  # spread feature: log1p(min(spread ticks, 100)) / SPREAD_SCALE
+SPREAD_SCALE = 4.0
 MID_MAX_BUCKET = 10  # mid move buckets: sign * ceil(log2(1 + |ticks|)), clipped to +-10
 N_MID_BUCKETS = 2 * MID_MAX_BUCKET + 1
 TOD_DIM = 4
 SESSION_OPEN_NS = (9 * 3600 + 1800) * NS_PER_S  # 09:30
 SESSION_LENGTH_NS = int(6.5 * 3600) * NS_PER_S  # to 16:00
 
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2
+# Limit price codes (see ``price_codes``): <= 0 join / behind, [1, INSIDE_STEPS] inside the spread
+# as a fraction of it, >= MARKETABLE_BASE marketable (depth past the opposite best).
+INSIDE_STEPS = 64
+MARKETABLE_BASE = 1000
 _NEG_INF = np.iinfo(np.int64).min
 
 
@@ -331,6 +342,10 @@ def features_from_rows(rows: np.ndarray, open_mid: float, ts_ns, tick: int = 100
     lob = np.zeros((*rows.shape[:-1], LOB_DIM), np.float32)
     lob[..., :levels] = np.log1p(rows[..., 1::4]) / LOB_SCALE
     lob[..., N_LEVELS : N_LEVELS + levels] = np.log1p(rows[..., 3::4]) / LOB_SCALE
+    ask, bid = rows[..., 0], rows[..., 2]
+    both = (ask != EMPTY_ASK_PRICE) & (bid != EMPTY_BID_PRICE)
+    spread = np.where(both, np.clip((ask - bid) // tick, 0, SPREAD_MAX_TICKS), 0)
+    lob[..., 2 * N_LEVELS] = np.log1p(spread) / SPREAD_SCALE
     mid2 = mid2_from_rows(rows, 2.0 * open_mid)
     move_ticks = (mid2 / 2.0 - open_mid) / tick
     ts = np.broadcast_to(np.asarray(ts_ns, np.int64), rows.shape[:-1])
@@ -377,12 +392,85 @@ def features_from_books(
 
 
 # ---------------------------------------------------------------------- tokenizer
-def price_offsets(type_, price, mid2, tick: int = 100) -> np.ndarray:
-    """Half-tick offsets from the mid: side-normalized for ASK/BID, signed for CANCEL."""
+def touch(best_ask, best_bid, price=None, tick: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Best ask and bid with empty sides filled in: one tick beyond the other side, or ``price``
+    (the order's own price, so it reads as a join) when both are empty."""
+    ask = np.asarray(best_ask, np.int64)
+    bid = np.asarray(best_bid, np.int64)
+    has_a, has_b = ask != EMPTY_ASK_PRICE, bid != EMPTY_BID_PRICE
+    own = np.zeros_like(ask) if price is None else np.asarray(price, np.int64)
+    ask_f = np.where(has_a, ask, np.where(has_b, bid + tick, own))
+    bid_f = np.where(has_b, bid, np.where(has_a, ask - tick, own))
+    return ask_f, bid_f
+
+
+def price_codes(type_, price, best_ask, best_bid, tick: int = 100) -> np.ndarray:
+    """Integer price codes relative to the touch the order meets.
+
+    ASK / BID, with ``d`` the distance in ticks from the same side's best (positive = more
+    aggressive) and ``s`` the spread in ticks:
+
+    - ``d <= 0``: ``d`` (0 = join the best, negative = behind it);
+    - ``0 < d < s`` (inside the spread): ``1 + floor(d * INSIDE_STEPS / s)``, in
+      ``[1, INSIDE_STEPS]``, the fraction of the spread it improves by;
+    - ``d >= s`` (marketable): ``MARKETABLE_BASE + d - s``, the depth past the opposite best.
+
+    CANCEL: the side by price (as ``simulator.rollout.cancel_side``) and ``k``, ticks behind that
+    side's best: ``k`` on the ask side, ``-1 - k`` on the bid side.
+    """
     type_ = np.asarray(type_, np.int64)
-    signed = (2 * np.asarray(price, np.int64) - np.asarray(mid2, np.float64)) / tick
-    signed = np.rint(signed).astype(np.int64)
-    return np.where(type_ == OrderType.BID, -signed, signed)
+    price = np.asarray(price, np.int64)
+    ask, bid = touch(best_ask, best_bid, price, tick)
+    s = np.maximum((ask - bid) // tick, 1)
+    d = np.where(type_ == OrderType.BID, price - bid, ask - price) // tick
+    inside = 1 + (np.maximum(d, 0) * INSIDE_STEPS) // s
+    limit = np.where(d <= 0, d, np.where(d < s, inside, MARKETABLE_BASE + d - s))
+    ask_side = (price >= ask) | ((price > bid) & (ask - price <= price - bid))
+    cancel = np.where(ask_side, (price - ask) // tick, -1 - (bid - price) // tick)
+    cancel = np.where(ask_side, np.maximum(cancel, 0), np.minimum(cancel, -1))
+    return np.where(type_ == OrderType.CANCEL, cancel, limit)
+
+
+def limit_prices(
+    type_, code, best_ask, best_bid, code_lo=None, code_hi=None, tick: int = 100
+) -> np.ndarray:
+    """Inverse of ``price_codes`` for ASK / BID at the given touch.
+
+    An inside-the-spread code is mapped to a tick inside the current spread; when ``code_lo`` /
+    ``code_hi`` (the code's bin) are given, the tick is kept inside the bin whenever the spread
+    has a tick there, so a token re-encodes to itself. A spread of one tick has no inside: such
+    codes join. So an order is marketable only if its code is.
+    """
+    type_ = np.asarray(type_, np.int64)
+    code = np.asarray(code, np.int64)
+    ask, bid = touch(best_ask, best_bid, None, tick)
+    s = np.maximum((ask - bid) // tick, 1)
+    n = INSIDE_STEPS
+    c = np.clip(code, 1, n)
+    # ticks whose code is c: ceil((c - 1) s / n) .. ceil(c s / n) - 1
+    c_lo, c_hi = -((-(c - 1) * s) // n), -((-c * s) // n) - 1
+    d_in = np.where(c_lo <= c_hi, (c_lo + c_hi) // 2, (2 * c - 1) * s // (2 * n))
+    if code_lo is not None and code_hi is not None:
+        lo_c = np.clip(np.asarray(code_lo, np.int64), 1, n)
+        hi_c = np.clip(np.asarray(code_hi, np.int64), 1, n)
+        f_lo = np.maximum(-((-(lo_c - 1) * s) // n), 1)
+        f_hi = np.minimum(-((-hi_c * s) // n) - 1, s - 1)
+        d_in = np.where(f_lo <= f_hi, np.clip(d_in, f_lo, f_hi), d_in)
+    d_in = np.where(s > 1, np.clip(d_in, 1, s - 1), 0)
+    d = np.where(
+        code <= 0, code, np.where(code < MARKETABLE_BASE, d_in, s + code - MARKETABLE_BASE)
+    )
+    price = np.where(type_ == OrderType.BID, bid + d * tick, ask - d * tick)
+    return np.maximum(price, tick)
+
+
+def cancel_prices(code, best_ask, best_bid, tick: int = 100) -> np.ndarray:
+    """Inverse of ``price_codes`` for CANCEL: ``code`` ticks behind the ask, or ``-1 - code``
+    behind the bid."""
+    code = np.asarray(code, np.int64)
+    ask, bid = touch(best_ask, best_bid, None, tick)
+    price = np.where(code >= 0, ask + code * tick, bid + (code + 1) * tick)
+    return np.maximum(price, tick)
 
 
 @dataclass(slots=True)
@@ -405,13 +493,13 @@ class OrderTokenizer:
         self.tick = tick
 
     # ------------------------------------------------------------------ fields
-    def encode_fields(self, type_, price, qty, interval_ns, mid2) -> np.ndarray:
-        """Token ids of orders given the doubled mid (``ask + bid``) of the book each meets."""
+    def encode_fields(self, type_, price, qty, interval_ns, best_ask, best_bid) -> np.ndarray:
+        """Token ids of orders given the best ask and bid of the book each meets."""
         type_ = np.asarray(type_, np.int64)
-        off = price_offsets(type_, price, mid2, self.tick)
+        code = price_codes(type_, price, best_ask, best_bid, self.tick)
         cancel = type_ == OrderType.CANCEL
         price_slot = np.where(
-            cancel, self.price["cancel"].encode(off), self.price["limit"].encode(off)
+            cancel, self.price["cancel"].encode(code), self.price["limit"].encode(code)
         )
         volume_slot = np.where(
             cancel, self.volume["cancel"].encode(qty), self.volume["limit"].encode(qty)
@@ -423,17 +511,24 @@ class OrderTokenizer:
         ts = np.asarray(stream.ts_ns, np.int64)
         first = ts[:1] if prev_ts_ns is None else np.array([prev_ts_ns], np.int64)
         interval = np.maximum(np.diff(ts, prepend=first), 0)
-        mid2 = mid2_from_rows(rows_before, np.nan)
-        mid2 = _ffill(mid2)
-        return self.encode_fields(stream.type, stream.price, stream.qty, interval, mid2)
+        rows = np.asarray(rows_before, np.int64)
+        return self.encode_fields(
+            stream.type, stream.price, stream.qty, interval, rows[:, 0], rows[:, 2]
+        )
 
     def decode(
-        self, ids, mid2, rng: np.random.Generator | None = None, u: np.ndarray | None = None
+        self,
+        ids,
+        best_ask,
+        best_bid,
+        rng: np.random.Generator | None = None,
+        u: np.ndarray | None = None,
     ) -> DecodedOrders:
-        """Concrete orders for token ids at books with doubled mids ``mid2`` (int price units).
+        """Concrete orders for token ids at books with the given best ask and bid.
 
         Draws use ``u`` (shape ``ids.shape + (3,)``: price, volume, interval) when given, so a
-        caller can keep one random stream per sequence; otherwise ``rng``.
+        caller can keep one random stream per sequence; otherwise ``rng``. A BID / ASK crosses
+        the book only if its token is marketable.
         """
         ids = np.asarray(ids, np.int64)
         if u is None:
@@ -441,20 +536,24 @@ class OrderTokenizer:
                 raise ValueError("decode needs an rng or uniforms")
             u = rng.random((*ids.shape, 3))
         type_, ps, vs, is_ = token_fields(ids)
-        mid2_ticks = np.rint(np.asarray(mid2, np.float64) / self.tick).astype(np.int64)
-        mid2_ticks = np.broadcast_to(mid2_ticks, ids.shape)
+        ask = np.broadcast_to(np.asarray(best_ask, np.int64), ids.shape)
+        bid = np.broadcast_to(np.asarray(best_bid, np.int64), ids.shape)
         cancel = type_ == OrderType.CANCEL
-        # price = (mid2 +- off * tick) / 2 is a whole tick only if off has mid2's parity
-        off = np.empty(ids.shape, np.int64)
+        price = np.empty(ids.shape, np.int64)
         qty = np.empty(ids.shape, np.int64)
         for kind, sel in (("limit", ~cancel), ("cancel", cancel)):
-            if sel.any():
-                uk = u[sel]  # (n, 3)
-                off[sel] = self.price[kind].decode(ps[sel], parity=mid2_ticks[sel] % 2, u=uk[:, 0])
-                qty[sel] = self.volume[kind].decode(vs[sel], u=uk[:, 1])
-        signed = np.where(type_ == OrderType.BID, -off, off)
-        price_ticks = (mid2_ticks + signed) // 2
-        price = np.maximum(price_ticks, 1) * self.tick
+            if not sel.any():
+                continue
+            uk = u[sel]  # (n, 3)
+            bins = self.price[kind]
+            code = bins.decode(ps[sel], u=uk[:, 0])
+            if kind == "cancel":
+                price[sel] = cancel_prices(code, ask[sel], bid[sel], self.tick)
+            else:
+                lo = bins.lo[ps[sel]]
+                hi = np.append(bins.lo[1:] - 1, np.iinfo(np.int64).max)[ps[sel]]
+                price[sel] = limit_prices(type_[sel], code, ask[sel], bid[sel], lo, hi, self.tick)
+            qty[sel] = self.volume[kind].decode(vs[sel], u=uk[:, 1])
         return DecodedOrders(
             type_, price, np.maximum(qty, 1), np.maximum(self.interval.decode(is_, u=u[..., 2]), 0)
         )
@@ -467,23 +566,28 @@ class OrderTokenizer:
         price,
         qty,
         interval_ns,
-        mid2,
+        best_ask,
+        best_bid,
         *,
         seed: int = 0,
         tick: int = 100,
         max_samples: int = 64,
     ) -> OrderTokenizer:
-        """Fit all bins on training orders (``mid2``: doubled mid of the book each order met)."""
+        """Fit all bins on training orders (``best_ask`` / ``best_bid``: the touch each met)."""
         rng = np.random.default_rng(seed)
         type_ = np.asarray(type_, np.int64)
         qty = np.asarray(qty, np.int64)
-        off = price_offsets(type_, price, mid2, tick)
+        off = price_codes(type_, price, best_ask, best_bid, tick)
         cancel = type_ == OrderType.CANCEL
 
         def bins(values, k: int, min_value: int | None = None) -> Bins:
             return Bins.fit(values, k, rng, max_samples=max_samples, min_value=min_value)
 
-        price_bins = {"limit": bins(off[~cancel], N_PRICE), "cancel": bins(off[cancel], N_PRICE)}
+        price_bins = {
+            # no bin may mix marketable and passive codes, or the two sides of the book
+            "limit": _bins_with_edge(off[~cancel], N_PRICE, MARKETABLE_BASE, 3, rng, max_samples),
+            "cancel": _bins_with_edge(off[cancel], N_PRICE, 0, N_PRICE // 2, rng, max_samples),
+        }
         volume_bins = {
             "limit": bins(qty[~cancel], N_VOLUME, 1),
             "cancel": bins(qty[cancel], N_VOLUME, 1),
@@ -508,6 +612,12 @@ class OrderTokenizer:
                 "lob_scale": LOB_SCALE,
                 "mid_max_bucket": MID_MAX_BUCKET,
                 "tod_dim": TOD_DIM,
+                "spread_max_ticks": SPREAD_MAX_TICKS,
+                "spread_scale": SPREAD_SCALE,
+            },
+            "price_codes": {
+                "inside_steps": INSIDE_STEPS,
+                "marketable_base": MARKETABLE_BASE,
             },
             "price": {k: b.to_dict() for k, b in self.price.items()},
             "volume": {k: b.to_dict() for k, b in self.volume.items()},
@@ -531,6 +641,32 @@ class OrderTokenizer:
     @classmethod
     def load(cls, path: str | Path) -> OrderTokenizer:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _bins_with_edge(
+    values, n_bins: int, edge: int, n_above: int, rng: np.random.Generator, max_samples: int
+) -> Bins:
+    """``Bins.fit``, unless that puts ``edge - 1`` and ``edge`` in one bin: then the values below
+    and from ``edge`` on are fitted apart (``n_bins - n_above`` and ``n_above`` bins)."""
+    values = np.asarray(values, np.int64)
+    bins = Bins.fit(values, n_bins, rng, max_samples=max_samples)
+    if edge in bins.lo.tolist():
+        return bins
+    below, above = values[values < edge], values[values >= edge]
+    lo_below = Bins.fit(below if below.size else [edge - 1], n_bins - n_above, rng).lo[1:]
+    lo_above = Bins.fit(above if above.size else [edge], n_above, rng).lo[1:]
+    lo = [_NEG_INF, *(c for c in lo_below if c < edge), edge, *(c for c in lo_above if c > edge)]
+    while len(lo) < n_bins:  # a part with too few distinct values: empty bins at the top
+        lo.append(lo[-1] + 1)
+    lo_arr = np.array(lo[:n_bins], np.int64)
+    slot = np.searchsorted(lo_arr, values, side="right") - 1
+    samples = []
+    for b in range(n_bins):
+        in_bin = values[slot == b]
+        if in_bin.size > max_samples:
+            in_bin = rng.choice(in_bin, max_samples, replace=False)
+        samples.append(np.sort(in_bin))
+    return Bins(lo_arr, samples)
 
 
 def _ffill(x: np.ndarray) -> np.ndarray:

@@ -175,13 +175,16 @@ def tokenize_days(raw: list[_RawDay], seed: int) -> tuple[OrderTokenizer, list[D
         train_cat(lambda r: r.stream.price),
         train_cat(lambda r: r.stream.qty),
         train_cat(lambda r: r.interval),
-        train_cat(lambda r: r.mid2),
+        train_cat(lambda r: r.rows_before[:, 0]),
+        train_cat(lambda r: r.rows_before[:, 2]),
         seed=seed,
     )
     days = []
     for r in raw:
         s = r.stream
-        ids = tok.encode_fields(s.type, s.price, s.qty, r.interval, r.mid2)
+        ids = tok.encode_fields(
+            s.type, s.price, s.qty, r.interval, r.rows_before[:, 0], r.rows_before[:, 2]
+        )
         f = features_from_rows(r.rows_after, r.open_mid, s.ts_ns, tok.tick)
         days.append(DayTokens(r.name, ids, f.lob, f.mid_bucket, f.tod, r.n_train))
     return tok, days
@@ -383,6 +386,11 @@ def train(
             "bigram_nats": base["bigram"],
             "bigram_k": base["bigram_k"],
             "best_step": best_step,
+            "note": (
+                "tokenizer v2: prices relative to the touch (same-side best, spread fractions, "
+                "depth past the opposite best; cancels by side and depth behind the best); "
+                "losses are not comparable with v1 (mid-relative) checkpoints"
+            ),
         },
         "training": {
             **{

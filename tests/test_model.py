@@ -137,6 +137,25 @@ def test_factorized_greedy_fields_are_conditional_argmaxes():
     assert torch.equal(i, head.interval(g3).argmax(-1))
 
 
+def test_per_field_temperatures():
+    model = _model()
+    h = model.hidden(*_inputs(16, 3))[:, -1]
+    u = torch.rand(16, 4, generator=torch.Generator().manual_seed(3))
+    same = model.sample(h, (0.7, 0.7, 0.7, 0.7), uniforms=u)
+    assert torch.equal(same, model.sample(h, 0.7, uniforms=u))
+    # a greedy price field under a sampled type: the price is its conditional argmax
+    ids = model.sample(h, (1.0, 0.0, 1.0, 1.0), uniforms=u)
+    head: FactorizedHead = model.head  # type: ignore[assignment]
+    t, p, _, _ = split_ids(ids)
+    assert torch.equal(t, split_ids(model.sample(h, 1.0, uniforms=u))[0])
+    assert torch.equal(p, head.price(h + head.type_emb(t)).argmax(-1))
+    with pytest.raises(ValueError, match="four"):
+        model.sample(h, (1.0, 0.5))
+    flat = _model(LMMConfig(**{**CFG.to_dict(), "head": "flat"}))
+    with pytest.raises(ValueError, match="one temperature"):
+        flat.sample(h, (1.0, 0.5, 1.0, 1.0))
+
+
 def test_seeded_sampling_is_reproducible():
     model = _model()
     h = model.hidden(*_inputs(8, 3))[:, -1]

@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.tokenizer import (
+    INSIDE_STEPS,
     LOB_DIM,
+    MARKETABLE_BASE,
     N_INTERVAL,
     N_LEVELS,
     N_MID_BUCKETS,
@@ -27,11 +29,13 @@ from models.tokenizer import (
     features_from_rows,
     mid2_from_rows,
     mid_bucket,
+    price_codes,
     token_fields,
     token_id,
 )
 from simulator.book import OrderBook
 from simulator.orderstream import OrderStream, OrderType
+from simulator.rollout import cancel_side
 from simulator.types import NS_PER_S, Side
 
 TICK = 100
@@ -39,20 +43,25 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 
 def _synthetic_orders(n: int, seed: int):
-    """Orders with round lots, zero offsets and zero intervals as heavy point masses."""
+    """Orders with round lots, joins at the touch and zero intervals as heavy point masses.
+
+    Returns ``type, price, qty, interval, best_ask, best_bid`` (the touch each order meets).
+    """
     rng = np.random.default_rng(seed)
     type_ = rng.choice(3, size=n, p=[0.3, 0.3, 0.4])
-    bid_t = 50_000 + rng.integers(-20, 20, size=n)
+    bid = (50_000 + rng.integers(-20, 20, size=n)) * TICK
     spread = rng.integers(1, 30, size=n)
-    mid2 = (2 * bid_t + spread) * TICK
-    off = np.where(rng.random(n) < 0.1, 0, rng.integers(-10, 120, size=n))
-    off = off + ((mid2 // TICK) % 2 != off % 2)  # offsets must share the parity of mid2 / tick
-    signed = np.where(type_ == OrderType.BID, -off, off)
-    signed = np.where((type_ == OrderType.CANCEL) & (rng.random(n) < 0.5), -off, signed)
-    price = (mid2 // TICK + signed) // 2 * TICK
+    ask = bid + spread * TICK
+    # limit orders: ticks more aggressive than the same side's best (join, behind, inside, through)
+    d = np.where(rng.random(n) < 0.2, 0, rng.integers(-40, 35, size=n))
+    limit_price = np.where(type_ == OrderType.BID, bid + d * TICK, ask - d * TICK)
+    # cancels: a level behind one side's best
+    k = np.where(rng.random(n) < 0.3, 0, rng.integers(0, 40, size=n))
+    cancel_price = np.where(rng.random(n) < 0.5, ask + k * TICK, bid - k * TICK)
+    price = np.where(type_ == OrderType.CANCEL, cancel_price, limit_price)
     qty = np.where(rng.random(n) < 0.4, 100, rng.integers(1, 1000, size=n))
     interval = np.where(rng.random(n) < 0.2, 0, rng.lognormal(13, 3, size=n).astype(np.int64))
-    return type_, price, qty, interval, mid2
+    return type_, price, qty, interval, ask, bid
 
 
 @pytest.fixture(scope="module")
@@ -151,30 +160,66 @@ order_st = st.tuples(
 @given(st.lists(order_st, min_size=1, max_size=20), st.integers(0, 2**31))
 def test_decode_of_encode_gives_orders_with_the_same_token(tokenizer, orders, seed):
     type_, off, qty, interval, spread = (np.array(c) for c in zip(*orders, strict=True))
-    bid = 40_000 * TICK
-    mid2 = 2 * bid + spread * TICK
+    bid = np.full(len(type_), 40_000 * TICK)
+    ask = bid + spread * TICK
     price = bid + off * TICK
-    ids = tokenizer.encode_fields(type_, price, qty, interval, mid2)
-    dec = tokenizer.decode(ids, mid2, np.random.default_rng(seed))
+    ids = tokenizer.encode_fields(type_, price, qty, interval, ask, bid)
+    dec = tokenizer.decode(ids, ask, bid, np.random.default_rng(seed))
     assert np.array_equal(dec.type, type_)
     assert np.all(dec.price % TICK == 0) and np.all(dec.qty >= 1) and np.all(dec.interval_ns >= 0)
-    again = tokenizer.encode_fields(dec.type, dec.price, dec.qty, dec.interval_ns, mid2)
+    again = tokenizer.encode_fields(dec.type, dec.price, dec.qty, dec.interval_ns, ask, bid)
     assert np.array_equal(again, ids)
 
 
 def test_decode_with_explicit_uniforms_is_reproducible(tokenizer):
     ids = np.arange(0, VOCAB_SIZE, 997)
-    mid2 = np.full(ids.shape, 2 * 40_000 * TICK + 3 * TICK)
+    bid = np.full(ids.shape, 40_000 * TICK)
     u = np.random.default_rng(1).random((len(ids), 3))
-    a, b = tokenizer.decode(ids, mid2, u=u), tokenizer.decode(ids, mid2, u=u)
+    a = tokenizer.decode(ids, bid + 3 * TICK, bid, u=u)
+    b = tokenizer.decode(ids, bid + 3 * TICK, bid, u=u)
     assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in a.__slots__)
 
 
-def test_bid_and_ask_offsets_are_mirrored(tokenizer):
-    mid2 = 2 * 40_000 * TICK + 2 * TICK  # mid exactly on a tick
-    bid_id = tokenizer.encode_fields([OrderType.BID], [40_000 * TICK - 5 * TICK], [100], [0], mid2)
-    ask_id = tokenizer.encode_fields([OrderType.ASK], [40_000 * TICK + 7 * TICK], [100], [0], mid2)
-    assert token_fields(bid_id)[1] == token_fields(ask_id)[1]  # both 6 ticks from the mid
+def test_bid_and_ask_codes_are_mirrored_around_their_own_best():
+    bid, ask = 40_000 * TICK, 40_010 * TICK
+    for d in (-7, -1, 0, 1, 4, 9, 10, 13):  # behind, join, inside, at / through the far side
+        b = price_codes([OrderType.BID], [bid + d * TICK], ask, bid)
+        a = price_codes([OrderType.ASK], [ask - d * TICK], ask, bid)
+        assert b == a
+    assert price_codes([OrderType.BID], [bid], ask, bid) == 0  # join
+    assert price_codes([OrderType.BID], [ask], ask, bid) == MARKETABLE_BASE  # takes the best ask
+    assert 1 <= price_codes([OrderType.BID], [bid + 5 * TICK], ask, bid) <= INSIDE_STEPS
+    # cancels: the side and the distance behind that side's best
+    assert price_codes([OrderType.CANCEL], [ask + 3 * TICK], ask, bid) == 3
+    assert price_codes([OrderType.CANCEL], [bid - 3 * TICK], ask, bid) == -4
+
+
+@FAST
+@given(
+    st.integers(1, 60),  # spread in ticks
+    st.integers(0, 2**31),
+    st.sampled_from([OrderType.ASK, OrderType.BID, OrderType.CANCEL]),
+)
+def test_decoded_orders_never_cross_unless_their_token_is_marketable(tokenizer, spread, seed, t):
+    rng = np.random.default_rng(seed)
+    ids = token_id(t, np.arange(N_PRICE), rng.integers(N_VOLUME), rng.integers(N_INTERVAL))
+    bid = np.full(ids.shape, 40_000 * TICK)
+    ask = bid + spread * TICK
+    dec = tokenizer.decode(ids, ask, bid, rng)
+    lo = tokenizer.price["cancel" if t == OrderType.CANCEL else "limit"].lo
+    if t == OrderType.CANCEL:  # a level behind the side its code names, never inside the spread
+        on_ask = lo[np.arange(N_PRICE)] >= 0
+        assert np.all(np.where(on_ask, dec.price >= ask, dec.price <= bid))
+        sides = [
+            cancel_side(_book_from_levels([(a, 1)], [(b, 1)]), p)
+            for a, b, p in zip(ask, bid, dec.price, strict=True)
+        ]
+        assert sides == [-1 if x else 1 for x in on_ask]
+        return
+    marketable = lo[np.arange(N_PRICE)] >= MARKETABLE_BASE  # bins are all-or-none marketable
+    crosses = dec.price >= ask if t == OrderType.BID else dec.price <= bid
+    assert np.array_equal(crosses, marketable)
+    assert np.all(dec.price > 0)
 
 
 def test_tokenizer_json_round_trip_is_exact(tokenizer, tmp_path):
@@ -183,11 +228,11 @@ def test_tokenizer_json_round_trip_is_exact(tokenizer, tmp_path):
     again = OrderTokenizer.load(path)
     assert again.to_dict() == tokenizer.to_dict()
     assert json.loads(path.read_text()) == json.loads(json.dumps(tokenizer.to_dict()))
-    type_, price, qty, interval, mid2 = _synthetic_orders(500, seed=3)
-    ids = tokenizer.encode_fields(type_, price, qty, interval, mid2)
-    assert np.array_equal(again.encode_fields(type_, price, qty, interval, mid2), ids)
-    a = tokenizer.decode(ids, mid2, np.random.default_rng(5))
-    b = again.decode(ids, mid2, np.random.default_rng(5))
+    type_, price, qty, interval, ask, bid = _synthetic_orders(500, seed=3)
+    ids = tokenizer.encode_fields(type_, price, qty, interval, ask, bid)
+    assert np.array_equal(again.encode_fields(type_, price, qty, interval, ask, bid), ids)
+    a = tokenizer.decode(ids, ask, bid, np.random.default_rng(5))
+    b = again.decode(ids, ask, bid, np.random.default_rng(5))
     assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in a.__slots__)
 
 
@@ -213,9 +258,12 @@ def test_encode_stream_uses_the_book_before_each_order(tokenizer):
     )
     ids = tokenizer.encode(stream, rows)
     expected = tokenizer.encode_fields(
-        stream.type, stream.price, stream.qty, [0, 15], [80_010 * TICK, 80_020 * TICK]
+        stream.type, stream.price, stream.qty, [0, 15], rows[:, 0], rows[:, 2]
     )
     assert np.array_equal(ids, expected)
+    # the same price is 2 ticks behind the first book's best ask and inside the second's spread
+    codes = [-2, 1 + 8 * INSIDE_STEPS // 20]
+    assert np.array_equal(token_fields(ids)[1], tokenizer.price["limit"].encode(codes))
 
 
 # ---------------------------------------------------------------------- features
@@ -260,6 +308,7 @@ def test_features_of_a_lobster_row():
     assert np.allclose(f.lob[0, 0], np.log1p(300) / 8.0)
     assert f.lob[0, 1] == 0.0 and f.lob[0, 2:N_LEVELS].sum() == 0.0
     assert np.allclose(f.lob[0, N_LEVELS : N_LEVELS + 2], np.log1p([200, 50]) / 8.0)
+    assert np.allclose(f.lob[0, 2 * N_LEVELS], np.log1p(1) / 4.0)  # a one-tick spread
     assert int(f.mid_bucket[0]) == int(mid_bucket(0.5))  # mid 10,050 is half a tick up
     assert np.allclose(f.tod[0], [0.0, 1.0, 0.0, 1.0], atol=1e-6)  # the open
 

@@ -10,9 +10,15 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from models.checkpoint import load_checkpoint  # noqa: E402
-from models.generator import LMMGenerator, load_generator, pad_rows  # noqa: E402
+from models.generator import (  # noqa: E402
+    LMMGenerator,
+    cancel_target_qty,
+    load_generator,
+    marketable_qty,
+    pad_rows,
+)
 from models.model import LMMConfig  # noqa: E402
-from models.tokenizer import LOB_DIM  # noqa: E402
+from models.tokenizer import LOB_DIM, MARKETABLE_BASE, token_fields  # noqa: E402
 from models.train import (  # noqa: E402
     TrainConfig,
     bigram_nll,
@@ -26,6 +32,7 @@ from simulator.orderstream import OrderType, from_lobster  # noqa: E402
 from simulator.rollout import GeneratedOrder, fork_rollouts  # noqa: E402
 from simulator.types import Side  # noqa: E402
 
+SPREAD_FLOOR = 0.5  # rollout spread after 250-500 orders, as a share of the fork's spread
 TINY = LMMConfig(n_layer=1, n_head=2, d_model=32, block_size=32, dropout=0.0)
 
 
@@ -188,23 +195,73 @@ def test_a_rollout_does_not_depend_on_its_siblings(trained, fork_point):
         assert np.array_equal(r2.price, r4.price) and np.array_equal(r2.qty, r4.qty)
 
 
-def test_generator_orders_are_priced_around_each_books_mid(trained, fork_point):
+def test_generator_orders_are_priced_at_each_books_touch(trained, fork_point):
     result, _ = trained
     book, history, rows, open_mid, ts = fork_point
-    gen = LMMGenerator(result.model, result.tokenizer, temperature=1.0)
-    far = book.fork()  # the same book shifted 500 ticks up: prices must follow the mid
+    tok = result.tokenizer
+    gen = LMMGenerator(result.model, tok, temperature=1.0)
+    far = book.fork()  # the same book shifted 500 ticks up: prices must follow the touch
     high = OrderBook("GOOG")
     for side in (Side.BID, Side.ASK):
         for level in far.iter_levels(side):
             high.add(high.mint_id(), side, level.price + 50_000, level.qty)
     gen.begin([book, high], history, rows, open_mid, ts, seed=3)
+    marketable_slots = np.flatnonzero(tok.price["limit"].lo >= MARKETABLE_BASE)
     for _ in range(20):
         o_low, o_high = gen.next_orders([book, high], [ts, ts])
+        slots = token_fields(gen._prev)[1]
         assert isinstance(o_low, GeneratedOrder)
-        for o, b in ((o_low, book), (o_high, high)):
+        for o, b, slot in ((o_low, book, slots[0]), (o_high, high, slots[1])):
             assert abs(o.price - b.mid) < 2_000 * 100  # within $20 of its own book's mid
             assert o.type in (OrderType.ASK, OrderType.BID, OrderType.CANCEL)
             assert o.qty > 0 and o.interval_ns >= 0
+            if o.type == OrderType.BID:  # a passive token never crosses the book it meets
+                assert (o.price >= b.best_ask) == (slot in marketable_slots)
+            elif o.type == OrderType.ASK:
+                assert (o.price <= b.best_bid) == (slot in marketable_slots)
+            else:  # a cancel names a price at or behind one side's best
+                assert o.price >= b.best_ask or o.price <= b.best_bid
+
+
+def test_committed_model_keeps_the_spread_of_a_real_book(fork_point):
+    """The spread of rollouts from the bundled checkpoint must not collapse (it used to fall from
+    ~30 ticks to ~5 within 50 orders when prices were tokenized relative to the mid)."""
+    book, history, rows, open_mid, ts = fork_point
+    torch.set_num_threads(1)
+    results = fork_rollouts(
+        book,
+        history,
+        rows,
+        load_generator(),
+        n=4,
+        start_ns=ts,
+        horizon_ns=3600 * 10**9,
+        open_mid=open_mid,
+        seed=0,
+        max_orders=500,
+        max_depth=10,
+    )
+    assert all(len(r) == 500 for r in results)
+    late = np.concatenate([(r.best_ask - r.best_bid)[250:] for r in results]) / 100
+    fork_spread = (book.best_ask - book.best_bid) / 100
+    assert fork_spread >= 10
+    assert SPREAD_FLOOR * fork_spread <= np.median(late) <= 3 * fork_spread, (late, fork_spread)
+
+
+def test_marketable_size_is_capped_at_the_liquidity_it_can_take():
+    book = OrderBook("T")
+    book.add(book.mint_id(), Side.ASK, 10_100, 30)
+    book.add(book.mint_id(), Side.ASK, 10_200, 50)
+    book.add(book.mint_id(), Side.BID, 10_000, 40)
+    assert marketable_qty(book, OrderType.BID, 10_100, 500) == 30  # only the best ask
+    assert marketable_qty(book, OrderType.BID, 10_200, 500) == 80  # sweeps two levels
+    assert marketable_qty(book, OrderType.BID, 10_200, 60) == 60
+    assert marketable_qty(book, OrderType.ASK, 10_000, 500) == 40
+    # the cancel a price targets: that level's newest order, else the nearest level's
+    book.add(book.mint_id(), Side.ASK, 10_100, 7)
+    assert cancel_target_qty(book, 10_100) == 7
+    assert cancel_target_qty(book, 10_300) == 50
+    assert cancel_target_qty(OrderBook("T"), 10_000) is None
 
 
 def test_generator_handles_a_stopped_rollout(trained, fork_point):
