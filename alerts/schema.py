@@ -95,9 +95,7 @@ def build_alert(
     ]
     if severity is None:
         severity = (
-            decision.severity
-            if decision.severity in SEVERITIES
-            else severity_for(decision.p_value)
+            decision.severity if decision.severity in SEVERITIES else severity_for(decision.p_value)
         )
     alert = {
         "schema_version": SCHEMA_VERSION,

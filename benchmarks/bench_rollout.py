@@ -36,7 +36,7 @@ from simulator.lobster import load_lobster
 from simulator.matching import MatchingRules
 from simulator.orderstream import from_lobster
 from simulator.rollout import RolloutSummary, fork_rollouts
-from surveillance.realism import FeedTape, parse_clock, take
+from surveillance.realism import FeedTape, parse_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = (
@@ -106,7 +106,7 @@ def main() -> int:
     i0 = int(np.searchsorted(stream.ts_ns, start_ns))
     book = FeedTape(day).advance_to(int(stream.source_row[i0]))
     c0 = int(np.searchsorted(stream.ts_ns, start_ns - 30 * 60 * 10**9))
-    history = take(stream, slice(c0, i0))
+    history = stream.take(slice(c0, i0))
     rows = day.orderbook[np.maximum(history.source_row - 1, 0)]
     open_mid = (float(day.orderbook[0, 0]) + float(day.orderbook[0, 2])) / 2
     rules = MatchingRules.from_instrument(day.instrument)

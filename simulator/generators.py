@@ -168,7 +168,7 @@ class EmpiricalGenerator:
     ) -> None:
         if self.context_orders is not None:
             cut = max(0, len(history) - self.context_orders)
-            history = _take(history, slice(cut, None))
+            history = history.take(slice(cut, None))
             if history_rows is not None:
                 history_rows = history_rows[cut:]
         touch = history_touch(history, history_rows)
@@ -313,19 +313,6 @@ def _marketable_qty(book: OrderBook, kind: int, price: int, qty: int) -> int:
         if available >= qty:
             return qty
     return max(available, 1)
-
-
-def _take(stream: OrderStream, index: slice) -> OrderStream:
-    return OrderStream(
-        ts_ns=stream.ts_ns[index],
-        type=stream.type[index],
-        side=stream.side[index],
-        price=stream.price[index],
-        qty=stream.qty[index],
-        order_id=stream.order_id[index],
-        aggressive=stream.aggressive[index],
-        source_row=stream.source_row[index],
-    )
 
 
 class ReplayGenerator:

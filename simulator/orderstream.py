@@ -44,6 +44,19 @@ class OrderStream:
     def __len__(self) -> int:
         return len(self.ts_ns)
 
+    def take(self, index: slice | np.ndarray) -> OrderStream:
+        """The orders at ``index`` (a slice or an index/mask array)."""
+        return OrderStream(
+            ts_ns=self.ts_ns[index],
+            type=self.type[index],
+            side=self.side[index],
+            price=self.price[index],
+            qty=self.qty[index],
+            order_id=self.order_id[index],
+            aggressive=self.aggressive[index],
+            source_row=self.source_row[index],
+        )
+
 
 @dataclass(slots=True)
 class ConversionStats:

@@ -108,20 +108,6 @@ def clock(ts_ns: int) -> str:
     return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def take(stream: OrderStream, index: slice | np.ndarray) -> OrderStream:
-    """Rows of an order stream."""
-    return OrderStream(
-        ts_ns=stream.ts_ns[index],
-        type=stream.type[index],
-        side=stream.side[index],
-        price=stream.price[index],
-        qty=stream.qty[index],
-        order_id=stream.order_id[index],
-        aggressive=stream.aggressive[index],
-        source_row=stream.source_row[index],
-    )
-
-
 class FeedTape:
     """The real book, advanced message by message (as ``check_lobster`` replays it)."""
 
@@ -311,7 +297,7 @@ def evaluate_realism(
             raise RealismError(f"no orders after {clock(w_start)}")
         book = tape.advance_to(int(stream.source_row[i0]))
         c0 = int(np.searchsorted(stream.ts_ns, w_start - context_ns, side="left"))
-        history = take(stream, slice(c0, i0))
+        history = stream.take(slice(c0, i0))
         history_rows = rows[np.maximum(history.source_row - 1, 0)]
         t1 = time.perf_counter()
         results = fork_rollouts(

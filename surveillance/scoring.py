@@ -184,13 +184,6 @@ class ScoredWindow:
 GeneratorFactory = Callable[[], OrderGenerator]
 
 
-def _tail(stream: OrderStream, n: int) -> OrderStream:
-    k = max(len(stream) - n, 0)
-    return OrderStream(
-        *(getattr(stream, f)[k:] for f in OrderStream.__dataclass_fields__)  # type: ignore[arg-type]
-    )
-
-
 def history_context(
     history: Sequence[BookEvent],
     n: int,
@@ -207,7 +200,7 @@ def history_context(
     stream, _ = order_stream(history)
     starts = first[stream.source_row] if len(stream) else np.zeros(0, np.int64)
     k = max(len(stream) - n, 0)
-    stream = _tail(stream, n)
+    stream = stream.take(slice(k, None))
     if history_book is None:
         return stream, None
     replayer = FeedReplayer(history_book.fork())

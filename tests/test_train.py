@@ -149,9 +149,8 @@ def fork_point(lobster_dir):
     day = load_lobster(lobster_dir / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip")
     stream = from_lobster(day)
     j = 3000  # fork just before order j
-    from surveillance.realism import take
 
-    history = take(stream, slice(j - 200, j))
+    history = stream.take(slice(j - 200, j))
     rows = day.orderbook[np.maximum(history.source_row - 1, 0)]
     book = _book_from_row(day.orderbook[stream.source_row[j] - 1])
     open_mid = (day.orderbook[0, 0] + day.orderbook[0, 2]) / 2
