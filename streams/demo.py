@@ -105,10 +105,10 @@ class DemoReport:
     _topic_ids: list[str] = field(default_factory=list)
 
 
-#: Measured on the 2-core development machine (02:55 UTC, 2026-11-22): the LMM checkpoint
-#: scored one 25-minute GOOG window with 16 rollouts in 350 s on CPU; the empirical generator
-#: scores a whole day (16 windows) in about 15 s.
-LMM_CPU_NOTE = "about 6 minutes per 25-minute window with 16 rollouts on a 2-core CPU"
+#: Measured on the 2-core development machine (quiet, one torch thread): the LMM checkpoint
+#: scores one 25-minute GOOG window with 16 rollouts in about 26 s on CPU (about 7 minutes
+#: for a day, behind a 300x feed); the empirical generator scores a whole day in about 15 s.
+LMM_CPU_NOTE = "about 26 s per 25-minute window with 16 rollouts (7 minutes a day) on 2 CPU cores"
 
 
 def choose_generator(choice: str, device: str = "cpu") -> tuple[str, str]:
