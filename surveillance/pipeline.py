@@ -69,6 +69,9 @@ class ClosedWindow:
     # Where the real window stops: end_ns, or just after the last event for a window closed by
     # the end of the stream (a session's last window is usually cut short).
     observed_end_ns: int | None = None
+    # The real window as a trajectory (orders and touch after each), built while the live book
+    # applied the events, so the scorer needs no second replay of the window.
+    real_trajectory: Trajectory | None = None
 
     @property
     def horizon_end_ns(self) -> int:
@@ -271,6 +274,7 @@ class InstrumentPipeline:
             facts,
             tuple(self._earlier),
             observed_end,
+            real,
         )
         self._earlier.append(facts)
         self._history, self._history_book = window.events, window.opening_book

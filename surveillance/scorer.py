@@ -122,6 +122,7 @@ class SimulationScorer:
             generator=make_generator(self.generator, self.model_path, self.device),
             config=config,
             real_facts=facts,  # type: ignore[arg-type]
+            real=window.real_trajectory,
         )
         verdict = scored.verdict
         cal = self.calibration

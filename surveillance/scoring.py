@@ -276,9 +276,12 @@ def score_real(
     config: DetectionConfig,
     real_facts: FactSamples | None = None,
     with_evidence: bool = True,
+    real: Trajectory | None = None,
 ) -> ScoredWindow:
-    """Score one real version of the window against its simulation."""
-    real = trajectory_from_events(opening_book, events, start_ns, end_ns, config.tick_size)
+    """Score one real version of the window against its simulation (``real``: the window's
+    trajectory when the caller already has it)."""
+    if real is None:
+        real = trajectory_from_events(opening_book, events, start_ns, end_ns, config.tick_size)
     if real_facts is None:
         real_facts = window_facts(real)
     verdict = simulation.null.score(real_facts)
@@ -313,6 +316,7 @@ def simulate_window(
     history_book: OrderBook | None = None,
     rules: MatchingRules | None = None,
     real_facts: FactSamples | None = None,
+    real: Trajectory | None = None,
 ) -> ScoredWindow:
     """Fork the rollouts at the window's start and score the real window against them."""
     simulation = fork_simulation(
@@ -336,4 +340,5 @@ def simulate_window(
         events=events,
         config=config,
         real_facts=real_facts,
+        real=real,
     )
