@@ -59,6 +59,7 @@ from streams.records import dead_letter, decode_record, encode_event, is_end_of_
 from streams.recovery import rebuild
 from streams.settings import StreamSettings
 from streams.topics import DEAD_LETTER_TABLE, TopicNames
+from streams.transport import KafkaTransport
 from surveillance.pipeline import (
     ClosedWindow,
     InstrumentPipeline,
@@ -501,6 +502,11 @@ def build_app(
         web_port=settings.web_port,
         web_bind=settings.web_host,
         autodiscover=False,
+    )
+    # Before anything asks the app for its transport (topics, tables): the worker consumer's
+    # fetch wait is ours, not faust's fixed 1500 ms (streams.transport says why).
+    app.transport = KafkaTransport(
+        app.conf.broker_consumer, app, fetch_max_wait_ms=settings.fetch_max_wait_ms
     )
 
     def raw_topic(name: str, partitions: int) -> Any:

@@ -39,6 +39,12 @@ class StreamSettings(BaseSettings):
     max_fetch_bytes: int = Field(
         8 * 1024 * 1024, gt=0, description="most bytes fetched per partition per request"
     )
+    fetch_max_wait_ms: int = Field(
+        100,
+        gt=0,
+        description="longest the broker holds a worker's fetch that finds no data (faust's "
+        "own 1500 ms stalls ingest: see streams.transport)",
+    )
     rebuild_on_assign: bool = Field(
         True, description="re-read assigned input partitions up to the committed offset"
     )

@@ -289,6 +289,22 @@ def test_revoked_partitions_drop_their_instruments_books() -> None:
     assert sorted(proc.pipelines) == ["A"]
 
 
+def test_worker_consumer_waits_at_most_the_configured_fetch_wait() -> None:
+    # faust's own 1500 ms let a fetch of the idle changelog partition hold up the input
+    # partition for seconds (streams.transport); the setting must reach aiokafka's consumer.
+    from streams.app import build_app
+
+    async def created_consumer_wait_ms() -> int:
+        surv = build_app(load_settings(fetch_max_wait_ms=42, web_enabled=False))
+        thread = surv.app.consumer._thread
+        consumer = thread._create_worker_consumer(surv.app.transport)
+        return consumer._fetch_max_wait_ms
+
+    assert asyncio.run(created_consumer_wait_ms()) == 42
+    with pytest.raises(ValueError):
+        load_settings(fetch_max_wait_ms=0)  # tansu answers a fetch without a wait empty
+
+
 def test_windows_close_on_event_time_not_arrival() -> None:
     pipe = InstrumentPipeline("X", window_ns=10, origin_ns=5)
     assert pipe.on_event(ev(7, EventKind.ADD, 1, 10, 100, Side.BID)) == []
