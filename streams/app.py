@@ -603,6 +603,7 @@ def build_app(
                 group_id=app.conf.id,
                 partitions=new,
                 on_outcome=lambda outcome: recovered.extend(outcome.closed),
+                fetch_max_wait_ms=settings.fetch_max_wait_ms,
             )
             processor.counts["rebuilt_records"] += report.records
             # Windows closed before the committed offset whose decision is not stored (the

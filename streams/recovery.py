@@ -80,10 +80,14 @@ async def rebuild(
     partitions: list[tuple[str, int]],
     timeout_s: float = 300.0,
     on_outcome: Callable[[Any], None] | None = None,
+    fetch_max_wait_ms: int = 100,
 ) -> RebuildReport:
     """Re-apply every record before the group's committed offset of each partition.
 
     ``on_outcome`` is called with what ``handler.handle`` returned for each record.
+    A partition read up to its offset is paused: a fetch of partitions with nothing left to
+    give is held by the broker for ``fetch_max_wait_ms`` and holds up the others
+    (``streams.transport``).
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -98,6 +102,7 @@ async def rebuild(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id="surv-recovery",
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
     await consumer.start()
     try:
@@ -105,9 +110,14 @@ async def rebuild(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         remaining = set(upto)
+
+        def finished(key: tuple[str, int]) -> None:
+            remaining.discard(key)
+            consumer.pause(TopicPartition(*key))
+
         for tp in tps:
             if await consumer.position(tp) >= upto[(tp.topic, tp.partition)]:
-                remaining.discard((tp.topic, tp.partition))
+                finished((tp.topic, tp.partition))
         while remaining:
             if time.monotonic() - start > timeout_s:
                 raise TimeoutError(f"rebuild of {sorted(remaining)} took over {timeout_s} s")
@@ -118,7 +128,7 @@ async def rebuild(
                 key = (tp.topic, tp.partition)
                 for record in records:
                     if record.offset >= upto[key]:
-                        remaining.discard(key)
+                        finished(key)
                         break
                     outcome = handler.handle(
                         key=record.key,
@@ -132,7 +142,7 @@ async def rebuild(
                         on_outcome(outcome)
                     done[key] += 1
                     if record.offset + 1 >= upto[key]:
-                        remaining.discard(key)
+                        finished(key)
     finally:
         await consumer.stop()
     report = RebuildReport(done, time.monotonic() - start)
