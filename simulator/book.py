@@ -276,6 +276,12 @@ class OrderBook:
             return self._bids[self._bid_keys[-1]] if self._bid_keys else None
         return self._asks[-self._ask_keys[-1]] if self._ask_keys else None
 
+    def touch_qty(self) -> tuple[int, int]:
+        """Shares resting at the best bid and at the best ask (0 for an empty side)."""
+        bid = self._bids[self._bid_keys[-1]].qty if self._bid_keys else 0
+        ask = self._asks[-self._ask_keys[-1]].qty if self._ask_keys else 0
+        return bid, ask
+
     def level(self, side: int, price: int) -> Level | None:
         return (self._bids if side > 0 else self._asks).get(price)
 

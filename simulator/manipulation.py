@@ -14,15 +14,19 @@ Typologies (``intensity`` 1.0 is "moderate"; sizes and rates scale with it):
   the other side and trades, then the large order is cancelled; repeated in cycles.
 - layering: as spoofing, with large orders on several price levels at once.
 - quote stuffing: bursts of adds cancelled within microseconds, at and just behind the touch.
-- momentum ignition: aggressive sweeps through several levels of one side, moving the price.
+- momentum ignition: aggressive orders that each sweep several whole levels of one side, in
+  quick succession, moving the price.
 - pump and dump: a run of aggressive buys (pump), then aggressive sells unloading the position.
 
 Consistency policy for real messages that refer to liquidity the injected flow consumed: every
 real event that removes liquidity (cancel, delete, execution) removes what is left of it. Its
 quantity is clipped to what was left (``clipped_real_events``) and an event with nothing left is
 dropped (``dropped_real_events``). Real executions keep their makers; the manipulator's genuine
-order is filled by injected executions of that order (a counterparty who took it). The resulting
-feed replays with no unresolved quantity and never crosses the book.
+order is filled by injected executions of that order (a counterparty who took it). A real order
+that arrives at a price the manipulator's resting orders now cross (it was passive in the real
+feed) trades with them first, as it would have at the venue (``manipulator_filled_qty``); what is
+left of it rests, or it is dropped if nothing is left. The resulting feed replays with no
+unresolved quantity and never crosses the book.
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ class Typology(StrEnum):
 
 
 INTENSITIES = {"low": 0.5, "moderate": 1.0, "high": 2.0}
+# Episodes per 25 minutes at intensity 1 ("moderate": an algorithm working the window, about
+# one spoof cycle a minute, several hundred a day if it ran all session; "low" is sporadic).
+SPOOF_CYCLES_25M = 24
+IGNITIONS_25M = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,7 @@ class InjectionStats:
     clipped_real_events: int = 0
     dropped_real_events: int = 0
     skipped_actions: int = 0
+    manipulator_filled_qty: int = 0  # the manipulator's resting orders taken by real orders
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -174,6 +183,24 @@ class _Manipulator:
             self.stats.skipped_actions += 1
         return traded
 
+    def absorb(self, ts: int, side: int, price: int, qty: int) -> int:
+        """A real order arriving at a price the manipulator's resting orders now cross trades
+        with them first (the manipulator's risk of being filled); returns what is left of it."""
+        resting = -side
+        while qty > 0:
+            level = self.book.best(resting)
+            if level is None or (price < level.price if side > 0 else price > level.price):
+                break
+            for maker, maker_qty in list(level.orders.items()):
+                take = min(maker_qty, qty)
+                self.book.reduce(maker, take)
+                self._emit((ts, _EXECUTE, maker, take, level.price, resting, False))
+                self.stats.manipulator_filled_qty += take
+                qty -= take
+                if qty == 0:
+                    break
+        return qty
+
     def touch_qty(self, side: int) -> int:
         level = self.book.best(side)
         return level.qty if level is not None else 0
@@ -212,7 +239,7 @@ class _Plan:
     # -- typologies -------------------------------------------------------------------------
     def _spoof_cycles(self, intensity: float, scale: float, levels: int) -> None:
         c, rng = self.c, self.rng
-        cycles = max(1, round(8 * intensity * scale))
+        cycles = max(1, round(SPOOF_CYCLES_25M * intensity * scale))
         size = _round_lot(self.touch * (3 + 4 * intensity), c.lot)
         for t0 in _times(rng, c.start_ns, c.end_ns - 10 * NS_PER_S, cycles):
             push = 1 if rng.random() < 0.5 else -1  # the side the fake interest sits on
@@ -240,7 +267,7 @@ class _Plan:
             def withdraw(m: _Manipulator, ts: int, i: int, state=state) -> None:
                 m.cancel(ts, state.get(f"spoof{i}"))  # type: ignore[arg-type]
 
-            hold = int(rng.uniform(1.0, 3.0) * NS_PER_S)
+            hold = int(rng.uniform(2.0, 6.0) * NS_PER_S)
             withdraw_at = t0 + hold + int(rng.uniform(2.5, 4.0) * NS_PER_S)
             for i in range(levels):
                 self.at(t0 + i * 1_000, partial(spoof, i=i))
@@ -281,22 +308,18 @@ class _Plan:
 
     def _plan_momentum_ignition(self, intensity: float, scale: float) -> None:
         c, rng = self.c, self.rng
-        ignitions = max(1, round(5 * intensity * scale))
-        depth = 1 + round(1.5 * intensity)
-        parts = 4  # a handful of aggressive orders a few milliseconds apart
+        ignitions = max(1, round(IGNITIONS_25M * intensity * scale))
+        depth = 1 + round(2 * intensity)  # levels one sweep walks through (moderate: 3)
+        parts = 2  # sweeps a few milliseconds apart, each taking ``depth`` whole levels
         for t0 in _times(rng, c.start_ns, c.end_ns - 5 * NS_PER_S, ignitions):
             direction = 1 if rng.random() < 0.5 else -1
 
-            state: dict[str, int] = {}
-
-            def ignite(m: _Manipulator, ts: int, i: int, direction=direction, state=state) -> None:
-                if i == 0:
-                    levels = m.book.depth(-direction, depth)
-                    state["qty"] = max(c.lot, sum(q for _, q in levels) // parts)
-                m.sweep(ts, direction, state["qty"], depth)
+            def ignite(m: _Manipulator, ts: int, direction=direction) -> None:
+                levels = m.book.depth(-direction, depth)
+                m.sweep(ts, direction, max(c.lot, sum(q for _, q in levels)), depth)
 
             for i in range(parts):
-                self.at(t0 + i * 3 * NS_PER_MS, partial(ignite, i=i))
+                self.at(t0 + i * 3 * NS_PER_MS, ignite)
 
     def _plan_pump_and_dump(self, intensity: float, scale: float) -> None:
         c, rng = self.c, self.rng
@@ -383,6 +406,14 @@ def inject(
             step(manipulator, step_ts)  # type: ignore[operator]
             next_step += 1
         k, q = kind[i], qty[i]
+        if k == _ADD and q > 0:
+            left = manipulator.absorb(t, side[i], price[i], q)
+            if left == 0:
+                stats.dropped_real_events += 1
+                continue
+            if left < q:
+                stats.clipped_real_events += 1
+                q = left
         changed = apply(k, oid[i], q, price[i], side[i])
         if k in (2, 3, 4) and q > 0 and changed < q:
             if changed == 0:

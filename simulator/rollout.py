@@ -151,6 +151,8 @@ class RolloutResult:
     filled_qty: np.ndarray  # int64, traded by this order as the aggressor
     best_bid: np.ndarray  # int64
     best_ask: np.ndarray  # int64
+    bid_qty: np.ndarray  # int64, shares at the best bid after the order (0 when empty)
+    ask_qty: np.ndarray  # int64, shares at the best ask after the order
     trade_ts_ns: np.ndarray  # int64, one entry per fill
     trade_price: np.ndarray  # int64
     trade_qty: np.ndarray  # int64
@@ -160,6 +162,7 @@ class RolloutResult:
     void_cancels: int = 0
     redirected_cancels: int = 0
     depth_dropped: int = 0
+    qty0: tuple[int, int] = (0, 0)  # shares at the best bid and best ask at the fork
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -187,8 +190,10 @@ class _Recorder:
     __slots__ = (
         "aggressive",
         "applied",
+        "ask_qty",
         "best_ask",
         "best_bid",
+        "bid_qty",
         "dropped",
         "filled",
         "price",
@@ -217,6 +222,8 @@ class _Recorder:
         self.filled: list[int] = []
         self.best_bid: list[int] = []
         self.best_ask: list[int] = []
+        self.bid_qty: list[int] = []
+        self.ask_qty: list[int] = []
         self.trade_ts: list[int] = []
         self.trade_price: list[int] = []
         self.trade_qty: list[int] = []
@@ -227,7 +234,9 @@ class _Recorder:
         self.redirected = 0
         self.dropped = 0
 
-    def result(self, index: int, start_ns: int, end_ns: int, bid0: int, ask0: int) -> RolloutResult:
+    def result(
+        self, index: int, start_ns: int, end_ns: int, bid0: int, ask0: int, qty0: tuple[int, int]
+    ) -> RolloutResult:
         i64 = np.int64
         return RolloutResult(
             index=index,
@@ -245,6 +254,8 @@ class _Recorder:
             filled_qty=np.array(self.filled, dtype=i64),
             best_bid=np.array(self.best_bid, dtype=i64),
             best_ask=np.array(self.best_ask, dtype=i64),
+            bid_qty=np.array(self.bid_qty, dtype=i64),
+            ask_qty=np.array(self.ask_qty, dtype=i64),
             trade_ts_ns=np.array(self.trade_ts, dtype=i64),
             trade_price=np.array(self.trade_price, dtype=i64),
             trade_qty=np.array(self.trade_qty, dtype=i64),
@@ -254,6 +265,7 @@ class _Recorder:
             void_cancels=self.void,
             redirected_cancels=self.redirected,
             depth_dropped=self.dropped,
+            qty0=qty0,
         )
 
 
@@ -380,6 +392,7 @@ def fork_rollouts(
     recs = [_Recorder() for _ in range(n)]
     clock = [start_ns] * n
     bid0, ask0 = _touch(book)
+    qty0 = book.touch_qty()
     generator.begin(books, history, history_rows, open_mid, start_ns, seed)
 
     live = list(range(n))
@@ -468,8 +481,18 @@ def fork_rollouts(
             rec.applied.append(applied)
             rec.filled.append(filled)
             bid_keys, ask_keys = b._bid_keys, b._ask_keys
-            rec.best_bid.append(bid_keys[-1] if bid_keys else EMPTY_BID_PRICE)
-            rec.best_ask.append(-ask_keys[-1] if ask_keys else EMPTY_ASK_PRICE)
+            if bid_keys:
+                rec.best_bid.append(bid_keys[-1])
+                rec.bid_qty.append(b._bids[bid_keys[-1]].qty)
+            else:
+                rec.best_bid.append(EMPTY_BID_PRICE)
+                rec.bid_qty.append(0)
+            if ask_keys:
+                rec.best_ask.append(-ask_keys[-1])
+                rec.ask_qty.append(b._asks[-ask_keys[-1]].qty)
+            else:
+                rec.best_ask.append(EMPTY_ASK_PRICE)
+                rec.ask_qty.append(0)
             counts[i] += 1
             if max_orders is not None and counts[i] >= max_orders:
                 rec.stop = "max_orders"
@@ -478,7 +501,7 @@ def fork_rollouts(
         if stopped:
             live = [i for i in live if counts[i] >= 0]
             live_books = [books[i] for i in live]
-    return [rec.result(i, start_ns, end_ns, bid0, ask0) for i, rec in enumerate(recs)]
+    return [rec.result(i, start_ns, end_ns, bid0, ask0, qty0) for i, rec in enumerate(recs)]
 
 
 @dataclass(slots=True)

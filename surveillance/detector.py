@@ -34,14 +34,20 @@ Two baselines are computed on the same windows:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from math import erf, sqrt
 from pathlib import Path
 
 import numpy as np
 
-from surveillance.metrics import DISCRETE_FACTS, Trajectory, overlap_continuous, overlap_discrete
+from surveillance.metrics import (
+    DISCRETE_FACTS,
+    FOOTPRINT_FACTS,
+    Trajectory,
+    overlap_continuous,
+    overlap_discrete,
+)
 from surveillance.metrics import window_facts as _window_facts
 
 # Facts the detector scores. The 2..5-minute returns add little beyond the 1-minute one on a
@@ -56,6 +62,7 @@ DETECTION_FACTS: tuple[str, ...] = (
     "cancel_ratio",
     "return_1m",
     "inter_arrival",
+    *FOOTPRINT_FACTS,
 )
 
 FactSamples = dict[str, tuple[np.ndarray, np.ndarray | None]]
@@ -110,6 +117,9 @@ class Verdict:
     facts: dict[str, FactEvidence]
     null_scores: list[float]
     rollouts: int
+
+    def fact_z(self) -> dict[str, float | None]:
+        return {f: e.z for f, e in self.facts.items()}
 
     def diverged(self, z: float = -2.0) -> list[str]:
         """Facts whose real OVL lies more than ``-z`` null standard deviations below the null
@@ -215,6 +225,75 @@ def score_window(
     return SimulationNull.fit(sims, facts).score(real)
 
 
+# ---------------------------------------------------------------------------- fact norms
+# A fact's z scale is never taken below this on normal windows: a fact that happened to agree
+# closely on a handful of calibration windows must not turn small wobbles into huge scores.
+MIN_NORM_SCALE = 0.5
+MIN_NORM_WINDOWS = 4  # leave-one-out needs 3 left to say what is usual
+POOLED = "*"  # the norms of all calibration instruments together (for an unseen instrument)
+
+
+@dataclass(slots=True)
+class FactNorms:
+    """How each fact's real-versus-simulation z behaves on normal windows of one instrument.
+
+    The raw Stouffer score treats every fact's z as if it were N(0, 1) on a normal window. It
+    is not: no order model reproduces every fact, so a fact it simulates poorly (for one
+    instrument, the spread, say) has a z far below 0 on every window, and its window-to-window
+    swings drown the facts the simulation does get right. The norms hold each fact's median z
+    and robust spread (1.4826 x the median absolute deviation) over normal windows; a window's
+    standardized ``z' = (z - median) / spread`` then says how unusual the fact is *for this
+    simulator on this instrument*, and every fact carries the same weight.
+
+    The combined score is the length of the shortfall vector, ``sqrt(sum_f min(z'_f, 0)^2)``:
+    only facts that are less like the simulation than usual count (the paradigm's "realism
+    drops"), and a manipulation that leaves its footprint on one or two facts is not averaged
+    away by the many it does not touch (a Stouffer sum would divide it by sqrt(F)).
+
+    >>> norms = FactNorms.fit([{"a": -5.0, "b": 0.0}, {"a": -6.0, "b": 1.0}, {"a": -7.0, "b": -1.0}])
+    >>> norms.center, norms.scale
+    ({'a': -6.0, 'b': 0.0}, {'a': 1.4826, 'b': 1.4826})
+    >>> round(norms.score({"a": -6.0, "b": -2.9652}), 3)
+    2.0
+    """
+
+    center: dict[str, float]
+    scale: dict[str, float]
+    windows: int = 0
+
+    @classmethod
+    def fit(cls, fact_z: Sequence[Mapping[str, float | None]]) -> FactNorms:
+        names = sorted({f for z in fact_z for f in z})
+        center: dict[str, float] = {}
+        scale: dict[str, float] = {}
+        for f in names:
+            values = np.asarray(
+                [z[f] for z in fact_z if z.get(f) is not None and np.isfinite(z[f])],  # type: ignore[arg-type]
+                dtype=float,
+            )
+            if len(values) < 3:
+                continue  # too few normal windows to say what is usual for this fact
+            med = float(np.median(values))
+            center[f] = round(med, 6)
+            scale[f] = round(
+                max(1.4826 * float(np.median(np.abs(values - med))), MIN_NORM_SCALE), 6
+            )
+        return cls(center, scale, len(fact_z))
+
+    def standardize(self, fact_z: Mapping[str, float | None]) -> dict[str, float]:
+        return {
+            f: (z - self.center[f]) / self.scale[f]
+            for f, z in fact_z.items()
+            if f in self.center and z is not None and np.isfinite(z)
+        }
+
+    def score(self, fact_z: Mapping[str, float | None]) -> float | None:
+        zs = self.standardize(fact_z)
+        if not zs:
+            return None
+        return float(sqrt(sum(min(v, 0.0) ** 2 for v in zs.values())))
+
+
 # ---------------------------------------------------------------------------- calibration
 @dataclass(slots=True)
 class Calibration:
@@ -244,6 +323,8 @@ class Calibration:
     normal_scores: list[float] = field(default_factory=list)
     model_version: str = ""
     config_version: str = ""
+    # per instrument (and ``POOLED``); when present, scores are the norms' calibrated scores
+    norms: dict[str, FactNorms] = field(default_factory=dict)
 
     @classmethod
     def fit(
@@ -277,6 +358,53 @@ class Calibration:
             config_version,
         )
 
+    @classmethod
+    def fit_normal(
+        cls,
+        windows: Sequence[tuple[str, float | None, Mapping[str, float | None]]],
+        *,
+        far: float,
+        method: str,
+        model_version: str = "",
+        config_version: str = "",
+    ) -> Calibration:
+        """Fit fact norms per instrument on normal windows ``(instrument, raw score, fact z)``,
+        then the threshold on those windows' calibrated scores. Each normal window is scored
+        with norms fitted without it (leave one out), so the threshold holds the false-alarm
+        rate for windows the norms have not seen rather than flattering itself. An instrument
+        with fewer than ``MIN_NORM_WINDOWS`` normal windows cannot have norms; then the
+        calibration falls back to the raw scores (and says so in ``note``)."""
+        by_inst: dict[str, list[Mapping[str, float | None]]] = {}
+        for inst, _, z in windows:
+            by_inst.setdefault(inst, []).append(z)
+        meta = {"method": method, "model_version": model_version}
+        if not by_inst or min(len(zs) for zs in by_inst.values()) < MIN_NORM_WINDOWS:
+            cal = cls.fit([raw for _, raw, _ in windows], far=far, **meta)
+            cal.config_version = config_version
+            few = f"fewer than {MIN_NORM_WINDOWS} normal windows of an instrument: raw scores"
+            cal.note = f"{cal.note}; {few}" if cal.note else few
+            return cal
+        scores: list[float | None] = []
+        for zs in by_inst.values():
+            for j, z in enumerate(zs):
+                scores.append(FactNorms.fit(zs[:j] + zs[j + 1 :]).score(z))
+        cal = cls.fit(scores, far=far, config_version=config_version, **meta)
+        cal.norms = {inst: FactNorms.fit(zs) for inst, zs in by_inst.items()}
+        cal.norms[POOLED] = FactNorms.fit([z for _, _, z in windows])
+        return cal
+
+    def score(
+        self, raw: float | None, fact_z: Mapping[str, float | None] | None, instrument: str
+    ) -> float | None:
+        """The score this calibration's threshold applies to: the norms' calibrated score of a
+        window's fact z (``FactNorms.score``), or the raw score when it has no norms."""
+        if not self.norms:
+            return raw
+        norms = self.norms.get(instrument) or self.norms.get(POOLED)
+        if norms is None or fact_z is None:
+            return None
+        return norms.score(fact_z)
+
     def is_alert(self, score: float | None) -> bool:
         return score is not None and score > self.threshold
 
@@ -302,7 +430,9 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
-        return cls(**json.loads(Path(path).read_text()))
+        data = json.loads(Path(path).read_text())
+        data["norms"] = {k: FactNorms(**v) for k, v in data.get("norms", {}).items()}
+        return cls(**data)
 
 
 # ---------------------------------------------------------------------------- baselines

@@ -37,7 +37,7 @@ from simulator.normalized import iter_events, lobster_to_frame
 from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator
 from simulator.types import BookEvent
-from surveillance.detector import historical_diff, spread_zscore
+from surveillance.detector import Calibration, historical_diff, spread_zscore
 from surveillance.metrics import window_facts
 from surveillance.scoring import (
     DetectionConfig,
@@ -48,7 +48,7 @@ from surveillance.scoring import (
 
 NS_PER_S = 1_000_000_000
 NS_PER_MIN = 60 * NS_PER_S
-DETECTORS = ("simulation", "historical_diff", "spread_zscore")
+DETECTORS = ("simulation", "simulation_uncalibrated", "historical_diff", "spread_zscore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +62,20 @@ class EvaluationConfig:
     intensities: tuple[str, ...] = ("low", "moderate", "high")
     margin_ns: int = NS_PER_MIN  # campaigns start/stop this far inside the window
     target_fpr: float = 0.05
+    # normal windows the simulation detector's fact norms and threshold are fitted on: before
+    # the evaluation span, not overlapping one another
+    calibration_start_ns: int = 10 * 60 * NS_PER_MIN
+    calibration_end_ns: int = (14 * 60 + 30) * NS_PER_MIN
+    calibration_stride_ns: int = 25 * NS_PER_MIN
 
     def window_starts(self) -> list[int]:
         window = self.detection.window_ns
         return list(range(self.start_ns, self.end_ns - window + 1, self.stride_ns))
+
+    def calibration_starts(self) -> list[int]:
+        window = self.detection.window_ns
+        end = min(self.calibration_end_ns, self.start_ns)
+        return list(range(self.calibration_start_ns, end - window + 1, self.calibration_stride_ns))
 
 
 @dataclass(slots=True)
@@ -77,6 +87,7 @@ class VariantScore:
     scores: dict[str, float | None]  # detector -> score
     diverged: list[str]
     injected_events: int = 0
+    fact_z: dict[str, float | None] = field(default_factory=dict)  # the simulation's per fact
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +98,7 @@ class VariantScore:
             "scores": self.scores,
             "diverged": self.diverged,
             "injected_events": self.injected_events,
+            "fact_z": self.fact_z,
         }
 
 
@@ -145,11 +157,15 @@ def evaluate_day(
     config: EvaluationConfig,
     *,
     progress: Progress | None = None,
+    calibration: bool = False,
 ) -> list[VariantScore]:
+    """Score one day's evaluation windows, clean and manipulated (or, with ``calibration``,
+    its calibration windows, clean only). The ``simulation`` score is the raw Stouffer score;
+    ``calibrate`` turns it into the calibrated one."""
     det = config.detection
     window = det.window_ns
     day = _Day(path)
-    starts = config.window_starts()
+    starts = config.calibration_starts() if calibration else config.window_starts()
     earlier_of = {
         s: [
             s - k * window
@@ -213,14 +229,18 @@ def evaluate_day(
                 intensity,
                 {
                     "simulation": scored.verdict.score,
+                    "simulation_uncalibrated": scored.verdict.score,
                     "historical_diff": historical_diff(facts, earlier, det.facts),
                     "spread_zscore": spread_zscore(facts, earlier),
                 },
                 scored.verdict.diverged(),
                 injected,
+                scored.verdict.fact_z(),
             )
 
         out.append(score(day.slice(s, end), "clean", None))
+        if calibration:
+            continue
         clean_frame = day.frame_slice(s, end)
         for typology in config.typologies:
             for name in config.intensities:
@@ -235,6 +255,52 @@ def evaluate_day(
                 events = list(iter_events(injection.frame))
                 out.append(score(events, typology.value, name, injection.stats.injected_events))
     return out
+
+
+def evaluate_task(
+    path: str | Path,
+    generator: str,
+    model_path: str | None,
+    config: EvaluationConfig,
+    calibration: bool,
+) -> list[VariantScore]:
+    """``evaluate_day`` in a worker process (the generator is built there; progress goes to
+    stderr), so days and phases can run on several cores."""
+    import sys
+
+    from surveillance.scorer import make_generator
+
+    def say(message: str) -> None:
+        print(f"  {message}{' (calibration)' if calibration else ''}", file=sys.stderr, flush=True)
+
+    gen = make_generator(generator, model_path)
+    return evaluate_day(path, gen, config, progress=say, calibration=calibration)
+
+
+def calibrate(
+    normal: Sequence[VariantScore],
+    results: Sequence[VariantScore],
+    *,
+    far: float,
+    method: str,
+    model_version: str = "",
+    config_version: str = "",
+) -> Calibration:
+    """Fit the simulation detector's calibration (fact norms and threshold) on ``normal``
+    windows, and rescore ``results`` with it in place (``simulation`` becomes the calibrated
+    score; ``simulation_uncalibrated`` keeps the raw one)."""
+    cal = Calibration.fit_normal(
+        [(r.instrument, r.scores["simulation_uncalibrated"], r.fact_z) for r in normal],
+        far=far,
+        method=method,
+        model_version=model_version,
+        config_version=config_version,
+    )
+    for r in results:
+        r.scores["simulation"] = cal.score(
+            r.scores["simulation_uncalibrated"], r.fact_z, r.instrument
+        )
+    return cal
 
 
 # ---------------------------------------------------------------------------- metrics

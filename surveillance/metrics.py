@@ -44,7 +44,19 @@ return_1m .. return_5m      continuous  log(mid(t + k min) / mid(t)), t on the w
                                         1-minute grid with t + k min inside the window
 inter_arrival               continuous  log10(1 + interval in microseconds) between consecutive
                                         orders (log scale: intervals span ns to seconds)
+touch_depth                 continuous  log10 of the shares at the best bid, and at the best ask,
+                                        each second (needs the trajectory's touch quantities)
+touch_imbalance             continuous  (bid - ask) / (bid + ask) shares at the touch, each second
+aggressive_volume           continuous  log10(1 + shares sent by marketable limit orders) in a
+                                        minute
+max_order_volume            continuous  log10 of the largest new limit order of a minute
+max_sweep                   continuous  the most ticks one marketable order moved the touch it
+                                        took from, in a minute (a walk through several levels)
 ==========================  ==========  ==========================================================
+
+The last five (``FOOTPRINT_FACTS``) are not in the paper: the detector uses them because
+manipulation shows there first (a spoof order is large and sits at the touch, an ignition walks
+the book), where a window's spread or returns move little.
 
 Minutes without limit orders give no ratio sample (rather than a made-up 0).
 """
@@ -84,6 +96,15 @@ PAPER_TABLE7: dict[str, float | None] = {
     "inter_arrival": None,
 }
 FACTS = tuple(PAPER_TABLE7)
+# Facts beyond the paper's, for detection: the book at the touch and the tails of order flow,
+# where manipulation leaves its footprint (spoof orders are large, ignitions walk the book).
+FOOTPRINT_FACTS = (
+    "touch_depth",
+    "touch_imbalance",
+    "aggressive_volume",
+    "max_order_volume",
+    "max_sweep",
+)
 DISCRETE_FACTS = frozenset({"spread", "spread_time_weighted"})
 
 
@@ -240,10 +261,20 @@ class Trajectory:
     best_bid: np.ndarray
     best_ask: np.ndarray
     tick_size: int = 100
+    # shares at the best bid / best ask after every order, and at ``start_ns`` (optional: the
+    # book-shape facts need them; 0 where a side is empty)
+    bid_qty: np.ndarray | None = None
+    ask_qty: np.ndarray | None = None
+    qty0: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
         n = len(self.ts_ns)
-        for name in ("type", "qty", "aggressive", "best_bid", "best_ask"):
+        columns = ["type", "qty", "aggressive", "best_bid", "best_ask"]
+        if (self.bid_qty is None) != (self.ask_qty is None):
+            raise ValueError("trajectory needs both bid_qty and ask_qty, or neither")
+        if self.bid_qty is not None:
+            columns += ["bid_qty", "ask_qty"]
+        for name in columns:
             if len(getattr(self, name)) != n:
                 raise ValueError(f"trajectory column {name} has {len(getattr(self, name))} != {n}")
         if self.end_ns <= self.start_ns:
@@ -269,6 +300,9 @@ class Trajectory:
             best_bid=r.best_bid[keep],  # type: ignore[attr-defined]
             best_ask=r.best_ask[keep],  # type: ignore[attr-defined]
             tick_size=tick_size,
+            bid_qty=r.bid_qty[keep],  # type: ignore[attr-defined]
+            ask_qty=r.ask_qty[keep],  # type: ignore[attr-defined]
+            qty0=r.qty0,  # type: ignore[attr-defined]
         )
 
     @property
@@ -277,6 +311,15 @@ class Trajectory:
 
     def two_sided(self) -> np.ndarray:
         return (self.best_bid != EMPTY_BID_PRICE) & (self.best_ask != EMPTY_ASK_PRICE)
+
+    def touch_qty_at(self, times_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shares at the best bid and at the best ask in force at each time."""
+        if self.bid_qty is None or self.ask_qty is None:
+            raise ValueError("this trajectory has no touch quantities")
+        idx = np.searchsorted(self.ts_ns, times_ns, side="right") - 1
+        bid = np.concatenate([[self.qty0[0]], self.bid_qty])[idx + 1]
+        ask = np.concatenate([[self.qty0[1]], self.ask_qty])[idx + 1]
+        return bid, ask
 
     def mid_at(self, times_ns: np.ndarray) -> np.ndarray:
         """Mid price (float units) in force at each time (last two-sided touch at or before)."""
@@ -368,6 +411,39 @@ def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None
     # inter-arrival times between consecutive orders, log10(1 + microseconds)
     gaps = np.diff(ts).astype(np.float64)
     out["inter_arrival"] = (np.log10(1.0 + gaps / 1_000.0), None)
+
+    # book shape at the touch, sampled every second (both sides of the book); none without
+    # the touch quantities
+    out["touch_depth"] = out["touch_imbalance"] = (np.zeros(0), None)
+    if w.bid_qty is not None:
+        seconds = int((w.end_ns - w.start_ns) // NS_PER_S)
+        grid_s = w.start_ns + np.arange(seconds, dtype=np.int64) * NS_PER_S
+        bq, aq = w.touch_qty_at(grid_s)
+        depth = np.concatenate([bq[bq > 0], aq[aq > 0]]).astype(np.float64)
+        out["touch_depth"] = (np.log10(depth), None)
+        both = (bq > 0) & (aq > 0)
+        b, a = bq[both].astype(np.float64), aq[both].astype(np.float64)
+        out["touch_imbalance"] = ((b - a) / (b + a), None)
+
+    # per minute: log10 of the shares sent by marketable limit orders
+    taking = limit & aggressive[in_grid]
+    aggr_vol = np.bincount(m[taking], weights=qty[in_grid][taking], minlength=minutes)
+    out["aggressive_volume"] = (np.log10(1.0 + aggr_vol), None)
+    # per minute: log10 of the largest new limit order
+    big = np.zeros(minutes)
+    np.maximum.at(big, m[limit], qty[in_grid][limit].astype(np.float64))
+    out["max_order_volume"] = (np.log10(big[n_limit > 0]), None)
+    # per minute: the deepest walk of one marketable order, in ticks the touch it took from
+    # moved (a sweep through several levels moves it by their spread)
+    prev_bid = np.concatenate([[w.bid0], bid[:-1]])
+    prev_ask = np.concatenate([[w.ask0], ask[:-1]])
+    taken = np.where(kind == BID, ask - prev_ask, prev_bid - bid)
+    valid = aggressive & (kind != CANCEL) & ok & np.concatenate([[start_ok], ok[:-1]])
+    walk = np.where(valid, np.maximum(taken, 0) / tick, np.nan)[in_grid]
+    sweep = np.zeros(minutes)
+    fin = np.isfinite(walk)
+    np.maximum.at(sweep, m[fin], walk[fin])
+    out["max_sweep"] = (sweep[n_limit > 0], None)
     return out
 
 
@@ -397,8 +473,9 @@ class StylizedFacts:
 
     def get(self, fact: str) -> tuple[np.ndarray, np.ndarray | None]:
         """All samples of one fact so far: ``(values, weights or None)``."""
-        if fact not in PAPER_TABLE7:
-            raise KeyError(f"unknown stylized fact {fact!r}; known: {', '.join(FACTS)}")
+        if fact not in PAPER_TABLE7 and fact not in FOOTPRINT_FACTS:
+            known = ", ".join(FACTS + FOOTPRINT_FACTS)
+            raise KeyError(f"unknown stylized fact {fact!r}; known: {known}")
         parts = self.values.get(fact, [])
         vals = np.concatenate(parts) if parts else np.zeros(0)
         wparts = self.weights.get(fact)

@@ -198,7 +198,10 @@ class InstrumentPipeline:
         # as much as applying the events in the first place).
         self._bids: list[int] = []
         self._asks: list[int] = []
+        self._bid_qty: list[int] = []
+        self._ask_qty: list[int] = []
         self._touch0: tuple[int, int] = (EMPTY_BID_PRICE, EMPTY_ASK_PRICE)
+        self._qty0: tuple[int, int] = (0, 0)
         self._history: tuple[BookEvent, ...] = ()
         self._history_book: OrderBook | None = None
 
@@ -227,15 +230,26 @@ class InstrumentPipeline:
             self._start_ns = self.window_start(event.ts_ns)
             self._opening = book.fork()
             self._touch0 = _touch(book)
+            self._qty0 = book.touch_qty()
         elif event.ts_ns < start:
             self.late_events += 1
         self._events.append(event)
         self.replayer.apply(
             int(event.kind), event.order_id, event.qty, event.price, int(event.side)
         )
-        bid, ask = book.best_bid, book.best_ask
-        self._bids.append(EMPTY_BID_PRICE if bid is None else bid)
-        self._asks.append(EMPTY_ASK_PRICE if ask is None else ask)
+        bid, ask = book.best(1), book.best(-1)
+        if bid is None:
+            self._bids.append(EMPTY_BID_PRICE)
+            self._bid_qty.append(0)
+        else:
+            self._bids.append(bid.price)
+            self._bid_qty.append(bid.qty)
+        if ask is None:
+            self._asks.append(EMPTY_ASK_PRICE)
+            self._ask_qty.append(0)
+        else:
+            self._asks.append(ask.price)
+            self._ask_qty.append(ask.qty)
         if self.open_mid is None:
             self.open_mid = book.mid
         return closed
@@ -256,6 +270,7 @@ class InstrumentPipeline:
             events,
             self._bids,
             self._asks,
+            (self._bid_qty, self._ask_qty, self._qty0),
             start,
             observed_end or end,
             self.tick_size,
@@ -283,6 +298,8 @@ class InstrumentPipeline:
         self._events = []
         self._bids = []
         self._asks = []
+        self._bid_qty = []
+        self._ask_qty = []
         return window
 
 
@@ -299,6 +316,7 @@ def _trajectory(
     events: tuple[BookEvent, ...],
     bids: list[int],
     asks: list[int],
+    touch_qtys: tuple[list[int], list[int], tuple[int, int]],
     start_ns: int,
     end_ns: int,
     tick_size: int,
@@ -318,6 +336,9 @@ def _trajectory(
         best_bid=np.asarray(bids, dtype=np.int64)[last],
         best_ask=np.asarray(asks, dtype=np.int64)[last],
         tick_size=tick_size,
+        bid_qty=np.asarray(touch_qtys[0], dtype=np.int64)[last],
+        ask_qty=np.asarray(touch_qtys[1], dtype=np.int64)[last],
+        qty0=touch_qtys[2],
     )
 
 

@@ -189,21 +189,28 @@ def replay(
         emit(detector.flush())
         if progress is not None:
             progress(result.events % 2_000, item.instrument)
-    if self_calibrate_far is not None and result.records:
-        cal = Calibration.fit(
-            [r["score"] for r in result.records],
+    scored = [r for r in result.records if r["score"] is not None]
+    if self_calibrate_far is not None and scored:
+        cal = Calibration.fit_normal(
+            [(r["instrument"], r["score"], _fact_z(r)) for r in scored],
             far=self_calibrate_far,
             method="self: this replay's own windows",
             model_version=scorer.model_version,
             config_version=scorer.config_version,
         )
         for r in result.records:
+            if r["score"] is not None:
+                r["score"] = cal.score(r["score"], _fact_z(r), r["instrument"])
             r["alert"] = cal.is_alert(r["score"])
             r["threshold"] = cal.threshold
             r["severity"] = cal.severity(r["score"])
             r["p_value"] = cal.p_value(r["score"])
             r["detail"]["calibrated"] = "self"
     return result
+
+
+def _fact_z(record: dict[str, Any]) -> dict[str, float | None]:
+    return {f: e.get("z") for f, e in record["facts"].items()}
 
 
 def _events(item: ReplayInput) -> Iterator:

@@ -126,8 +126,14 @@ class SimulationScorer:
         )
         verdict = scored.verdict
         cal = self.calibration
-        alert = cal.is_alert(verdict.score) if cal is not None else False
+        score = (
+            cal.score(verdict.score, verdict.fact_z(), window.instrument)
+            if cal is not None
+            else verdict.score
+        )
+        alert = cal.is_alert(score) if cal is not None else False
         detail: dict[str, Any] = {
+            "raw_score": verdict.score,
             "facts": {f: e.as_dict() for f, e in verdict.facts.items()},
             "p_value_sim": verdict.p_value,
             "p_value_sim_normal": verdict.p_value_normal,
@@ -140,15 +146,15 @@ class SimulationScorer:
             "evidence": scored.evidence,
         }
         return WindowScore(
-            score=verdict.score,
+            score=score,
             # calibrated on normal windows when a calibration exists, else against the rollouts
-            p_value=cal.p_value(verdict.score) if cal is not None else verdict.p_value,
+            p_value=cal.p_value(score) if cal is not None else verdict.p_value,
             alert=alert,
             facts={f: e.ovl for f, e in verdict.facts.items() if e.ovl is not None},
             diverged=tuple(verdict.diverged()),
             baselines=baselines,
             expected={f: e.null_mean for f, e in verdict.facts.items() if e.null_mean is not None},
             threshold=cal.threshold if cal is not None else None,
-            severity=cal.severity(verdict.score) if cal is not None else "none",
+            severity=cal.severity(score) if cal is not None else "none",
             detail=detail,
         )

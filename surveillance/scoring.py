@@ -95,12 +95,22 @@ def trajectory_from_events(
     book = replayer.book
     bid0 = book.best_bid if book.best_bid is not None else EMPTY_BID_PRICE
     ask0 = book.best_ask if book.best_ask is not None else EMPTY_ASK_PRICE
+    qty0 = book.touch_qty()
     bids = np.empty(len(events), dtype=np.int64)
     asks = np.empty(len(events), dtype=np.int64)
+    bid_qty = np.zeros(len(events), dtype=np.int64)
+    ask_qty = np.zeros(len(events), dtype=np.int64)
     for i, e in enumerate(events):
         replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
-        bids[i] = book.best_bid if book.best_bid is not None else EMPTY_BID_PRICE
-        asks[i] = book.best_ask if book.best_ask is not None else EMPTY_ASK_PRICE
+        bid, ask = book.best(1), book.best(-1)
+        if bid is None:
+            bids[i] = EMPTY_BID_PRICE
+        else:
+            bids[i], bid_qty[i] = bid.price, bid.qty
+        if ask is None:
+            asks[i] = EMPTY_ASK_PRICE
+        else:
+            asks[i], ask_qty[i] = ask.price, ask.qty
     stream, last = order_stream(events)
     return Trajectory(
         start_ns=start_ns,
@@ -114,6 +124,9 @@ def trajectory_from_events(
         best_bid=bids[last],
         best_ask=asks[last],
         tick_size=tick_size,
+        bid_qty=bid_qty[last],
+        ask_qty=ask_qty[last],
+        qty0=qty0,
     )
 
 

@@ -39,6 +39,10 @@ def test_evaluate_command_scores_clean_and_manipulated_windows(
             "10m",
             "--stride",
             "10m",
+            "--calibration-span",
+            "09:40-10:00",
+            "--calibration-stride",
+            "3m",
             "--rollouts",
             "4",
             "--generator",
@@ -58,7 +62,12 @@ def test_evaluate_command_scores_clean_and_manipulated_windows(
     summary = json.loads(capsys.readouterr().out)
     assert summary["windows"] == 4
     cell = summary["by_typology"]["momentum_ignition"]["high"]
-    assert set(cell) == {"simulation", "historical_diff", "spread_zscore"}
+    assert set(cell) == {
+        "simulation",
+        "simulation_uncalibrated",
+        "historical_diff",
+        "spread_zscore",
+    }
     for detector in cell.values():
         assert 0.0 <= detector["auc"] <= 1.0
         assert detector["n_manipulated"] == 4
@@ -66,7 +75,18 @@ def test_evaluate_command_scores_clean_and_manipulated_windows(
     assert len(windows) == 4 * 3
     stuffed = [w for w in windows if w["variant"] == "quote_stuffing"]
     assert all(w["injected_events"] > 1000 for w in stuffed)
-    assert json.loads(cal.read_text())["n_normal"] == 4
+    # fact norms and threshold fitted on the 4 calibration windows before the evaluation span
+    calibration = json.loads(cal.read_text())
+    assert calibration["n_normal"] == 4
+    assert set(calibration["norms"]) == {"AMZN", "*"}
+    assert summary["calibration"]["normal_windows"] == 4
+    assert 0.0 <= summary["calibration"]["false_alarm_rate"] <= 1.0
+    # the calibrated score is what the detector reports; the raw one is kept beside it
+    clean = [w for w in windows if w["variant"] == "clean"]
+    assert all(w["fact_z"] for w in clean)
+    assert any(
+        w["scores"]["simulation"] != w["scores"]["simulation_uncalibrated"] for w in clean
+    )
 
 
 def test_evaluate_rejects_an_unknown_typology(capsys: pytest.CaptureFixture) -> None:

@@ -407,3 +407,20 @@ def test_docstring_examples():
     for module in (simulator.rollout, simulator.generators):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_touch_quantities_are_recorded_after_every_order():
+    book = small_book()
+    bid_before, ask_before = book.touch_qty()
+    gen = ScriptGenerator(
+        [
+            [
+                GeneratedOrder(BID, book.best_bid, 300, S),  # joins the best bid
+                GeneratedOrder(CANCEL, book.best_bid, 300, S),  # and leaves it again
+            ]
+        ]
+    )
+    (r,) = run(book, gen)
+    assert r.qty0 == (bid_before, ask_before)
+    assert r.bid_qty.tolist() == [bid_before + 300, bid_before]
+    assert r.ask_qty.tolist() == [ask_before, ask_before]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lobster"
 DEFAULT_DAYS = (
@@ -30,6 +31,14 @@ DEFAULT_DAYS = (
     help="First window start (exchange time); default: the held-out 90 minutes.",
 )
 @click.option("--end", default="16:00", show_default=True, help="Evaluation span end.")
+@click.option(
+    "--calibration-span",
+    default="10:00-14:30",
+    show_default=True,
+    help="Normal windows (one per --calibration-stride) the simulation detector's fact norms "
+    "and threshold are fitted on, before the evaluation span.",
+)
+@click.option("--calibration-stride", default="25m", show_default=True)
 @click.option("--window", default="25m", show_default=True, help="Window length.")
 @click.option("--stride", default="5m", show_default=True, help="Between window starts.")
 @click.option("--rollouts", default=32, show_default=True, type=click.IntRange(3, 4096))
@@ -42,6 +51,13 @@ DEFAULT_DAYS = (
 )
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=None)
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (each day's calibration and evaluation phases run in parallel).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--out",
@@ -53,15 +69,16 @@ DEFAULT_DAYS = (
     "--calibration-out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Fit the alert threshold on the clean windows' scores and write it here.",
+    help="Write the calibration (fact norms and alert threshold) fitted on the calibration "
+    "windows here: what `replay` and the worker load.",
 )
-@click.option(
-    "--far", default=0.05, show_default=True, help="False-alarm rate for --calibration-out."
-)
+@click.option("--far", default=0.05, show_default=True, help="Target false-alarm rate.")
 def command(
     paths,
     start,
     end,
+    calibration_span,
+    calibration_stride,
     window,
     stride,
     rollouts,
@@ -70,6 +87,7 @@ def command(
     generator,  # type: ignore[no-untyped-def]
     model_path,
     seed,
+    jobs,
     as_json,
     out,
     calibration_out,
@@ -79,8 +97,13 @@ def command(
     baselines; print ROC AUC and the true-positive rate at 5% false positives per typology and
     intensity."""
     from simulator.manipulation import INTENSITIES, Typology
-    from surveillance.detector import Calibration
-    from surveillance.evaluate import EvaluationConfig, evaluate_day, summarize
+    from surveillance.evaluate import (
+        EvaluationConfig,
+        calibrate,
+        evaluate_day,
+        evaluate_task,
+        summarize,
+    )
     from surveillance.realism import parse_clock, parse_duration
     from surveillance.scorer import SimulationScorer, make_generator
     from surveillance.scoring import DetectionConfig
@@ -104,6 +127,9 @@ def command(
             f"unknown intensity {unknown[0]!r}; choose from {', '.join(INTENSITIES)}",
             param_hint="--intensities",
         )
+    span = calibration_span.split("-")
+    if len(span) != 2:
+        raise click.BadParameter("use HH:MM-HH:MM", param_hint="--calibration-span")
     detection = DetectionConfig(window_ns=parse_duration(window), rollouts=rollouts, seed=seed)
     config = EvaluationConfig(
         detection=detection,
@@ -112,37 +138,87 @@ def command(
         stride_ns=parse_duration(stride),
         typologies=kinds,
         intensities=levels,
+        target_fpr=far,
+        calibration_start_ns=parse_clock(span[0]),
+        calibration_end_ns=parse_clock(span[1]),
+        calibration_stride_ns=parse_duration(calibration_stride),
     )
     if not config.window_starts():
         raise click.ClickException("no window fits between --start and --end")
+    if not config.calibration_starts():
+        raise click.ClickException("no calibration window fits before the evaluation span")
     scorer = SimulationScorer(
         detection, generator=generator, model_path=str(model_path) if model_path else None
     )
-    gen = make_generator(generator, scorer.model_path)
-    results = []
-    for p in days:
-        results.extend(
-            evaluate_day(p, gen, config, progress=lambda m: click.echo(f"  {m}", err=True))
-        )
+    tasks = [(p, phase) for p in days for phase in (True, False)]
+    if jobs == 1:
+        gen = make_generator(generator, scorer.model_path)
+        say = lambda m: click.echo(f"  {m}", err=True)  # noqa: E731
+        done = [evaluate_day(p, gen, config, progress=say, calibration=c) for p, c in tasks]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as pool:
+            futures = [
+                pool.submit(evaluate_task, p, generator, scorer.model_path, config, c)
+                for p, c in tasks
+            ]
+            done = [f.result() for f in futures]
+    normal = [r for (_, c), part in zip(tasks, done, strict=True) if c for r in part]
+    results = [r for (_, c), part in zip(tasks, done, strict=True) if not c for r in part]
+    cal = calibrate(
+        normal,
+        results,
+        far=far,
+        method=f"clean windows {calibration_span} every {calibration_stride} of "
+        + ", ".join(p.name for p in days),
+        model_version=scorer.model_version,
+        config_version=scorer.config_version,
+    )
     summary = summarize(results, config.target_fpr)
+    clean_cal = [r.scores["simulation"] for r in results if r.variant == "clean"]
+    summary["calibration"] = {
+        "normal_windows": cal.n_normal,
+        "threshold": cal.threshold,
+        "far": far,
+        "note": cal.note,
+        # the threshold fitted on the calibration windows, applied to the evaluation's clean
+        # windows: the false-alarm rate a deployment of this calibration would have had
+        "false_alarm_rate": float(np.mean([cal.is_alert(x) for x in clean_cal]))
+        if clean_cal
+        else None,
+        # and the share of manipulated windows it flags, per typology and intensity
+        "alert_rate": {
+            f"{v}/{i}": float(
+                np.mean(
+                    [
+                        cal.is_alert(r.scores["simulation"])
+                        for r in results
+                        if r.variant == v and r.intensity == i
+                    ]
+                )
+            )
+            for v, i in sorted({(r.variant, r.intensity) for r in results if r.variant != "clean"})
+        },
+    }
     summary["model_version"] = scorer.model_version
     summary["config_version"] = scorer.config_version
     summary["rollouts"] = rollouts
     summary["days"] = [str(p) for p in days]
     if out is not None:
         out.write_text(
-            json.dumps({"summary": summary, "windows": [r.as_dict() for r in results]}, indent=1)
+            json.dumps(
+                {
+                    "summary": summary,
+                    "windows": [r.as_dict() for r in results],
+                    "calibration_windows": [r.as_dict() for r in normal],
+                },
+                indent=1,
+            )
             + "\n"
         )
     if calibration_out is not None:
-        clean = [r.scores["simulation"] for r in results if r.variant == "clean"]
-        Calibration.fit(
-            clean,
-            far=far,
-            method=f"clean windows {start}-{end} of " + ", ".join(p.name for p in days),
-            model_version=scorer.model_version,
-            config_version=scorer.config_version,
-        ).save(calibration_out)
+        cal.save(calibration_out)
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -150,20 +226,19 @@ def command(
 
 
 def _print_table(summary: dict) -> None:
+    from surveillance.evaluate import DETECTORS
+
     out = sys.stdout
     out.write(f"{summary['windows']} clean windows; AUC / TPR at {summary['fpr']:.0%} FPR\n")
-    out.write(
-        f"{'typology':<20}{'intensity':<10}{'simulation':>16}{'historical_diff':>18}"
-        f"{'spread_zscore':>16}\n"
-    )
+    out.write(f"{'typology':<20}{'intensity':<10}" + "".join(f"{d:>26}" for d in DETECTORS) + "\n")
     for typology, by in summary["by_typology"].items():
         for intensity, cell in by.items():
             row = f"{typology:<20}{intensity:<10}"
-            for d, width in (("simulation", 16), ("historical_diff", 18), ("spread_zscore", 16)):
+            for d in DETECTORS:
                 c = cell[d]
                 auc = "-" if c["auc"] is None else f"{c['auc']:.3f}"
                 tpr = "-" if c["tpr_at_fpr"] is None else f"{c['tpr_at_fpr']:.2f}"
-                row += f"{auc + ' / ' + tpr:>{width}}"
+                row += f"{auc + ' / ' + tpr:>26}"
             out.write(row + "\n")
     means = summary["mean_auc"]
     out.write(
@@ -171,3 +246,11 @@ def _print_table(summary: dict) -> None:
         + ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}" for d, v in means.items())
         + "\n"
     )
+    cal = summary.get("calibration")
+    if cal:
+        far = cal["false_alarm_rate"]
+        out.write(
+            f"calibration: {cal['normal_windows']} normal windows, threshold "
+            f"{cal['threshold']:.3f}; on the evaluation's clean windows it alerts on "
+            f"{'-' if far is None else f'{far:.0%}'} (target {cal['far']:.0%})\n"
+        )
