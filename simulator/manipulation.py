@@ -18,6 +18,12 @@ Typologies (``intensity`` 1.0 is "moderate"; sizes and rates scale with it):
   quick succession, moving the price.
 - pump and dump: a run of aggressive buys (pump), then aggressive sells unloading the position.
 
+What "moderate" means, per 25-minute window: 24 spoof cycles (about one a minute), each spoof
+order 7 times the typical touch size resting about 5 to 10 seconds (layering: 4 levels);
+8 ignitions of two sweeps through 3 levels each; 24 quote-stuffing bursts of 150 orders, each
+added and cancelled; a pump of 40 aggressive buys and a dump of 24 sells. "low" is half of
+that (sporadic), "high" twice (an algorithm working the book all session).
+
 Consistency policy for real messages that refer to liquidity the injected flow consumed: every
 real event that removes liquidity (cancel, delete, execution) removes what is left of it. Its
 quantity is clipped to what was left (``clipped_real_events``) and an event with nothing left is

@@ -68,7 +68,7 @@ class StreamSettings(BaseSettings):
     generator: Literal["lmm", "empirical"] = "lmm"
     model: str | None = Field(None, description="LMM checkpoint (default: the bundled one)")
     device: str = "cpu"
-    rollouts: int = Field(32, ge=3, description="simulated futures per window")
+    rollouts: int = Field(16, ge=3, description="simulated futures per window")
     seed: int = 0
     calibration: str = Field(
         "auto",

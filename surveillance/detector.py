@@ -24,6 +24,14 @@ normal tail of the fitted null is reported too (``p_value_normal``).
 The alert threshold is not a constant: ``Calibration`` takes the scores of windows known to be
 normal and sets the threshold at the quantile that gives the target false-alarm rate.
 
+The raw score assumes every fact's z is N(0, 1) on a normal window, which holds only for a
+perfect simulator. ``Calibration.fit_normal`` therefore also learns, per instrument, how each
+fact's z behaves on normal windows (``FactNorms``: median and robust spread); the calibrated
+score is the length of the vector of standardized shortfalls (facts less like the simulation
+than usual for this simulator and instrument), and the threshold is fitted on it. A fact the
+simulator always gets wrong stops drowning the others, and a manipulation that shows on one
+or two facts is not averaged away by the rest.
+
 Two baselines are computed on the same windows:
 
 - ``historical_diff``: the traditional Diff(market now, market past): 1 - mean OVL of each fact

@@ -1,4 +1,4 @@
-"""The manipulation benchmark: clean and manipulated variants of real days, three detectors.
+"""The manipulation benchmark: clean and manipulated variants of real days, four detectors.
 
 For every evaluation window (by default the held-out last 90 minutes of each shared day, a
 window starting every 5 minutes), the rollouts are forked once from the real book at the
@@ -10,7 +10,12 @@ window's start to one minute before its end.
 
 Detectors, all on the same windows:
 
-- ``simulation``: the MarS detector (``surveillance.detector``);
+- ``simulation``: the MarS detector (``surveillance.detector``), calibrated: its fact norms and
+  threshold are fitted on normal *calibration windows* of the same days before the evaluation
+  span (by default one every 25 minutes from 10:00 to 14:30, not overlapping), and every
+  evaluation window is scored with them (``calibrate``). Nothing about the evaluation windows
+  goes into the calibration;
+- ``simulation_uncalibrated``: the same verdicts' raw Stouffer score, for comparison;
 - ``historical_diff``: Diff(market now, market past) against the instrument's earlier windows;
 - ``spread_zscore``: the spread z-score rule.
 

@@ -31,7 +31,7 @@ class DetectionConfig:
     """What a detection run is, beyond its input: every field goes into the config version."""
 
     window_ns: int = 25 * NS_PER_MIN
-    rollouts: int = 32
+    rollouts: int = 16  # what the bundled calibrations (models/checkpoints/) were fitted with
     seed: int = 0
     history_orders: int = 256  # real orders given to the model as context
     max_depth: int | None = 10  # rollout books kept to the depth the feed can observe

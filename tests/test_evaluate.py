@@ -84,9 +84,7 @@ def test_evaluate_command_scores_clean_and_manipulated_windows(
     # the calibrated score is what the detector reports; the raw one is kept beside it
     clean = [w for w in windows if w["variant"] == "clean"]
     assert all(w["fact_z"] for w in clean)
-    assert any(
-        w["scores"]["simulation"] != w["scores"]["simulation_uncalibrated"] for w in clean
-    )
+    assert any(w["scores"]["simulation"] != w["scores"]["simulation_uncalibrated"] for w in clean)
 
 
 def test_evaluate_rejects_an_unknown_typology(capsys: pytest.CaptureFixture) -> None:

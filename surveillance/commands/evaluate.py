@@ -41,7 +41,7 @@ DEFAULT_DAYS = (
 @click.option("--calibration-stride", default="25m", show_default=True)
 @click.option("--window", default="25m", show_default=True, help="Window length.")
 @click.option("--stride", default="5m", show_default=True, help="Between window starts.")
-@click.option("--rollouts", default=32, show_default=True, type=click.IntRange(3, 4096))
+@click.option("--rollouts", default=16, show_default=True, type=click.IntRange(3, 4096))
 @click.option(
     "--typologies", default="all", show_default=True, help="Comma-separated typologies, or all."
 )

@@ -27,7 +27,7 @@ DEFAULT_CALIBRATION = (
 @click.option("--window", default="25m", show_default=True, help="Window length (25m, 90s, 1h).")
 @click.option(
     "--rollouts",
-    default=32,
+    default=16,
     show_default=True,
     type=click.IntRange(3, 4096),
     help="Simulated futures per window.",
