@@ -42,14 +42,17 @@ from simulator.normalized import iter_events, lobster_to_frame
 from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator
 from simulator.types import BookEvent
+from surveillance import simcache
 from surveillance.detector import Calibration, historical_diff, spread_zscore
 from surveillance.metrics import window_facts
 from surveillance.scoring import (
     DetectionConfig,
+    Simulation,
     fork_simulation,
     score_real,
     trajectory_from_events,
 )
+from surveillance.simcache import SimCache
 
 NS_PER_S = 1_000_000_000
 NS_PER_MIN = 60 * NS_PER_S
@@ -163,10 +166,15 @@ def evaluate_day(
     *,
     progress: Progress | None = None,
     calibration: bool = False,
+    cache: SimCache | None = None,
+    generator_version: str = "",
 ) -> list[VariantScore]:
     """Score one day's evaluation windows, clean and manipulated (or, with ``calibration``,
     its calibration windows, clean only). The ``simulation`` score is the raw Stouffer score;
-    ``calibrate`` turns it into the calibrated one."""
+    ``calibrate`` turns it into the calibrated one. With a ``cache`` (and the generator's
+    ``generator_version``), forks are read from it where present and stored where not."""
+    if cache is not None and not generator_version:
+        raise ValueError("a simulation cache needs the generator's version")
     det = config.detection
     window = det.window_ns
     day = _Day(path)
@@ -192,17 +200,34 @@ def evaluate_day(
         end = s + window
         opening = day.book(s)
         mid = opening.mid
-        simulation = fork_simulation(
+        cache_key = simcache.key(
             instrument=day.instrument,
             start_ns=s,
             end_ns=end,
-            opening_book=opening,
-            history=day.slice(s - window, s),
-            history_book=day.book(s - window),
-            open_mid=float(mid) if mid is not None else 0.0,
-            generator=generator,
-            config=det,
+            generator_version=generator_version,
+            rollouts=det.rollouts,
+            seed=det.seed,
+            history_orders=det.history_orders,
+            max_depth=det.max_depth,
+            tick_size=det.tick_size,
         )
+        cached = cache.load(cache_key) if cache is not None else None
+        if cached is not None:
+            simulation = Simulation.from_trajectories(cached, det)
+        else:
+            simulation = fork_simulation(
+                instrument=day.instrument,
+                start_ns=s,
+                end_ns=end,
+                opening_book=opening,
+                history=day.slice(s - window, s),
+                history_book=day.book(s - window),
+                open_mid=float(mid) if mid is not None else 0.0,
+                generator=generator,
+                config=det,
+            )
+            if cache is not None:
+                cache.save(cache_key, simulation.sims)
         earlier = [day.facts(t, t + window, det.tick_size) for t in earlier_of[s]]
 
         def score(
@@ -268,6 +293,8 @@ def evaluate_task(
     model_path: str | None,
     config: EvaluationConfig,
     calibration: bool,
+    cache_dir: str | None = None,
+    generator_version: str = "",
 ) -> list[VariantScore]:
     """``evaluate_day`` in a worker process (the generator is built there; progress goes to
     stderr), so days and phases can run on several cores."""
@@ -279,7 +306,15 @@ def evaluate_task(
         print(f"  {message}{' (calibration)' if calibration else ''}", file=sys.stderr, flush=True)
 
     gen = make_generator(generator, model_path)
-    return evaluate_day(path, gen, config, progress=say, calibration=calibration)
+    return evaluate_day(
+        path,
+        gen,
+        config,
+        progress=say,
+        calibration=calibration,
+        cache=SimCache(cache_dir) if cache_dir else None,
+        generator_version=generator_version,
+    )
 
 
 def calibrate(

@@ -238,7 +238,15 @@ class Simulation:
 
     @property
     def orders(self) -> int:
-        return int(sum(len(r) for r in self.results))
+        if self.results:
+            return int(sum(len(r) for r in self.results))
+        return int(sum(len(s.ts_ns) for s in self.sims))  # rebuilt from cached trajectories
+
+    @classmethod
+    def from_trajectories(cls, sims: list[Trajectory], config: DetectionConfig) -> Simulation:
+        """A simulation rebuilt from its rollouts' trajectories (``surveillance.simcache``)."""
+        sim_facts = [window_facts(s) for s in sims]
+        return cls([], sims, sim_facts, SimulationNull.fit(sim_facts, config.facts))
 
 
 def fork_simulation(

@@ -90,3 +90,60 @@ def test_evaluate_command_scores_clean_and_manipulated_windows(
 def test_evaluate_rejects_an_unknown_typology(capsys: pytest.CaptureFixture) -> None:
     assert main(["evaluate", "--typologies", "wash_trading", "--generator", "empirical"]) != 0
     assert "wash_trading" in capsys.readouterr().err
+
+
+def test_cached_forks_rescore_without_the_generator(lobster_dir: Path, tmp_path: Path) -> None:
+    """A second run over the same windows reads every fork from the cache (the generator is
+    never called) and scores exactly as the first; a different seed misses."""
+    from simulator.generators import EmpiricalGenerator
+    from surveillance.evaluate import EvaluationConfig, evaluate_day
+    from surveillance.scoring import DetectionConfig
+    from surveillance.simcache import SimCache
+
+    class Exploding:
+        def begin(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise AssertionError("the cache should have answered")
+
+        next_orders = begin
+
+    path = lobster_zip(lobster_dir, "AMZN", 1)
+    config = EvaluationConfig(
+        detection=DetectionConfig(window_ns=10 * 60 * 10**9, rollouts=4),
+        start_ns=10 * 3600 * 10**9,
+        end_ns=(10 * 60 + 20) * 60 * 10**9,
+        stride_ns=10 * 60 * 10**9,
+        intensities=("high",),
+    )
+    cache = SimCache(tmp_path / "forks")
+    first = evaluate_day(
+        path, EmpiricalGenerator(), config, cache=cache, generator_version="empirical-v1"
+    )
+    assert (cache.hits, cache.misses) == (0, 2)
+    assert len(list((tmp_path / "forks").glob("*.npz"))) == 2
+    again = SimCache(tmp_path / "forks")
+    second = evaluate_day(
+        path,
+        Exploding(),
+        config,
+        cache=again,
+        generator_version="empirical-v1",  # type: ignore[arg-type]
+    )
+    assert (again.hits, again.misses) == (2, 0)
+    assert [r.as_dict() for r in second] == [r.as_dict() for r in first]
+    other_seed = EvaluationConfig(
+        detection=DetectionConfig(window_ns=10 * 60 * 10**9, rollouts=4, seed=1),
+        start_ns=config.start_ns,
+        end_ns=config.end_ns,
+        stride_ns=config.stride_ns,
+        intensities=("high",),
+    )
+    with pytest.raises(AssertionError, match="cache should have answered"):
+        evaluate_day(
+            path,
+            Exploding(),
+            other_seed,
+            cache=again,
+            generator_version="empirical-v1",  # type: ignore[arg-type]
+        )
+    with pytest.raises(ValueError, match="generator's version"):
+        evaluate_day(path, EmpiricalGenerator(), config, cache=again)

@@ -73,6 +73,13 @@ DEFAULT_DAYS = (
     "windows here: what `replay` and the worker load.",
 )
 @click.option("--far", default=0.05, show_default=True, help="Target false-alarm rate.")
+@click.option(
+    "--sim-cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Directory of forked rollouts (surveillance.simcache): forks found there are reused, "
+    "the rest are stored, so a rerun with other facts or intensities skips the model.",
+)
 def command(
     paths,
     start,
@@ -92,6 +99,7 @@ def command(
     out,
     calibration_out,
     far,
+    sim_cache,
 ) -> None:
     """Score clean and manipulated variants of real days with the simulation detector and two
     baselines; print ROC AUC and the true-positive rate at 5% false positives per typology and
@@ -151,16 +159,40 @@ def command(
         detection, generator=generator, model_path=str(model_path) if model_path else None
     )
     tasks = [(p, phase) for p in days for phase in (True, False)]
+    cache_dir = str(sim_cache) if sim_cache is not None else None
     if jobs == 1:
+        from surveillance.simcache import SimCache
+
         gen = make_generator(generator, scorer.model_path)
         say = lambda m: click.echo(f"  {m}", err=True)  # noqa: E731
-        done = [evaluate_day(p, gen, config, progress=say, calibration=c) for p, c in tasks]
+        cache = SimCache(cache_dir) if cache_dir else None
+        done = [
+            evaluate_day(
+                p,
+                gen,
+                config,
+                progress=say,
+                calibration=c,
+                cache=cache,
+                generator_version=scorer.model_version,
+            )
+            for p, c in tasks
+        ]
     else:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs) as pool:
             futures = [
-                pool.submit(evaluate_task, p, generator, scorer.model_path, config, c)
+                pool.submit(
+                    evaluate_task,
+                    p,
+                    generator,
+                    scorer.model_path,
+                    config,
+                    c,
+                    cache_dir,
+                    scorer.model_version,
+                )
                 for p, c in tasks
             ]
             done = [f.result() for f in futures]
