@@ -7,8 +7,10 @@ order on the first step, the rollout's own last generated order afterwards) toge
 features of that rollout's current book and clock, and samples the next order from the output:
 every sampled order is conditioned on the book it will be matched against. Its price slot is
 decoded relative to that same book's best prices (``models.tokenizer.price_codes``), so a
-passive token never crosses the rollout's book and a cancel targets a level behind a touch. A
-marketable token's size is capped at the liquidity it can take (``marketable_qty``): the
+passive token never crosses the rollout's book and a cancel targets a level behind a touch
+(v3 tokenizers: the level of that rank in the rollout's book, so it always finds one; v2: the
+ticks behind the best, which in a rollout book missed a level about half of the time and was
+redirected by the engine to the nearest level, mostly the deepest one). A marketable token's size is capped at the liquidity it can take (``marketable_qty``): the
 training data's executions are fills, never a remainder resting inside the spread.
 
 Randomness: rollout ``i`` draws only from ``rollout_rng(seed, i, GENERATOR_STREAM)`` (seven
@@ -35,6 +37,7 @@ from models.tokenizer import (
     book_rows,
     features_from_rows,
     mid2_from_rows,
+    pad_rows,
     token_fields,
 )
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
@@ -55,19 +58,6 @@ from simulator.types import Side
 # price field than AMZN; 0.8 passes the most stylized facts over both (7 of 26).
 DEFAULT_TEMPERATURE = (1.0, 0.8, 1.0, 1.0)
 _DRAWS = 7  # uniforms per rollout per step: type, price, volume, interval slots; 3 decode
-
-
-def pad_rows(rows: np.ndarray, levels: int = N_LEVELS) -> np.ndarray:
-    """LOBSTER rows widened (or cut) to ``levels`` levels, empty levels as the file writes them."""
-    rows = np.asarray(rows, np.int64)
-    have = rows.shape[-1] // 4
-    if have >= levels:
-        return rows[..., : 4 * levels]
-    out = np.zeros((*rows.shape[:-1], 4 * levels), np.int64)
-    out[..., 0::4] = EMPTY_ASK_PRICE
-    out[..., 2::4] = EMPTY_BID_PRICE
-    out[..., : 4 * have] = rows
-    return out
 
 
 class LMMGenerator:
@@ -187,7 +177,7 @@ class LMMGenerator:
         mid = (np.rint(mid2 / (2 * tok.tick)) * tok.tick).astype(np.int64)
         ask = np.where(empty, mid, rows[:, 0])
         bid = np.where(empty, mid, rows[:, 2])
-        dec = tok.decode(ids, ask, bid, u=u[:, 4:])
+        dec = tok.decode(ids, ask, bid, u=u[:, 4:], rows=rows)
         types, prices, qtys = dec.type.tolist(), dec.price.tolist(), dec.qty.tolist()
         vslots = token_fields(ids)[2]
         cancel_bins = tok.volume["cancel"]

@@ -7,8 +7,11 @@ One token per order: ``type (3) x price slot (32) x volume slot (32) x interval 
   the distance in ticks from the *same* side's best price (0 = join the best, negative = behind
   it); an improvement inside the spread as the fraction of the spread it takes (so it can never
   drift past the other side when the spread narrows); a marketable order as its depth past the
-  opposite best. CANCEL: the side (by price against the touch) and the ticks behind that side's
-  best, so a cancel names a resting level. Decoding uses the rollout book's current touch, so a
+  opposite best. CANCEL: the side (by price against the touch) and, in v3 tokenizers, the
+  *level* it names: its rank among that side's resting levels (0 = the best), so a decoded
+  cancel always lands on a level of the rollout book (v2: the ticks behind that side's best,
+  which in a rollout book with other gaps between levels missed a level about half of the
+  time, and the engine redirected the cancel to the nearest level). Decoding uses the rollout book's current touch, so a
   limit order crosses only if its token is marketable (bins never mix marketable and passive
   codes, nor the two sides of a cancel). v1 priced orders as half-tick offsets from the mid: a
   cancel could not name the order inside the spread it meant to take back, and rollouts' spread
@@ -59,7 +62,8 @@ TOD_DIM = 4
 SESSION_OPEN_NS = (9 * 3600 + 1800) * NS_PER_S  # 09:30
 SESSION_LENGTH_NS = int(6.5 * 3600) * NS_PER_S  # to 16:00
 
-TOKENIZER_VERSION = 2
+TOKENIZER_VERSION = 3  # v3: cancels by level rank (``cancel_level_codes``); v2 still loads
+_VERSIONS = (2, 3)
 # Limit price codes (see ``price_codes``): <= 0 join / behind, [1, INSIDE_STEPS] inside the spread
 # as a fraction of it, >= MARKETABLE_BASE marketable (depth past the opposite best).
 INSIDE_STEPS = 64
@@ -391,6 +395,19 @@ def features_from_books(
     return features_from_rows(book_rows(books, levels), open_mid, np.asarray(ts_ns, np.int64), tick)
 
 
+def pad_rows(rows: np.ndarray, levels: int = N_LEVELS) -> np.ndarray:
+    """LOBSTER rows widened (or cut) to ``levels`` levels, empty levels as the file writes them."""
+    rows = np.asarray(rows, np.int64)
+    have = rows.shape[-1] // 4
+    if have >= levels:
+        return rows[..., : 4 * levels]
+    out = np.zeros((*rows.shape[:-1], 4 * levels), np.int64)
+    out[..., 0::4] = EMPTY_ASK_PRICE
+    out[..., 2::4] = EMPTY_BID_PRICE
+    out[..., : 4 * have] = rows
+    return out
+
+
 # ---------------------------------------------------------------------- tokenizer
 def touch(best_ask, best_bid, price=None, tick: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Best ask and bid with empty sides filled in: one tick beyond the other side, or ``price``
@@ -473,6 +490,45 @@ def cancel_prices(code, best_ask, best_bid, tick: int = 100) -> np.ndarray:
     return np.maximum(price, tick)
 
 
+def cancel_level_codes(price, rows, tick: int = 100) -> np.ndarray:
+    """CANCEL price codes by level (v3): the side as in ``price_codes``, ``k`` the rank of the
+    price among that side's levels in ``rows`` (LOBSTER layout, the book the cancel meets;
+    0 = at or better than the best), ``k`` on the ask side and ``-1 - k`` on the bid side. A
+    real cancel always names a visible level, so ``k`` is that level's index."""
+    price = np.asarray(price, np.int64)
+    rows = np.asarray(rows, np.int64)
+    ask_px, bid_px = rows[..., 0::4], rows[..., 2::4]
+    ask, bid = touch(rows[..., 0], rows[..., 2], price, tick)
+    ask_side = (price >= ask) | ((price > bid) & (ask - price <= price - bid))
+    k_ask = (ask_px < price[..., None]).sum(-1)  # empty ask levels are +inf: never below
+    k_bid = (bid_px > price[..., None]).sum(-1)  # empty bid levels are -inf: never above
+    return np.where(ask_side, k_ask, -1 - k_bid).astype(np.int64)
+
+
+def cancel_level_prices(code, rows, tick: int = 100) -> np.ndarray:
+    """Inverse of ``cancel_level_codes`` on the book ``rows``: the price of level ``k`` of the
+    side; a rank past the side's deepest level gives the deepest level; an empty side, the
+    price one tick beyond the other side's best (as ``touch``)."""
+    code = np.asarray(code, np.int64)
+    rows = np.asarray(rows, np.int64)
+    levels = rows.shape[-1] // 4
+    ask_px, bid_px = rows[..., 0::4], rows[..., 2::4]
+    n_ask = (ask_px != EMPTY_ASK_PRICE).sum(-1)
+    n_bid = (bid_px != EMPTY_BID_PRICE).sum(-1)
+    on_ask = code >= 0
+    k = np.where(on_ask, code, -1 - code)
+    n = np.where(on_ask, n_ask, n_bid)
+    k = np.clip(np.minimum(k, n - 1), 0, levels - 1)
+    px = np.where(
+        on_ask,
+        np.take_along_axis(ask_px, k[..., None], -1)[..., 0],
+        np.take_along_axis(bid_px, k[..., None], -1)[..., 0],
+    )
+    ask, bid = touch(rows[..., 0], rows[..., 2], None, tick)
+    fallback = np.where(on_ask, ask, bid)
+    return np.maximum(np.where(n > 0, px, fallback), tick)
+
+
 @dataclass(slots=True)
 class DecodedOrders:
     type: np.ndarray  # int64 OrderType
@@ -485,19 +541,38 @@ class OrderTokenizer:
     """Fitted bins for price (per limit/cancel), volume (per limit/cancel) and interval."""
 
     def __init__(
-        self, price: dict[str, Bins], volume: dict[str, Bins], interval: Bins, tick: int = 100
+        self,
+        price: dict[str, Bins],
+        volume: dict[str, Bins],
+        interval: Bins,
+        tick: int = 100,
+        *,
+        cancel_levels: bool = False,
     ) -> None:
         self.price = price
         self.volume = volume
         self.interval = interval
         self.tick = tick
+        # v3: cancel price codes are level ranks (``cancel_level_codes``); they need the rows
+        self.cancel_levels = cancel_levels
+
+    @property
+    def version(self) -> int:
+        return 3 if self.cancel_levels else 2
 
     # ------------------------------------------------------------------ fields
-    def encode_fields(self, type_, price, qty, interval_ns, best_ask, best_bid) -> np.ndarray:
-        """Token ids of orders given the best ask and bid of the book each meets."""
+    def encode_fields(
+        self, type_, price, qty, interval_ns, best_ask, best_bid, rows=None
+    ) -> np.ndarray:
+        """Token ids of orders given the best ask and bid of the book each meets (and, for a
+        v3 tokenizer, that book's ``rows``, LOBSTER layout)."""
         type_ = np.asarray(type_, np.int64)
         code = price_codes(type_, price, best_ask, best_bid, self.tick)
         cancel = type_ == OrderType.CANCEL
+        if self.cancel_levels:
+            if rows is None:
+                raise ValueError("a v3 tokenizer encodes cancels by level: pass the book rows")
+            code = np.where(cancel, cancel_level_codes(price, rows, self.tick), code)
         price_slot = np.where(
             cancel, self.price["cancel"].encode(code), self.price["limit"].encode(code)
         )
@@ -513,7 +588,7 @@ class OrderTokenizer:
         interval = np.maximum(np.diff(ts, prepend=first), 0)
         rows = np.asarray(rows_before, np.int64)
         return self.encode_fields(
-            stream.type, stream.price, stream.qty, interval, rows[:, 0], rows[:, 2]
+            stream.type, stream.price, stream.qty, interval, rows[:, 0], rows[:, 2], rows
         )
 
     def decode(
@@ -523,8 +598,10 @@ class OrderTokenizer:
         best_bid,
         rng: np.random.Generator | None = None,
         u: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
     ) -> DecodedOrders:
-        """Concrete orders for token ids at books with the given best ask and bid.
+        """Concrete orders for token ids at books with the given best ask and bid (v3: and the
+        books' ``rows``, to find the level a cancel names).
 
         Draws use ``u`` (shape ``ids.shape + (3,)``: price, volume, interval) when given, so a
         caller can keep one random stream per sequence; otherwise ``rng``. A BID / ASK crosses
@@ -547,7 +624,12 @@ class OrderTokenizer:
             uk = u[sel]  # (n, 3)
             bins = self.price[kind]
             code = bins.decode(ps[sel], u=uk[:, 0])
-            if kind == "cancel":
+            if kind == "cancel" and self.cancel_levels:
+                if rows is None:
+                    raise ValueError("a v3 tokenizer decodes cancels by level: pass the rows")
+                at = np.broadcast_to(np.asarray(rows, np.int64), (*ids.shape, rows.shape[-1]))
+                price[sel] = cancel_level_prices(code, at[sel], self.tick)
+            elif kind == "cancel":
                 price[sel] = cancel_prices(code, ask[sel], bid[sel], self.tick)
             else:
                 lo = bins.lo[ps[sel]]
@@ -572,13 +654,19 @@ class OrderTokenizer:
         seed: int = 0,
         tick: int = 100,
         max_samples: int = 64,
+        rows=None,
     ) -> OrderTokenizer:
-        """Fit all bins on training orders (``best_ask`` / ``best_bid``: the touch each met)."""
+        """Fit all bins on training orders (``best_ask`` / ``best_bid``: the touch each met).
+
+        With ``rows`` (the book each order met) the tokenizer is v3: cancels by level rank.
+        """
         rng = np.random.default_rng(seed)
         type_ = np.asarray(type_, np.int64)
         qty = np.asarray(qty, np.int64)
         off = price_codes(type_, price, best_ask, best_bid, tick)
         cancel = type_ == OrderType.CANCEL
+        if rows is not None:
+            off = np.where(cancel, cancel_level_codes(price, rows, tick), off)
 
         def bins(values, k: int, min_value: int | None = None) -> Bins:
             return Bins.fit(values, k, rng, max_samples=max_samples, min_value=min_value)
@@ -593,12 +681,12 @@ class OrderTokenizer:
             "cancel": bins(qty[cancel], N_VOLUME, 1),
         }
         interval_bins = bins(interval_ns, N_INTERVAL, 0)
-        return cls(price_bins, volume_bins, interval_bins, tick)
+        return cls(price_bins, volume_bins, interval_bins, tick, cancel_levels=rows is not None)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": TOKENIZER_VERSION,
+            "version": self.version,
             "tick": self.tick,
             "vocab_size": VOCAB_SIZE,
             "slots": {
@@ -626,13 +714,14 @@ class OrderTokenizer:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OrderTokenizer:
-        if d.get("version") != TOKENIZER_VERSION:
+        if d.get("version") not in _VERSIONS:
             raise ValueError(f"unsupported tokenizer version {d.get('version')!r}")
         return cls(
             {k: Bins.from_dict(b) for k, b in d["price"].items()},
             {k: Bins.from_dict(b) for k, b in d["volume"].items()},
             Bins.from_dict(d["interval"]),
             int(d["tick"]),
+            cancel_levels=d["version"] >= 3,
         )
 
     def save(self, path: str | Path) -> None:

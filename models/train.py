@@ -35,6 +35,7 @@ from models.tokenizer import (
     OrderTokenizer,
     features_from_rows,
     mid2_from_rows,
+    pad_rows,
 )
 from simulator.lobster import LobsterDay, load_lobster
 from simulator.orderstream import OrderStream
@@ -178,12 +179,19 @@ def tokenize_days(raw: list[_RawDay], seed: int) -> tuple[OrderTokenizer, list[D
         train_cat(lambda r: r.rows_before[:, 0]),
         train_cat(lambda r: r.rows_before[:, 2]),
         seed=seed,
+        rows=train_cat(lambda r: pad_rows(r.rows_before)),
     )
     days = []
     for r in raw:
         s = r.stream
         ids = tok.encode_fields(
-            s.type, s.price, s.qty, r.interval, r.rows_before[:, 0], r.rows_before[:, 2]
+            s.type,
+            s.price,
+            s.qty,
+            r.interval,
+            r.rows_before[:, 0],
+            r.rows_before[:, 2],
+            pad_rows(r.rows_before),
         )
         f = features_from_rows(r.rows_after, r.open_mid, s.ts_ns, tok.tick)
         days.append(DayTokens(r.name, ids, f.lob, f.mid_bucket, f.tod, r.n_train))
