@@ -8,10 +8,12 @@ features of that rollout's current book and clock, and samples the next order fr
 every sampled order is conditioned on the book it will be matched against. Its price slot is
 decoded relative to that same book's best prices (``models.tokenizer.price_codes``), so a
 passive token never crosses the rollout's book and a cancel targets a level behind a touch
-(v3 tokenizers: the level of that rank in the rollout's book, so it always finds one; v2: the
-ticks behind the best, which in a rollout book missed a level about half of the time and was
-redirected by the engine to the nearest level, mostly the deepest one). A marketable token's size is capped at the liquidity it can take (``marketable_qty``): the
-training data's executions are fills, never a remainder resting inside the spread.
+(v3 tokenizers: the level of that rank in the rollout's book, so it always finds one unless
+the side is empty, when it is a void cancel, ``GeneratedOrder.exact``; v2: the ticks behind
+the best, which in a rollout book missed a level about half of the time and was redirected by
+the engine to the nearest level, mostly the deepest one). A marketable token's size is capped
+at the liquidity it can take (``marketable_qty``): the training data's executions are fills,
+never a remainder resting inside the spread.
 
 Randomness: rollout ``i`` draws only from ``rollout_rng(seed, i, GENERATOR_STREAM)`` (seven
 uniforms per step: four for the token's fields, three for the concrete price, volume and
@@ -128,7 +130,7 @@ class LMMGenerator:
         ids = tok.encode(history, before)
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])
-        feats = features_from_rows(after, open_mid, history.ts_ns, tok.tick)
+        feats = features_from_rows(after, open_mid, history.ts_ns, tok.tick, tok.level_gaps)
         m = min(len(history) - 1, self.model.cfg.block_size - 1)
         prompt = slice(len(history) - 1 - m, len(history) - 1)  # all but the last order
         if m > 0:
@@ -154,7 +156,9 @@ class LMMGenerator:
         rows = book_rows(books, self._levels)
         rows = pad_rows(rows, N_LEVELS)
         tok = self.tokenizer
-        feats = features_from_rows(rows, self._open_mid, np.asarray(ts_ns, np.int64), tok.tick)
+        feats = features_from_rows(
+            rows, self._open_mid, np.asarray(ts_ns, np.int64), tok.tick, tok.level_gaps
+        )
         mid2 = mid2_from_rows(rows, self._mid2[live])
         self._mid2[live] = mid2
         u = np.stack([self._rngs[i].random(_DRAWS) for i in live])  # (B, 7)
@@ -188,8 +192,11 @@ class LMMGenerator:
                 target = cancel_target_qty(books[k], p)
                 if target is not None and cancel_bins.encode([target])[0] == vslots[k]:
                     qtys[k] = target
+        # v3: a cancel names a level of one side; with that side empty it finds nothing (void),
+        # rather than being redirected to the other side's nearest level
+        exact = tok.cancel_levels
         return [
-            GeneratedOrder(t, p, q, i)
+            GeneratedOrder(t, p, q, i, exact=exact and t == OrderType.CANCEL)
             for t, p, q, i in zip(types, prices, qtys, dec.interval_ns.tolist(), strict=True)
         ]
 

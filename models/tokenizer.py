@@ -53,6 +53,10 @@ VOCAB_SIZE = N_TYPES * N_PRICE * N_VOLUME * N_INTERVAL  # 49,152
 
 N_LEVELS = 10  # LOB levels per side in the features (AMZN level-5 files are zero-padded)
 LOB_DIM = 2 * N_LEVELS + 1  # ask levels 1..N, bid levels 1..N, then the spread
+# with level gaps (``features_from_rows(gaps=True)``): then, per side, the distance in ticks of
+# levels 2..N from that side's best, log1p(ticks) / GAP_SCALE (0 for an empty level)
+LOB_DIM_GAPS = LOB_DIM + 2 * (N_LEVELS - 1)
+GAP_SCALE = 4.0
 LOB_SCALE = 8.0  # log1p(shares) / LOB_SCALE keeps typical level volumes in ~[0, 1.2]
 SPREAD_MAX_TICKS = 100  # spread feature: log1p(min(spread ticks, 100)) / SPREAD_SCALE
 SPREAD_SCALE = 4.0
@@ -336,14 +340,29 @@ def time_of_day(ts_ns) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def features_from_rows(rows: np.ndarray, open_mid: float, ts_ns, tick: int = 100) -> TokenFeatures:
-    """Features of LOBSTER rows ``(..., 4 * levels)`` at times ``ts_ns`` (broadcast)."""
+def features_from_rows(
+    rows: np.ndarray, open_mid: float, ts_ns, tick: int = 100, gaps: bool = False
+) -> TokenFeatures:
+    """Features of LOBSTER rows ``(..., 4 * levels)`` at times ``ts_ns`` (broadcast).
+
+    ``gaps``: also where the levels are (``LOB_DIM_GAPS``): without them a model sees how much
+    rests at each level but not at which price, so it cannot tell a book with one-tick gaps
+    from one with five-tick gaps."""
     rows = np.asarray(rows, np.int64)
     levels = rows.shape[-1] // 4
     if levels > N_LEVELS:
         rows = rows[..., : 4 * N_LEVELS]
         levels = N_LEVELS
-    lob = np.zeros((*rows.shape[:-1], LOB_DIM), np.float32)
+    lob = np.zeros((*rows.shape[:-1], LOB_DIM_GAPS if gaps else LOB_DIM), np.float32)
+    if gaps and levels > 1:
+        ask_px, bid_px = rows[..., 4::4], rows[..., 6::4]  # levels 2..N
+        d_ask = np.where(ask_px != EMPTY_ASK_PRICE, (ask_px - rows[..., :1]) // tick, 0)
+        d_bid = np.where(bid_px != EMPTY_BID_PRICE, (rows[..., 2:3] - bid_px) // tick, 0)
+        n = levels - 1
+        lob[..., LOB_DIM : LOB_DIM + n] = np.log1p(np.clip(d_ask, 0, None)) / GAP_SCALE
+        lob[..., LOB_DIM + N_LEVELS - 1 : LOB_DIM + N_LEVELS - 1 + n] = (
+            np.log1p(np.clip(d_bid, 0, None)) / GAP_SCALE
+        )
     lob[..., :levels] = np.log1p(rows[..., 1::4]) / LOB_SCALE
     lob[..., N_LEVELS : N_LEVELS + levels] = np.log1p(rows[..., 3::4]) / LOB_SCALE
     ask, bid = rows[..., 0], rows[..., 2]
@@ -548,6 +567,7 @@ class OrderTokenizer:
         tick: int = 100,
         *,
         cancel_levels: bool = False,
+        level_gaps: bool = False,
     ) -> None:
         self.price = price
         self.volume = volume
@@ -555,6 +575,8 @@ class OrderTokenizer:
         self.tick = tick
         # v3: cancel price codes are level ranks (``cancel_level_codes``); they need the rows
         self.cancel_levels = cancel_levels
+        # the model it belongs to reads level gaps too (``features_from_rows(gaps=True)``)
+        self.level_gaps = level_gaps
 
     @property
     def version(self) -> int:
@@ -702,6 +724,7 @@ class OrderTokenizer:
                 "tod_dim": TOD_DIM,
                 "spread_max_ticks": SPREAD_MAX_TICKS,
                 "spread_scale": SPREAD_SCALE,
+                **({"level_gaps": True, "gap_scale": GAP_SCALE} if self.level_gaps else {}),
             },
             "price_codes": {
                 "inside_steps": INSIDE_STEPS,
@@ -722,6 +745,7 @@ class OrderTokenizer:
             Bins.from_dict(d["interval"]),
             int(d["tick"]),
             cancel_levels=d["version"] >= 3,
+            level_gaps=bool(d.get("features", {}).get("level_gaps", False)),
         )
 
     def save(self, path: str | Path) -> None:

@@ -21,7 +21,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.model import LMMConfig, OrderModel
 from models.tokenizer import (
+    LOB_DIM,
+    LOB_DIM_GAPS,
     VOCAB_SIZE,
     OrderTokenizer,
     features_from_rows,
@@ -67,6 +69,7 @@ class TrainConfig:
     eval_every: int = 250
     val_minutes: float = 90.0
     max_orders: int | None = None  # use only the first orders of each day (tests)
+    level_gaps: bool = False  # features also give where the levels are (LOB_DIM_GAPS)
     model: LMMConfig = field(default_factory=LMMConfig)
 
 
@@ -165,7 +168,9 @@ def _raw_day(day: LobsterDay, val_minutes: float, max_orders: int | None) -> _Ra
     )
 
 
-def tokenize_days(raw: list[_RawDay], seed: int) -> tuple[OrderTokenizer, list[DayTokens]]:
+def tokenize_days(
+    raw: list[_RawDay], seed: int, level_gaps: bool = False
+) -> tuple[OrderTokenizer, list[DayTokens]]:
     """Fit the tokenizer on the training parts and tokenize every day."""
 
     def train_cat(get: Callable[[_RawDay], np.ndarray]) -> np.ndarray:
@@ -181,6 +186,7 @@ def tokenize_days(raw: list[_RawDay], seed: int) -> tuple[OrderTokenizer, list[D
         seed=seed,
         rows=train_cat(lambda r: pad_rows(r.rows_before)),
     )
+    tok.level_gaps = level_gaps
     days = []
     for r in raw:
         s = r.stream
@@ -193,7 +199,7 @@ def tokenize_days(raw: list[_RawDay], seed: int) -> tuple[OrderTokenizer, list[D
             r.rows_before[:, 2],
             pad_rows(r.rows_before),
         )
-        f = features_from_rows(r.rows_after, r.open_mid, s.ts_ns, tok.tick)
+        f = features_from_rows(r.rows_after, r.open_mid, s.ts_ns, tok.tick, gaps=level_gaps)
         days.append(DayTokens(r.name, ids, f.lob, f.mid_bucket, f.tod, r.n_train))
     return tok, days
 
@@ -312,7 +318,10 @@ def train(
         if not p.exists():
             raise FileNotFoundError(f"training data not found: {p}")
     raw = [_raw_day(load_lobster(p), cfg.val_minutes, cfg.max_orders) for p in paths]
-    tok, days = tokenize_days(raw, cfg.seed)
+    tok, days = tokenize_days(raw, cfg.seed, cfg.level_gaps)
+    want = LOB_DIM_GAPS if cfg.level_gaps else LOB_DIM
+    if cfg.model.lob_dim != want:
+        cfg.model = replace(cfg.model, lob_dim=want)
     train_days = [d.part("train") for d in days]
     val_days = [d.part("val") for d in days]
     for d, t, v in zip(days, train_days, val_days, strict=True):
