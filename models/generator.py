@@ -57,7 +57,8 @@ from simulator.types import Side
 # Held-out windows 14:30-15:45, 16 rollouts (mean spread, ticks; real GOOG 25.7, AMZN 12.0):
 # all 1.0: GOOG 13.5 / AMZN 9.5; all 0.85: 18.8 / 15.2 (and the cancel ratio drifts);
 # price 0.8: 17.0 / 12.6 (the default); 0.75: 18.2 / 14.1; 0.7: 19.4 / 15.5. GOOG wants a colder
-# price field than AMZN; 0.8 passes the most stylized facts over both (7 of 26).
+# price field than AMZN; 0.8 passes the most stylized facts over both (7 of 26). (Measured with
+# the v2 checkpoint; the v3 one, cancels by level rank, keeps these defaults untuned.)
 DEFAULT_TEMPERATURE = (1.0, 0.8, 1.0, 1.0)
 _DRAWS = 7  # uniforms per rollout per step: type, price, volume, interval slots; 3 decode
 

@@ -404,9 +404,16 @@ def train(
             "bigram_k": base["bigram_k"],
             "best_step": best_step,
             "note": (
-                "tokenizer v2: prices relative to the touch (same-side best, spread fractions, "
-                "depth past the opposite best; cancels by side and depth behind the best); "
-                "losses are not comparable with v1 (mid-relative) checkpoints"
+                f"tokenizer v{tok.version}: prices relative to the touch (same-side best, "
+                "spread fractions, depth past the opposite best; cancels by side and "
+                + (
+                    "the rank of the level they name); limit-order tokens are those of v2, "
+                    "cancel tokens are not, so losses compare with v2 checkpoints only on "
+                    "limit orders"
+                    if tok.cancel_levels
+                    else "depth behind the best)"
+                )
+                + "; losses are not comparable with v1 (mid-relative) checkpoints"
             ),
         },
         "training": {

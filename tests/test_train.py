@@ -220,6 +220,9 @@ def test_generator_orders_are_priced_at_each_books_touch(trained, fork_point):
                 assert (o.price <= b.best_bid) == (slot in marketable_slots)
             else:  # a cancel names a price at or behind one side's best
                 assert o.price >= b.best_ask or o.price <= b.best_bid
+                # v3: the price of a resting level (by rank), and never redirected elsewhere
+                assert tok.cancel_levels and o.exact
+                assert b.level(Side.ASK, o.price) or b.level(Side.BID, o.price)
 
 
 def test_committed_model_keeps_the_spread_of_a_real_book(fork_point):
