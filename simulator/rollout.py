@@ -40,9 +40,9 @@ Depth (``max_depth``, off by default): a level-N feed never reports what happens
 below level N, so a stream converted from it never cancels them. Rolled out without a depth
 limit, such orders stay forever and drift back to the touch when the price returns (replaying
 the real GOOG level-10 orders of 14:30-15:45 into forks with ``ReplayGenerator``: mean spread
-20.9 ticks without the limit, 25.9 with it, 25.7 real; spread overlap 0.80 and 0.955). With ``max_depth=N`` every rollout book is kept to N levels per side, exactly as the
-replayed real book is (``FeedReplayer.reconcile_depth``); dropped orders are counted in
-``depth_dropped``.
+20.9 ticks without the limit, 25.9 with it, 25.7 real; spread overlap 0.80 and 0.955). With
+``max_depth=N`` every rollout book is kept to N levels per side, exactly as the replayed real
+book is (``FeedReplayer.reconcile_depth``); dropped orders are counted in ``depth_dropped``.
 
 Determinism: rollout ``i`` of seed ``s`` draws from ``rollout_rng(s, i)`` (a numpy
 ``SeedSequence`` with spawn key ``(i, stream)``); generators are expected to do the same with
