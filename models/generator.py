@@ -7,9 +7,13 @@ order on the first step, the rollout's own last generated order afterwards) toge
 features of that rollout's current book and clock, and samples the next order from the output:
 every sampled order is conditioned on the book it will be matched against. Its price slot is
 decoded relative to that same book's best prices (``models.tokenizer.price_codes``), so a
-passive token never crosses the rollout's book and a cancel targets a level behind a touch. A
-marketable token's size is capped at the liquidity it can take (``marketable_qty``): the
-training data's executions are fills, never a remainder resting inside the spread.
+passive token never crosses the rollout's book and a cancel targets a level behind a touch
+(v3 tokenizers: the level of that rank in the rollout's book, so it always finds one unless
+the side is empty, when it is a void cancel, ``GeneratedOrder.exact``; v2: the ticks behind
+the best, which in a rollout book missed a level about half of the time and was redirected by
+the engine to the nearest level, mostly the deepest one). A marketable token's size is capped
+at the liquidity it can take (``marketable_qty``): the training data's executions are fills,
+never a remainder resting inside the spread.
 
 Randomness: rollout ``i`` draws only from ``rollout_rng(seed, i, GENERATOR_STREAM)`` (seven
 uniforms per step: four for the token's fields, three for the concrete price, volume and
@@ -35,6 +39,7 @@ from models.tokenizer import (
     book_rows,
     features_from_rows,
     mid2_from_rows,
+    pad_rows,
     token_fields,
 )
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
@@ -52,22 +57,10 @@ from simulator.types import Side
 # Held-out windows 14:30-15:45, 16 rollouts (mean spread, ticks; real GOOG 25.7, AMZN 12.0):
 # all 1.0: GOOG 13.5 / AMZN 9.5; all 0.85: 18.8 / 15.2 (and the cancel ratio drifts);
 # price 0.8: 17.0 / 12.6 (the default); 0.75: 18.2 / 14.1; 0.7: 19.4 / 15.5. GOOG wants a colder
-# price field than AMZN; 0.8 passes the most stylized facts over both (7 of 26).
+# price field than AMZN; 0.8 passes the most stylized facts over both (7 of 26). (Measured with
+# the v2 checkpoint; the v3 one, cancels by level rank, keeps these defaults untuned.)
 DEFAULT_TEMPERATURE = (1.0, 0.8, 1.0, 1.0)
 _DRAWS = 7  # uniforms per rollout per step: type, price, volume, interval slots; 3 decode
-
-
-def pad_rows(rows: np.ndarray, levels: int = N_LEVELS) -> np.ndarray:
-    """LOBSTER rows widened (or cut) to ``levels`` levels, empty levels as the file writes them."""
-    rows = np.asarray(rows, np.int64)
-    have = rows.shape[-1] // 4
-    if have >= levels:
-        return rows[..., : 4 * levels]
-    out = np.zeros((*rows.shape[:-1], 4 * levels), np.int64)
-    out[..., 0::4] = EMPTY_ASK_PRICE
-    out[..., 2::4] = EMPTY_BID_PRICE
-    out[..., : 4 * have] = rows
-    return out
 
 
 class LMMGenerator:
@@ -138,7 +131,7 @@ class LMMGenerator:
         ids = tok.encode(history, before)
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])
-        feats = features_from_rows(after, open_mid, history.ts_ns, tok.tick)
+        feats = features_from_rows(after, open_mid, history.ts_ns, tok.tick, tok.level_gaps)
         m = min(len(history) - 1, self.model.cfg.block_size - 1)
         prompt = slice(len(history) - 1 - m, len(history) - 1)  # all but the last order
         if m > 0:
@@ -164,7 +157,9 @@ class LMMGenerator:
         rows = book_rows(books, self._levels)
         rows = pad_rows(rows, N_LEVELS)
         tok = self.tokenizer
-        feats = features_from_rows(rows, self._open_mid, np.asarray(ts_ns, np.int64), tok.tick)
+        feats = features_from_rows(
+            rows, self._open_mid, np.asarray(ts_ns, np.int64), tok.tick, tok.level_gaps
+        )
         mid2 = mid2_from_rows(rows, self._mid2[live])
         self._mid2[live] = mid2
         u = np.stack([self._rngs[i].random(_DRAWS) for i in live])  # (B, 7)
@@ -187,7 +182,7 @@ class LMMGenerator:
         mid = (np.rint(mid2 / (2 * tok.tick)) * tok.tick).astype(np.int64)
         ask = np.where(empty, mid, rows[:, 0])
         bid = np.where(empty, mid, rows[:, 2])
-        dec = tok.decode(ids, ask, bid, u=u[:, 4:])
+        dec = tok.decode(ids, ask, bid, u=u[:, 4:], rows=rows)
         types, prices, qtys = dec.type.tolist(), dec.price.tolist(), dec.qty.tolist()
         vslots = token_fields(ids)[2]
         cancel_bins = tok.volume["cancel"]
@@ -198,8 +193,11 @@ class LMMGenerator:
                 target = cancel_target_qty(books[k], p)
                 if target is not None and cancel_bins.encode([target])[0] == vslots[k]:
                     qtys[k] = target
+        # v3: a cancel names a level of one side; with that side empty it finds nothing (void),
+        # rather than being redirected to the other side's nearest level
+        exact = tok.cancel_levels
         return [
-            GeneratedOrder(t, p, q, i)
+            GeneratedOrder(t, p, q, i, exact=exact and t == OrderType.CANCEL)
             for t, p, q, i in zip(types, prices, qtys, dec.interval_ns.tolist(), strict=True)
         ]
 

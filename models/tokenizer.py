@@ -7,8 +7,11 @@ One token per order: ``type (3) x price slot (32) x volume slot (32) x interval 
   the distance in ticks from the *same* side's best price (0 = join the best, negative = behind
   it); an improvement inside the spread as the fraction of the spread it takes (so it can never
   drift past the other side when the spread narrows); a marketable order as its depth past the
-  opposite best. CANCEL: the side (by price against the touch) and the ticks behind that side's
-  best, so a cancel names a resting level. Decoding uses the rollout book's current touch, so a
+  opposite best. CANCEL: the side (by price against the touch) and, in v3 tokenizers, the
+  *level* it names: its rank among that side's resting levels (0 = the best), so a decoded
+  cancel always lands on a level of the rollout book (v2: the ticks behind that side's best,
+  which in a rollout book with other gaps between levels missed a level about half of the
+  time, and the engine redirected the cancel to the nearest level). Decoding uses the rollout book's current touch, so a
   limit order crosses only if its token is marketable (bins never mix marketable and passive
   codes, nor the two sides of a cancel). v1 priced orders as half-tick offsets from the mid: a
   cancel could not name the order inside the spread it meant to take back, and rollouts' spread
@@ -50,6 +53,10 @@ VOCAB_SIZE = N_TYPES * N_PRICE * N_VOLUME * N_INTERVAL  # 49,152
 
 N_LEVELS = 10  # LOB levels per side in the features (AMZN level-5 files are zero-padded)
 LOB_DIM = 2 * N_LEVELS + 1  # ask levels 1..N, bid levels 1..N, then the spread
+# with level gaps (``features_from_rows(gaps=True)``): then, per side, the distance in ticks of
+# levels 2..N from that side's best, log1p(ticks) / GAP_SCALE (0 for an empty level)
+LOB_DIM_GAPS = LOB_DIM + 2 * (N_LEVELS - 1)
+GAP_SCALE = 4.0
 LOB_SCALE = 8.0  # log1p(shares) / LOB_SCALE keeps typical level volumes in ~[0, 1.2]
 SPREAD_MAX_TICKS = 100  # spread feature: log1p(min(spread ticks, 100)) / SPREAD_SCALE
 SPREAD_SCALE = 4.0
@@ -59,7 +66,8 @@ TOD_DIM = 4
 SESSION_OPEN_NS = (9 * 3600 + 1800) * NS_PER_S  # 09:30
 SESSION_LENGTH_NS = int(6.5 * 3600) * NS_PER_S  # to 16:00
 
-TOKENIZER_VERSION = 2
+TOKENIZER_VERSION = 3  # v3: cancels by level rank (``cancel_level_codes``); v2 still loads
+_VERSIONS = (2, 3)
 # Limit price codes (see ``price_codes``): <= 0 join / behind, [1, INSIDE_STEPS] inside the spread
 # as a fraction of it, >= MARKETABLE_BASE marketable (depth past the opposite best).
 INSIDE_STEPS = 64
@@ -332,14 +340,29 @@ def time_of_day(ts_ns) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def features_from_rows(rows: np.ndarray, open_mid: float, ts_ns, tick: int = 100) -> TokenFeatures:
-    """Features of LOBSTER rows ``(..., 4 * levels)`` at times ``ts_ns`` (broadcast)."""
+def features_from_rows(
+    rows: np.ndarray, open_mid: float, ts_ns, tick: int = 100, gaps: bool = False
+) -> TokenFeatures:
+    """Features of LOBSTER rows ``(..., 4 * levels)`` at times ``ts_ns`` (broadcast).
+
+    ``gaps``: also where the levels are (``LOB_DIM_GAPS``): without them a model sees how much
+    rests at each level but not at which price, so it cannot tell a book with one-tick gaps
+    from one with five-tick gaps."""
     rows = np.asarray(rows, np.int64)
     levels = rows.shape[-1] // 4
     if levels > N_LEVELS:
         rows = rows[..., : 4 * N_LEVELS]
         levels = N_LEVELS
-    lob = np.zeros((*rows.shape[:-1], LOB_DIM), np.float32)
+    lob = np.zeros((*rows.shape[:-1], LOB_DIM_GAPS if gaps else LOB_DIM), np.float32)
+    if gaps and levels > 1:
+        ask_px, bid_px = rows[..., 4::4], rows[..., 6::4]  # levels 2..N
+        d_ask = np.where(ask_px != EMPTY_ASK_PRICE, (ask_px - rows[..., :1]) // tick, 0)
+        d_bid = np.where(bid_px != EMPTY_BID_PRICE, (rows[..., 2:3] - bid_px) // tick, 0)
+        n = levels - 1
+        lob[..., LOB_DIM : LOB_DIM + n] = np.log1p(np.clip(d_ask, 0, None)) / GAP_SCALE
+        lob[..., LOB_DIM + N_LEVELS - 1 : LOB_DIM + N_LEVELS - 1 + n] = (
+            np.log1p(np.clip(d_bid, 0, None)) / GAP_SCALE
+        )
     lob[..., :levels] = np.log1p(rows[..., 1::4]) / LOB_SCALE
     lob[..., N_LEVELS : N_LEVELS + levels] = np.log1p(rows[..., 3::4]) / LOB_SCALE
     ask, bid = rows[..., 0], rows[..., 2]
@@ -389,6 +412,19 @@ def features_from_books(
 ) -> TokenFeatures:
     """Batched ``features_from_book`` (one vectorized pass over the stacked rows)."""
     return features_from_rows(book_rows(books, levels), open_mid, np.asarray(ts_ns, np.int64), tick)
+
+
+def pad_rows(rows: np.ndarray, levels: int = N_LEVELS) -> np.ndarray:
+    """LOBSTER rows widened (or cut) to ``levels`` levels, empty levels as the file writes them."""
+    rows = np.asarray(rows, np.int64)
+    have = rows.shape[-1] // 4
+    if have >= levels:
+        return rows[..., : 4 * levels]
+    out = np.zeros((*rows.shape[:-1], 4 * levels), np.int64)
+    out[..., 0::4] = EMPTY_ASK_PRICE
+    out[..., 2::4] = EMPTY_BID_PRICE
+    out[..., : 4 * have] = rows
+    return out
 
 
 # ---------------------------------------------------------------------- tokenizer
@@ -473,6 +509,45 @@ def cancel_prices(code, best_ask, best_bid, tick: int = 100) -> np.ndarray:
     return np.maximum(price, tick)
 
 
+def cancel_level_codes(price, rows, tick: int = 100) -> np.ndarray:
+    """CANCEL price codes by level (v3): the side as in ``price_codes``, ``k`` the rank of the
+    price among that side's levels in ``rows`` (LOBSTER layout, the book the cancel meets;
+    0 = at or better than the best), ``k`` on the ask side and ``-1 - k`` on the bid side. A
+    real cancel always names a visible level, so ``k`` is that level's index."""
+    price = np.asarray(price, np.int64)
+    rows = np.asarray(rows, np.int64)
+    ask_px, bid_px = rows[..., 0::4], rows[..., 2::4]
+    ask, bid = touch(rows[..., 0], rows[..., 2], price, tick)
+    ask_side = (price >= ask) | ((price > bid) & (ask - price <= price - bid))
+    k_ask = (ask_px < price[..., None]).sum(-1)  # empty ask levels are +inf: never below
+    k_bid = (bid_px > price[..., None]).sum(-1)  # empty bid levels are -inf: never above
+    return np.where(ask_side, k_ask, -1 - k_bid).astype(np.int64)
+
+
+def cancel_level_prices(code, rows, tick: int = 100) -> np.ndarray:
+    """Inverse of ``cancel_level_codes`` on the book ``rows``: the price of level ``k`` of the
+    side; a rank past the side's deepest level gives the deepest level; an empty side, the
+    price one tick beyond the other side's best (as ``touch``)."""
+    code = np.asarray(code, np.int64)
+    rows = np.asarray(rows, np.int64)
+    levels = rows.shape[-1] // 4
+    ask_px, bid_px = rows[..., 0::4], rows[..., 2::4]
+    n_ask = (ask_px != EMPTY_ASK_PRICE).sum(-1)
+    n_bid = (bid_px != EMPTY_BID_PRICE).sum(-1)
+    on_ask = code >= 0
+    k = np.where(on_ask, code, -1 - code)
+    n = np.where(on_ask, n_ask, n_bid)
+    k = np.clip(np.minimum(k, n - 1), 0, levels - 1)
+    px = np.where(
+        on_ask,
+        np.take_along_axis(ask_px, k[..., None], -1)[..., 0],
+        np.take_along_axis(bid_px, k[..., None], -1)[..., 0],
+    )
+    ask, bid = touch(rows[..., 0], rows[..., 2], None, tick)
+    fallback = np.where(on_ask, ask, bid)
+    return np.maximum(np.where(n > 0, px, fallback), tick)
+
+
 @dataclass(slots=True)
 class DecodedOrders:
     type: np.ndarray  # int64 OrderType
@@ -485,19 +560,41 @@ class OrderTokenizer:
     """Fitted bins for price (per limit/cancel), volume (per limit/cancel) and interval."""
 
     def __init__(
-        self, price: dict[str, Bins], volume: dict[str, Bins], interval: Bins, tick: int = 100
+        self,
+        price: dict[str, Bins],
+        volume: dict[str, Bins],
+        interval: Bins,
+        tick: int = 100,
+        *,
+        cancel_levels: bool = False,
+        level_gaps: bool = False,
     ) -> None:
         self.price = price
         self.volume = volume
         self.interval = interval
         self.tick = tick
+        # v3: cancel price codes are level ranks (``cancel_level_codes``); they need the rows
+        self.cancel_levels = cancel_levels
+        # the model it belongs to reads level gaps too (``features_from_rows(gaps=True)``)
+        self.level_gaps = level_gaps
+
+    @property
+    def version(self) -> int:
+        return 3 if self.cancel_levels else 2
 
     # ------------------------------------------------------------------ fields
-    def encode_fields(self, type_, price, qty, interval_ns, best_ask, best_bid) -> np.ndarray:
-        """Token ids of orders given the best ask and bid of the book each meets."""
+    def encode_fields(
+        self, type_, price, qty, interval_ns, best_ask, best_bid, rows=None
+    ) -> np.ndarray:
+        """Token ids of orders given the best ask and bid of the book each meets (and, for a
+        v3 tokenizer, that book's ``rows``, LOBSTER layout)."""
         type_ = np.asarray(type_, np.int64)
         code = price_codes(type_, price, best_ask, best_bid, self.tick)
         cancel = type_ == OrderType.CANCEL
+        if self.cancel_levels:
+            if rows is None:
+                raise ValueError("a v3 tokenizer encodes cancels by level: pass the book rows")
+            code = np.where(cancel, cancel_level_codes(price, rows, self.tick), code)
         price_slot = np.where(
             cancel, self.price["cancel"].encode(code), self.price["limit"].encode(code)
         )
@@ -513,7 +610,7 @@ class OrderTokenizer:
         interval = np.maximum(np.diff(ts, prepend=first), 0)
         rows = np.asarray(rows_before, np.int64)
         return self.encode_fields(
-            stream.type, stream.price, stream.qty, interval, rows[:, 0], rows[:, 2]
+            stream.type, stream.price, stream.qty, interval, rows[:, 0], rows[:, 2], rows
         )
 
     def decode(
@@ -523,8 +620,10 @@ class OrderTokenizer:
         best_bid,
         rng: np.random.Generator | None = None,
         u: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
     ) -> DecodedOrders:
-        """Concrete orders for token ids at books with the given best ask and bid.
+        """Concrete orders for token ids at books with the given best ask and bid (v3: and the
+        books' ``rows``, to find the level a cancel names).
 
         Draws use ``u`` (shape ``ids.shape + (3,)``: price, volume, interval) when given, so a
         caller can keep one random stream per sequence; otherwise ``rng``. A BID / ASK crosses
@@ -547,7 +646,12 @@ class OrderTokenizer:
             uk = u[sel]  # (n, 3)
             bins = self.price[kind]
             code = bins.decode(ps[sel], u=uk[:, 0])
-            if kind == "cancel":
+            if kind == "cancel" and self.cancel_levels:
+                if rows is None:
+                    raise ValueError("a v3 tokenizer decodes cancels by level: pass the rows")
+                at = np.broadcast_to(np.asarray(rows, np.int64), (*ids.shape, rows.shape[-1]))
+                price[sel] = cancel_level_prices(code, at[sel], self.tick)
+            elif kind == "cancel":
                 price[sel] = cancel_prices(code, ask[sel], bid[sel], self.tick)
             else:
                 lo = bins.lo[ps[sel]]
@@ -572,13 +676,19 @@ class OrderTokenizer:
         seed: int = 0,
         tick: int = 100,
         max_samples: int = 64,
+        rows=None,
     ) -> OrderTokenizer:
-        """Fit all bins on training orders (``best_ask`` / ``best_bid``: the touch each met)."""
+        """Fit all bins on training orders (``best_ask`` / ``best_bid``: the touch each met).
+
+        With ``rows`` (the book each order met) the tokenizer is v3: cancels by level rank.
+        """
         rng = np.random.default_rng(seed)
         type_ = np.asarray(type_, np.int64)
         qty = np.asarray(qty, np.int64)
         off = price_codes(type_, price, best_ask, best_bid, tick)
         cancel = type_ == OrderType.CANCEL
+        if rows is not None:
+            off = np.where(cancel, cancel_level_codes(price, rows, tick), off)
 
         def bins(values, k: int, min_value: int | None = None) -> Bins:
             return Bins.fit(values, k, rng, max_samples=max_samples, min_value=min_value)
@@ -593,12 +703,12 @@ class OrderTokenizer:
             "cancel": bins(qty[cancel], N_VOLUME, 1),
         }
         interval_bins = bins(interval_ns, N_INTERVAL, 0)
-        return cls(price_bins, volume_bins, interval_bins, tick)
+        return cls(price_bins, volume_bins, interval_bins, tick, cancel_levels=rows is not None)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": TOKENIZER_VERSION,
+            "version": self.version,
             "tick": self.tick,
             "vocab_size": VOCAB_SIZE,
             "slots": {
@@ -614,6 +724,7 @@ class OrderTokenizer:
                 "tod_dim": TOD_DIM,
                 "spread_max_ticks": SPREAD_MAX_TICKS,
                 "spread_scale": SPREAD_SCALE,
+                **({"level_gaps": True, "gap_scale": GAP_SCALE} if self.level_gaps else {}),
             },
             "price_codes": {
                 "inside_steps": INSIDE_STEPS,
@@ -626,13 +737,15 @@ class OrderTokenizer:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OrderTokenizer:
-        if d.get("version") != TOKENIZER_VERSION:
+        if d.get("version") not in _VERSIONS:
             raise ValueError(f"unsupported tokenizer version {d.get('version')!r}")
         return cls(
             {k: Bins.from_dict(b) for k, b in d["price"].items()},
             {k: Bins.from_dict(b) for k, b in d["volume"].items()},
             Bins.from_dict(d["interval"]),
             int(d["tick"]),
+            cancel_levels=d["version"] >= 3,
+            level_gaps=bool(d.get("features", {}).get("level_gaps", False)),
         )
 
     def save(self, path: str | Path) -> None:

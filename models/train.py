@@ -21,7 +21,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,13 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.model import LMMConfig, OrderModel
 from models.tokenizer import (
+    LOB_DIM,
+    LOB_DIM_GAPS,
     VOCAB_SIZE,
     OrderTokenizer,
     features_from_rows,
     mid2_from_rows,
+    pad_rows,
 )
 from simulator.lobster import LobsterDay, load_lobster
 from simulator.orderstream import OrderStream
@@ -66,6 +69,7 @@ class TrainConfig:
     eval_every: int = 250
     val_minutes: float = 90.0
     max_orders: int | None = None  # use only the first orders of each day (tests)
+    level_gaps: bool = False  # features also give where the levels are (LOB_DIM_GAPS)
     model: LMMConfig = field(default_factory=LMMConfig)
 
 
@@ -164,7 +168,9 @@ def _raw_day(day: LobsterDay, val_minutes: float, max_orders: int | None) -> _Ra
     )
 
 
-def tokenize_days(raw: list[_RawDay], seed: int) -> tuple[OrderTokenizer, list[DayTokens]]:
+def tokenize_days(
+    raw: list[_RawDay], seed: int, level_gaps: bool = False
+) -> tuple[OrderTokenizer, list[DayTokens]]:
     """Fit the tokenizer on the training parts and tokenize every day."""
 
     def train_cat(get: Callable[[_RawDay], np.ndarray]) -> np.ndarray:
@@ -178,14 +184,22 @@ def tokenize_days(raw: list[_RawDay], seed: int) -> tuple[OrderTokenizer, list[D
         train_cat(lambda r: r.rows_before[:, 0]),
         train_cat(lambda r: r.rows_before[:, 2]),
         seed=seed,
+        rows=train_cat(lambda r: pad_rows(r.rows_before)),
     )
+    tok.level_gaps = level_gaps
     days = []
     for r in raw:
         s = r.stream
         ids = tok.encode_fields(
-            s.type, s.price, s.qty, r.interval, r.rows_before[:, 0], r.rows_before[:, 2]
+            s.type,
+            s.price,
+            s.qty,
+            r.interval,
+            r.rows_before[:, 0],
+            r.rows_before[:, 2],
+            pad_rows(r.rows_before),
         )
-        f = features_from_rows(r.rows_after, r.open_mid, s.ts_ns, tok.tick)
+        f = features_from_rows(r.rows_after, r.open_mid, s.ts_ns, tok.tick, gaps=level_gaps)
         days.append(DayTokens(r.name, ids, f.lob, f.mid_bucket, f.tod, r.n_train))
     return tok, days
 
@@ -304,7 +318,10 @@ def train(
         if not p.exists():
             raise FileNotFoundError(f"training data not found: {p}")
     raw = [_raw_day(load_lobster(p), cfg.val_minutes, cfg.max_orders) for p in paths]
-    tok, days = tokenize_days(raw, cfg.seed)
+    tok, days = tokenize_days(raw, cfg.seed, cfg.level_gaps)
+    want = LOB_DIM_GAPS if cfg.level_gaps else LOB_DIM
+    if cfg.model.lob_dim != want:
+        cfg.model = replace(cfg.model, lob_dim=want)
     train_days = [d.part("train") for d in days]
     val_days = [d.part("val") for d in days]
     for d, t, v in zip(days, train_days, val_days, strict=True):
@@ -387,9 +404,16 @@ def train(
             "bigram_k": base["bigram_k"],
             "best_step": best_step,
             "note": (
-                "tokenizer v2: prices relative to the touch (same-side best, spread fractions, "
-                "depth past the opposite best; cancels by side and depth behind the best); "
-                "losses are not comparable with v1 (mid-relative) checkpoints"
+                f"tokenizer v{tok.version}: prices relative to the touch (same-side best, "
+                "spread fractions, depth past the opposite best; cancels by side and "
+                + (
+                    "the rank of the level they name); limit-order tokens are those of v2, "
+                    "cancel tokens are not, so losses compare with v2 checkpoints only on "
+                    "limit orders"
+                    if tok.cancel_levels
+                    else "depth behind the best)"
+                )
+                + "; losses are not comparable with v1 (mid-relative) checkpoints"
             ),
         },
         "training": {

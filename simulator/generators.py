@@ -321,14 +321,29 @@ class ReplayGenerator:
     Intervals are the real ones (the first is measured from the fork time). When the stream is
     exhausted the generator emits a cancel far in the future, which stops the rollout at the
     horizon.
+
+    The orders are applied as ``simulator.fidelity`` replays them (``faithful``, default):
+
+    - an aggressive order with no resting id (its real counterpart left no rest: the stream
+      holds only its fills) is immediate-or-cancel; as GTC, whatever the fork's book could not
+      fill at its worst fill price would rest as a phantom order inside the spread, which no
+      real cancel ever removes (GOOG 14:30, level 10: the replayed spread was 20 ticks vs 26
+      real);
+    - a cancel removes liquidity at exactly its price or nothing (a void cancel): the real
+      cancel names an order at that price; redirected to the nearest level it would remove
+      liquidity that is still there in reality (about one cancel in five, GOOG level 10).
+
+    ``faithful=False`` replays the stream as plain price-only GTC orders, the way a generated
+    stream is applied.
     """
 
-    def __init__(self, stream: OrderStream) -> None:
+    def __init__(self, stream: OrderStream, *, faithful: bool = True) -> None:
         self.stream = stream
+        self.faithful = faithful
         self._slot: dict[int, int] = {}
         self._next: list[int] = []
         self._last_ts: list[int] = []
-        self._cols: tuple[list[int], ...] = ([], [], [], [])
+        self._cols: tuple[list[int], ...] = ([], [], [], [], [])
 
     def begin(
         self,
@@ -348,10 +363,12 @@ class ReplayGenerator:
             self.stream.type.tolist(),
             self.stream.price.tolist(),
             self.stream.qty.tolist(),
+            (self.stream.aggressive & (self.stream.order_id == 0)).tolist(),
         )
 
     def next_orders(self, books: list[OrderBook], ts_ns: list[int]) -> list[GeneratedOrder]:
-        ts_col, type_col, price_col, qty_col = self._cols
+        ts_col, type_col, price_col, qty_col, fill_col = self._cols
+        faithful = self.faithful
         out = []
         for book in books:
             slot = self._slot[id(book)]
@@ -360,8 +377,16 @@ class ReplayGenerator:
                 out.append(GeneratedOrder(int(OrderType.CANCEL), 0, 1, _NEVER))
                 continue
             ts = ts_col[k]
+            kind = type_col[k]
             out.append(
-                GeneratedOrder(type_col[k], price_col[k], qty_col[k], ts - self._last_ts[slot])
+                GeneratedOrder(
+                    kind,
+                    price_col[k],
+                    qty_col[k],
+                    ts - self._last_ts[slot],
+                    ioc=faithful and fill_col[k],
+                    exact=faithful and kind == _CANCEL_TYPE,
+                )
             )
             self._next[slot] = k + 1
             self._last_ts[slot] = ts

@@ -15,8 +15,9 @@ the simulated clearing house, and the resulting book is what the next order is c
 
 How a generated order is applied:
 
-- ``BID`` / ``ASK``: ``submit_limit`` (GTC). A marketable price trades at the resting prices,
-  the rest rests; the order is recorded as *aggressive* when it was marketable on arrival.
+- ``BID`` / ``ASK``: ``submit_limit`` (GTC; IOC when the order says ``ioc``). A marketable
+  price trades at the resting prices, the rest rests (IOC: is dropped); the order is recorded
+  as *aggressive* when it was marketable on arrival.
   Orders the rules refuse (off-tick, outside the price band, ...) are recorded with
   ``applied=False`` and counted in ``rejected`` (so is a cancel of a non-positive size).
 - ``CANCEL`` carries a price but no order id, so the engine picks what it cancels:
@@ -25,7 +26,8 @@ How a generated order is applied:
     inside the spread goes to the side whose touch is nearer (at the mid: the ask); with one
     side empty, the other side.
   * **level**: the level at that price; if none rests there, the *nearest* level on that side
-    (ties: the level nearer the touch), counted in ``redirected_cancels``.
+    (ties: the level nearer the touch), counted in ``redirected_cancels`` (an ``exact``
+    cancel is void instead).
   * **orders** (``cancel_policy``): ``"newest"`` (default) removes ``qty`` shares from the
     level's most recent orders first (later orders are cancelled more often, and the queue
     priority of older orders survives); ``"random"`` takes orders uniformly at random with the
@@ -37,10 +39,10 @@ How a generated order is applied:
 Depth (``max_depth``, off by default): a level-N feed never reports what happens to orders
 below level N, so a stream converted from it never cancels them. Rolled out without a depth
 limit, such orders stay forever and drift back to the touch when the price returns (replaying
-the real GOOG level-10 orders of 14:30-14:55 into a fork: mean spread 19.9 ticks without the
-limit, 24.2 with it, 28.5 real; spread overlap 0.60 and 0.69). With ``max_depth=N`` every rollout book is kept to N levels per side, exactly as the replayed
-real book is (``FeedReplayer.reconcile_depth``); dropped orders are counted in
-``depth_dropped``.
+the real GOOG level-10 orders of 14:30-15:45 into forks with ``ReplayGenerator``: mean spread
+20.9 ticks without the limit, 25.9 with it, 25.7 real; spread overlap 0.80 and 0.955). With
+``max_depth=N`` every rollout book is kept to N levels per side, exactly as the replayed real
+book is (``FeedReplayer.reconcile_depth``); dropped orders are counted in ``depth_dropped``.
 
 Determinism: rollout ``i`` of seed ``s`` draws from ``rollout_rng(s, i)`` (a numpy
 ``SeedSequence`` with spawn key ``(i, stream)``); generators are expected to do the same with
@@ -57,7 +59,7 @@ from typing import Protocol
 import numpy as np
 
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
-from simulator.matching import ClearingHouse, MatchingRules, OrderStatus
+from simulator.matching import ClearingHouse, MatchingRules, OrderStatus, TimeInForce
 from simulator.orderstream import OrderStream, OrderType
 
 ENGINE_STREAM = 0  # rollout_rng stream used by the engine itself (cancel choice)
@@ -67,6 +69,7 @@ _ASK = int(OrderType.ASK)
 _BID = int(OrderType.BID)
 _CANCEL = int(OrderType.CANCEL)
 _REJECTED = OrderStatus.REJECTED
+_IOC = TimeInForce.IOC
 
 
 class RolloutError(Exception):
@@ -81,6 +84,11 @@ class GeneratedOrder:
     price: int  # absolute price units
     qty: int  # shares > 0
     interval_ns: int  # since the rollout's previous order, >= 0
+    # BID/ASK: True = immediate-or-cancel (what is not marketable on arrival does not rest)
+    ioc: bool = False
+    # CANCEL: True = only the level at exactly ``price``; a miss is a void cancel, never
+    # redirected to the nearest level (a replayed real cancel names its order's price)
+    exact: bool = False
 
 
 class OrderGenerator(Protocol):
@@ -311,10 +319,12 @@ def apply_cancel(
     policy: str = "newest",
     rng: np.random.Generator | None = None,
     max_depth: int | None = None,
+    exact: bool = False,
 ) -> tuple[int, int, bool]:
     """Apply a price-only cancel under the module's policy.
 
-    Returns ``(side, removed_qty, redirected)``; ``side`` is 0 for a void cancel.
+    Returns ``(side, removed_qty, redirected)``; ``side`` is 0 for a void cancel. ``exact``:
+    nothing resting at ``price`` makes it a void cancel (no redirection).
     """
     book = house.book
     side = cancel_side(book, price)
@@ -323,6 +333,8 @@ def apply_cancel(
     level = book.level(side, price)
     redirected = False
     if level is None:
+        if exact:
+            return 0, 0, False
         if max_depth is not None and book.level_count(side) >= max_depth:
             deepest = book._bid_keys[0] if side > 0 else -book._ask_keys[0]
             if (price < deepest) if side > 0 else (price > deepest):
@@ -429,7 +441,11 @@ def fork_rollouts(
                 else:
                     keys = b._bid_keys
                     aggressive = bool(keys) and keys[-1] >= price
-                res = house.submit_limit(side, price, qty, ts)
+                res = (
+                    house.submit_limit(side, price, qty, ts, None, _IOC)
+                    if order.ioc
+                    else house.submit_limit(side, price, qty, ts)
+                )
                 if res.status is _REJECTED:
                     rec.rejected += 1
                     applied = False
@@ -463,6 +479,7 @@ def fork_rollouts(
                         policy=cancel_policy,
                         rng=rngs[i],
                         max_depth=max_depth,
+                        exact=order.exact,
                     )
                     rec_void = side == 0
                 applied = removed > 0

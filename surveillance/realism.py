@@ -11,10 +11,18 @@ Rollout books are kept to the file's depth (``fork_rollouts(max_depth=day.levels
 replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (3 windows):
 
 - replaying the *real* orders of each window into its fork (``--generator replay``, not a
-  forecast) scores spread 0.71, volatility 0.71, the order-flow facts 0.92-1.0: a level-N file
+  forecast) scores spread 0.955, volatility 0.97, the order-flow facts 0.94-1.0 (AMZN level
+  5: spread 0.94): the engine and the data leave a generator that much room. A level-N file
   does not show what happens below level N (orders leave and re-enter the visible depth
-  silently), so even the true order flow drifts from the real book; that is the ceiling the
-  data leaves a generator on the book-shape facts;
+  silently), so the true order flow does drift a little from the real book. (Replayed as
+  plain price-only GTC orders, unfilled parts of real executions rested as phantom orders
+  inside the spread and redirected cancels removed liquidity still there in reality: spread
+  0.71; ``ReplayGenerator`` now applies them as ``simulator.fidelity`` does.)
+- the bundled order model (``lmm-small``, tokenizer v3), 16 rollouts: spread 0.56 (17.7
+  ticks simulated, 25.7 real), volatility 0.61, returns 0.70-0.82, the order-flow facts
+  0.69-0.92; AMZN level 5: spread 0.89, volatility 0.80, returns 0.65-0.83 (its level-5
+  rollout books have an empty side about a quarter of the time: nothing refills them from
+  below the visible depth);
 - the real market against itself an hour earlier (13:15-14:30 vs 14:30-15:45) scores spread
   0.89, volatility 0.89 and 0.70-0.97 on the other facts (75 per-minute samples per side).
 

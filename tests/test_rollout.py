@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.book import OrderBook, check_integrity
+from simulator.book import EMPTY_ASK_PRICE, OrderBook, check_integrity
 from simulator.generators import EmpiricalGenerator, ReplayGenerator
 from simulator.lobster import load_lobster
 from simulator.matching import MatchingRules
@@ -260,6 +260,26 @@ def test_max_depth_keeps_rollout_books_to_the_observable_levels():
     assert r.redirected_cancels == 1 and r.applied[0]
 
 
+def test_an_ioc_order_trades_what_it_can_and_never_rests():
+    # a buy at 10,200 for 800: 500 rest up to that price; GTC leaves 300 resting at 10,200
+    gen = ScriptGenerator([[GeneratedOrder(BID, 10_200, 800, S, ioc=True)]])
+    (r,) = run(small_book(), gen)
+    assert r.applied[0] and r.aggressive[0] and r.filled_qty[0] == 500
+    assert r.best_bid[0] == 9_900 and r.best_ask[0] == EMPTY_ASK_PRICE
+    gen = ScriptGenerator([[GeneratedOrder(BID, 10_200, 800, S)]])
+    (r,) = run(small_book(), gen)
+    assert r.best_bid[0] == 10_200  # the GTC remainder rests: a phantom touch
+
+
+def test_an_exact_cancel_at_an_empty_price_is_void_not_redirected():
+    gen = ScriptGenerator([[GeneratedOrder(CANCEL, 9_700, 100, S, exact=True)]])
+    (r,) = run(small_book(), gen)
+    assert r.void_cancels == 1 and r.redirected_cancels == 0 and not r.applied[0]
+    gen = ScriptGenerator([[GeneratedOrder(CANCEL, 9_800, 100, S, exact=True)]])
+    (r,) = run(small_book(), gen)
+    assert r.applied[0] and r.side[0] == 1 and r.void_cancels == 0
+
+
 def test_rejected_orders_are_recorded_but_not_applied():
     gen = ScriptGenerator([[GeneratedOrder(BID, 9_950, 100, S), GeneratedOrder(BID, 9_800, 0, S)]])
     (r,) = run(small_book(), gen)
@@ -396,6 +416,44 @@ def test_replay_generator_replays_the_real_orders_in_every_rollout(goog_book):
     assert len(a) > 0 and np.array_equal(a.price, b.price)
     real = hist.ts_ns[(hist.ts_ns >= start) & (hist.ts_ns <= start + 30 * S)]
     assert np.array_equal(a.ts_ns, real)
+
+
+def test_replaying_the_real_orders_keeps_the_real_touch(goog_book):
+    """The ceiling a generator is measured against: the real orders of the next five minutes,
+    replayed into a fork kept to the feed's depth, reproduce the real best bid and ask after
+    almost every order (as ``simulator.fidelity`` does for the whole day). Applied as plain
+    price-only GTC orders they do not: unfilled parts of the real executions rest as phantom
+    orders inside the spread and redirected cancels remove liquidity that is still there (the
+    touch matched after 41% of the orders, the realism spread overlap was capped near 0.71)."""
+    day, book, upto = goog_book
+    stream = from_lobster(day)
+    i0 = int(np.searchsorted(stream.source_row, upto))
+    start = int(stream.ts_ns[i0])
+    rows = day.orderbook
+    share = {}
+    for faithful in (True, False):
+        (r,) = fork_rollouts(
+            book,
+            stream.take(slice(0, i0)),
+            None,
+            ReplayGenerator(stream, faithful=faithful),
+            n=1,
+            start_ns=start,
+            horizon_ns=300 * S,
+            open_mid=0.0,
+            seed=0,
+            rules=MatchingRules.from_instrument(day.instrument),
+            max_depth=day.levels,
+        )
+        after = stream.source_row[i0 + 1 : i0 + len(r) + 1] - 1  # the real book after each order
+        same = (r.best_bid == rows[after, 2]) & (r.best_ask == rows[after, 0])
+        share[faithful] = same.mean()
+        if faithful:
+            assert len(r) > 2_000 and r.redirected_cancels == 0 and r.two_sided.all()
+            spread = r.spread_ticks(100).mean()
+            real = ((rows[after, 0] - rows[after, 2]) // 100).mean()
+            assert abs(spread - real) < 0.05 * real
+    assert share[True] > 0.9 > 0.6 > share[False]
 
 
 def test_docstring_examples():

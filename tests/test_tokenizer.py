@@ -323,3 +323,56 @@ def test_mid_buckets_are_signed_and_clipped():
 def test_one_sided_book_mid_uses_its_best_price():
     rows = np.array([[9_999_999_999, 0, 10_000, 5], [10_100, 5, -9_999_999_999, 0]])
     assert mid2_from_rows(rows, 0.0).tolist() == [20_000, 20_200]
+
+
+def _rows(asks: list[int], bids: list[int], levels: int = 4) -> np.ndarray:
+    """One LOBSTER row with these level prices (100 shares each), empty levels padded."""
+    from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE
+
+    row = [EMPTY_ASK_PRICE, 0, EMPTY_BID_PRICE, 0] * levels
+    for i, p in enumerate(asks):
+        row[4 * i : 4 * i + 2] = [p, 100]
+    for i, p in enumerate(bids):
+        row[4 * i + 2 : 4 * i + 4] = [p, 100]
+    return np.array(row, np.int64)
+
+
+def test_v3_cancels_name_a_level_by_rank_and_decode_onto_that_level():
+    from models.tokenizer import cancel_level_codes, cancel_level_prices
+
+    row = _rows([10_100, 10_400, 11_000], [10_000, 9_700, 9_100, 9_000])
+    rows = np.repeat(row[None], 7, axis=0)
+    price = np.array([10_100, 10_400, 11_000, 10_000, 9_700, 9_000, 10_500])
+    codes = cancel_level_codes(price, rows)
+    assert codes.tolist() == [0, 1, 2, -1, -2, -4, 2]  # 10,500 lies between levels 1 and 2
+    assert cancel_level_prices(codes[:6], rows[:6]).tolist() == price[:6].tolist()
+    # the same ranks on another book land on that book's levels (a deeper rank: its deepest)
+    other = np.repeat(_rows([20_100, 20_200], [20_000])[None], 3, axis=0)
+    assert cancel_level_prices(np.array([1, 3, -3]), other).tolist() == [20_200, 20_200, 20_000]
+
+
+def test_v3_tokenizer_round_trips_real_cancels_and_v2_still_loads(tokenizer):
+    rng = np.random.default_rng(4)
+    n = 3_000
+    type_, _, qty, interval, ask, bid = _synthetic_orders(n, seed=4)
+    gaps = rng.integers(1, 6, size=(n, 4)) * TICK
+    ask_px, bid_px = (
+        ask[:, None] + np.cumsum(gaps, 1) - gaps[:, :1],
+        bid[:, None] - np.cumsum(gaps, 1) + gaps[:, :1],
+    )
+    rows = np.zeros((n, 16), np.int64)
+    rows[:, 0::4], rows[:, 2::4], rows[:, 1::4], rows[:, 3::4] = ask_px, bid_px, 100, 100
+    level = rng.integers(0, 4, size=n)
+    on_ask = rng.random(n) < 0.5
+    cancel_price = np.where(on_ask, ask_px[np.arange(n), level], bid_px[np.arange(n), level])
+    price = np.where(type_ == OrderType.CANCEL, cancel_price, ask)
+    v3 = OrderTokenizer.fit(type_, price, qty, interval, ask, bid, seed=0, rows=rows)
+    assert v3.version == 3 and OrderTokenizer.from_dict(v3.to_dict()).cancel_levels
+    ids = v3.encode_fields(type_, price, qty, interval, ask, bid, rows)
+    dec = v3.decode(ids, ask, bid, np.random.default_rng(0), rows=rows)
+    cancel = type_ == OrderType.CANCEL
+    assert np.array_equal(dec.price[cancel], price[cancel])  # every cancel hits its level
+    with pytest.raises(ValueError, match="rows"):
+        v3.encode_fields(type_, price, qty, interval, ask, bid)
+    old = OrderTokenizer.from_dict(tokenizer.to_dict())  # a v2 tokenizer (ticks behind the best)
+    assert tokenizer.version == 2 and not old.cancel_levels

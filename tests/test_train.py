@@ -26,7 +26,7 @@ from models.train import (  # noqa: E402
     train,
     unigram_nll,
 )
-from simulator.book import EMPTY_ASK_PRICE, OrderBook  # noqa: E402
+from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook  # noqa: E402
 from simulator.lobster import load_lobster  # noqa: E402
 from simulator.orderstream import OrderType, from_lobster  # noqa: E402
 from simulator.rollout import GeneratedOrder, fork_rollouts  # noqa: E402
@@ -220,6 +220,9 @@ def test_generator_orders_are_priced_at_each_books_touch(trained, fork_point):
                 assert (o.price <= b.best_bid) == (slot in marketable_slots)
             else:  # a cancel names a price at or behind one side's best
                 assert o.price >= b.best_ask or o.price <= b.best_bid
+                # v3: the price of a resting level (by rank), and never redirected elsewhere
+                assert tok.cancel_levels and o.exact
+                assert b.level(Side.ASK, o.price) or b.level(Side.BID, o.price)
 
 
 def test_committed_model_keeps_the_spread_of_a_real_book(fork_point):
@@ -303,8 +306,24 @@ def test_train_command_writes_a_checkpoint(lobster_dir, tmp_path):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["command"].startswith("surveillance train --data-dir ")
     assert "--steps 3" in meta["command"]
+    assert "--no-level-gaps" in meta["command"]  # an on/off flag reproduces as a flag
     assert set(meta["validation"]) >= {"model_nats", "unigram_nats", "bigram_nats"}
     assert out.with_suffix(".pt").stat().st_size < 25 * 2**20
+
+
+def test_level_gap_features_say_where_the_levels_are():
+    from models.tokenizer import GAP_SCALE, LOB_DIM_GAPS, N_LEVELS, features_from_rows
+
+    # asks at +0, +1, +4 ticks from the best ask; bids at 0, -3 ticks; level-3 file
+    row = np.array([[10_100, 5, 10_000, 7, 10_200, 5, 9_700, 7, 10_500, 5, 0, 0]])
+    row[0, 10] = EMPTY_BID_PRICE
+    plain = features_from_rows(row, 10_050.0, [0])
+    f = features_from_rows(row, 10_050.0, [0], gaps=True)
+    assert plain.lob.shape == (1, LOB_DIM) and f.lob.shape == (1, LOB_DIM_GAPS)
+    assert np.array_equal(f.lob[0, :LOB_DIM], plain.lob[0])
+    asks, bids = f.lob[0, LOB_DIM : LOB_DIM + N_LEVELS - 1], f.lob[0, LOB_DIM + N_LEVELS - 1 :]
+    assert np.allclose(asks[:2] * GAP_SCALE, np.log1p([1, 4])) and not asks[2:].any()
+    assert np.isclose(bids[0] * GAP_SCALE, np.log1p(3)) and not bids[1:].any()
 
 
 def test_train_command_reports_missing_data_in_one_line(tmp_path, capsys):

@@ -64,6 +64,12 @@ _ROOT = Path(__file__).resolve().parents[2]
     help="Use only the first N orders of each day (smoke runs).",
 )
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+@click.option(
+    "--level-gaps/--no-level-gaps",
+    default=False,
+    show_default=True,
+    help="Context features also give each level's distance in ticks from its side's best.",
+)
 def command(
     data_dir: Path,
     files: tuple[str, ...],
@@ -84,6 +90,7 @@ def command(
     device: str,
     max_orders: int | None,
     threads: int | None,
+    level_gaps: bool,
 ) -> None:
     """Train the order model and write a checkpoint with its validation report.
 
@@ -117,6 +124,7 @@ def command(
         eval_every=eval_every,
         val_minutes=val_minutes,
         max_orders=max_orders,
+        level_gaps=level_gaps,
         model=LMMConfig(
             n_layer=layers,
             n_head=heads,
@@ -139,6 +147,9 @@ def _command_line(ctx: click.Context) -> str:
     for name, value in ctx.params.items():
         flag = "--" + ("file" if name == "files" else name.replace("_", "-"))
         if value is None:
+            continue
+        if isinstance(value, bool):  # an on/off flag
+            parts.append(flag if value else "--no-" + flag[2:])
             continue
         for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, Path):
