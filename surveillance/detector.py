@@ -52,9 +52,11 @@ import numpy as np
 from surveillance.metrics import (
     DISCRETE_FACTS,
     FOOTPRINT_FACTS,
+    TAIL_FACTS,
     Trajectory,
     overlap_continuous,
     overlap_discrete,
+    overlap_tail,
 )
 from surveillance.metrics import window_facts as _window_facts
 
@@ -71,6 +73,7 @@ DETECTION_FACTS: tuple[str, ...] = (
     "return_1m",
     "inter_arrival",
     *FOOTPRINT_FACTS,
+    *TAIL_FACTS,
 )
 
 FactSamples = dict[str, tuple[np.ndarray, np.ndarray | None]]
@@ -80,13 +83,29 @@ def window_facts(trajectory: Trajectory) -> FactSamples:
     return _window_facts(trajectory)
 
 
-def _overlap(fact: str, a: tuple[np.ndarray, np.ndarray | None], b: tuple) -> float | None:
+def _overlap(
+    fact: str,
+    a: tuple[np.ndarray, np.ndarray | None],
+    b: tuple,
+    floor: float | None = None,
+) -> float | None:
     (va, wa), (vb, wb) = a, b
     if len(va) == 0 or len(vb) == 0:
         return None
     if fact in DISCRETE_FACTS:
         return overlap_discrete(va, vb, wa, wb)
+    if fact in TAIL_FACTS:
+        return overlap_tail(va, vb, TAIL_FACTS[fact], floor)
     return overlap_continuous(va, vb)
+
+
+def _min_std(fact: str, samples: int) -> float:
+    """The floor of a fact's null standard deviation: ``MIN_NULL_STD`` for a density overlap;
+    for a tail fact, whose overlap moves in steps of one sample's share, that step
+    (``1 / samples``), so one sample beyond the simulation's range is worth z = -1."""
+    if fact in TAIL_FACTS:
+        return 1.0 / max(samples, 1)
+    return MIN_NULL_STD
 
 
 def _pool(samples: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> tuple:
@@ -147,6 +166,7 @@ class _FactNull:
     pooled: tuple[np.ndarray, np.ndarray | None]
     null: np.ndarray  # OVL(rollout j, pool of the others); NaN where undefined
     null_z: np.ndarray  # rollout j's z against the null of the others
+    floor: float | None = None  # tail facts: the reference window's quantile (the cut's floor)
 
 
 @dataclass(slots=True)
@@ -156,6 +176,12 @@ class SimulationNull:
     Fitting it is the expensive part of scoring (N leave-one-out overlaps per fact); a fitted
     null scores any number of real windows forked from the same book (a clean window and its
     manipulated variants, say) at the cost of one overlap per fact each.
+
+    ``reference``: the facts of the real window before the fork (the model's context). A tail
+    fact is cut at the higher of the simulation's quantile and the reference's: only what lies
+    beyond both the simulated futures and the market's own recent past counts. An order model
+    rarely learns the far tail (the session's close brings orders it has never seen), and
+    without the floor every unusual-but-real order size would read as a divergence.
     """
 
     facts: tuple[str, ...]
@@ -164,19 +190,28 @@ class SimulationNull:
 
     @classmethod
     def fit(
-        cls, sims: Sequence[Trajectory | FactSamples], facts: Sequence[str] = DETECTION_FACTS
+        cls,
+        sims: Sequence[Trajectory | FactSamples],
+        facts: Sequence[str] = DETECTION_FACTS,
+        reference: Trajectory | FactSamples | None = None,
     ) -> SimulationNull:
         n = len(sims)
         if n < 3:
             raise ValueError(f"calibrating against the simulation needs >= 3 rollouts, got {n}")
         sims_f = [s if isinstance(s, dict) else window_facts(s) for s in sims]
+        ref_f = reference if reference is None or isinstance(reference, dict) else None
+        if reference is not None and ref_f is None:
+            ref_f = window_facts(reference)  # type: ignore[arg-type]
         per_fact: dict[str, _FactNull] = {}
         for fact in facts:
             per_rollout = [s[fact] for s in sims_f]
+            floor = None
+            if fact in TAIL_FACTS and ref_f is not None and len(ref_f[fact][0]):
+                floor = float(np.quantile(ref_f[fact][0], TAIL_FACTS[fact]))
             null = []
             for j in range(n):
                 others = _pool(per_rollout[:j] + per_rollout[j + 1 :])
-                null.append(_overlap(fact, per_rollout[j], others))
+                null.append(_overlap(fact, per_rollout[j], others, floor))
             null_arr = np.array([np.nan if x is None else x for x in null], dtype=np.float64)
             null_z = np.full(n, np.nan)
             ok = np.isfinite(null_arr)
@@ -185,9 +220,9 @@ class SimulationNull:
                 for j in np.flatnonzero(ok):
                     rest = np.delete(null_arr, j)
                     rest = rest[np.isfinite(rest)]
-                    sd = max(float(rest.std(ddof=1)), MIN_NULL_STD)
+                    sd = max(float(rest.std(ddof=1)), _min_std(fact, len(per_rollout[j][0])))
                     null_z[j] = (null_arr[j] - rest.mean()) / sd
-            per_fact[fact] = _FactNull(_pool(per_rollout), null_arr, null_z)
+            per_fact[fact] = _FactNull(_pool(per_rollout), null_arr, null_z, floor)
         return cls(tuple(facts), n, per_fact)
 
     def score(self, real: Trajectory | FactSamples) -> Verdict:
@@ -199,13 +234,13 @@ class SimulationNull:
         null_z = np.full((n, len(self.facts)), np.nan)
         for col, fact in enumerate(self.facts):
             fn = self.per_fact[fact]
-            ovl = _overlap(fact, real_f[fact], fn.pooled)
+            ovl = _overlap(fact, real_f[fact], fn.pooled, fn.floor)
             ok = np.isfinite(fn.null)
             if ovl is None or ok.sum() < 3:
                 evidence[fact] = FactEvidence(ovl, null=[float(x) for x in fn.null[ok]])
                 continue
             mean = float(fn.null[ok].mean())
-            std = max(float(fn.null[ok].std(ddof=1)), MIN_NULL_STD)
+            std = max(float(fn.null[ok].std(ddof=1)), _min_std(fact, len(real_f[fact][0])))
             z = (ovl - mean) / std
             p = (1 + int((fn.null[ok] <= ovl).sum())) / (ok.sum() + 1)
             evidence[fact] = FactEvidence(
@@ -228,9 +263,10 @@ def score_window(
     real: Trajectory | FactSamples,
     sims: Sequence[Trajectory | FactSamples],
     facts: Sequence[str] = DETECTION_FACTS,
+    reference: Trajectory | FactSamples | None = None,
 ) -> Verdict:
     """Score a real window against the rollouts forked at its start (see the module docstring)."""
-    return SimulationNull.fit(sims, facts).score(real)
+    return SimulationNull.fit(sims, facts, reference).score(real)
 
 
 # ---------------------------------------------------------------------------- fact norms

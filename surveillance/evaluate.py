@@ -49,6 +49,7 @@ from surveillance.scoring import (
     DetectionConfig,
     Simulation,
     fork_simulation,
+    reference_facts,
     score_real,
     trajectory_from_events,
 )
@@ -213,7 +214,11 @@ def evaluate_day(
         )
         cached = cache.load(cache_key) if cache is not None else None
         if cached is not None:
-            simulation = Simulation.from_trajectories(cached, det)
+            simulation = Simulation.from_trajectories(
+                cached,
+                det,
+                reference_facts(day.slice(s - window, s), day.book(s - window), s, end, det),
+            )
         else:
             simulation = fork_simulation(
                 instrument=day.instrument,

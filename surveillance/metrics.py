@@ -52,11 +52,21 @@ aggressive_volume           continuous  log10(1 + shares sent by marketable limi
 max_order_volume            continuous  log10 of the largest new limit order of a minute
 max_sweep                   continuous  the most ticks one marketable order moved the touch it
                                         took from, in a minute (a walk through several levels)
+large_orders                tail 0.999  log10 of a new limit order's size (every order)
+large_cancels               tail 0.999  log10 of a cancel's size (every cancel)
 ==========================  ==========  ==========================================================
 
-The last five (``FOOTPRINT_FACTS``) are not in the paper: the detector uses them because
-manipulation shows there first (a spoof order is large and sits at the touch, an ignition walks
-the book), where a window's spread or returns move little.
+The five after the returns (``FOOTPRINT_FACTS``) and the two tail facts (``TAIL_FACTS``) are
+not in the paper: the detector uses them because manipulation shows there first (a spoof order
+is large and sits at the touch, an ignition walks the book), where a window's spread or returns
+move little.
+
+A tail fact is compared by ``overlap_tail``: both distributions are cut at the simulation's
+upper q-quantile and the overlap of the two cut distributions is ``1 - |p_real - p_sim|`` (the
+shares above the cut). It is an overlap coefficient like the others (1: the real window has
+the simulation's share of extreme samples), but of the tail alone: a few dozen spoof orders
+among ten thousand ordinary ones do not change a density estimate, and they multiply the number
+of orders beyond the simulation's 99.9% quantile.
 
 Minutes without limit orders give no ratio sample (rather than a made-up 0).
 """
@@ -105,6 +115,14 @@ FOOTPRINT_FACTS = (
     "max_order_volume",
     "max_sweep",
 )
+# Tail facts: the share of samples beyond the simulation's upper q-quantile, compared by the
+# overlap of the two distributions *above/below that threshold* (``overlap_tail``). A spoofer's
+# few dozen large orders among ten thousand ordinary ones barely move a density, but they
+# multiply the count of orders the simulated futures almost never produce.
+TAIL_FACTS: dict[str, float] = {
+    "large_orders": 0.999,
+    "large_cancels": 0.999,
+}
 DISCRETE_FACTS = frozenset({"spread", "spread_time_weighted"})
 
 
@@ -138,6 +156,26 @@ def overlap_discrete(
     p = np.bincount(inverse[: len(x)], weights=wa, minlength=len(values)) / wa.sum()
     q = np.bincount(inverse[len(x) :], weights=wb, minlength=len(values)) / wb.sum()
     return float(np.minimum(p, q).sum())
+
+
+def overlap_tail(a: np.ndarray, b: np.ndarray, q: float, floor: float | None = None) -> float:
+    """Overlap of ``a`` and ``b`` dichotomized at ``b``'s upper ``q``-quantile (raised to
+    ``floor`` where that is higher): with ``p_a``, ``p_b`` the shares above the cut,
+    ``OVL = min(p_a, p_b) + min(1 - p_a, 1 - p_b) = 1 - |p_a - p_b|``.
+
+    >>> b = np.arange(1000.0)
+    >>> overlap_tail(np.arange(1000.0), b, 0.99)
+    1.0
+    >>> round(overlap_tail(np.full(100, 5000.0), b, 0.99), 6)  # all beyond: 1 - |1 - 0.01|
+    0.01
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("overlap of an empty sample")
+    threshold = np.quantile(b, q)
+    if floor is not None:
+        threshold = max(threshold, floor)
+    return float(1.0 - abs(np.mean(a > threshold) - np.mean(b > threshold)))
 
 
 def silverman_bandwidth(x: np.ndarray) -> float:
@@ -444,6 +482,12 @@ def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None
     fin = np.isfinite(walk)
     np.maximum.at(sweep, m[fin], walk[fin])
     out["max_sweep"] = (sweep[n_limit > 0], None)
+
+    # tail facts (TAIL_FACTS): every new limit order's size, every cancel's
+    new = qty[limit & (qty > 0)].astype(np.float64)
+    gone = qty[(kind == CANCEL) & (qty > 0)].astype(np.float64)
+    out["large_orders"] = (np.log10(new), None)
+    out["large_cancels"] = (np.log10(gone), None)
     return out
 
 

@@ -21,7 +21,7 @@ from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator, RolloutResult, fork_rollouts
 from simulator.types import BookEvent, Instrument
 from surveillance.detector import DETECTION_FACTS, FactSamples, SimulationNull, Verdict
-from surveillance.metrics import NS_PER_S, Trajectory, window_facts
+from surveillance.metrics import NS_PER_S, TAIL_FACTS, Trajectory, window_facts
 
 NS_PER_MIN = 60 * NS_PER_S
 
@@ -243,10 +243,16 @@ class Simulation:
         return int(sum(len(s.ts_ns) for s in self.sims))  # rebuilt from cached trajectories
 
     @classmethod
-    def from_trajectories(cls, sims: list[Trajectory], config: DetectionConfig) -> Simulation:
-        """A simulation rebuilt from its rollouts' trajectories (``surveillance.simcache``)."""
+    def from_trajectories(
+        cls,
+        sims: list[Trajectory],
+        config: DetectionConfig,
+        reference: FactSamples | None = None,
+    ) -> Simulation:
+        """A simulation rebuilt from its rollouts' trajectories (``surveillance.simcache``);
+        ``reference``: as ``fork_simulation`` computes it (``reference_facts``)."""
         sim_facts = [window_facts(s) for s in sims]
-        return cls([], sims, sim_facts, SimulationNull.fit(sim_facts, config.facts))
+        return cls([], sims, sim_facts, SimulationNull.fit(sim_facts, config.facts, reference))
 
 
 def fork_simulation(
@@ -283,7 +289,28 @@ def fork_simulation(
     )
     sims = [Trajectory.from_rollout(r, tick_size=config.tick_size) for r in results]
     sim_facts = [window_facts(s) for s in sims]
-    return Simulation(results, sims, sim_facts, SimulationNull.fit(sim_facts, config.facts))
+    reference = reference_facts(history, history_book, start_ns, end_ns, config)
+    return Simulation(
+        results, sims, sim_facts, SimulationNull.fit(sim_facts, config.facts, reference)
+    )
+
+
+def reference_facts(
+    history: Sequence[BookEvent],
+    history_book: OrderBook | None,
+    start_ns: int,
+    end_ns: int,
+    config: DetectionConfig,
+) -> FactSamples | None:
+    """The facts of the real window before the fork (``[start - length, start)``, the model's
+    context), which floor the tail facts' cut (``SimulationNull``); ``None`` without that
+    window's opening book or when no tail fact is scored."""
+    if history_book is None or not history or not any(f in TAIL_FACTS for f in config.facts):
+        return None
+    ref_start = min(start_ns - (end_ns - start_ns), history[0].ts_ns)
+    return window_facts(
+        trajectory_from_events(history_book, history, ref_start, start_ns, config.tick_size)
+    )
 
 
 def score_real(

@@ -56,10 +56,30 @@ def test_a_changed_market_scores_high_and_names_the_fact(change: dict, fact: str
     normal = score_window(window(rng), sims)
     odd = score_window(window(rng, **change), sims)
     assert odd.score is not None and normal.score is not None
-    assert odd.score > normal.score + 3
+    # one fact of 17 moved: Stouffer's sum divides its z by sqrt(17)
+    assert odd.score > normal.score + 2.5
     assert odd.p_value <= 2 / 13  # at most one of the 12 rollouts scores as high
     assert fact in odd.diverged()
     assert odd.facts[fact].ovl < odd.facts[fact].null_mean
+
+
+def test_a_few_dozen_large_orders_show_in_the_tail_fact_not_in_the_densities() -> None:
+    """Spoofing's footprint: 30 orders of 2,000 shares among 1,500 ordinary ones. Their share
+    of the orders is small (the tail overlap stays near 1), yet far beyond what the simulated
+    futures show among themselves."""
+    rng = np.random.default_rng(4)
+    sims = [window(rng) for _ in range(12)]
+    normal = score_window(window(rng), sims)
+    real = window(rng)
+    limit = np.flatnonzero(real.type != 2)[:: max(1, int(np.sum(real.type != 2)) // 30)][:30]
+    real.qty[limit] = 2_000
+    spoofed = score_window(real, sims)
+    z_tail = spoofed.facts["large_orders"].z
+    assert z_tail is not None and z_tail < -10
+    assert normal.facts["large_orders"].z > -3
+    assert spoofed.facts["large_orders"].ovl < spoofed.facts["large_orders"].null_mean
+    assert "large_orders" in spoofed.diverged()
+    assert spoofed.facts["large_orders"].ovl > 0.95  # an overlap near 1, yet far out of the null
 
 
 def test_scoring_needs_enough_rollouts() -> None:
