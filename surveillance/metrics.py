@@ -484,7 +484,7 @@ def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None
     out["max_sweep"] = (sweep[n_limit > 0], None)
 
     # tail facts (TAIL_FACTS): every new limit order's size, every cancel's
-    new = qty[limit & (qty > 0)].astype(np.float64)
+    new = qty[(kind != CANCEL) & (qty > 0)].astype(np.float64)
     gone = qty[(kind == CANCEL) & (qty > 0)].astype(np.float64)
     out["large_orders"] = (np.log10(new), None)
     out["large_cancels"] = (np.log10(gone), None)

@@ -132,6 +132,27 @@ def test_order_flow_ratios_are_per_minute():
     assert f["inter_arrival"][0] == pytest.approx(np.log10(1 + gaps_us))
 
 
+def test_tail_facts_take_every_order_and_cancel_even_in_a_trailing_part_minute():
+    """``large_orders`` / ``large_cancels`` are event-level: a window of 90 s has one whole
+    minute of per-minute facts, but every order of the window counts in the tails."""
+    w = Trajectory(
+        0,
+        90 * S,
+        1_000,
+        1_200,
+        ts_ns=np.array([10 * S, 20 * S, 70 * S, 80 * S]),
+        type=np.array([1, 2, 0, 2]),
+        qty=np.array([100, 300, 1_000, 50]),
+        aggressive=np.zeros(4, dtype=bool),
+        best_bid=np.full(4, 1_000),
+        best_ask=np.full(4, 1_200),
+    )
+    f = window_facts(w)
+    assert f["max_order_volume"][0].tolist() == [2.0]  # minute 0 only
+    assert f["large_orders"][0].tolist() == [2.0, 3.0]
+    assert np.allclose(10 ** f["large_cancels"][0], [300, 50])
+
+
 def test_minute_without_limit_orders_gives_no_ratio_sample():
     w = window(ts_ns=np.array([1 * S]), type=np.array([2]))
     f = window_facts(w)
