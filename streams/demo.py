@@ -393,10 +393,18 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
         )
         publish_s = time.monotonic() - t0
 
+        said = [-1]
+
         def done(s: dict[str, Any]) -> bool:
             c, d = s["counts"], s["decisions"]
             decided = d.get("decisions", 0) + d.get("scoring_errors", 0)
             decided += d.get("windows_unscored", 0)
+            if decided != said[0]:  # a progress line whenever another window is decided
+                said[0] = decided
+                say(
+                    f"  {decided} of {c.get('windows_closed', 0)} closed windows decided, "
+                    f"{d.get('alerts_published', 0)} alert(s) ({time.monotonic() - started:.0f} s)"
+                )
             return (
                 c.get("end_of_stream", 0) >= 1
                 and not d.get("pending")

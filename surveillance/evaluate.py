@@ -19,6 +19,10 @@ Detectors, all on the same windows:
 - ``historical_diff``: Diff(market now, market past) against the instrument's earlier windows;
 - ``spread_zscore``: the spread z-score rule.
 
+Forks can be kept in a ``surveillance.simcache.SimCache`` (``evaluate --sim-cache DIR``): a rerun
+with other facts, intensities or calibration settings then rescores the same simulated futures
+in a minute or two instead of running the order model again.
+
 Reported per typology and intensity: ROC AUC (clean windows negative, manipulated positive;
 ties count half) and the true-positive rate at a 5% false-positive rate (the threshold is the
 smallest that at most 5% of clean windows exceed).

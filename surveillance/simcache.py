@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from surveillance.metrics import Trajectory
+
+log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 _COLUMNS = ("ts_ns", "type", "qty", "aggressive", "best_bid", "best_ask")
@@ -73,14 +77,20 @@ class SimCache:
         if not path.exists():
             self.misses += 1
             return None
-        with np.load(path, allow_pickle=False) as z:
-            if int(z["format"]) != CACHE_FORMAT:
-                self.misses += 1
-                return None
-            offsets = z["offsets"]
-            head = z["head"]  # per rollout: start, end, bid0, ask0, tick, qty0 bid, qty0 ask
-            has_depth = bool(z["has_depth"])
-            cols = {c: z[c] for c in _COLUMNS + (_DEPTH if has_depth else ())}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if int(z["format"]) != CACHE_FORMAT:
+                    self.misses += 1
+                    return None
+                offsets = z["offsets"]
+                head = z["head"]  # per rollout: start, end, bid0, ask0, tick, qty0 bid/ask
+                has_depth = bool(z["has_depth"])
+                cols = {c: z[c] for c in _COLUMNS + (_DEPTH if has_depth else ())}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            # a truncated or foreign file is a miss: the fork is run again and rewritten
+            log.warning("simulation cache: ignoring unreadable %s (%s)", path.name, exc)
+            self.misses += 1
+            return None
         sims = []
         for j in range(len(head)):
             a, b = int(offsets[j]), int(offsets[j + 1])

@@ -147,3 +147,56 @@ def test_cached_forks_rescore_without_the_generator(lobster_dir: Path, tmp_path:
         )
     with pytest.raises(ValueError, match="generator's version"):
         evaluate_day(path, EmpiricalGenerator(), config, cache=again)
+
+
+def test_an_unreadable_cache_file_is_a_miss(tmp_path: Path) -> None:
+    import numpy as np
+
+    from surveillance.metrics import Trajectory
+    from surveillance.simcache import SimCache
+
+    cache = SimCache(tmp_path)
+    sims = [
+        Trajectory(
+            0,
+            60 * 10**9,
+            1000,
+            1100,
+            ts_ns=np.array([5, 9 + j], dtype=np.int64),
+            type=np.array([1, 2], dtype=np.int8),
+            qty=np.array([100, 100 + j], dtype=np.int64),
+            aggressive=np.array([False, True]),
+            best_bid=np.array([1000, 1000], dtype=np.int64),
+            best_ask=np.array([1100, 1200], dtype=np.int64),
+            bid_qty=np.array([300, 200], dtype=np.int64),
+            ask_qty=np.array([100, 50], dtype=np.int64),
+            qty0=(300, 100 + j),
+        )
+        for j in range(3)
+    ]
+    cache.save("k", sims)
+    back = cache.load("k")
+    assert back is not None and len(back) == 3
+    for a, b in zip(sims, back, strict=True):
+        assert (a.start_ns, a.end_ns, a.bid0, a.ask0, a.qty0) == (
+            b.start_ns,
+            b.end_ns,
+            b.bid0,
+            b.ask0,
+            b.qty0,
+        )
+        for col in (
+            "ts_ns",
+            "type",
+            "qty",
+            "aggressive",
+            "best_bid",
+            "best_ask",
+            "bid_qty",
+            "ask_qty",
+        ):
+            assert np.array_equal(getattr(a, col), getattr(b, col))
+            assert getattr(a, col).dtype == getattr(b, col).dtype
+    (tmp_path / "k.npz").write_bytes(b"not a zip")
+    assert cache.load("k") is None
+    assert cache.misses == 1 and cache.hits == 1
