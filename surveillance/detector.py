@@ -15,6 +15,11 @@ pool of the others (simulation versus simulation). Per fact this gives
   than the simulation is like itself), and the empirical p-value
   ``(1 + #{j : null_j <= ovl}) / (N + 1)``.
 
+For the tail facts (``surveillance.metrics.TAIL_FACTS``: order and cancel sizes) the overlap is
+that of the two distributions cut at a high quantile (``overlap_tail``), the cut floored by the
+real window before the fork (``SimulationNull``), and the null standard deviation is floored at
+one sample's share rather than ``MIN_NULL_STD``.
+
 Facts combine into one score, ``S = -sum(z_f) / sqrt(F)`` (Stouffer's form; larger is more
 anomalous), and its p-value comes from the same leave-one-out construction: each rollout's own
 ``S_j`` (its facts' z against the other rollouts) is a draw of S under the model, so
