@@ -15,14 +15,17 @@ Typologies (``intensity`` 1.0 is "moderate"; sizes and rates scale with it):
 - layering: as spoofing, with large orders on several price levels at once.
 - quote stuffing: bursts of adds cancelled within microseconds, at and just behind the touch.
 - momentum ignition: aggressive orders that each sweep several whole levels of one side, in
-  quick succession, moving the price.
+  quick succession, moving the price; the rest of the market follows the move for a while (real
+  orders added then rest that many ticks higher or lower), then the manipulator sells into the
+  move and the real flow returns to its own prices.
 - pump and dump: a run of aggressive buys (pump), then aggressive sells unloading the position.
 
 What "moderate" means, per 25-minute window: 24 spoof cycles (about one a minute), each spoof
 order 7 times the typical touch size resting about 5 to 10 seconds (layering: 4 levels);
-8 ignitions of two sweeps through 3 levels each; 24 quote-stuffing bursts of 150 orders, each
-added and cancelled; a pump of 40 aggressive buys and a dump of 24 sells. "low" is half of
-that (sporadic), "high" twice (an algorithm working the book all session).
+8 ignitions of two sweeps through 3 levels each, each move followed for 30 to 60 seconds;
+24 quote-stuffing bursts of 150 orders, each added and cancelled; a pump of 40 aggressive buys
+and a dump of 24 sells. "low" is half of that (sporadic), "high" twice (an algorithm working
+the book all session).
 
 Consistency policy for real messages that refer to liquidity the injected flow consumed: every
 real event that removes liquidity (cancel, delete, execution) removes what is left of it. Its
@@ -31,8 +34,15 @@ dropped (``dropped_real_events``). Real executions keep their makers; the manipu
 order is filled by injected executions of that order (a counterparty who took it). A real order
 that arrives at a price the manipulator's resting orders now cross (it was passive in the real
 feed) trades with them first, as it would have at the venue (``manipulator_filled_qty``); what is
-left of it rests, or it is dropped if nothing is left. The resulting feed replays with no
-unresolved quantity and never crosses the book.
+left of it rests, or it is dropped if nothing is left. While the market follows an ignition,
+real adds are shifted by the ignition's move (the deepest level swept, plus a tick) and every
+later message about such an order carries its shifted price; hidden executions are shifted too.
+A shifted (or, after the move fades, unshifted) real order that crosses resting real orders
+trades with them the same way (``real_crossed_qty``). This is the one place the injector changes
+real prices: a fixed feed cannot react to manipulation, and momentum ignition is defined by the
+reaction it provokes; without it the sweeps are absorbed within seconds and leave only the
+footprint of ordinary aggressive flow. The resulting feed replays with no unresolved quantity
+and never crosses the book.
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ NS_PER_S = 1_000_000_000
 WINDOW_25M_NS = 25 * 60 * NS_PER_S
 
 _ADD, _DELETE, _EXECUTE = int(EventKind.ADD), int(EventKind.DELETE), int(EventKind.EXECUTE)
+_EXECUTE_HIDDEN = int(EventKind.EXECUTE_HIDDEN)
 
 # Event tuple: (ts_ns, kind, order_id, qty, price, side, synthetic)
 Event = tuple[int, int, int, int, int, int, bool]
@@ -72,6 +83,8 @@ INTENSITIES = {"low": 0.5, "moderate": 1.0, "high": 2.0}
 # one spoof cycle a minute, several hundred a day if it ran all session; "low" is sporadic).
 SPOOF_CYCLES_25M = 24
 IGNITIONS_25M = 8
+# How long the rest of the market follows an ignition's move before it fades (seconds).
+IGNITION_FOLLOW_S = (30.0, 60.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +116,7 @@ class InjectionStats:
     dropped_real_events: int = 0
     skipped_actions: int = 0
     manipulator_filled_qty: int = 0  # the manipulator's resting orders taken by real orders
+    real_crossed_qty: int = 0  # real orders crossed by real orders the market moved (ignition)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -124,6 +138,10 @@ class _Manipulator:
         self.out = out
         self.stats = stats
         self.own: set[int] = set()
+        # Price offset the real flow follows (momentum ignition): real orders added while it
+        # is set rest ``shift`` higher (or lower) than they did in the real feed.
+        self.shift = 0
+        self.last_sweep_price: int | None = None  # the deepest price the last sweep traded at
 
     def _emit(self, event: Event) -> None:
         self.out.append(event)
@@ -178,6 +196,7 @@ class _Manipulator:
                 if maker in self.own:
                     continue  # no trading with itself
                 take = min(maker_qty, qty - traded)
+                self.last_sweep_price = price
                 self.book.reduce(maker, take)
                 self._emit((ts, _EXECUTE, maker, take, price, resting, False))
                 self.stats.injected_executions += 1
@@ -190,8 +209,8 @@ class _Manipulator:
         return traded
 
     def absorb(self, ts: int, side: int, price: int, qty: int) -> int:
-        """A real order arriving at a price the manipulator's resting orders now cross trades
-        with them first (the manipulator's risk of being filled); returns what is left of it."""
+        """A real order arriving at a price that resting orders now cross (the manipulator's,
+        or real ones a moved market left behind) trades with them first; returns what is left."""
         resting = -side
         while qty > 0:
             level = self.book.best(resting)
@@ -201,7 +220,10 @@ class _Manipulator:
                 take = min(maker_qty, qty)
                 self.book.reduce(maker, take)
                 self._emit((ts, _EXECUTE, maker, take, level.price, resting, False))
-                self.stats.manipulator_filled_qty += take
+                if maker in self.own:
+                    self.stats.manipulator_filled_qty += take
+                else:
+                    self.stats.real_crossed_qty += take
                 qty -= take
                 if qty == 0:
                     break
@@ -317,15 +339,41 @@ class _Plan:
         ignitions = max(1, round(IGNITIONS_25M * intensity * scale))
         depth = 1 + round(2 * intensity)  # levels one sweep walks through (moderate: 3)
         parts = 2  # sweeps a few milliseconds apart, each taking ``depth`` whole levels
-        for t0 in _times(rng, c.start_ns, c.end_ns - 5 * NS_PER_S, ignitions):
+        starts = _times(rng, c.start_ns, c.end_ns - 5 * NS_PER_S, ignitions)
+        for k, t0 in enumerate(starts):
             direction = 1 if rng.random() < 0.5 else -1
+            state: dict[str, int | None] = {"position": 0, "from": None}
+            # The market follows for IGNITION_FOLLOW_S (drawn), cut short by the next
+            # ignition or the campaign's end, then the manipulator unwinds into it.
+            follow = int(rng.uniform(*IGNITION_FOLLOW_S) * NS_PER_S)
+            next_start = starts[k + 1] if k + 1 < len(starts) else c.end_ns
+            unwind_at = min(t0 + follow, next_start - NS_PER_S, c.end_ns - NS_PER_MS)
 
-            def ignite(m: _Manipulator, ts: int, direction=direction) -> None:
+            def ignite(m: _Manipulator, ts: int, i: int, direction=direction, state=state) -> None:
+                if i == 0:
+                    state["from"] = m.book.best_ask if direction > 0 else m.book.best_bid
+                    m.last_sweep_price = None
+                    m.shift = 0  # an earlier move that was never unwound ends here
                 levels = m.book.depth(-direction, depth)
-                m.sweep(ts, direction, max(c.lot, sum(q for _, q in levels)), depth)
+                state["position"] += m.sweep(  # type: ignore[operator]
+                    ts, direction, max(c.lot, sum(q for _, q in levels)), depth
+                )
+                if i == parts - 1:
+                    before, deepest = state["from"], m.last_sweep_price
+                    if before is not None and deepest is not None:
+                        # the move the real flow now follows: past the deepest level taken
+                        m.shift = deepest - before + direction * c.tick
+
+            def unwind(m: _Manipulator, ts: int, direction=direction, state=state) -> None:
+                m.shift = 0  # the momentum fades: real flow returns to its own prices
+                position = int(state["position"] or 0)
+                if position > 0:
+                    m.sweep(ts, -direction, position, 2 * depth)  # trade out into the move
 
             for i in range(parts):
-                self.at(t0 + i * 3 * NS_PER_MS, ignite)
+                self.at(t0 + i * 3 * NS_PER_MS, partial(ignite, i=i))
+            if unwind_at > t0 + parts * 3 * NS_PER_MS:
+                self.at(unwind_at, unwind)
 
     def _plan_pump_and_dump(self, intensity: float, scale: float) -> None:
         c, rng = self.c, self.rng
@@ -404,6 +452,7 @@ def inject(
     steps = plan.steps
     next_step = 0
     ts, kind, oid, qty, price, side, synthetic = _columns(frame)
+    shift_of: dict[int, int] = {}  # real orders added while the market followed an ignition
     apply = replayer.apply
     for i in range(len(ts)):
         t = ts[i]
@@ -411,23 +460,31 @@ def inject(
             step_ts, _, step = steps[next_step]
             step(manipulator, step_ts)  # type: ignore[operator]
             next_step += 1
-        k, q = kind[i], qty[i]
+        k, q, p = kind[i], qty[i], price[i]
+        if k == _ADD:
+            if manipulator.shift:
+                p += manipulator.shift
+                shift_of[oid[i]] = manipulator.shift
+        elif k == _EXECUTE_HIDDEN:
+            p += manipulator.shift
+        elif shift_of:
+            p += shift_of.get(oid[i], 0)  # a removal prints the price its order rests at
         if k == _ADD and q > 0:
-            left = manipulator.absorb(t, side[i], price[i], q)
+            left = manipulator.absorb(t, side[i], p, q)
             if left == 0:
                 stats.dropped_real_events += 1
                 continue
             if left < q:
                 stats.clipped_real_events += 1
                 q = left
-        changed = apply(k, oid[i], q, price[i], side[i])
+        changed = apply(k, oid[i], q, p, side[i])
         if k in (2, 3, 4) and q > 0 and changed < q:
             if changed == 0:
                 stats.dropped_real_events += 1
                 continue
             stats.clipped_real_events += 1
             q = changed
-        out.append((t, k, oid[i], q, price[i], side[i], synthetic[i]))
+        out.append((t, k, oid[i], q, p, side[i], synthetic[i]))
     while next_step < len(steps):  # a campaign running past the feed's last event
         step_ts, _, step = steps[next_step]
         step(manipulator, step_ts)  # type: ignore[operator]

@@ -413,6 +413,7 @@ class Decisions:
                 window.end_ns,
             )
             return
+        scored_at = time.time()
         self.counts["decisions"] += 1
         alert = None
         if decision.alert:
@@ -442,6 +443,7 @@ class Decisions:
                 "alert": decision.alert,
                 "closed_at": closed_at,
                 "score_s": round(score_s, 6),
+                "scored_at": scored_at,
                 "sent_at": sent_at,
                 "stored_at": time.time(),
             }

@@ -94,6 +94,50 @@ def test_momentum_ignition_moves_the_price(first_half_hour: pd.DataFrame) -> Non
     assert replay_checked(injection.frame).stats.executions > clean.stats.executions
 
 
+def _mid_per_second(frame: pd.DataFrame) -> pd.Series:
+    replayer = FeedReplayer()
+    m = to_messages(frame)
+    seconds, mids = [], []
+    for t, k, o, q, p, s in zip(
+        m.ts_ns.tolist(),
+        m.kind.tolist(),
+        m.order_id.tolist(),
+        m.qty.tolist(),
+        m.price.tolist(),
+        m.side.tolist(),
+        strict=True,
+    ):
+        replayer.apply(k, o, q, p, s)
+        seconds.append(t // NS_PER_S)
+        mids.append(replayer.book.mid)
+    return pd.Series(mids, index=seconds, dtype=float).groupby(level=0).last()
+
+
+def test_momentum_ignition_market_follows_then_fades(first_half_hour: pd.DataFrame) -> None:
+    injection = inject(
+        first_half_hour,
+        Campaign(Typology.MOMENTUM_IGNITION, START, END, 1.0, seed=5),
+        touch_qty=100,
+    )
+    frame = injection.frame
+    gap = (_mid_per_second(frame) - _mid_per_second(first_half_hour)).abs() / 100  # ticks
+    moved = gap[gap >= 3]
+    assert len(moved) >= 60  # 8 moves followed for 30 to 60 seconds each
+    assert moved.index.min() >= START // NS_PER_S
+    during = gap[(gap.index >= START // NS_PER_S) & (gap.index < END // NS_PER_S)]
+    after = gap[gap.index >= END // NS_PER_S + 60]
+    assert after.mean() < during.mean() / 2  # the moves fade once the campaign is over
+    # every message about a real order prints the price that order rests at
+    real = frame[frame["order_id"].isin(first_half_hour["order_id"]) & ~frame["synthetic"]]
+    added = real[real["kind"] == "add"].set_index("order_id")["price"]
+    later = real[real["kind"] != "add"]
+    later = later[later["order_id"].isin(added.index)]
+    assert (later["price"].to_numpy() == added.loc[later["order_id"]].to_numpy()).all()
+    clean_adds = first_half_hour[first_half_hour["kind"] == "add"].set_index("order_id")["price"]
+    both = added.index.intersection(clean_adds.index)
+    assert (added.loc[both] != clean_adds.loc[both]).sum() > 100  # real orders followed the move
+
+
 def test_quote_stuffing_intensity_scales_message_count(first_half_hour: pd.DataFrame) -> None:
     low = inject(first_half_hour, Campaign(Typology.QUOTE_STUFFING, START, END, 0.5), touch_qty=100)
     high = inject(
