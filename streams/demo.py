@@ -526,7 +526,8 @@ def format_summary(r: DemoReport) -> str:
             f"  {a['instrument']} window {_clock(w['start_ns'])}-{_clock(w['end_ns'])} "
             f"({w['start']} .. {w['end']})",
             f"  score {a['score']:.3f} (threshold {a['threshold']:.3f}), severity "
-            f"{a['severity']}, p-value {a['p_value']}",
+            f"{a['severity']}, p-value "
+            f"{'-' if a['p_value'] is None else format(a['p_value'], '.3g')}",
             f"  diverged facts: {', '.join(a['diverged_facts']) or 'none'}",
             f"  lowest overlaps: {top}",
         ]

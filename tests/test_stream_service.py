@@ -297,6 +297,7 @@ def test_demo_runs_end_to_end_and_leaves_no_processes(lobster_dir, tmp_path) -> 
     assert re.search(r"alert topic  3 message\(s\), 3 distinct alert id\(s\); store 3 alert", text)
     assert ": OK" in text and f"stored in    {store}" in text
     assert "ALERT " in text and "diverged facts:" in text
+    assert re.search(r"severity \w+, p-value (-|[0-9.e-]{1,9})\n", text), text
     decisions, alerts = stored(f"sqlite:///{store}")
     assert len(decisions) == 4 and len(alerts) == 3
     pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
