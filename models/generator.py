@@ -12,8 +12,9 @@ passive token never crosses the rollout's book and a cancel targets a level behi
 the side is empty, when it is a void cancel, ``GeneratedOrder.exact``; v2: the ticks behind
 the best, which in a rollout book missed a level about half of the time and was redirected by
 the engine to the nearest level, mostly the deepest one). A marketable token's size is capped
-at the liquidity it can take (``marketable_qty``): the training data's executions are fills,
-never a remainder resting inside the spread.
+at the liquidity it can take (``available_qty``): the training data's executions are fills,
+never a remainder resting inside the spread. A v4 sweep token (``SWEEP_SLOT``) takes exactly
+that liquidity.
 
 Randomness: rollout ``i`` draws only from ``rollout_rng(seed, i, GENERATOR_STREAM)`` (seven
 uniforms per step: four for the token's fields, three for the concrete price, volume and
@@ -35,6 +36,7 @@ from models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from models.model import KVCache, OrderModel
 from models.tokenizer import (
     N_LEVELS,
+    SWEEP_SLOT,
     OrderTokenizer,
     book_rows,
     features_from_rows,
@@ -188,7 +190,11 @@ class LMMGenerator:
         cancel_bins = tok.volume["cancel"]
         for k, (t, p) in enumerate(zip(types, prices, strict=True)):
             if (t == OrderType.BID and p >= ask[k]) or (t == OrderType.ASK and p <= bid[k]):
-                qtys[k] = marketable_qty(books[k], t, p, qtys[k])
+                available = available_qty(books[k], t, p)
+                if tok.sweep and vslots[k] == SWEEP_SLOT:
+                    qtys[k] = max(available, 1)  # v4: takes exactly what rests up to its price
+                else:
+                    qtys[k] = max(min(qtys[k], available), 1)
             elif t == OrderType.CANCEL and self.snap_cancels:
                 target = cancel_target_qty(books[k], p)
                 if target is not None and cancel_bins.encode([target])[0] == vslots[k]:
@@ -239,15 +245,21 @@ def marketable_qty(book: OrderBook, type_: int, price: int, qty: int) -> int:
     aggressive order, and any remainder that rests as a separate new limit order. Submitted
     uncapped, a remainder would rest inside the spread and close it.
     """
+    return max(min(qty, available_qty(book, type_, price, qty)), 1)
+
+
+def available_qty(book: OrderBook, type_: int, price: int, limit: int | None = None) -> int:
+    """Shares resting on the opposite side of a ``type_`` order up to ``price`` (the count
+    stops once it reaches ``limit``, when given)."""
     side = Side.ASK if type_ == OrderType.BID else Side.BID
     available = 0
     for level in book.iter_levels(side):
         if (level.price > price) if side == Side.ASK else (level.price < price):
             break
         available += level.qty
-        if available >= qty:
-            return qty
-    return max(available, 1)
+        if limit is not None and available >= limit:
+            break
+    return available
 
 
 def load_generator(

@@ -70,6 +70,7 @@ class TrainConfig:
     val_minutes: float = 90.0
     max_orders: int | None = None  # use only the first orders of each day (tests)
     level_gaps: bool = False  # features also give where the levels are (LOB_DIM_GAPS)
+    sweep: bool = False  # tokenizer v4: a volume slot for "takes all that rests up to its price"
     model: LMMConfig = field(default_factory=LMMConfig)
 
 
@@ -169,7 +170,7 @@ def _raw_day(day: LobsterDay, val_minutes: float, max_orders: int | None) -> _Ra
 
 
 def tokenize_days(
-    raw: list[_RawDay], seed: int, level_gaps: bool = False
+    raw: list[_RawDay], seed: int, level_gaps: bool = False, sweep: bool = False
 ) -> tuple[OrderTokenizer, list[DayTokens]]:
     """Fit the tokenizer on the training parts and tokenize every day."""
 
@@ -185,6 +186,7 @@ def tokenize_days(
         train_cat(lambda r: r.rows_before[:, 2]),
         seed=seed,
         rows=train_cat(lambda r: pad_rows(r.rows_before)),
+        sweep=sweep,
     )
     tok.level_gaps = level_gaps
     days = []
@@ -318,7 +320,7 @@ def train(
         if not p.exists():
             raise FileNotFoundError(f"training data not found: {p}")
     raw = [_raw_day(load_lobster(p), cfg.val_minutes, cfg.max_orders) for p in paths]
-    tok, days = tokenize_days(raw, cfg.seed, cfg.level_gaps)
+    tok, days = tokenize_days(raw, cfg.seed, cfg.level_gaps, cfg.sweep)
     want = LOB_DIM_GAPS if cfg.level_gaps else LOB_DIM
     if cfg.model.lob_dim != want:
         cfg.model = replace(cfg.model, lob_dim=want)

@@ -5,7 +5,10 @@ real book is rebuilt by replaying the feed (seeded from the first orderbook row,
 file's depth exactly as ``simulator.replay.check_lobster`` does), ``rollouts`` futures are forked
 from it with the recent real orders as context, and when the real window has played out the
 stylized facts of the real window and of every rollout are pooled (``surveillance.metrics``).
-The report gives the overlap coefficient per fact, next to the paper's Table 7.
+The report gives the overlap coefficient per fact, next to the paper's Table 7, and a spread
+budget per window (``spread_budget``): how many ticks resting orders narrowed the spread by and
+how many aggressive orders and cancels widened it, real against simulated. A spread that settles
+at the wrong level shows there as the mechanism that is off.
 
 Rollout books are kept to the file's depth (``fork_rollouts(max_depth=day.levels)``), as the
 replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (3 windows):
@@ -39,10 +42,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.book import OrderBook
+from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.lobster import LobsterDay
 from simulator.matching import MatchingRules
-from simulator.orderstream import OrderStream, from_lobster
+from simulator.orderstream import OrderStream, OrderType, from_lobster
 from simulator.replay import FeedReplayer, seed_from_first_row
 from simulator.rollout import OrderGenerator, RolloutSummary, fork_rollouts
 from surveillance.metrics import (
@@ -61,6 +64,57 @@ SPREAD_BAR = 0.90  # the project's acceptance bar on held-out windows
 FACT_BAR = 0.80
 # Facts held to FACT_BAR: the paper's list (Table 7) plus the cancel ratio and inter-arrival.
 BAR_FACTS = tuple(f for f in FACTS if f not in DISCRETE_FACTS)
+
+
+BUDGET_CLASSES = ("passive", "aggressive", "cancel")
+_BUDGET_FIELDS = (
+    "events",
+    "narrowing_events",
+    "narrowed_ticks",
+    "widening_events",
+    "widened_ticks",
+)
+
+
+def spread_budget(w: Trajectory) -> np.ndarray:
+    """Where a window's spread moves: one row per ``BUDGET_CLASSES`` entry (limit orders that
+    rest, marketable ones, cancels) with the columns of ``_BUDGET_FIELDS``.
+
+    Only events with a two-sided book before and after count toward the ticks. The budget
+    explains a spread level: over a window, ticks narrowed and ticks widened roughly balance, so
+    a simulated spread that settles too narrow shows up as less widening per event (for
+    instance aggressive orders that rarely clear the touch) or more narrowing.
+    """
+    before_bid = np.concatenate([[w.bid0], w.best_bid[:-1]])
+    before_ask = np.concatenate([[w.ask0], w.best_ask[:-1]])
+    ok = w.two_sided() & (before_bid != EMPTY_BID_PRICE) & (before_ask != EMPTY_ASK_PRICE)
+    delta = np.where(ok, ((w.best_ask - w.best_bid) - (before_ask - before_bid)) // w.tick_size, 0)
+    cancel = w.type == int(OrderType.CANCEL)
+    aggressive = ~cancel & w.aggressive.astype(bool)
+    out = np.zeros((len(BUDGET_CLASSES), len(_BUDGET_FIELDS)))
+    for row, m in enumerate((~cancel & ~aggressive, aggressive, cancel)):
+        d = delta[m]
+        out[row] = (m.sum(), (d < 0).sum(), -d[d < 0].sum(), (d > 0).sum(), d[d > 0].sum())
+    return out
+
+
+class SpreadBudget:
+    """``spread_budget`` summed over windows, reported per window."""
+
+    def __init__(self) -> None:
+        self.total = np.zeros((len(BUDGET_CLASSES), len(_BUDGET_FIELDS)))
+        self.windows = 0
+
+    def update(self, w: Trajectory) -> None:
+        self.total += spread_budget(w)
+        self.windows += 1
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        per = self.total / max(self.windows, 1)
+        return {
+            cls: {f: round(float(v), 2) for f, v in zip(_BUDGET_FIELDS, row, strict=True)}
+            for cls, row in zip(BUDGET_CLASSES, per, strict=True)
+        }
 
 
 class RealismError(ValueError):
@@ -204,6 +258,8 @@ class RealismReport:
     seconds: float = 0.0
     orders_per_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    # per window: real windows, and each rollout counted as one window
+    budget: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @property
     def passed(self) -> dict[str, bool | None]:
@@ -244,6 +300,7 @@ class RealismReport:
                 for fact in FACTS
             },
             "all_passed": all(v is not False for v in self.passed.values()),
+            "spread_budget": self.budget,
             "seconds": self.seconds,
             "orders_per_s": self.orders_per_s,
             "notes": self.notes,
@@ -294,6 +351,7 @@ def evaluate_realism(
     open_row = rows[0]
     open_mid = (float(open_row[0]) + float(open_row[2])) / 2.0
     real, sim = StylizedFacts(), StylizedFacts()
+    real_budget, sim_budget = SpreadBudget(), SpreadBudget()
     runs: list[WindowRun] = []
     sim_orders = 0
     sim_seconds = 0.0
@@ -328,8 +386,11 @@ def evaluate_realism(
         sim_orders += summary.orders
         real_w = real_trajectory(day, stream, w_start, w_end, tick)
         real.update(real_w)
+        real_budget.update(real_w)
         for r in results:
-            sim.update(Trajectory.from_rollout(r, tick_size=tick))
+            traj = Trajectory.from_rollout(r, tick_size=tick)
+            sim.update(traj)
+            sim_budget.update(traj)
         runs.append(
             WindowRun(
                 clock(w_start),
@@ -371,4 +432,5 @@ def evaluate_realism(
         seconds=time.perf_counter() - t0,
         orders_per_s=sim_orders / sim_seconds if sim_seconds > 0 else None,
         notes=notes,
+        budget={"real": real_budget.as_dict(), "sim": sim_budget.as_dict()},
     )

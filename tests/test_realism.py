@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from simulator.book import EMPTY_BID_PRICE
 from surveillance.cli import main
-from surveillance.metrics import FACTS
-from surveillance.realism import RealismError, parse_clock, parse_duration
+from surveillance.metrics import FACTS, Trajectory
+from surveillance.realism import (
+    BUDGET_CLASSES,
+    RealismError,
+    SpreadBudget,
+    parse_clock,
+    parse_duration,
+    spread_budget,
+)
 from tests.conftest import lobster_zip
 
 
@@ -32,6 +41,9 @@ def test_realism_on_a_short_held_out_goog_window(lobster_dir: Path, capsys):
         assert row["overlap"] is None or 0.0 <= row["overlap"] <= 1.0 + 1e-9, fact
     assert report["facts"]["spread"]["paper"] == 0.970
     assert report["facts"]["spread"]["overlap"] is not None
+    budget = report["spread_budget"]
+    assert set(budget) == {"real", "sim"} and set(budget["sim"]) == set(BUDGET_CLASSES)
+    assert budget["real"]["cancel"]["events"] > 0 and budget["sim"]["passive"]["events"] > 0
     # the same seed reproduces the run exactly
     again = run_json(capsys, *args, "--rollouts", "3", "--seed", "7")
     assert {f: r["overlap"] for f, r in again["facts"].items()} == {
@@ -104,3 +116,32 @@ def test_realism_with_the_trained_order_model(lobster_dir: Path, capsys):
     report = json.loads(out.out)
     assert report["generator"] == "lmm:lmm-small.pt"
     assert report["windows"][0]["sim_orders_mean"] > 100
+
+
+def test_spread_budget_attributes_each_spread_move_to_its_event_class():
+    bid0, ask0 = 10_000, 11_000  # 10 ticks
+    empty = EMPTY_BID_PRICE
+    w = Trajectory(
+        start_ns=0,
+        end_ns=10,
+        bid0=bid0,
+        ask0=ask0,
+        ts_ns=np.arange(6),
+        # bid inside (narrows 5), sell hits it (widens 5), ask cancelled (widens 5),
+        # deep ask (no move), the bid side emptied and refilled (one-sided: not counted)
+        type=np.array([1, 0, 2, 0, 2, 1]),
+        qty=np.full(6, 100),
+        aggressive=np.array([False, True, False, False, False, False]),
+        best_bid=np.array([10_500, 10_000, 10_000, 10_000, empty, 9_000]),
+        best_ask=np.array([11_000, 11_000, 11_500, 11_500, 11_500, 11_500]),
+    )
+    b = spread_budget(w)
+    rows = dict(zip(BUDGET_CLASSES, b.tolist(), strict=True))
+    # events, narrowing events, ticks narrowed, widening events, ticks widened
+    assert rows["passive"] == [3, 1, 5, 0, 0]
+    assert rows["aggressive"] == [1, 0, 0, 1, 5]
+    assert rows["cancel"] == [2, 0, 0, 1, 5]
+    pooled = SpreadBudget()
+    pooled.update(w)
+    pooled.update(w)
+    assert pooled.as_dict()["cancel"]["widened_ticks"] == 5.0  # per window

@@ -376,3 +376,43 @@ def test_v3_tokenizer_round_trips_real_cancels_and_v2_still_loads(tokenizer):
         v3.encode_fields(type_, price, qty, interval, ask, bid)
     old = OrderTokenizer.from_dict(tokenizer.to_dict())  # a v2 tokenizer (ticks behind the best)
     assert tokenizer.version == 2 and not old.cancel_levels
+
+
+def test_v4_sweeps_take_exactly_what_rests_up_to_their_price():
+    from models.tokenizer import SWEEP_SLOT, available_from_rows
+
+    row = _rows([10_100, 10_200, 10_400], [10_000, 9_900])  # 100 shares a level
+    rows = np.repeat(row[None], 6, axis=0)
+    ask, bid = rows[:, 0], rows[:, 2]
+    # buy 100 at the ask (clears it), buy 200 through 10,200 (clears two levels), buy 50 at the
+    # ask (partial), sell 200 through 9,900 (clears both bids), a passive bid, a cancel
+    type_ = np.array([1, 1, 1, 0, 1, 2])
+    price = np.array([10_100, 10_200, 10_100, 9_900, 10_000, 10_200])
+    qty = np.array([100, 200, 50, 200, 100, 100])
+    assert available_from_rows(type_[:4], price[:4], rows[:4]).tolist() == [100, 200, 100, 200]
+    # a training set: sweeps and partial fills of the same shapes, with plain orders around
+    rng = np.random.default_rng(0)
+    n = 400
+    pick = rng.integers(0, 6, size=n)
+    interval = rng.integers(0, 10**6, size=n)
+    v4 = OrderTokenizer.fit(
+        type_[pick], price[pick], qty[pick], interval, ask[pick], bid[pick],
+        rows=rows[pick], sweep=True,
+    )  # fmt: skip
+    assert v4.version == 4
+    again = OrderTokenizer.from_dict(json.loads(json.dumps(v4.to_dict())))
+    assert again.sweep and again.cancel_levels
+    ids = again.encode_fields(type_, price, qty, interval[:6], ask, bid, rows)
+    vslot = token_fields(ids)[2]
+    assert [bool(v == SWEEP_SLOT) for v in vslot] == [True, True, False, True, False, False]
+    dec = again.decode(ids, ask, bid, np.random.default_rng(1), rows=rows)
+    assert dec.qty[[0, 1, 3]].tolist() == [100, 200, 200]
+    # the same sweep token on a thicker book takes that book's depth
+    thick = rows.copy()
+    thick[:, 1] = 700
+    dec = again.decode(ids[:2], ask[:2], bid[:2], np.random.default_rng(1), rows=thick[:2])
+    assert dec.qty.tolist() == [700, 800]
+    # no plain size encodes to the sweep slot
+    assert again.volume["limit"].encode([1, 100, 10**9]).max() < SWEEP_SLOT
+    with pytest.raises(ValueError, match="rows"):
+        OrderTokenizer.fit(type_, price, qty, interval[:6], ask, bid, sweep=True)

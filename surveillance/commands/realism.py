@@ -95,7 +95,13 @@ def command(
     from simulator.lobster import load_lobster
     from simulator.orderstream import from_lobster
     from surveillance.metrics import FACTS
-    from surveillance.realism import RealismError, evaluate_realism, parse_clock, parse_duration
+    from surveillance.realism import (
+        BUDGET_CLASSES,
+        RealismError,
+        evaluate_realism,
+        parse_clock,
+        parse_duration,
+    )
 
     try:
         start_ns = parse_clock(start)
@@ -147,5 +153,14 @@ def command(
         ovl = "-" if row["overlap"] is None else f"{row['overlap']:.3f}"
         paper = "-" if row["paper"] is None else f"{row['paper']:.3f}"
         click.echo(f"{fact:<24}{ovl:>9}{paper:>8}{row['bar']:>6.2f}  {row['passed']}")
+    click.echo("spread budget, per window: events, ticks narrowed, ticks widened")
+    budget = out["spread_budget"]
+    for cls in BUDGET_CLASSES:
+        r, m = budget["real"][cls], budget["sim"][cls]  # type: ignore[index]
+        click.echo(
+            f"  {cls:<12}real {r['events']:>8.0f} {r['narrowed_ticks']:>7.0f} "
+            f"{r['widened_ticks']:>7.0f}   sim {m['events']:>8.0f} {m['narrowed_ticks']:>7.0f} "
+            f"{m['widened_ticks']:>7.0f}"
+        )
     for note in report.notes:
         click.echo(f"note: {note}")

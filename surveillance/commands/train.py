@@ -70,6 +70,12 @@ _ROOT = Path(__file__).resolve().parents[2]
     show_default=True,
     help="Context features also give each level's distance in ticks from its side's best.",
 )
+@click.option(
+    "--sweep/--no-sweep",
+    default=False,
+    show_default=True,
+    help="Tokenizer v4: one volume slot means 'takes exactly what rests up to its price'.",
+)
 def command(
     data_dir: Path,
     files: tuple[str, ...],
@@ -91,6 +97,7 @@ def command(
     max_orders: int | None,
     threads: int | None,
     level_gaps: bool,
+    sweep: bool,
 ) -> None:
     """Train the order model and write a checkpoint with its validation report.
 
@@ -125,6 +132,7 @@ def command(
         val_minutes=val_minutes,
         max_orders=max_orders,
         level_gaps=level_gaps,
+        sweep=sweep,
         model=LMMConfig(
             n_layer=layers,
             n_head=heads,
