@@ -12,9 +12,10 @@ passive token never crosses the rollout's book and a cancel targets a level behi
 the side is empty, when it is a void cancel, ``GeneratedOrder.exact``; v2: the ticks behind
 the best, which in a rollout book missed a level about half of the time and was redirected by
 the engine to the nearest level, mostly the deepest one). A marketable token's size is capped
-at the liquidity it can take (``available_qty``): the training data's executions are fills,
-never a remainder resting inside the spread. A v4 sweep token (``SWEEP_SLOT``) takes exactly
-that liquidity.
+at the liquidity it can take (``simulator.rollout.available_qty``): the training data's
+executions are fills, never a remainder resting inside the spread (submitted uncapped, a
+remainder would rest inside the spread and close it). A v4 sweep token (``SWEEP_SLOT``) takes
+exactly that liquidity.
 
 Randomness: rollout ``i`` draws only from ``rollout_rng(seed, i, GENERATOR_STREAM)`` (seven
 uniforms per step: four for the token's fields, three for the concrete price, volume and
@@ -49,11 +50,11 @@ from simulator.orderstream import OrderStream, OrderType
 from simulator.rollout import (
     GENERATOR_STREAM,
     GeneratedOrder,
+    available_qty,
     cancel_side,
     nearest_level_price,
     rollout_rng,
 )
-from simulator.types import Side
 
 # Sampling temperatures of rollouts (type, price, volume, interval): the price field is sharpened.
 # Held-out windows 14:30-15:45, 16 rollouts (mean spread, ticks; real GOOG 25.7, AMZN 12.0):
@@ -236,30 +237,6 @@ def cancel_target_qty(book: OrderBook, price: int) -> int | None:
     if level is None or not level.orders:
         return None
     return int(level.orders[next(reversed(level.orders))])
-
-
-def marketable_qty(book: OrderBook, type_: int, price: int, qty: int) -> int:
-    """``qty`` capped at what rests on the opposite side up to ``price`` (at least 1).
-
-    A marketable token is an execution in the training data: LOBSTER reports the fills of an
-    aggressive order, and any remainder that rests as a separate new limit order. Submitted
-    uncapped, a remainder would rest inside the spread and close it.
-    """
-    return max(min(qty, available_qty(book, type_, price, qty)), 1)
-
-
-def available_qty(book: OrderBook, type_: int, price: int, limit: int | None = None) -> int:
-    """Shares resting on the opposite side of a ``type_`` order up to ``price`` (the count
-    stops once it reaches ``limit``, when given)."""
-    side = Side.ASK if type_ == OrderType.BID else Side.BID
-    available = 0
-    for level in book.iter_levels(side):
-        if (level.price > price) if side == Side.ASK else (level.price < price):
-            break
-        available += level.qty
-        if limit is not None and available >= limit:
-            break
-    return available
 
 
 def load_generator(

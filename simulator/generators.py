@@ -17,7 +17,7 @@ import numpy as np
 
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType
-from simulator.rollout import GENERATOR_STREAM, GeneratedOrder, rollout_rng
+from simulator.rollout import GENERATOR_STREAM, GeneratedOrder, marketable_qty, rollout_rng
 
 _ASK_TYPE, _BID_TYPE, _CANCEL_TYPE = int(OrderType.ASK), int(OrderType.BID), int(OrderType.CANCEL)
 _BLOCK = 1024  # draws per refill of a rollout's pre-sampled indices
@@ -283,7 +283,7 @@ class EmpiricalGenerator:
                 price = base + offsets[j]
             qty = qtys[j]
             if refs[j] != (1 if kind == _BID_TYPE else -1) and kind != _CANCEL_TYPE:
-                qty = _marketable_qty(book, kind, price, qty)
+                qty = marketable_qty(book, kind, price, qty)
             fate = fates[j]
             if fate is not None:
                 self._seq += 1
@@ -300,19 +300,6 @@ def _below_book(book: OrderBook, side: int, price: int) -> bool:
     if not keys:
         return False
     return price < keys[0] if side > 0 else price > -keys[0]
-
-
-def _marketable_qty(book: OrderBook, kind: int, price: int, qty: int) -> int:
-    """``qty`` capped at what rests on the opposite side up to ``price`` (at least 1)."""
-    side = -1 if kind == _BID_TYPE else 1
-    available = 0
-    for level in book.iter_levels(side):
-        if (level.price > price) if side < 0 else (level.price < price):
-            break
-        available += level.qty
-        if available >= qty:
-            return qty
-    return max(available, 1)
 
 
 class ReplayGenerator:

@@ -301,6 +301,25 @@ def cancel_side(book: OrderBook, price: int) -> int:
     return -1 if (-ask_keys[-1] - price) <= (price - bid_keys[-1]) else 1
 
 
+def available_qty(book: OrderBook, type_: int, price: int, limit: int | None = None) -> int:
+    """Shares resting on the opposite side of a ``type_`` (BID / ASK) order up to ``price``:
+    what it can take if marketable. The count stops once it reaches ``limit``, when given."""
+    side = -1 if type_ == _BID else 1
+    available = 0
+    for level in book.iter_levels(side):
+        if (level.price > price) if side < 0 else (level.price < price):
+            break
+        available += level.qty
+        if limit is not None and available >= limit:
+            break
+    return available
+
+
+def marketable_qty(book: OrderBook, type_: int, price: int, qty: int) -> int:
+    """``qty`` capped at what rests on the opposite side up to ``price`` (at least 1)."""
+    return max(min(qty, available_qty(book, type_, price, qty)), 1)
+
+
 def nearest_level_price(book: OrderBook, side: int, price: int) -> int | None:
     """The resting price on ``side`` nearest to ``price`` (ties: nearer the touch)."""
     prices = book.prices(side)  # best first

@@ -15,7 +15,6 @@ from models.generator import (  # noqa: E402
     LMMGenerator,
     cancel_target_qty,
     load_generator,
-    marketable_qty,
     pad_rows,
 )
 from models.model import LMMConfig  # noqa: E402
@@ -30,7 +29,12 @@ from models.train import (  # noqa: E402
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook  # noqa: E402
 from simulator.lobster import load_lobster  # noqa: E402
 from simulator.orderstream import OrderType, from_lobster  # noqa: E402
-from simulator.rollout import GeneratedOrder, fork_rollouts  # noqa: E402
+from simulator.rollout import (  # noqa: E402
+    GeneratedOrder,
+    available_qty,
+    fork_rollouts,
+    marketable_qty,
+)
 from simulator.types import Side  # noqa: E402
 
 SPREAD_FLOOR = 0.5  # rollout spread after 250-500 orders, as a share of the fork's spread
@@ -338,7 +342,6 @@ def test_train_command_reports_missing_data_in_one_line(tmp_path, capsys):
 def test_v4_sweep_tokens_take_exactly_what_rests_up_to_their_price(
     lobster_dir, tmp_path, fork_point, monkeypatch
 ):
-    from models.generator import available_qty
     from models.tokenizer import SWEEP_SLOT, token_id
 
     torch.set_num_threads(1)
