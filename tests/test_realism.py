@@ -61,6 +61,9 @@ def test_table_output_lists_every_fact(lobster_dir: Path, capsys):
     assert code == 0
     for fact in FACTS:
         assert fact in out
+    assert "spread budget" in out
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["aggressive"]]
+    assert len(rows) == 1 and rows[0][1] == "real" and rows[0][6] == "sim"
 
 
 @pytest.mark.parametrize(

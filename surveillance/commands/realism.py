@@ -153,14 +153,19 @@ def command(
         ovl = "-" if row["overlap"] is None else f"{row['overlap']:.3f}"
         paper = "-" if row["paper"] is None else f"{row['paper']:.3f}"
         click.echo(f"{fact:<24}{ovl:>9}{paper:>8}{row['bar']:>6.2f}  {row['passed']}")
-    click.echo("spread budget, per window: events, ticks narrowed, ticks widened")
+    click.echo(
+        "spread budget, per window: events, ticks narrowed, ticks widened, ticks per widening"
+    )
     budget = out["spread_budget"]
     for cls in BUDGET_CLASSES:
-        r, m = budget["real"][cls], budget["sim"][cls]  # type: ignore[index]
-        click.echo(
-            f"  {cls:<12}real {r['events']:>8.0f} {r['narrowed_ticks']:>7.0f} "
-            f"{r['widened_ticks']:>7.0f}   sim {m['events']:>8.0f} {m['narrowed_ticks']:>7.0f} "
-            f"{m['widened_ticks']:>7.0f}"
-        )
+        cells = []
+        for who in ("real", "sim"):
+            b = budget[who][cls]  # type: ignore[index]
+            per = b["widened_ticks"] / b["widening_events"] if b["widening_events"] else 0.0
+            cells.append(
+                f"{who} {b['events']:>7.0f} {b['narrowed_ticks']:>6.0f} "
+                f"{b['widened_ticks']:>6.0f} {per:>5.1f}"
+            )
+        click.echo(f"  {cls:<11}" + "   ".join(cells))
     for note in report.notes:
         click.echo(f"note: {note}")
