@@ -28,13 +28,15 @@ the ones still running.
 
 from __future__ import annotations
 
+import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from models.model import KVCache, OrderModel
+from models.model import KVCache, OrderModel, field_temperatures
 from models.tokenizer import (
     N_LEVELS,
     SWEEP_SLOT,
@@ -63,6 +65,10 @@ from simulator.rollout import (
 # price field than AMZN; 0.8 passes the most stylized facts over both (7 of 26). (Measured with
 # the v2 checkpoint; the v3 one, cancels by level rank, keeps these defaults untuned.)
 DEFAULT_TEMPERATURE = (1.0, 0.8, 1.0, 1.0)
+# Bump whenever a change to the sampling or decoding rules changes the orders a checkpoint
+# generates: it is part of the model version that calibrations and cached forks are keyed by
+# (``sampler_version``, ``surveillance.scorer.checkpoint_version``).
+SAMPLER_REVISION = 1
 _DRAWS = 7  # uniforms per rollout per step: type, price, volume, interval slots; 3 decode
 
 
@@ -237,6 +243,16 @@ def cancel_target_qty(book: OrderBook, price: int) -> int | None:
     if level is None or not level.orders:
         return None
     return int(level.orders[next(reversed(level.orders))])
+
+
+def sampler_version(
+    temperature: float | tuple[float, float, float, float] = DEFAULT_TEMPERATURE,
+    snap_cancels: bool = True,
+) -> str:
+    """``s<crc>`` of the sampling settings and ``SAMPLER_REVISION`` (the defaults: what
+    ``load_generator`` samples with)."""
+    text = json.dumps([SAMPLER_REVISION, field_temperatures(temperature), snap_cancels])
+    return f"s{zlib.crc32(text.encode()):08x}"
 
 
 def load_generator(

@@ -29,13 +29,16 @@ _GENERATORS: dict[tuple[str, str, str], OrderGenerator] = {}
 
 
 def checkpoint_version(path: str | Path | None) -> str:
-    """``lmm-<name>-<crc of the weights>``: changes whenever the weights do."""
-    from models.checkpoint import DEFAULT_CHECKPOINT  # local: keeps torch out of the core
+    """``lmm-<name>-<crc of the weights>-<sampler version>``: changes whenever the weights do,
+    and whenever the sampling rules do (``models.generator.sampler_version``)."""
+    # local: keeps torch out of the core
+    from models.checkpoint import DEFAULT_CHECKPOINT
+    from models.generator import sampler_version
 
     p = Path(path) if path is not None else Path(DEFAULT_CHECKPOINT)
     if not p.exists():
         raise FileNotFoundError(f"no model checkpoint at {p}")
-    return f"lmm-{p.stem}-{zlib.crc32(p.read_bytes()):08x}"
+    return f"lmm-{p.stem}-{zlib.crc32(p.read_bytes()):08x}-{sampler_version()}"
 
 
 def make_generator(kind: str, model_path: str | None = None, device: str = "cpu") -> OrderGenerator:

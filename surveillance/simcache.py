@@ -5,7 +5,8 @@ order); scoring them is cheap. The rollouts of a window depend only on what went
 the instrument, the window, the generator and its version, the rollout count, the seed, the
 context length and the depth the books are kept to. ``key`` hashes exactly those, so a cached
 fork is reused only where forking again would have produced the same trajectories; change any
-of them (a retrained checkpoint changes the model version) and the cache misses.
+of them (a retrained checkpoint, or a bumped ``models.generator.SAMPLER_REVISION``, changes the
+model version) and the cache misses.
 
 One ``.npz`` per fork, written atomically, read with ``allow_pickle=False``.
 """

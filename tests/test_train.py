@@ -369,3 +369,21 @@ def test_v4_sweep_tokens_take_exactly_what_rests_up_to_their_price(
     assert sweep.qty == available  # clears every level up to its price
     lo, hi = tok.volume["limit"].bounds(small)
     assert lo <= plain.qty <= hi and plain.qty < available  # a size slot keeps its size
+
+
+def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch, tmp_path):
+    import models.generator as generator
+    from models.checkpoint import CHECKPOINT_DIR
+    from surveillance.scorer import checkpoint_version
+
+    bundled = checkpoint_version(None)
+    assert bundled.startswith("lmm-lmm-small-") and bundled.endswith(generator.sampler_version())
+    # the bundled calibration was fitted with this checkpoint and these sampling rules
+    cal = json.loads((CHECKPOINT_DIR / "calibration.json").read_text())
+    assert cal["model_version"] == bundled
+    assert generator.sampler_version((1.0, 0.9, 1.0, 1.0)) != generator.sampler_version()
+    monkeypatch.setattr(generator, "SAMPLER_REVISION", generator.SAMPLER_REVISION + 1)
+    assert checkpoint_version(None) != bundled
+    copy = tmp_path / "lmm-small.pt"
+    copy.write_bytes(b"other weights")
+    assert checkpoint_version(copy) != checkpoint_version(None)
