@@ -54,6 +54,7 @@ from simulator.rollout import (
     GeneratedOrder,
     available_qty,
     cancel_side,
+    marketable_qty,
     nearest_level_price,
     rollout_rng,
 )
@@ -197,11 +198,11 @@ class LMMGenerator:
         cancel_bins = tok.volume["cancel"]
         for k, (t, p) in enumerate(zip(types, prices, strict=True)):
             if (t == OrderType.BID and p >= ask[k]) or (t == OrderType.ASK and p <= bid[k]):
-                available = available_qty(books[k], t, p)
                 if tok.sweep and vslots[k] == SWEEP_SLOT:
-                    qtys[k] = max(available, 1)  # v4: takes exactly what rests up to its price
+                    # v4: takes exactly what rests up to its price
+                    qtys[k] = max(available_qty(books[k], t, p), 1)
                 else:
-                    qtys[k] = max(min(qtys[k], available), 1)
+                    qtys[k] = marketable_qty(books[k], t, p, qtys[k])
             elif t == OrderType.CANCEL and self.snap_cancels:
                 target = cancel_target_qty(books[k], p)
                 if target is not None and cancel_bins.encode([target])[0] == vslots[k]:

@@ -579,15 +579,23 @@ def available_from_rows(type_, price, rows) -> np.ndarray:
     return np.where(take, np.where(buy, rows[..., 1::4], rows[..., 3::4]), 0).sum(-1)
 
 
-def sweep_mask(type_, price, qty, best_ask, best_bid, rows) -> np.ndarray:
-    """Marketable BID / ASK orders whose size is exactly what rests up to their price."""
+def marketable_mask(type_, price, best_ask, best_bid) -> np.ndarray:
+    """BID / ASK orders whose price reaches the opposite best (cancels never)."""
     type_ = np.asarray(type_, np.int64)
     price = np.asarray(price, np.int64)
-    marketable = ((type_ == OrderType.BID) & (price >= np.asarray(best_ask))) | (
+    return ((type_ == OrderType.BID) & (price >= np.asarray(best_ask))) | (
         (type_ == OrderType.ASK) & (price <= np.asarray(best_bid))
     )
+
+
+def sweep_mask(type_, price, qty, best_ask, best_bid, rows) -> np.ndarray:
+    """Marketable BID / ASK orders whose size is exactly what rests up to their price."""
     available = available_from_rows(type_, price, rows)
-    return marketable & (np.asarray(qty, np.int64) == available) & (available > 0)
+    return (
+        marketable_mask(type_, price, best_ask, best_bid)
+        & (np.asarray(qty, np.int64) == available)
+        & (available > 0)
+    )
 
 
 @dataclass(slots=True)
@@ -690,6 +698,11 @@ class OrderTokenizer:
         cancel = type_ == OrderType.CANCEL
         price = np.empty(ids.shape, np.int64)
         qty = np.empty(ids.shape, np.int64)
+        at = (
+            None
+            if rows is None
+            else np.broadcast_to(np.asarray(rows, np.int64), (*ids.shape, rows.shape[-1]))
+        )
         for kind, sel in (("limit", ~cancel), ("cancel", cancel)):
             if not sel.any():
                 continue
@@ -697,9 +710,8 @@ class OrderTokenizer:
             bins = self.price[kind]
             code = bins.decode(ps[sel], u=uk[:, 0])
             if kind == "cancel" and self.cancel_levels:
-                if rows is None:
+                if at is None:
                     raise ValueError("a v3 tokenizer decodes cancels by level: pass the rows")
-                at = np.broadcast_to(np.asarray(rows, np.int64), (*ids.shape, rows.shape[-1]))
                 price[sel] = cancel_level_prices(code, at[sel], self.tick)
             elif kind == "cancel":
                 price[sel] = cancel_prices(code, ask[sel], bid[sel], self.tick)
@@ -708,12 +720,8 @@ class OrderTokenizer:
                 hi = np.append(bins.lo[1:] - 1, np.iinfo(np.int64).max)[ps[sel]]
                 price[sel] = limit_prices(type_[sel], code, ask[sel], bid[sel], lo, hi, self.tick)
             qty[sel] = self.volume[kind].decode(vs[sel], u=uk[:, 1])
-        if self.sweep and rows is not None:
-            at = np.broadcast_to(np.asarray(rows, np.int64), (*ids.shape, rows.shape[-1]))
-            sweep = ~cancel & (vs == SWEEP_SLOT)
-            sweep &= ((type_ == OrderType.BID) & (price >= ask)) | (
-                (type_ == OrderType.ASK) & (price <= bid)
-            )
+        if self.sweep and at is not None:
+            sweep = (vs == SWEEP_SLOT) & marketable_mask(type_, price, ask, bid)
             available = available_from_rows(type_[sweep], price[sweep], at[sweep])
             qty[sweep] = np.where(available > 0, available, qty[sweep])
         return DecodedOrders(
