@@ -211,17 +211,29 @@ class Block(nn.Module):
 
 # ---------------------------------------------------------------------- output heads
 def _sample(
-    logits: torch.Tensor, temperature: float, generator=None, u: torch.Tensor | None = None
+    logits: torch.Tensor,
+    temperature: float,
+    generator=None,
+    u: torch.Tensor | None = None,
+    top_p: float = 1.0,
 ) -> torch.Tensor:
     """One index per row of (B, K) logits by inverse CDF; temperature 0 is the argmax.
 
-    ``u`` (B,) are the uniforms to use (callers that keep one random stream per sequence pass
-    them); otherwise they are drawn from ``generator``. Inverse CDF with one uniform per row is
-    ~5x cheaper than ``torch.multinomial`` for small K on a CPU.
+    ``top_p`` < 1 samples from the nucleus: the most probable classes whose mass first reaches
+    ``top_p``, renormalized (the tail of unlikely classes is never drawn). ``u`` (B,) are the
+    uniforms to use (callers that keep one random stream per sequence pass them); otherwise they
+    are drawn from ``generator``. Inverse CDF with one uniform per row is ~5x cheaper than
+    ``torch.multinomial`` for small K on a CPU.
     """
     if temperature <= 0:
         return logits.argmax(dim=-1)
-    cdf = F.softmax(logits / temperature, dim=-1).cumsum(dim=-1)
+    probs = F.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        before = sorted_p.cumsum(dim=-1) - sorted_p  # mass of the more probable classes
+        sorted_p = sorted_p.masked_fill(before >= top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
+    cdf = probs.cumsum(dim=-1)
     if u is None:
         u = torch.rand(logits.shape[:-1], generator=generator, device=logits.device)
     u = u.to(cdf.dtype).unsqueeze(-1)
@@ -245,13 +257,20 @@ class FlatHead(nn.Module):
         return F.log_softmax(self.out(h), dim=-1)
 
     def sample(
-        self, h: torch.Tensor, temperature: float = 1.0, generator=None, uniforms=None
+        self,
+        h: torch.Tensor,
+        temperature: float = 1.0,
+        generator=None,
+        uniforms=None,
+        top_p: float | tuple[float, float, float, float] = 1.0,
     ) -> torch.Tensor:
         u = None if uniforms is None else uniforms[:, 0]
-        temps = field_temperatures(temperature)
-        if len(set(temps)) != 1:
-            raise ValueError("the flat head samples whole tokens: one temperature only")
-        return _sample(self.out(h), temps[0], generator, u)
+        temps, tops = field_temperatures(temperature), field_top_p(top_p)
+        if len(set(temps)) != 1 or len(set(tops)) != 1:
+            raise ValueError(
+                "the flat head samples whole tokens: one temperature and one top_p only"
+            )
+        return _sample(self.out(h), temps[0], generator, u, tops[0])
 
 
 class _Factor(nn.Module):
@@ -307,36 +326,54 @@ class FactorizedHead(nn.Module):
         return torch.stack([self.log_prob(row.expand(VOCAB_SIZE, -1), ids) for row in h])
 
     def sample(
-        self, h: torch.Tensor, temperature: float = 1.0, generator=None, uniforms=None
+        self,
+        h: torch.Tensor,
+        temperature: float = 1.0,
+        generator=None,
+        uniforms=None,
+        top_p: float | tuple[float, float, float, float] = 1.0,
     ) -> torch.Tensor:
         """Ancestral sampling, one field at a time (temperature 0: greedy per field).
 
-        ``temperature`` is one value for all fields or four (type, price, volume, interval).
-        ``uniforms`` (B, 4), if given, drive the four draws instead of ``generator``.
+        ``temperature`` and ``top_p`` (nucleus mass, 1: the full distribution) are one value
+        for all fields or four (type, price, volume, interval). ``uniforms`` (B, 4), if given,
+        drive the four draws instead of ``generator``.
         """
 
         def u(k: int):
             return None if uniforms is None else uniforms[:, k]
 
-        temps = field_temperatures(temperature)
-        t = _sample(self.kind(h), temps[0], generator, u(0))
+        temps, tops = field_temperatures(temperature), field_top_p(top_p)
+        t = _sample(self.kind(h), temps[0], generator, u(0), tops[0])
         g1 = h + self.type_emb(t)
-        p = _sample(self.price(g1), temps[1], generator, u(1))
+        p = _sample(self.price(g1), temps[1], generator, u(1), tops[1])
         g2 = g1 + self.price_emb(t * N_PRICE + p)
-        v = _sample(self.volume(g2), temps[2], generator, u(2))
+        v = _sample(self.volume(g2), temps[2], generator, u(2), tops[2])
         g3 = g2 + self.volume_emb(t * N_VOLUME + v)
-        i = _sample(self.interval(g3), temps[3], generator, u(3))
+        i = _sample(self.interval(g3), temps[3], generator, u(3), tops[3])
         return join_ids(t, p, v, i)
+
+
+def _per_field(value, what: str) -> tuple[float, float, float, float]:
+    if isinstance(value, int | float):
+        return (float(value),) * 4
+    values = tuple(float(t) for t in value)
+    if len(values) != 4:
+        raise ValueError(f"need one {what} or four (one per field), got {value!r}")
+    return values  # type: ignore[return-value]
 
 
 def field_temperatures(temperature) -> tuple[float, float, float, float]:
     """Per-field temperatures (type, price, volume, interval) from one value or four."""
-    if isinstance(temperature, int | float):
-        return (float(temperature),) * 4
-    temps = tuple(float(t) for t in temperature)
-    if len(temps) != 4:
-        raise ValueError(f"need one temperature or four (one per field), got {temperature!r}")
-    return temps  # type: ignore[return-value]
+    return _per_field(temperature, "temperature")
+
+
+def field_top_p(top_p) -> tuple[float, float, float, float]:
+    """Per-field nucleus masses (type, price, volume, interval) from one value or four."""
+    tops = _per_field(top_p, "top_p")
+    if not all(0.0 < t <= 1.0 for t in tops):
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    return tops
 
 
 # ---------------------------------------------------------------------- the model
@@ -433,7 +470,12 @@ class OrderModel(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, h: torch.Tensor, temperature: float = 1.0, generator=None, uniforms=None
+        self,
+        h: torch.Tensor,
+        temperature: float = 1.0,
+        generator=None,
+        uniforms=None,
+        top_p: float | tuple[float, float, float, float] = 1.0,
     ) -> torch.Tensor:
         """Next token ids (B,) from final hidden states (B, d); see ``FactorizedHead.sample``."""
-        return self.head.sample(h, temperature, generator, uniforms)
+        return self.head.sample(h, temperature, generator, uniforms, top_p)

@@ -50,3 +50,18 @@ def test_console_script_reports_unknown_options_without_traceback(tmp_path: Path
     )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and "bogus" in proc.stderr
+
+
+def test_detection_commands_share_the_calibrated_rollout_count(
+    lobster_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from surveillance.commands.options import DETECTION_ROLLOUTS, MIN_DETECTION_ROLLOUTS
+    from surveillance.scoring import DetectionConfig
+
+    # the bundled calibrations were fitted with the detection default; the CLI must match it
+    assert DetectionConfig().rollouts == DETECTION_ROLLOUTS
+    data = str(lobster_zip(lobster_dir, "GOOG", 1))
+    for command in (["replay", data, "--out", "x.jsonl"], ["evaluate"], ["demo", data]):
+        code = main([*command, "--rollouts", str(MIN_DETECTION_ROLLOUTS - 1)])
+        err = capsys.readouterr().err
+        assert code == 2 and "'--rollouts': 2 is not in the range 3<=x<=4096" in err, command

@@ -156,6 +156,32 @@ def test_per_field_temperatures():
         flat.sample(h, (1.0, 0.5, 1.0, 1.0))
 
 
+def test_top_p_draws_only_from_the_nucleus():
+    model = _model()
+    head: FactorizedHead = model.head  # type: ignore[assignment]
+    h = model.hidden(*_inputs(64, 3))[:, -1]
+    u = torch.rand(64, 4, generator=torch.Generator().manual_seed(4))
+    # top_p 1 is the plain distribution; a vanishing nucleus is the greedy choice per field
+    assert torch.equal(
+        model.sample(h, 1.0, uniforms=u, top_p=1.0), model.sample(h, 1.0, uniforms=u)
+    )
+    assert torch.equal(model.sample(h, 1.0, uniforms=u, top_p=1e-6), model.sample(h, 0.0))
+    # a price nucleus of 0.6 under a sampled type: every price is among the most probable
+    # classes whose mass before it is under 0.6, and some draws differ from the full sampler
+    ids = model.sample(h, 1.0, uniforms=u, top_p=(1.0, 0.6, 1.0, 1.0))
+    t, p, _, _ = split_ids(ids)
+    assert torch.equal(t, split_ids(model.sample(h, 1.0, uniforms=u))[0])
+    probs = torch.softmax(head.price(h + head.type_emb(t)), dim=-1)
+    before = (probs * (probs > probs.gather(-1, p[:, None]))).sum(-1)
+    assert bool((before < 0.6).all())
+    assert not torch.equal(p, split_ids(model.sample(h, 1.0, uniforms=u))[1])
+    with pytest.raises(ValueError, match="top_p"):
+        model.sample(h, 1.0, top_p=0.0)
+    flat = _model(LMMConfig(**{**CFG.to_dict(), "head": "flat"}))
+    with pytest.raises(ValueError, match="one top_p"):
+        flat.sample(h, 1.0, top_p=(1.0, 0.9, 1.0, 1.0))
+
+
 def test_seeded_sampling_is_reproducible():
     model = _model()
     h = model.hidden(*_inputs(8, 3))[:, -1]

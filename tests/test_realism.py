@@ -73,7 +73,8 @@ def test_table_output_lists_every_fact(lobster_dir: Path, capsys):
         (["--start", "25:00"], "not a time of day"),
         (["--window", "soon"], "not a duration"),
         (["--start", "15:50", "--windows", "2"], "outside the data"),
-        (["--rollouts", "0"], "must be positive"),
+        (["--windows", "0"], "must be positive"),
+        (["--rollouts", "0"], "not in the range 1<=x<=4096"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_a_non_zero_exit(lobster_dir, capsys, args, message):

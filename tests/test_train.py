@@ -18,7 +18,12 @@ from models.generator import (  # noqa: E402
     pad_rows,
 )
 from models.model import LMMConfig  # noqa: E402
-from models.tokenizer import LOB_DIM, MARKETABLE_BASE, token_fields  # noqa: E402
+from models.tokenizer import (  # noqa: E402
+    LOB_DIM,
+    MARKETABLE_BASE,
+    TOKENIZER_VERSION,
+    token_fields,
+)
 from models.train import (  # noqa: E402
     TrainConfig,
     bigram_nll,
@@ -79,6 +84,7 @@ def test_checkpoint_round_trip_rebuilds_the_same_logits(trained):
     model, tok, meta = load_checkpoint(out.with_suffix(".pt"))
     assert meta["config"] == result.model.cfg.to_dict()
     assert tok.to_dict() == result.tokenizer.to_dict()
+    assert tok.version == TOKENIZER_VERSION  # what training fits unless asked for --sweep
     assert len(meta["data"]) == 2 and all(len(d["sha256"]) == 64 for d in meta["data"])
     g = torch.Generator().manual_seed(0)
     x = (
@@ -382,6 +388,7 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     cal = json.loads((CHECKPOINT_DIR / "calibration.json").read_text())
     assert cal["model_version"] == bundled
     assert generator.sampler_version((1.0, 0.9, 1.0, 1.0)) != generator.sampler_version()
+    assert generator.sampler_version(top_p=1.0) != generator.sampler_version()
     monkeypatch.setattr(generator, "SAMPLER_REVISION", generator.SAMPLER_REVISION + 1)
     assert checkpoint_version(None) != bundled
     copy = tmp_path / "lmm-small.pt"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from surveillance.commands.options import rollouts_option
+
 TYPOLOGIES = ["spoofing", "layering", "quote_stuffing", "momentum_ignition", "pump_and_dump"]
 
 
@@ -33,7 +35,7 @@ TYPOLOGIES = ["spoofing", "layering", "quote_stuffing", "momentum_ignition", "pu
     show_default=True,
     help="Order model for the rollouts; auto: the LMM if its checkpoint exists, else empirical.",
 )
-@click.option("--rollouts", default=16, show_default=True, type=click.IntRange(3, 4096))
+@rollouts_option()
 @click.option("--window", default="25m", show_default=True, help="Window length.")
 @click.option("--seed", default=0, show_default=True)
 @click.option(

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from surveillance.commands.options import rollouts_option
+
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lobster"
 DEFAULT_DAYS = (
     SHARED / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip",
@@ -41,7 +43,7 @@ DEFAULT_DAYS = (
 @click.option("--calibration-stride", default="25m", show_default=True)
 @click.option("--window", default="25m", show_default=True, help="Window length.")
 @click.option("--stride", default="5m", show_default=True, help="Between window starts.")
-@click.option("--rollouts", default=16, show_default=True, type=click.IntRange(3, 4096))
+@rollouts_option()
 @click.option(
     "--typologies", default="all", show_default=True, help="Comma-separated typologies, or all."
 )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from surveillance.commands.options import rollouts_option
+
 DEFAULT_MODEL = Path("models/checkpoints/lmm-small.pt")
 
 
@@ -46,7 +48,7 @@ def build_generator(
 )
 @click.option("--start", default="14:30", show_default=True, help="First window start, HH:MM.")
 @click.option("--windows", default=3, show_default=True, type=int, help="Consecutive windows.")
-@click.option("--rollouts", default=32, show_default=True, type=int, help="Rollouts per window.")
+@rollouts_option(default=32, minimum=1, help="Rollouts per window.")
 @click.option("--window", "window", default="25m", show_default=True, help="Window length.")
 @click.option(
     "--context", default="30m", show_default=True, help="Real order history given as context."
@@ -109,8 +111,8 @@ def command(
         context_ns = parse_duration(context)
     except RealismError as exc:
         raise click.BadParameter(str(exc)) from None
-    if windows <= 0 or rollouts <= 0:
-        raise click.BadParameter("--windows and --rollouts must be positive")
+    if windows <= 0:
+        raise click.BadParameter("--windows must be positive")
     if max_orders is not None and max_orders <= 0:
         raise click.BadParameter("--max-orders must be positive")
     day = load_lobster(data)

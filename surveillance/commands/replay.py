@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from surveillance.commands.options import rollouts_option
+
 DEFAULT_CALIBRATION = (
     Path(__file__).resolve().parents[2] / "models" / "checkpoints" / ("calibration.json")
 )
@@ -25,13 +27,7 @@ DEFAULT_CALIBRATION = (
     help="Input format.",
 )
 @click.option("--window", default="25m", show_default=True, help="Window length (25m, 90s, 1h).")
-@click.option(
-    "--rollouts",
-    default=16,
-    show_default=True,
-    type=click.IntRange(3, 4096),
-    help="Simulated futures per window.",
-)
+@rollouts_option()
 @click.option("--seed", default=0, show_default=True, help="Seed (same seed, same output).")
 @click.option(
     "--generator",
