@@ -83,13 +83,13 @@ class LMMGenerator:
 
     ``temperature`` divides the logits (0: greedy, deterministic): one value for every field or
     four (type, price, volume, interval; default ``DEFAULT_TEMPERATURE``). ``top_p`` is the
-    nucleus mass each field samples from, one value or four (default ``DEFAULT_TOP_P``). ``snap_cancels``: a
-    cancel whose volume slot holds the size of the order the engine would remove (the newest
-    at the level its price targets) cancels exactly that size, so the order goes as a whole,
-    as most real cancels do, instead of leaving a remnant that keeps the level alive.
-    ``levels`` is the
-    most book levels per side the features read (default 10); ``begin`` lowers it to the depth
-    of ``history_rows`` so that a level-5 instrument (AMZN) is seen as it was in training.
+    nucleus mass each field samples from, one value or four (default ``DEFAULT_TOP_P``).
+    ``snap_cancels``: a cancel whose volume slot holds the size of the order the engine would
+    remove (the newest at the level its price targets) cancels exactly that size, so the order
+    goes as a whole, as most real cancels do, instead of leaving a remnant that keeps the level
+    alive. ``levels`` is the most book levels per side the features read (default 10); ``begin``
+    lowers it to the depth of ``history_rows`` so that a level-5 instrument (AMZN) is seen as it
+    was in training.
     """
 
     def __init__(
