@@ -386,7 +386,8 @@ def tpr_at_fpr(
 
 
 def summarize(results: Sequence[VariantScore], fpr: float = 0.05) -> dict[str, Any]:
-    """AUC and TPR at ``fpr`` per typology, intensity and detector, plus overall means."""
+    """AUC and TPR at ``fpr`` per typology, intensity and detector, plus overall means, and the
+    AUCs within each instrument (``by_instrument``)."""
     clean = [r for r in results if r.variant == "clean"]
     table: dict[str, dict[str, dict[str, dict[str, float | None]]]] = {}
     cells: dict[str, list[float]] = {d: [] for d in DETECTORS}
@@ -409,9 +410,24 @@ def summarize(results: Sequence[VariantScore], fpr: float = 0.05) -> dict[str, A
                 }
                 if auc is not None:
                     cells[d].append(auc)
+    # the same AUCs within each instrument (its clean windows against its manipulated ones): a
+    # pooled AUC can hide one instrument whose normal windows the simulation misreads
+    by_instrument: dict[str, dict[str, dict[str, dict[str, float | None]]]] = {}
+    for instrument in sorted({r.instrument for r in results}):
+        mine = [r for r in results if r.instrument == instrument]
+        neg_by = {d: [r.scores[d] for r in mine if r.variant == "clean"] for d in DETECTORS}
+        cells_i = by_instrument.setdefault(instrument, {})
+        for typology, by_intensity in table.items():
+            for intensity in by_intensity:
+                manip = [r for r in mine if r.variant == typology and r.intensity == intensity]
+                cells_i.setdefault(typology, {})[intensity] = {
+                    d: roc_auc(neg_by[d], [r.scores[d] for r in manip])  # type: ignore[arg-type]
+                    for d in DETECTORS
+                }
     return {
         "fpr": fpr,
         "windows": len(clean),
         "by_typology": table,
+        "by_instrument": by_instrument,
         "mean_auc": {d: (float(np.mean(v)) if v else None) for d, v in cells.items()},
     }

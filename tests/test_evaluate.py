@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from surveillance.cli import main
-from surveillance.evaluate import roc_auc, tpr_at_fpr
+from surveillance.evaluate import DETECTORS, VariantScore, roc_auc, summarize, tpr_at_fpr
 from tests.conftest import lobster_zip
 
 
@@ -20,6 +20,24 @@ def test_auc_and_tpr_on_known_rankings() -> None:
     # 20 clean scores 0..19: at 5% one of them (19) may exceed the threshold, which is 18
     assert tpr_at_fpr(list(range(20)), [17.5, 18.5], 0.05) == 0.5
     assert tpr_at_fpr(list(range(20)), [17.5], 0.01) == 0.0
+
+
+def test_summary_gives_the_auc_within_each_instrument() -> None:
+    def window(instrument: str, variant: str, score: float) -> VariantScore:
+        intensity = None if variant == "clean" else "moderate"
+        return VariantScore(instrument, 0, variant, intensity, dict.fromkeys(DETECTORS, score), [])
+
+    # A separates spoofing perfectly; B's clean windows all outscore its spoofed ones
+    results = [window("A", "clean", x) for x in (1.0, 2.0)]
+    results += [window("A", "spoofing", x) for x in (3.0, 4.0)]
+    results += [window("B", "clean", x) for x in (10.0, 11.0)]
+    results += [window("B", "spoofing", x) for x in (5.0, 6.0)]
+    summary = summarize(results)
+    within = summary["by_instrument"]
+    assert within["A"]["spoofing"]["moderate"]["simulation"] == 1.0
+    assert within["B"]["spoofing"]["moderate"]["simulation"] == 0.0
+    # pooled: A's spoofed windows beat A's clean ones only, B's beat A's clean ones only
+    assert summary["by_typology"]["spoofing"]["moderate"]["simulation"]["auc"] == 0.5
 
 
 def test_evaluate_command_scores_clean_and_manipulated_windows(

@@ -274,6 +274,20 @@ def _print_table(summary: dict) -> None:
                 tpr = "-" if c["tpr_at_fpr"] is None else f"{c['tpr_at_fpr']:.2f}"
                 row += f"{auc + ' / ' + tpr:>26}"
             out.write(row + "\n")
+    instruments = summary.get("by_instrument", {})
+    if len(instruments) > 1:  # with one instrument this is the table above
+        out.write("simulation AUC within each instrument\n")
+        out.write(f"{'typology':<20}{'intensity':<10}" + "".join(f"{i:>10}" for i in instruments))
+        out.write("\n")
+        for typology, by in summary["by_typology"].items():
+            row = f"{typology:<20}"
+            for intensity in by:
+                cells = [instruments[i][typology][intensity]["simulation"] for i in instruments]
+                out.write(
+                    f"{row}{intensity:<10}"
+                    + "".join(f"{'-' if a is None else f'{a:.3f}':>10}" for a in cells)
+                    + "\n"
+                )
     means = summary["mean_auc"]
     out.write(
         "mean AUC: "
