@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from models.model import KVCache, OrderModel, field_temperatures, field_top_p
+from models.model import KVCache, OrderModel, PerField, field_temperatures, field_top_p
 from models.tokenizer import (
     N_LEVELS,
     SWEEP_SLOT,
@@ -97,8 +97,8 @@ class LMMGenerator:
         model: OrderModel,
         tokenizer: OrderTokenizer,
         *,
-        temperature: float | tuple[float, float, float, float] = DEFAULT_TEMPERATURE,
-        top_p: float | tuple[float, float, float, float] = DEFAULT_TOP_P,
+        temperature: PerField = DEFAULT_TEMPERATURE,
+        top_p: PerField = DEFAULT_TOP_P,
         device: str = "cpu",
         levels: int = N_LEVELS,
         snap_cancels: bool = True,
@@ -255,9 +255,9 @@ def cancel_target_qty(book: OrderBook, price: int) -> int | None:
 
 
 def sampler_version(
-    temperature: float | tuple[float, float, float, float] = DEFAULT_TEMPERATURE,
+    temperature: PerField = DEFAULT_TEMPERATURE,
     snap_cancels: bool = True,
-    top_p: float | tuple[float, float, float, float] = DEFAULT_TOP_P,
+    top_p: PerField = DEFAULT_TOP_P,
 ) -> str:
     """``s<crc>`` of the sampling settings and ``SAMPLER_REVISION`` (the defaults: what
     ``load_generator`` samples with)."""

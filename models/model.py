@@ -210,6 +210,11 @@ class Block(nn.Module):
 
 
 # ---------------------------------------------------------------------- output heads
+# A sampling setting (temperature, top-p): one value for every field, or one per field (type,
+# price, volume, interval).
+PerField = float | tuple[float, float, float, float]
+
+
 def _sample(
     logits: torch.Tensor,
     temperature: float,
@@ -259,10 +264,10 @@ class FlatHead(nn.Module):
     def sample(
         self,
         h: torch.Tensor,
-        temperature: float = 1.0,
+        temperature: PerField = 1.0,
         generator=None,
         uniforms=None,
-        top_p: float | tuple[float, float, float, float] = 1.0,
+        top_p: PerField = 1.0,
     ) -> torch.Tensor:
         u = None if uniforms is None else uniforms[:, 0]
         temps, tops = field_temperatures(temperature), field_top_p(top_p)
@@ -328,10 +333,10 @@ class FactorizedHead(nn.Module):
     def sample(
         self,
         h: torch.Tensor,
-        temperature: float = 1.0,
+        temperature: PerField = 1.0,
         generator=None,
         uniforms=None,
-        top_p: float | tuple[float, float, float, float] = 1.0,
+        top_p: PerField = 1.0,
     ) -> torch.Tensor:
         """Ancestral sampling, one field at a time (temperature 0: greedy per field).
 
@@ -354,7 +359,7 @@ class FactorizedHead(nn.Module):
         return join_ids(t, p, v, i)
 
 
-def _per_field(value, what: str) -> tuple[float, float, float, float]:
+def _per_field(value: PerField, what: str) -> tuple[float, float, float, float]:
     if isinstance(value, int | float):
         return (float(value),) * 4
     values = tuple(float(t) for t in value)
@@ -472,10 +477,10 @@ class OrderModel(nn.Module):
     def sample(
         self,
         h: torch.Tensor,
-        temperature: float = 1.0,
+        temperature: PerField = 1.0,
         generator=None,
         uniforms=None,
-        top_p: float | tuple[float, float, float, float] = 1.0,
+        top_p: PerField = 1.0,
     ) -> torch.Tensor:
         """Next token ids (B,) from final hidden states (B, d); see ``FactorizedHead.sample``."""
         return self.head.sample(h, temperature, generator, uniforms, top_p)

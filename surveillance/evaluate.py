@@ -385,48 +385,56 @@ def tpr_at_fpr(
     return float((pos > threshold).mean())
 
 
-def summarize(results: Sequence[VariantScore], fpr: float = 0.05) -> dict[str, Any]:
-    """AUC and TPR at ``fpr`` per typology, intensity and detector, plus overall means, and the
-    AUCs within each instrument (``by_instrument``)."""
+def _table(results: Sequence[VariantScore], fpr: float) -> dict[str, Any]:
+    """typology -> intensity -> detector -> AUC, TPR at ``fpr`` and counts: the clean windows
+    of ``results`` against each group of its manipulated ones."""
     clean = [r for r in results if r.variant == "clean"]
     table: dict[str, dict[str, dict[str, dict[str, float | None]]]] = {}
-    cells: dict[str, list[float]] = {d: [] for d in DETECTORS}
     for r in results:
-        if r.variant == "clean":
-            continue
-        table.setdefault(r.variant, {}).setdefault(str(r.intensity), {})
+        if r.variant != "clean":
+            table.setdefault(r.variant, {}).setdefault(str(r.intensity), {})
     for typology, by_intensity in table.items():
-        for intensity in by_intensity:
+        for intensity, cell in by_intensity.items():
             manip = [r for r in results if r.variant == typology and r.intensity == intensity]
             for d in DETECTORS:
                 neg = [r.scores[d] for r in clean]
                 pos = [r.scores[d] for r in manip]
-                auc = roc_auc(neg, pos)  # type: ignore[arg-type]
-                by_intensity[intensity][d] = {
-                    "auc": auc,
+                cell[d] = {
+                    "auc": roc_auc(neg, pos),  # type: ignore[arg-type]
                     "tpr_at_fpr": tpr_at_fpr(neg, pos, fpr),  # type: ignore[arg-type]
                     "n_clean": len([x for x in neg if x is not None]),
                     "n_manipulated": len([x for x in pos if x is not None]),
                 }
-                if auc is not None:
-                    cells[d].append(auc)
+    return table
+
+
+def summarize(results: Sequence[VariantScore], fpr: float = 0.05) -> dict[str, Any]:
+    """AUC and TPR at ``fpr`` per typology, intensity and detector, plus overall means, and the
+    AUCs within each instrument (``by_instrument``)."""
+    table = _table(results, fpr)
+    cells: dict[str, list[float]] = {d: [] for d in DETECTORS}
+    for by_intensity in table.values():
+        for cell in by_intensity.values():
+            for d in DETECTORS:
+                if cell[d]["auc"] is not None:
+                    cells[d].append(cell[d]["auc"])
     # the same AUCs within each instrument (its clean windows against its manipulated ones): a
     # pooled AUC can hide one instrument whose normal windows the simulation misreads
-    by_instrument: dict[str, dict[str, dict[str, dict[str, float | None]]]] = {}
-    for instrument in sorted({r.instrument for r in results}):
-        mine = [r for r in results if r.instrument == instrument]
-        neg_by = {d: [r.scores[d] for r in mine if r.variant == "clean"] for d in DETECTORS}
-        cells_i = by_instrument.setdefault(instrument, {})
-        for typology, by_intensity in table.items():
-            for intensity in by_intensity:
-                manip = [r for r in mine if r.variant == typology and r.intensity == intensity]
-                cells_i.setdefault(typology, {})[intensity] = {
-                    d: roc_auc(neg_by[d], [r.scores[d] for r in manip])  # type: ignore[arg-type]
-                    for d in DETECTORS
-                }
+    by_instrument = {
+        instrument: {
+            typology: {
+                intensity: {d: c["auc"] for d, c in cell.items()}
+                for intensity, cell in by_intensity.items()
+            }
+            for typology, by_intensity in _table(
+                [r for r in results if r.instrument == instrument], fpr
+            ).items()
+        }
+        for instrument in sorted({r.instrument for r in results})
+    }
     return {
         "fpr": fpr,
-        "windows": len(clean),
+        "windows": sum(r.variant == "clean" for r in results),
         "by_typology": table,
         "by_instrument": by_instrument,
         "mean_auc": {d: (float(np.mean(v)) if v else None) for d, v in cells.items()},

@@ -282,7 +282,10 @@ def _print_table(summary: dict) -> None:
         for typology, by in summary["by_typology"].items():
             row = f"{typology:<20}"
             for intensity in by:
-                cells = [instruments[i][typology][intensity]["simulation"] for i in instruments]
+                cells = [
+                    instruments[i].get(typology, {}).get(intensity, {}).get("simulation")
+                    for i in instruments
+                ]
                 out.write(
                     f"{row}{intensity:<10}"
                     + "".join(f"{'-' if a is None else f'{a:.3f}':>10}" for a in cells)
