@@ -156,6 +156,8 @@ class RolloutResult:
     qty: np.ndarray  # int64, as generated
     aggressive: np.ndarray  # bool, marketable on arrival
     applied: np.ndarray  # bool
+    # int64 clearing-house id: a limit order's own id; a cancel's first order removed (0: none)
+    order_id: np.ndarray
     filled_qty: np.ndarray  # int64, traded by this order as the aggressor
     best_bid: np.ndarray  # int64
     best_ask: np.ndarray  # int64
@@ -204,6 +206,7 @@ class _Recorder:
         "bid_qty",
         "dropped",
         "filled",
+        "order_id",
         "price",
         "qty",
         "redirected",
@@ -228,6 +231,7 @@ class _Recorder:
         self.aggressive: list[bool] = []
         self.applied: list[bool] = []
         self.filled: list[int] = []
+        self.order_id: list[int] = []
         self.best_bid: list[int] = []
         self.best_ask: list[int] = []
         self.bid_qty: list[int] = []
@@ -259,6 +263,7 @@ class _Recorder:
             qty=np.array(self.qty, dtype=i64),
             aggressive=np.array(self.aggressive, dtype=bool),
             applied=np.array(self.applied, dtype=bool),
+            order_id=np.array(self.order_id, dtype=i64),
             filled_qty=np.array(self.filled, dtype=i64),
             best_bid=np.array(self.best_bid, dtype=i64),
             best_ask=np.array(self.best_ask, dtype=i64),
@@ -339,34 +344,36 @@ def apply_cancel(
     rng: np.random.Generator | None = None,
     max_depth: int | None = None,
     exact: bool = False,
-) -> tuple[int, int, bool]:
+) -> tuple[int, int, bool, int]:
     """Apply a price-only cancel under the module's policy.
 
-    Returns ``(side, removed_qty, redirected)``; ``side`` is 0 for a void cancel. ``exact``:
-    nothing resting at ``price`` makes it a void cancel (no redirection).
+    Returns ``(side, removed_qty, redirected, order_id)``; ``side`` is 0 for a void cancel,
+    ``order_id`` the first resting order it took shares from (0 if none). ``exact``: nothing
+    resting at ``price`` makes it a void cancel (no redirection).
     """
     book = house.book
     side = cancel_side(book, price)
     if side == 0:
-        return 0, 0, False
+        return 0, 0, False, 0
     level = book.level(side, price)
     redirected = False
     if level is None:
         if exact:
-            return 0, 0, False
+            return 0, 0, False, 0
         if max_depth is not None and book.level_count(side) >= max_depth:
             deepest = book._bid_keys[0] if side > 0 else -book._ask_keys[0]
             if (price < deepest) if side > 0 else (price > deepest):
-                return 0, 0, False  # below the tracked depth: nothing the rollout knows of
+                return 0, 0, False, 0  # below the tracked depth: nothing the rollout knows of
         near = nearest_level_price(book, side, price)
         if near is None:
-            return 0, 0, False
+            return 0, 0, False, 0
         level = book.level(side, near)
         redirected = True
     assert level is not None
     orders = level.orders
     left = qty
     removed = 0
+    first = 0
     while left > 0 and orders:
         if policy == "newest":
             order_id = next(reversed(orders))
@@ -379,10 +386,11 @@ def apply_cancel(
             raise ValueError(f"unknown cancel policy {policy!r}")
         resting = orders[order_id]
         take = left if left < resting else resting
+        first = first or order_id
         house.cancel(order_id, take, ts_ns)
         left -= take
         removed += take
-    return side, removed, redirected
+    return side, removed, redirected, first
 
 
 def fork_rollouts(
@@ -465,10 +473,12 @@ def fork_rollouts(
                     if order.ioc
                     else house.submit_limit(side, price, qty, ts)
                 )
+                oid = res.order_id
                 if res.status is _REJECTED:
                     rec.rejected += 1
                     applied = False
                     filled = 0
+                    oid = 0
                 else:
                     applied = True
                     filled = res.filled_qty
@@ -486,11 +496,11 @@ def fork_rollouts(
                 aggressive = False
                 filled = 0
                 if qty <= 0:
-                    side, removed, redirected = 0, 0, False
+                    side, removed, redirected, oid = 0, 0, False, 0
                     rec.rejected += 1
                     rec_void = False
                 else:
-                    side, removed, redirected = apply_cancel(
+                    side, removed, redirected, oid = apply_cancel(
                         house,
                         price,
                         qty,
@@ -515,6 +525,7 @@ def fork_rollouts(
             rec.qty.append(qty)
             rec.aggressive.append(aggressive)
             rec.applied.append(applied)
+            rec.order_id.append(oid)
             rec.filled.append(filled)
             bid_keys, ask_keys = b._bid_keys, b._ask_keys
             if bid_keys:

@@ -15,10 +15,10 @@ pool of the others (simulation versus simulation). Per fact this gives
   than the simulation is like itself), and the empirical p-value
   ``(1 + #{j : null_j <= ovl}) / (N + 1)``.
 
-For the tail facts (``surveillance.metrics.TAIL_FACTS``: order and cancel sizes) the overlap is
-that of the two distributions cut at a high quantile (``overlap_tail``), the cut floored by the
-real window before the fork (``SimulationNull``), and the null standard deviation is floored at
-one sample's share rather than ``MIN_NULL_STD``.
+For the tail facts (``surveillance.metrics.TAIL_FACTS``: order and cancel sizes, fleeting orders
+left out) the overlap is that of the two distributions cut at a high quantile (``overlap_tail``),
+the cut floored by the real window before the fork (``SimulationNull``), and the null standard
+deviation is floored at one sample's share rather than ``MIN_NULL_STD``.
 
 Facts combine into one score, ``S = -sum(z_f) / sqrt(F)`` (Stouffer's form; larger is more
 anomalous), and its p-value comes from the same leave-one-out construction: each rollout's own
@@ -294,6 +294,12 @@ class FactNorms:
     standardized ``z' = (z - median) / spread`` then says how unusual the fact is *for this
     simulator on this instrument*, and every fact carries the same weight.
 
+    The score counts shortfalls only, so a fact's scale is never below its typical shortfall on
+    normal windows: the root mean square of their deviations below the median (the downside
+    deviation). A count-like fact (the tails: lasting large orders beyond both the simulation
+    and the recent market) is 0 on most normal windows and bursts on a few; its MAD is near 0
+    and, alone, would make every ordinary burst read as a manipulation.
+
     The combined score is the length of the shortfall vector, ``sqrt(sum_f min(z'_f, 0)^2)``:
     only facts that are less like the simulation than usual count (the paradigm's "realism
     drops"), and a manipulation that leaves its footprint on one or two facts is not averaged
@@ -324,9 +330,9 @@ class FactNorms:
                 continue  # too few normal windows to say what is usual for this fact
             med = float(np.median(values))
             center[f] = round(med, 6)
-            scale[f] = round(
-                max(1.4826 * float(np.median(np.abs(values - med))), MIN_NORM_SCALE), 6
-            )
+            robust = 1.4826 * float(np.median(np.abs(values - med)))
+            downside = float(np.sqrt(np.mean(np.minimum(values - med, 0.0) ** 2)))
+            scale[f] = round(max(robust, downside, MIN_NORM_SCALE), 6)
         return cls(center, scale, len(fact_z))
 
     def standardize(self, fact_z: Mapping[str, float | None]) -> dict[str, float]:

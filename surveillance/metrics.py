@@ -52,9 +52,20 @@ aggressive_volume           continuous  log10(1 + shares sent by marketable limi
 max_order_volume            continuous  log10 of the largest new limit order of a minute
 max_sweep                   continuous  the most ticks one marketable order moved the touch it
                                         took from, in a minute (a walk through several levels)
-large_orders                tail 0.999  log10 of a new limit order's size (every order)
-large_cancels               tail 0.999  log10 of a cancel's size (every cancel)
+large_orders                tail 0.999  log10 of a new limit order's size (every order that is
+                                        not fleeting)
+large_cancels               tail 0.999  log10 of a cancel's size (every cancel of an order that
+                                        is not fleeting)
 ==========================  ==========  ==========================================================
+
+A *fleeting* order (``fleeting``) is withdrawn within ``FLEETING_NS`` (1 s) of its arrival; its
+add and its cancel are both left out of the tail facts. A spoofer's order has to rest where
+others can see it to mislead them, so it is never fleeting; flickering orders that live for
+milliseconds are a different behaviour (other facts see their rate: ``cancel_ratio``,
+``inter_arrival``). On the shared AMZN day the last half hour is full of them: large orders
+added and deleted within a few milliseconds, dozens per window, that made the clean windows at
+the close look like spoofing to the size tails. The test needs order ids (``Trajectory.order_id``);
+a trajectory without them has no fleeting orders.
 
 The five after the returns (``FOOTPRINT_FACTS``) and the two tail facts (``TAIL_FACTS``) are
 not in the paper: the detector uses them because manipulation shows there first (a spoof order
@@ -124,6 +135,10 @@ TAIL_FACTS: dict[str, float] = {
     "large_cancels": 0.999,
 }
 DISCRETE_FACTS = frozenset({"spread", "spread_time_weighted"})
+FLEETING_NS = NS_PER_S  # an order withdrawn within this long of its arrival is fleeting
+# Bumped whenever what a fact measures changes (2: fleeting orders left out of the tails), so a
+# calibration fitted on the old facts reads as fitted with another detection config.
+FACTS_REVISION = 2
 
 
 # --------------------------------------------------------------------------- overlap
@@ -304,10 +319,15 @@ class Trajectory:
     bid_qty: np.ndarray | None = None
     ask_qty: np.ndarray | None = None
     qty0: tuple[int, int] = (0, 0)
+    # optional venue / clearing-house ids (a limit order's own id; the id a cancel removed
+    # shares from; 0 where none): what ``fleeting`` pairs adds and cancels by
+    order_id: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ts_ns)
         columns = ["type", "qty", "aggressive", "best_bid", "best_ask"]
+        if self.order_id is not None:
+            columns.append("order_id")
         if (self.bid_qty is None) != (self.ask_qty is None):
             raise ValueError("trajectory needs both bid_qty and ask_qty, or neither")
         if self.bid_qty is not None:
@@ -341,6 +361,7 @@ class Trajectory:
             bid_qty=r.bid_qty[keep],  # type: ignore[attr-defined]
             ask_qty=r.ask_qty[keep],  # type: ignore[attr-defined]
             qty0=r.qty0,  # type: ignore[attr-defined]
+            order_id=r.order_id[keep],  # type: ignore[attr-defined]
         )
 
     @property
@@ -377,6 +398,39 @@ class Trajectory:
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     ok = den > 0
     return num[ok] / den[ok]
+
+
+def fleeting(w: Trajectory, within_ns: int = FLEETING_NS) -> np.ndarray:
+    """Per order of ``w``: True for a limit order cancelled (in part or in full) within
+    ``within_ns`` of its arrival, and for such a cancel. An order that arrived before the window
+    is never fleeting (its arrival is not seen); nor is one whose cancel comes after the window.
+
+    >>> w = Trajectory(0, 60 * NS_PER_S, 900, 1100, ts_ns=np.array([0, 10, 2 * NS_PER_S, 3 * NS_PER_S]),
+    ...     type=np.array([BID, CANCEL, BID, CANCEL]), qty=np.array([5, 5, 7, 7]),
+    ...     aggressive=np.zeros(4, bool), best_bid=np.full(4, 900), best_ask=np.full(4, 1100),
+    ...     order_id=np.array([1, 1, 2, 2]))
+    >>> fleeting(w).tolist()  # order 1 lived 10 ns, order 2 a second
+    [True, True, False, False]
+    """
+    out = np.zeros(len(w.ts_ns), dtype=bool)
+    if w.order_id is None or len(out) == 0:
+        return out
+    ids = w.order_id
+    limit = (w.type != CANCEL) & (ids != 0)
+    cancel = (w.type == CANCEL) & (ids != 0)
+    # arrival of every limit order seen in the window (the first, should an id repeat)
+    add_ids, first = np.unique(ids[limit], return_index=True)
+    if len(add_ids) == 0:
+        return out
+    add_at = np.flatnonzero(limit)[first]
+    c_index = np.flatnonzero(cancel)
+    pos = np.searchsorted(add_ids, ids[c_index]).clip(max=len(add_ids) - 1)
+    seen = add_ids[pos] == ids[c_index]  # a cancel of an order that arrived in the window
+    c_index, pos = c_index[seen], pos[seen]
+    quick = (w.ts_ns[c_index] - w.ts_ns[add_at[pos]]) < within_ns
+    out[c_index[quick]] = True
+    out[add_at[pos[quick]]] = True
+    return out
 
 
 def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
@@ -483,9 +537,10 @@ def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None
     np.maximum.at(sweep, m[fin], walk[fin])
     out["max_sweep"] = (sweep[n_limit > 0], None)
 
-    # tail facts (TAIL_FACTS): every new limit order's size, every cancel's
-    new = qty[(kind != CANCEL) & (qty > 0)].astype(np.float64)
-    gone = qty[(kind == CANCEL) & (qty > 0)].astype(np.float64)
+    # tail facts (TAIL_FACTS): every new limit order's size, every cancel's, fleeting ones left out
+    lasting = ~fleeting(w)[inside]
+    new = qty[(kind != CANCEL) & (qty > 0) & lasting].astype(np.float64)
+    gone = qty[(kind == CANCEL) & (qty > 0) & lasting].astype(np.float64)
     out["large_orders"] = (np.log10(new), None)
     out["large_cancels"] = (np.log10(gone), None)
     return out

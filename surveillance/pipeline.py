@@ -339,6 +339,7 @@ def _trajectory(
         bid_qty=np.asarray(touch_qtys[0], dtype=np.int64)[last],
         ask_qty=np.asarray(touch_qtys[1], dtype=np.int64)[last],
         qty0=touch_qtys[2],
+        order_id=stream.order_id,
     )
 
 

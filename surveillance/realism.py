@@ -231,6 +231,7 @@ def real_trajectory(
         best_bid=rows[after, 2],
         best_ask=rows[after, 0],
         tick_size=tick_size,
+        order_id=stream.order_id[i0:i1],
     )
 
 

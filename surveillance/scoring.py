@@ -21,7 +21,13 @@ from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator, RolloutResult, fork_rollouts
 from simulator.types import BookEvent, Instrument
 from surveillance.detector import DETECTION_FACTS, FactSamples, SimulationNull, Verdict
-from surveillance.metrics import NS_PER_S, TAIL_FACTS, Trajectory, window_facts
+from surveillance.metrics import (
+    FACTS_REVISION,
+    NS_PER_S,
+    TAIL_FACTS,
+    Trajectory,
+    window_facts,
+)
 
 NS_PER_MIN = 60 * NS_PER_S
 
@@ -40,6 +46,7 @@ class DetectionConfig:
     baseline_windows: int = 6  # earlier windows the baselines compare with
     tick_size: int = 100
     price_scale: int = 10_000
+    facts_revision: int = FACTS_REVISION  # what the facts measure (surveillance.metrics)
 
     def version(self) -> str:
         """A short stable digest of the configuration (part of every alert)."""
@@ -127,6 +134,7 @@ def trajectory_from_events(
         bid_qty=bid_qty[last],
         ask_qty=ask_qty[last],
         qty0=qty0,
+        order_id=stream.order_id,
     )
 
 

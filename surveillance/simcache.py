@@ -28,9 +28,10 @@ from surveillance.metrics import Trajectory
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: order ids (the fleeting-order test of the tail facts needs them)
 _COLUMNS = ("ts_ns", "type", "qty", "aggressive", "best_bid", "best_ask")
 _DEPTH = ("bid_qty", "ask_qty")
+_IDS = ("order_id",)
 
 
 def key(
@@ -86,7 +87,9 @@ class SimCache:
                 offsets = z["offsets"]
                 head = z["head"]  # per rollout: start, end, bid0, ask0, tick, qty0 bid/ask
                 has_depth = bool(z["has_depth"])
-                cols = {c: z[c] for c in _COLUMNS + (_DEPTH if has_depth else ())}
+                has_ids = bool(z["has_ids"])
+                names = _COLUMNS + (_DEPTH if has_depth else ()) + (_IDS if has_ids else ())
+                cols = {c: z[c] for c in names}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             # a truncated or foreign file is a miss: the fork is run again and rewritten
             log.warning("simulation cache: ignoring unreadable %s (%s)", path.name, exc)
@@ -107,6 +110,7 @@ class SimCache:
                     bid_qty=cols["bid_qty"][a:b] if has_depth else None,
                     ask_qty=cols["ask_qty"][a:b] if has_depth else None,
                     qty0=(q_bid, q_ask),
+                    order_id=cols["order_id"][a:b] if has_ids else None,
                 )
             )
         self.hits += 1
@@ -116,6 +120,7 @@ class SimCache:
         if not sims:
             raise ValueError("nothing to cache: no rollouts")
         has_depth = all(s.bid_qty is not None for s in sims)
+        has_ids = all(s.order_id is not None for s in sims)
         lengths = [len(s.ts_ns) for s in sims]
         arrays: dict[str, np.ndarray] = {
             "format": np.array(CACHE_FORMAT),
@@ -128,8 +133,9 @@ class SimCache:
                 dtype=np.int64,
             ),
             "has_depth": np.array(has_depth),
+            "has_ids": np.array(has_ids),
         }
-        for c in _COLUMNS + (_DEPTH if has_depth else ()):
+        for c in _COLUMNS + (_DEPTH if has_depth else ()) + (_IDS if has_ids else ()):
             arrays[c] = np.concatenate([np.asarray(getattr(s, c)) for s in sims])
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp.npz")
         os.close(fd)

@@ -132,6 +132,18 @@ def test_fact_norms_weigh_facts_by_how_they_behave_on_normal_windows(tmp_path) -
     assert Calibration.load(tmp_path / "cal.json") == cal
 
 
+def test_a_fact_that_bursts_on_some_normal_windows_is_scaled_by_its_bursts() -> None:
+    """Quiet on most normal windows, a burst of -6 on one in five: the MAD is 0, so the scale
+    comes from the downside deviation, and a burst the size of the normal ones is not extreme."""
+    values = [0.0, 0.0, -6.0, 0.0, 0.0] * 2
+    norms = FactNorms.fit([{"tail": v, "flat": 0.0} for v in values])
+    assert norms.center["tail"] == 0.0
+    assert norms.scale["tail"] == pytest.approx(np.sqrt(36 * 2 / 10))
+    assert norms.scale["flat"] == 0.5  # MIN_NORM_SCALE
+    assert norms.score({"tail": -6.0, "flat": 0.0}) == pytest.approx(6 / np.sqrt(7.2))
+    assert norms.score({"tail": -30.0, "flat": 0.0}) > 10
+
+
 def test_too_few_normal_windows_fall_back_to_raw_scores() -> None:
     normal = [("GOOG", float(x), {"a": -1.0}) for x in range(3)]
     cal = Calibration.fit_normal(normal, far=0.05, method="test")

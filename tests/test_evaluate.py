@@ -189,6 +189,7 @@ def test_an_unreadable_cache_file_is_a_miss(tmp_path: Path) -> None:
             bid_qty=np.array([300, 200], dtype=np.int64),
             ask_qty=np.array([100, 50], dtype=np.int64),
             qty0=(300, 100 + j),
+            order_id=np.array([40 + j, 40 + j], dtype=np.int64),
         )
         for j in range(3)
     ]
@@ -212,6 +213,7 @@ def test_an_unreadable_cache_file_is_a_miss(tmp_path: Path) -> None:
             "best_ask",
             "bid_qty",
             "ask_qty",
+            "order_id",
         ):
             assert np.array_equal(getattr(a, col), getattr(b, col))
             assert getattr(a, col).dtype == getattr(b, col).dtype

@@ -153,6 +153,37 @@ def test_tail_facts_take_every_order_and_cancel_even_in_a_trailing_part_minute()
     assert np.allclose(10 ** f["large_cancels"][0], [300, 50])
 
 
+def test_tail_facts_leave_out_fleeting_orders():
+    """A large order withdrawn 5 ms after it arrived is fleeting: neither its add nor its
+    cancel reaches the size tails. Without order ids nothing can be paired, and both count."""
+    from dataclasses import replace
+
+    from surveillance.metrics import fleeting
+
+    w = Trajectory(
+        0,
+        60 * S,
+        1_000,
+        1_200,
+        ts_ns=np.array([1 * S, 1 * S + 5_000_000, 2 * S, 10 * S, 11 * S]),
+        type=np.array([1, 2, 1, 2, 2]),
+        qty=np.array([5_000, 5_000, 300, 300, 40]),
+        aggressive=np.zeros(5, dtype=bool),
+        best_bid=np.full(5, 1_000),
+        best_ask=np.full(5, 1_200),
+        order_id=np.array([7, 7, 8, 8, 3]),  # order 3 rested before the window
+    )
+    assert fleeting(w).tolist() == [True, True, False, False, False]
+    f = window_facts(w)
+    assert np.allclose(10 ** f["large_orders"][0], [300])
+    assert np.allclose(10 ** f["large_cancels"][0], [300, 40])
+    assert f["cancel_ratio"][0].tolist() == [0.6]  # the other facts still see every order
+    anonymous = window_facts(replace(w, order_id=None))
+    assert np.allclose(10 ** anonymous["large_orders"][0], [5_000, 300])
+    with pytest.raises(ValueError, match="order_id"):
+        replace(w, order_id=np.array([1, 2]))
+
+
 def test_minute_without_limit_orders_gives_no_ratio_sample():
     w = window(ts_ns=np.array([1 * S]), type=np.array([2]))
     f = window_facts(w)

@@ -220,10 +220,40 @@ def test_cancel_removes_quantity_from_the_newest_orders_at_the_price():
     from simulator.matching import ClearingHouse
     from simulator.rollout import apply_cancel
 
-    side, removed, redirected = apply_cancel(ClearingHouse(fork, RULES), 9_900, 250, 0)
-    assert (side, removed, redirected) == (1, 250, False)
+    side, removed, redirected, first = apply_cancel(ClearingHouse(fork, RULES), 9_900, 250, 0)
+    assert (side, removed, redirected, first) == (1, 250, False, 2)
     assert fork.level(1, 9_900).orders == {1: 50}
     assert check_integrity(fork) == []
+
+
+def test_rollouts_record_order_ids_so_an_add_and_its_cancel_pair_up():
+    """A limit order carries its clearing-house id and a cancel the id it took shares from, so
+    the detector's fleeting-order test works on rollouts as on the feed: a bid cancelled 10 ms
+    after it arrived is fleeting, one cancelled 2 s after is not, nor is a cancel of an order
+    that rested before the fork."""
+    from surveillance.metrics import Trajectory, fleeting, window_facts
+
+    gen = ScriptGenerator(
+        [
+            [
+                GeneratedOrder(BID, 10_000, 700, S),
+                GeneratedOrder(CANCEL, 10_000, 700, 10_000_000),
+                GeneratedOrder(BID, 10_000, 800, S),
+                GeneratedOrder(CANCEL, 10_000, 800, 2 * S),
+                GeneratedOrder(CANCEL, 9_800, 100, S),
+            ]
+        ]
+    )
+    (r,) = run(small_book(), gen)
+    ids = r.order_id.tolist()
+    assert ids[0] not in (0, 1, 2, 3, 4, 5) and ids[1] == ids[0]  # a new id, then its cancel
+    assert ids[2] not in (0, ids[0]) and ids[3] == ids[2]
+    assert ids[4] == 3  # the forked book's order at 9,800
+    w = Trajectory.from_rollout(r)
+    assert fleeting(w).tolist() == [True, True, False, False, False]
+    facts = window_facts(w)
+    assert np.allclose(10 ** facts["large_orders"][0], [800])
+    assert np.allclose(10 ** facts["large_cancels"][0], [800, 100])
 
 
 def test_cancel_at_an_empty_price_goes_to_the_nearest_level_and_is_counted():
