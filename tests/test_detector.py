@@ -150,3 +150,39 @@ def test_too_few_normal_windows_fall_back_to_raw_scores() -> None:
     assert cal.norms == {}
     assert "raw scores" in cal.note
     assert cal.score(7.0, {"a": -9.0}, "GOOG") == 7.0
+
+
+def test_one_large_shortfall_outweighs_many_ordinary_ones() -> None:
+    """The calibrated score is the 4-norm of the shortfalls: ten facts each 2 scales below
+    their norm score less than one fact 6 scales below (under the Euclidean norm they would
+    score more)."""
+    names = [f"f{i}" for i in range(11)]
+    norms = FactNorms({n: 0.0 for n in names}, {n: 1.0 for n in names}, 40)
+    many = {n: (-2.0 if n != "f10" else 0.0) for n in names}
+    one = {n: (-6.0 if n == "f10" else 0.0) for n in names}
+    assert norms.power == 4.0
+    assert norms.score(many) == pytest.approx(160**0.25)
+    assert norms.score(one) == pytest.approx(6.0)
+    assert norms.score(many) < norms.score(one)
+    euclid = FactNorms(norms.center, norms.scale, 40, power=2.0)
+    assert euclid.score(many) > euclid.score(one)
+
+
+def test_a_calibration_file_without_the_power_is_read_as_euclidean(tmp_path) -> None:
+    import json
+
+    normal = [("GOOG", None, {"a": float(v), "b": float(-v % 3)}) for v in range(-10, 10)]
+    cal = Calibration.fit_normal(normal, far=0.05, method="test")
+    assert cal.norms["GOOG"].power == 4.0
+    cal.save(tmp_path / "new.json")
+    assert Calibration.load(tmp_path / "new.json") == cal
+    data = json.loads((tmp_path / "new.json").read_text())
+    for norms in data["norms"].values():
+        del norms["power"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = Calibration.load(tmp_path / "old.json")
+    assert old.norms["GOOG"].power == 2.0
+    z = {"a": -20.0, "b": -9.0}
+    expected = np.hypot(*(min(v, 0.0) for v in cal.norms["GOOG"].standardize(z).values()))
+    assert old.score(None, z, "GOOG") == pytest.approx(expected)
+    assert cal.score(None, z, "GOOG") < old.score(None, z, "GOOG")

@@ -256,3 +256,47 @@ def test_docstring_examples():
     for module in (surveillance.metrics, surveillance.realism):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_touch_and_sweep_tails():
+    """Orders that join or set the best price and cancels that take from it reach the touch
+    tails (fleeting ones do not); a marketable order's size is measured against the touch it
+    hit. The touch before each order is the touch after the one before it."""
+    from surveillance.metrics import at_touch
+
+    t = np.array([1, 2, 3, 5, 6, 7, 8, 9, 9.005]) * S
+    w = Trajectory(
+        0,
+        60 * S,
+        1_000,
+        1_200,
+        ts_ns=t.astype(np.int64),
+        # bid 500 @1000 (joins), bid 300 @900 (behind), bid 200 @1100 (sets the touch),
+        # cancel 500 @1000 (behind by then), cancel 200 @1100 (empties the touch), an ask that
+        # takes 100 @1000 and 150 @900, a bid that takes 50 of 100 @1200, and a fleeting
+        # 5,000-share bid @900 that joins the touch and is gone 5 ms later
+        type=np.array([1, 1, 1, 2, 2, 0, 1, 1, 2]),
+        qty=np.array([500, 300, 200, 500, 200, 250, 50, 5_000, 5_000]),
+        aggressive=np.array([0, 0, 0, 0, 0, 1, 1, 0, 0], dtype=bool),
+        best_bid=np.array([1_000, 1_000, 1_100, 1_100, 1_000, 900, 900, 900, 900]),
+        best_ask=np.full(9, 1_200),
+        bid_qty=np.array([600, 600, 200, 200, 100, 150, 150, 5_150, 150]),
+        ask_qty=np.array([100, 100, 100, 100, 100, 100, 50, 50, 50]),
+        qty0=(100, 100),
+        order_id=np.array([1, 2, 3, 1, 3, 4, 5, 6, 6]),
+    )
+    joins, takes = at_touch(w)
+    assert joins.tolist() == [True, False, True, False, False, False, False, True, False]
+    assert takes.tolist() == [False, False, False, False, True, False, False, False, True]
+    f = window_facts(w)
+    assert np.allclose(10 ** f["touch_orders"][0], [500, 200])
+    assert np.allclose(10 ** f["touch_cancels"][0], [200])
+    assert np.allclose(10 ** f["sweep_ratio"][0], [2.5, 0.5])
+    assert np.allclose(10 ** f["large_orders"][0], [500, 300, 200, 250, 50])
+    # without the touch quantities there is nothing to tell the touch by
+    from dataclasses import replace
+
+    bare = window_facts(replace(w, bid_qty=None, ask_qty=None))
+    assert all(len(bare[k][0]) == 0 for k in ("touch_orders", "touch_cancels", "sweep_ratio"))
+    with pytest.raises(ValueError, match="touch"):
+        at_touch(replace(w, bid_qty=None, ask_qty=None))
