@@ -123,6 +123,10 @@ def _pool(samples: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> tuple:
     return v, np.concatenate(weights)  # type: ignore[arg-type]
 
 
+def _overlaps(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
+    return a is not None and b is not None and a[0] < b[1] and b[0] < a[1]
+
+
 def _normal_sf(x: float) -> float:
     return 0.5 * (1 - erf(x / sqrt(2)))
 
@@ -432,16 +436,25 @@ class Calibration:
         method: str,
         model_version: str = "",
         config_version: str = "",
+        spans: Sequence[tuple[int, int]] | None = None,
     ) -> Calibration:
         """Fit fact norms per instrument on normal windows ``(instrument, raw score, fact z)``,
         then the threshold on those windows' calibrated scores. Each normal window is scored
         with norms fitted without it (leave one out), so the threshold holds the false-alarm
-        rate for windows the norms have not seen rather than flattering itself. An instrument
-        with fewer than ``MIN_NORM_WINDOWS`` normal windows cannot have norms; then the
-        calibration falls back to the raw scores (and says so in ``note``)."""
+        rate for windows the norms have not seen rather than flattering itself. With ``spans``
+        (each window's ``(start_ns, end_ns)``, in the order of ``windows``) the windows of the
+        same instrument that overlap it are left out too: overlapping windows share their
+        orders, and norms that saw a neighbour would flatter the window as much as norms that
+        saw the window itself. An instrument with fewer than ``MIN_NORM_WINDOWS`` normal
+        windows cannot have norms; then the calibration falls back to the raw scores (and says
+        so in ``note``)."""
+        if spans is not None and len(spans) != len(windows):
+            raise ValueError(f"{len(spans)} spans for {len(windows)} normal windows")
         by_inst: dict[str, list[Mapping[str, float | None]]] = {}
-        for inst, _, z in windows:
+        span_of: dict[str, list[tuple[int, int] | None]] = {}
+        for k, (inst, _, z) in enumerate(windows):
             by_inst.setdefault(inst, []).append(z)
+            span_of.setdefault(inst, []).append(None if spans is None else spans[k])
         meta = {"method": method, "model_version": model_version}
         if not by_inst or min(len(zs) for zs in by_inst.values()) < MIN_NORM_WINDOWS:
             cal = cls.fit([raw for _, raw, _ in windows], far=far, **meta)
@@ -450,9 +463,17 @@ class Calibration:
             cal.note = f"{cal.note}; {few}" if cal.note else few
             return cal
         scores: list[float | None] = []
-        for zs in by_inst.values():
+        for inst, zs in by_inst.items():
+            sp = span_of[inst]
             for j, z in enumerate(zs):
-                scores.append(FactNorms.fit(zs[:j] + zs[j + 1 :]).score(z))
+                rest = [
+                    zk
+                    for k, zk in enumerate(zs)
+                    if k != j and not _overlaps(sp[k], sp[j])  # type: ignore[arg-type]
+                ]
+                if len(rest) < MIN_NORM_WINDOWS - 1:
+                    rest = zs[:j] + zs[j + 1 :]  # too few apart from it: plain leave-one-out
+                scores.append(FactNorms.fit(rest).score(z))
         cal = cls.fit(scores, far=far, config_version=config_version, **meta)
         cal.norms = {inst: FactNorms.fit(zs) for inst, zs in by_inst.items()}
         cal.norms[POOLED] = FactNorms.fit([z for _, _, z in windows])

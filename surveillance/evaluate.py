@@ -76,7 +76,8 @@ class EvaluationConfig:
     margin_ns: int = NS_PER_MIN  # campaigns start/stop this far inside the window
     target_fpr: float = 0.05
     # normal windows the simulation detector's fact norms and threshold are fitted on: before
-    # the evaluation span, not overlapping one another
+    # the evaluation span, by default not overlapping one another (``calibrate`` leaves out
+    # the overlapping ones together when a shorter stride makes them overlap)
     calibration_start_ns: int = 10 * 60 * NS_PER_MIN
     calibration_end_ns: int = (14 * 60 + 30) * NS_PER_MIN
     calibration_stride_ns: int = 25 * NS_PER_MIN
@@ -334,16 +335,21 @@ def calibrate(
     method: str,
     model_version: str = "",
     config_version: str = "",
+    window_ns: int | None = None,
 ) -> Calibration:
     """Fit the simulation detector's calibration (fact norms and threshold) on ``normal``
     windows, and rescore ``results`` with it in place (``simulation`` becomes the calibrated
-    score; ``simulation_uncalibrated`` keeps the raw one)."""
+    score; ``simulation_uncalibrated`` keeps the raw one). With ``window_ns`` the threshold's
+    leave-out also leaves out the normal windows that overlap the one scored."""
     cal = Calibration.fit_normal(
         [(r.instrument, r.scores["simulation_uncalibrated"], r.fact_z) for r in normal],
         far=far,
         method=method,
         model_version=model_version,
         config_version=config_version,
+        spans=None
+        if window_ns is None
+        else [(r.window_start_ns, r.window_start_ns + window_ns) for r in normal],
     )
     for r in results:
         r.scores["simulation"] = cal.score(

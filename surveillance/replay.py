@@ -197,6 +197,7 @@ def replay(
             method="self: this replay's own windows",
             model_version=scorer.model_version,
             config_version=scorer.config_version,
+            spans=[(r["window_start_ns"], r["window_end_ns"]) for r in scored],
         )
         for r in result.records:
             if r["score"] is not None:

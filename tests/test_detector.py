@@ -186,3 +186,20 @@ def test_a_calibration_file_without_the_power_is_read_as_euclidean(tmp_path) -> 
     expected = np.hypot(*(min(v, 0.0) for v in cal.norms["GOOG"].standardize(z).values()))
     assert old.score(None, z, "GOOG") == pytest.approx(expected)
     assert cal.score(None, z, "GOOG") < old.score(None, z, "GOOG")
+
+
+def test_leave_out_drops_the_windows_that_overlap_the_one_scored() -> None:
+    """Two overlapping normal windows share their orders, so they share an unusual fact.
+    Scored with norms that saw its twin, each looks ordinary; with the spans, the twin is left
+    out too and the threshold learns how unusual such a window is."""
+    values = [0.0, 0.1, -0.1, 0.2, -0.2, 0.05, -10.0, -10.0]
+    starts = [0, 100, 200, 300, 400, 500, 600, 612]
+    normal = [("GOOG", None, {"a": v}) for v in values]
+    spans = [(s, s + 25) for s in starts]
+    plain = Calibration.fit_normal(normal, far=0.05, method="test")
+    apart = Calibration.fit_normal(normal, far=0.05, method="test", spans=spans)
+    assert max(apart.normal_scores) > 5 * max(plain.normal_scores)
+    # the norms themselves are fitted on every window either way
+    assert apart.norms == plain.norms
+    with pytest.raises(ValueError, match="spans"):
+        Calibration.fit_normal(normal, far=0.05, method="test", spans=spans[:-1])

@@ -40,7 +40,14 @@ DEFAULT_DAYS = (
     help="Normal windows (one per --calibration-stride) the simulation detector's fact norms "
     "and threshold are fitted on, before the evaluation span.",
 )
-@click.option("--calibration-stride", default="25m", show_default=True)
+@click.option(
+    "--calibration-stride",
+    default="25m",
+    show_default=True,
+    help="Between calibration window starts. Shorter than the window, the windows overlap: "
+    "more of them for the fact norms, and each is scored for the threshold with norms fitted "
+    "without the windows it overlaps.",
+)
 @click.option("--window", default="25m", show_default=True, help="Window length.")
 @click.option("--stride", default="5m", show_default=True, help="Between window starts.")
 @rollouts_option()
@@ -208,6 +215,7 @@ def command(
         + ", ".join(p.name for p in days),
         model_version=scorer.model_version,
         config_version=scorer.config_version,
+        window_ns=config.detection.window_ns,
     )
     summary = summarize(results, config.target_fpr)
     clean_cal = [r.scores["simulation"] for r in results if r.variant == "clean"]
