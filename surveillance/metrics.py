@@ -61,7 +61,7 @@ touch_orders                tail 0.99   log10 of the size of a resting order tha
 touch_cancels               tail 0.99   log10 of the size of a cancel that took its shares from
                                         the best price (not fleeting)
 sweep_ratio                 tail 0.95   log10 of a marketable order's size over the shares at
-                                        the touch it hit (above 0: it took more than the touch)
+                                        the touch it hit (above 0: it asked for more than that)
 ==========================  ==========  ==========================================================
 
 A *fleeting* order (``fleeting``) is withdrawn within ``FLEETING_NS`` (1 s) of its arrival; its
@@ -595,6 +595,7 @@ def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None
     fin = np.isfinite(walk)
     np.maximum.at(sweep, m[fin], walk[fin])
     out["max_sweep"] = (sweep[n_limit > 0], None)
+
     # tail facts (TAIL_FACTS): every new limit order's size, every cancel's, fleeting ones left out
     lasting = ~fleeting(w)[inside]
     new = qty[(kind != CANCEL) & (qty > 0) & lasting].astype(np.float64)
@@ -603,14 +604,14 @@ def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None
     out["large_cancels"] = (np.log10(gone), None)
     # the same at the touch: orders that joined or set the best price, cancels that took from it
     out["touch_orders"] = out["touch_cancels"] = (np.zeros(0), None)
-    if w.bid_qty is not None:
+    if w.bid_qty is not None and w.ask_qty is not None:
         joins, takes = at_touch(w)
         joins, takes = joins[inside] & lasting, takes[inside] & lasting
         out["touch_orders"] = (np.log10(qty[joins & (qty > 0)].astype(np.float64)), None)
         out["touch_cancels"] = (np.log10(qty[takes & (qty > 0)].astype(np.float64)), None)
     # every marketable order's size over the shares at the touch it hit (above 1: it swept on)
     out["sweep_ratio"] = (np.zeros(0), None)
-    if w.bid_qty is not None and w.ask_qty is not None:
+    if w.bid_qty is not None and w.ask_qty is not None:  # both or neither (Trajectory)
         before_bid = np.concatenate([[w.qty0[0]], w.bid_qty[:-1]])[inside]
         before_ask = np.concatenate([[w.qty0[1]], w.ask_qty[:-1]])[inside]
         hit = np.where(kind == BID, before_ask, before_bid)
