@@ -84,10 +84,10 @@ size, or set it when the best price moved to it and holds exactly that size; a c
 the touch when the best price stayed and its shares fell by the cancel's size, or the best level
 it emptied held exactly that. On the shared days a 25-minute window has 600 to 1,700 lasting
 orders at the touch (a fifth to a third of all its lasting orders), with a 99% size quantile of
-300 to 600 shares; the 99.9% quantile of all its orders is 500 to 1,000 shares on GOOG. A
-moderate spoof order (seven times the typical touch: 700 shares on both days) is therefore
-often unremarkable among all orders and stands out among those at the touch. The touch facts
-cut at the 99% quantile: they have fewer samples than the whole-book ones.
+300 to 600 shares (once 970); the 99.9% quantile of all its orders is 500 to 1,025 shares on
+GOOG. A moderate spoof order (seven times the typical touch: 700 shares on both days) is
+therefore often unremarkable among all orders and stands out among those at the touch. The
+touch facts cut at the 99% quantile: they have fewer samples than the whole-book ones.
 
 ``sweep_ratio`` sees a marketable order that asked for more than the shares at the touch (it
 walked on to further levels, or rested what was left). In the real feed 0.7 to 8% of a
