@@ -476,11 +476,22 @@ def at_touch(w: Trajectory) -> tuple[np.ndarray, np.ndarray]:
     """
     if w.bid_qty is None or w.ask_qty is None:
         raise ValueError("this trajectory has no touch quantities")
+    return _at_touch(w, *_touch_path(w))
+
+
+def _touch_path(w: Trajectory) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Best bid, best ask and their shares at the window's start and after every order (one
+    longer than the orders: entry i is the touch order i met, entry i + 1 the one it left)."""
+    return (
+        np.concatenate([[w.bid0], w.best_bid]),
+        np.concatenate([[w.ask0], w.best_ask]),
+        np.concatenate([[w.qty0[0]], w.bid_qty]),  # type: ignore[list-item]
+        np.concatenate([[w.qty0[1]], w.ask_qty]),  # type: ignore[list-item]
+    )
+
+
+def _at_touch(w: Trajectory, bb, ba, bq, aq) -> tuple[np.ndarray, np.ndarray]:
     kind, q = w.type, w.qty
-    bb = np.concatenate([[w.bid0], w.best_bid])
-    ba = np.concatenate([[w.ask0], w.best_ask])
-    bq = np.concatenate([[w.qty0[0]], w.bid_qty])
-    aq = np.concatenate([[w.qty0[1]], w.ask_qty])
     passive = ~w.aggressive.astype(bool)
     same_b, same_a = bb[1:] == bb[:-1], ba[1:] == ba[:-1]
     bid_joins = (same_b & (bq[1:] - bq[:-1] == q)) | ((bb[1:] > bb[:-1]) & (bq[1:] == q))
@@ -602,19 +613,18 @@ def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None
     gone = qty[(kind == CANCEL) & (qty > 0) & lasting].astype(np.float64)
     out["large_orders"] = (np.log10(new), None)
     out["large_cancels"] = (np.log10(gone), None)
-    # the same at the touch: orders that joined or set the best price, cancels that took from it
-    out["touch_orders"] = out["touch_cancels"] = (np.zeros(0), None)
+    # the same at the touch (orders that joined or set the best price, cancels that took from
+    # it), and every marketable order's size over the shares at the touch it hit (above 1: it
+    # swept on); none without the touch quantities
+    out["touch_orders"] = out["touch_cancels"] = out["sweep_ratio"] = (np.zeros(0), None)
     if w.bid_qty is not None and w.ask_qty is not None:
-        joins, takes = at_touch(w)
+        path = _touch_path(w)
+        joins, takes = _at_touch(w, *path)
         joins, takes = joins[inside] & lasting, takes[inside] & lasting
         out["touch_orders"] = (np.log10(qty[joins & (qty > 0)].astype(np.float64)), None)
         out["touch_cancels"] = (np.log10(qty[takes & (qty > 0)].astype(np.float64)), None)
-    # every marketable order's size over the shares at the touch it hit (above 1: it swept on)
-    out["sweep_ratio"] = (np.zeros(0), None)
-    if w.bid_qty is not None and w.ask_qty is not None:  # both or neither (Trajectory)
-        before_bid = np.concatenate([[w.qty0[0]], w.bid_qty[:-1]])[inside]
-        before_ask = np.concatenate([[w.qty0[1]], w.ask_qty[:-1]])[inside]
-        hit = np.where(kind == BID, before_ask, before_bid)
+        bq, aq = path[2][:-1][inside], path[3][:-1][inside]  # the touch each order met
+        hit = np.where(kind == BID, aq, bq)
         taking = aggressive & (kind != CANCEL) & (hit > 0) & (qty > 0)
         out["sweep_ratio"] = (np.log10(qty[taking] / hit[taking]), None)
     return out
