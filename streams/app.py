@@ -43,7 +43,10 @@ import importlib
 import json
 import logging
 import multiprocessing
+import shutil
+import tempfile
 import time
+import weakref
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -489,8 +492,15 @@ def build_app(
 ) -> SurveillanceApp:
     """Construct the faust app (no connection is made until a worker starts it)."""
     names = TopicNames.for_prefix(settings.topic_prefix)
+    # faust's default is "<app id>-data" in the working directory, which every run would leave
+    # behind; without a configured one the app gets a temporary directory of its own.
+    data_dir = settings.data_dir
+    scratch = None
+    if data_dir is None:
+        scratch = data_dir = tempfile.mkdtemp(prefix=f"{settings.app_id}-")
     app = faust.App(
         settings.app_id,
+        datadir=data_dir,
         broker=f"kafka://{settings.bootstrap}",
         store=settings.faust_store,
         topic_partitions=settings.partitions,
@@ -505,6 +515,8 @@ def build_app(
         web_bind=settings.web_host,
         autodiscover=False,
     )
+    if scratch is not None:
+        weakref.finalize(app, shutil.rmtree, scratch, True)
     # Before anything asks the app for its transport (topics, tables): the worker consumer's
     # fetch wait is ours, not faust's fixed 1500 ms (streams.transport says why).
     app.transport = KafkaTransport(

@@ -26,6 +26,12 @@ class StreamSettings(BaseSettings):
     # The faust app.
     app_id: str = "surveillance"
     faust_store: str = "memory://"
+    data_dir: str | None = Field(
+        None,
+        description="faust's state directory (tables' local files); default: a private "
+        "temporary directory, removed when the process exits (the memory store keeps nothing "
+        "there, and the changelog topics hold the tables)",
+    )
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = 6066

@@ -305,6 +305,30 @@ def test_worker_consumer_waits_at_most_the_configured_fetch_wait() -> None:
         load_settings(fetch_max_wait_ms=0)  # tansu answers a fetch without a wait empty
 
 
+def test_the_app_keeps_its_state_directory_out_of_the_working_directory(tmp_path) -> None:
+    # faust's default "<id>-data" in the working directory was left behind by every run.
+    code = (
+        "from streams.app import build_app; from streams.settings import load_settings; "
+        "s = build_app(load_settings(app_id='surv-dirs', web_enabled=False)); "
+        "s.app.conf.tabledir.mkdir(parents=True, exist_ok=True); print(s.app.conf.datadir)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    scratch = Path(out.stdout.strip().splitlines()[-1])
+    assert scratch.name.startswith("surv-dirs-") and tmp_path not in scratch.parents
+    assert not scratch.exists()  # removed when the process exits
+    assert list(tmp_path.iterdir()) == []
+
+    from streams.app import build_app
+
+    mine = tmp_path / "state"
+    surv = build_app(load_settings(app_id="surv-dirs", data_dir=str(mine), web_enabled=False))
+    assert Path(surv.app.conf.datadir) == mine
+
+
 def test_windows_close_on_event_time_not_arrival() -> None:
     pipe = InstrumentPipeline("X", window_ns=10, origin_ns=5)
     assert pipe.on_event(ev(7, EventKind.ADD, 1, 10, 100, Side.BID)) == []
