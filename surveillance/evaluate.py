@@ -216,6 +216,7 @@ def evaluate_day(
             history_orders=det.history_orders,
             max_depth=det.max_depth,
             tick_size=det.tick_size,
+            refill=det.refill,
         )
         cached = cache.load(cache_key) if cache is not None else None
         if cached is not None:

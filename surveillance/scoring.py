@@ -47,10 +47,14 @@ class DetectionConfig:
     tick_size: int = 100
     price_scale: int = 10_000
     facts_revision: int = FACTS_REVISION  # what the facts measure (surveillance.metrics)
+    # rollout books kept full to max_depth (``simulator.rollout``, refill); added after the
+    # bundled calibrations, so it enters the digest only when on
+    refill: bool = False
 
     def version(self) -> str:
         """A short stable digest of the configuration (part of every alert)."""
-        text = repr(tuple(getattr(self, f) for f in self.__dataclass_fields__))
+        names = [f for f in self.__dataclass_fields__ if f != "refill" or self.refill]
+        text = repr(tuple(getattr(self, f) for f in names))
         return f"cfg-{zlib.crc32(text.encode()):08x}"
 
 
@@ -294,6 +298,7 @@ def fork_simulation(
         seed=window_seed(config.seed, instrument, start_ns),
         rules=rules,
         max_depth=config.max_depth,
+        refill=config.refill,
     )
     sims = [Trajectory.from_rollout(r, tick_size=config.tick_size) for r in results]
     sim_facts = [window_facts(s) for s in sims]

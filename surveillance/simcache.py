@@ -45,6 +45,7 @@ def key(
     history_orders: int,
     max_depth: int | None,
     tick_size: int,
+    refill: bool = False,
 ) -> str:
     """The hash of everything a fork's trajectories depend on."""
     what = {
@@ -58,6 +59,7 @@ def key(
         "history_orders": int(history_orders),
         "max_depth": max_depth,
         "tick_size": int(tick_size),
+        **({"refill": True} if refill else {}),  # keys of forks made before it stay valid
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -155,14 +155,22 @@ def test_cached_forks_rescore_without_the_generator(lobster_dir: Path, tmp_path:
         stride_ns=config.stride_ns,
         intensities=("high",),
     )
-    with pytest.raises(AssertionError, match="cache should have answered"):
-        evaluate_day(
-            path,
-            Exploding(),
-            other_seed,
-            cache=again,
-            generator_version="empirical-v1",  # type: ignore[arg-type]
-        )
+    refilled = EvaluationConfig(
+        detection=DetectionConfig(window_ns=10 * 60 * 10**9, rollouts=4, refill=True),
+        start_ns=config.start_ns,
+        end_ns=config.end_ns,
+        stride_ns=config.stride_ns,
+        intensities=("high",),
+    )
+    for other in (other_seed, refilled):  # other rollouts: a miss
+        with pytest.raises(AssertionError, match="cache should have answered"):
+            evaluate_day(
+                path,
+                Exploding(),
+                other,
+                cache=again,
+                generator_version="empirical-v1",  # type: ignore[arg-type]
+            )
     with pytest.raises(ValueError, match="generator's version"):
         evaluate_day(path, EmpiricalGenerator(), config, cache=again)
 

@@ -49,6 +49,16 @@ def test_realism_on_a_short_held_out_goog_window(lobster_dir: Path, capsys):
     assert {f: r["overlap"] for f, r in again["facts"].items()} == {
         f: r["overlap"] for f, r in report["facts"].items()
     }
+    for w in report["windows"]:  # the real level-10 book is always full, the rollouts' drain
+        assert w["summary"]["depth_refilled"] == 0
+        assert w["summary"]["levels_per_side"]["real"] == 10.0
+        assert 1.0 < w["summary"]["levels_per_side"]["sim"] < 9.5
+    # --refill keeps the rollout books at the file's depth
+    refilled = run_json(capsys, *args, "--rollouts", "3", "--seed", "7", "--refill")
+    for w in refilled["windows"]:
+        assert w["summary"]["depth_refilled"] > 0
+        assert w["summary"]["levels_per_side"]["sim"] == 10.0
+    assert refilled["facts"]["spread"]["overlap"] != report["facts"]["spread"]["overlap"]
 
 
 def test_table_output_lists_every_fact(lobster_dir: Path, capsys):
@@ -62,6 +72,7 @@ def test_table_output_lists_every_fact(lobster_dir: Path, capsys):
     for fact in FACTS:
         assert fact in out
     assert "spread budget" in out
+    assert "book levels per side, mean per window: real 10.0 sim" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["aggressive"]]
     assert len(rows) == 1 and rows[0][1] == "real" and rows[0][6] == "sim"
 

@@ -290,6 +290,62 @@ def test_max_depth_keeps_rollout_books_to_the_observable_levels():
     assert r.redirected_cancels == 1 and r.applied[0]
 
 
+class BookSpy(ScriptGenerator):
+    """A ScriptGenerator that keeps every side of every book it is asked about."""
+
+    def next_orders(self, books, ts_ns):
+        self.seen = [*getattr(self, "seen", []), [(b.depth(1, 99), b.depth(-1, 99)) for b in books]]
+        return super().next_orders(books, ts_ns)
+
+
+def four_level_book() -> OrderBook:
+    book = OrderBook("TEST")
+    for i, (price, qty) in enumerate([(9_900, 100), (9_800, 200), (9_600, 300), (9_500, 400)]):
+        book.add(1 + i, 1, price, qty)
+    for i, (price, qty) in enumerate([(10_100, 100), (10_200, 200), (10_400, 300), (10_500, 400)]):
+        book.add(11 + i, -1, price, qty)
+    return book
+
+
+def test_refill_keeps_the_depth_window_full_with_the_forked_books_own_depth():
+    script = [
+        GeneratedOrder(BID, 10_200, 300, S, ioc=True),  # takes two ask levels
+        GeneratedOrder(CANCEL, 9_500, 400, S, exact=True),  # removes the deepest bid level
+        GeneratedOrder(BID, 10_800, 10_000, S, ioc=True),  # takes every ask level there is
+        GeneratedOrder(BID, 9_700, 50, S),  # a fifth bid level: the deepest is dropped
+    ]
+    gen = BookSpy([script])
+    (r,) = run(four_level_book(), gen, max_depth=4, refill=True)
+    books = [seen[0] for seen in gen.seen]
+    for bids, asks in books:
+        assert len(bids) == 4 and len(asks) == 4
+        assert bids[0][0] < asks[0][0]
+    # behind the deepest level the forked book showed: gaps of 1 or 2 ticks, sizes of the
+    # levels behind its touch
+    bids, asks = books[1]  # after the first sweep
+    assert asks[:2] == [(10_400, 300), (10_500, 400)]
+    deepest = 10_500
+    for price, qty in asks[2:]:
+        assert price - deepest in (100, 200) and qty in (200, 300, 400)
+        deepest = price
+    bids, _ = books[2]  # after the cancel: a new level behind 9_600
+    assert bids[:3] == [(9_900, 100), (9_800, 200), (9_600, 300)]
+    assert 9_600 - bids[3][0] in (100, 200)
+    _, asks = books[3]  # the emptied ask side starts again behind its last deepest price
+    assert asks[0][0] > books[2][1][-1][0]
+    assert r.depth_refilled == 2 + 1 + 4 and r.depth_dropped == 1
+    assert len(r) == len(script)  # refilled levels are not events
+    # the same seed refills the same way; without refill the book drains
+    again = BookSpy([script])
+    run(four_level_book(), again, max_depth=4, refill=True)
+    assert again.seen == gen.seen
+    plain = BookSpy([script])
+    (r,) = run(four_level_book(), plain, max_depth=4)
+    assert len(plain.seen[1][0][1]) == 2 and r.depth_refilled == 0
+    with pytest.raises(ValueError, match="max_depth"):
+        run(four_level_book(), BookSpy([script]), refill=True)
+
+
 def test_an_ioc_order_trades_what_it_can_and_never_rests():
     # a buy at 10,200 for 800: 500 rest up to that price; GTC leaves 300 resting at 10,200
     gen = ScriptGenerator([[GeneratedOrder(BID, 10_200, 800, S, ioc=True)]])

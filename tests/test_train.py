@@ -387,6 +387,12 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     # the bundled calibration was fitted with this checkpoint and these sampling rules
     cal = json.loads((CHECKPOINT_DIR / "calibration.json").read_text())
     assert cal["model_version"] == bundled
+    # ... and the default detection configuration (a setting added later with its old
+    # behaviour as default keeps the digest; turned on, it changes it)
+    from surveillance.scoring import DetectionConfig
+
+    assert cal["config_version"] == DetectionConfig().version()
+    assert DetectionConfig(refill=True).version() != DetectionConfig().version()
     assert generator.sampler_version((1.0, 0.9, 1.0, 1.0)) != generator.sampler_version()
     assert generator.sampler_version(top_p=1.0) != generator.sampler_version()
     monkeypatch.setattr(generator, "SAMPLER_REVISION", generator.SAMPLER_REVISION + 1)

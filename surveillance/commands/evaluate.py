@@ -89,6 +89,12 @@ DEFAULT_DAYS = (
     help="Directory of forked rollouts (surveillance.simcache): forks found there are reused, "
     "the rest are stored, so a rerun with other facts or intensities skips the model.",
 )
+@click.option(
+    "--refill/--no-refill",
+    default=False,
+    show_default=True,
+    help="Keep rollout books at the feed's depth (simulator.rollout, refill).",
+)
 def command(
     paths,
     start,
@@ -109,6 +115,7 @@ def command(
     calibration_out,
     far,
     sim_cache,
+    refill,
 ) -> None:
     """Score clean and manipulated variants of real days with the simulation detector and two
     baselines; print ROC AUC and the true-positive rate at 5% false positives per typology and
@@ -147,7 +154,9 @@ def command(
     span = calibration_span.split("-")
     if len(span) != 2:
         raise click.BadParameter("use HH:MM-HH:MM", param_hint="--calibration-span")
-    detection = DetectionConfig(window_ns=parse_duration(window), rollouts=rollouts, seed=seed)
+    detection = DetectionConfig(
+        window_ns=parse_duration(window), rollouts=rollouts, seed=seed, refill=refill
+    )
     config = EvaluationConfig(
         detection=detection,
         start_ns=parse_clock(start),

@@ -71,6 +71,13 @@ def build_generator(
     help=f"Order-model checkpoint (default {DEFAULT_MODEL}).",
 )
 @click.option("--max-orders", type=int, default=None, help="Cap on orders per rollout.")
+@click.option(
+    "--refill/--no-refill",
+    default=False,
+    show_default=True,
+    help="Keep every rollout book at the feed's depth: levels that a level-N feed would bring "
+    "into view behind a taken or cancelled one are drawn from the forked book's own depth.",
+)
 @click.option("--threads", default=1, show_default=True, help="torch threads for the model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def command(
@@ -84,6 +91,7 @@ def command(
     generator_kind: str,
     model: Path | None,
     max_orders: int | None,
+    refill: bool,
     threads: int,
     as_json: bool,
 ) -> None:
@@ -137,6 +145,7 @@ def command(
             max_orders=max_orders,
             stream=stream,
             progress=progress,
+            refill=refill,
         )
     except RealismError as exc:
         raise click.ClickException(str(exc)) from None
@@ -169,5 +178,10 @@ def command(
                 f"{b['widened_ticks']:>6.0f} {per:>5.1f}"
             )
         click.echo(f"  {cls:<11}" + "   ".join(cells))
+    levels = [w.summary["levels_per_side"] for w in report.windows]  # type: ignore[index]
+    click.echo(
+        "book levels per side, mean per window: "
+        + ", ".join(f"real {lv['real']:.1f} sim {lv['sim']:.1f}" for lv in levels)
+    )
     for note in report.notes:
         click.echo(f"note: {note}")
