@@ -28,15 +28,22 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   below the visible depth);
 - ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
   behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
-  bundled model's GOOG books hold 6.7 to 7.6 of their 10 levels per side on average, and one
-  side is empty after 2.7% to 5.9% of the events; the real book shows 10 levels in every row.
-  With it (16 rollouts, GOOG / AMZN): spread 0.747 / 0.913 (was 0.599 / 0.909, simulated GOOG
-  spread 20.9 ticks), aggressive ratio 0.934 / 0.914, but volatility 0.473 / 0.442 and 1-minute
-  returns 0.632 / 0.702 (was 0.587 / 0.720 and 0.693 / 0.841), mean of the twelve facts 0.729 /
-  0.749 (was 0.783 / 0.786). The simulated volatility halves: part of the price movement of
-  plain rollouts came from drained books, not from the model's order flow, which almost never
-  sweeps more than the touch. A v4 (``--sweep``) model trained with seed 0 and rolled out with
-  refill: spread 0.829 / 0.866, volatility 0.719 / 0.437, mean 0.772 / 0.686. Off by default;
+  bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.9 to 7.4
+  of their 10 levels per side on average and one side is empty after 4% to 5% of the events;
+  AMZN rollouts hold 3.0 to 3.3 of 5, with one side empty after 23% to 32% of the events. The
+  real books show every level in every row. With refill no side is ever empty, and a rollout
+  window adds about 1,700 to 1,800 levels from depth on GOOG (AMZN 1,100 to 1,250), against
+  about 2,850 (AMZN 2,170) that enter the real book from below its depth in an average
+  25 minutes of the day (``book-check``'s ``entered_from_depth``). Scores with refill (16
+  rollouts, GOOG / AMZN; without it in brackets): spread 0.747 / 0.913 (0.599 / 0.909; GOOG
+  simulated 20.9 ticks), aggressive ratio 0.934 / 0.914 (0.931 / 0.685), volatility 0.473 /
+  0.442 (0.587 / 0.720), 1-minute returns 0.632 / 0.702 (0.693 / 0.841), mean of the twelve
+  facts 0.729 / 0.749 (0.783 / 0.786). The simulated volatility halves: part of the price
+  movement of plain rollouts came from drained and one-sided books, not from the model's
+  order flow, which almost never sweeps more than the touch. A v4 (``--sweep``) model trained
+  with seed 0 and rolled out with refill: spread 0.829 / 0.866, volatility 0.719 / 0.437, mean
+  0.772 / 0.686. Refill is off by default because it lowers the mean of the facts with the
+  bundled model and the detector's calibrated AUC (``surveillance evaluate --refill``);
 - the real market against itself an hour earlier (13:15-14:30 vs 14:30-15:45) scores spread
   0.89, volatility 0.89 and 0.70-0.97 on the other facts (75 per-minute samples per side).
 
