@@ -51,6 +51,10 @@ class DetectionConfig:
     # bundled calibrations, so it enters the digest only when on
     refill: bool = False
 
+    def __post_init__(self) -> None:
+        if self.refill and self.max_depth is None:
+            raise ValueError("refill keeps rollout books at max_depth levels: set max_depth")
+
     def version(self) -> str:
         """A short stable digest of the configuration (part of every alert)."""
         names = [f for f in self.__dataclass_fields__ if f != "refill" or self.refill]

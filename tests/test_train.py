@@ -393,6 +393,8 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
 
     assert cal["config_version"] == DetectionConfig().version()
     assert DetectionConfig(refill=True).version() != DetectionConfig().version()
+    with pytest.raises(ValueError, match="max_depth"):
+        DetectionConfig(refill=True, max_depth=None)
     assert generator.sampler_version((1.0, 0.9, 1.0, 1.0)) != generator.sampler_version()
     assert generator.sampler_version(top_p=1.0) != generator.sampler_version()
     monkeypatch.setattr(generator, "SAMPLER_REVISION", generator.SAMPLER_REVISION + 1)
