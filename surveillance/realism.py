@@ -43,8 +43,9 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   order flow, which almost never sweeps more than the touch. A v4 (``--sweep``) model trained
   with seed 0 and rolled out with refill: spread 0.829 / 0.866, volatility 0.719 / 0.437, mean
   0.772 / 0.686 (seed 1: spread 0.890 / 0.865, mean 0.750 / 0.752; both send too few
-  aggressive orders, 4% to 7% of orders against 9% real). Refill is off by default because it lowers the mean of the facts with the
-  bundled model and the detector's calibrated AUC (``surveillance evaluate --refill``);
+  aggressive orders, 4% to 7% of orders against 9% real). Refill is off by default because
+  it lowers the mean of the facts with the bundled model and the detector's calibrated AUC
+  (``surveillance evaluate --refill``);
 - the real market against itself an hour earlier (13:15-14:30 vs 14:30-15:45) scores spread
   0.89, volatility 0.89 and 0.70-0.97 on the other facts (75 per-minute samples per side).
 
