@@ -293,8 +293,12 @@ def test_max_depth_keeps_rollout_books_to_the_observable_levels():
 class BookSpy(ScriptGenerator):
     """A ScriptGenerator that keeps every side of every book it is asked about."""
 
+    def begin(self, *args) -> None:
+        super().begin(*args)
+        self.seen: list[list[tuple[list, list]]] = []
+
     def next_orders(self, books, ts_ns):
-        self.seen = [*getattr(self, "seen", []), [(b.depth(1, 99), b.depth(-1, 99)) for b in books]]
+        self.seen.append([(b.depth(1, 99), b.depth(-1, 99)) for b in books])
         return super().next_orders(books, ts_ns)
 
 
