@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from surveillance.detector import (
+    DETECTION_FACTS,
     POOLED,
     Calibration,
     FactNorms,
@@ -14,7 +15,7 @@ from surveillance.detector import (
     spread_zscore,
     window_facts,
 )
-from surveillance.metrics import NS_PER_MIN, Trajectory
+from surveillance.metrics import NS_PER_MIN, TailCut, Trajectory
 
 
 def window(
@@ -80,6 +81,49 @@ def test_a_few_dozen_large_orders_show_in_the_tail_fact_not_in_the_densities() -
     assert spoofed.facts["large_orders"].ovl < spoofed.facts["large_orders"].null_mean
     assert "large_orders" in spoofed.diverged()
     assert spoofed.facts["large_orders"].ovl > 0.95  # an overlap near 1, yet far out of the null
+
+
+def test_the_sweep_tail_is_cut_at_a_ratio_of_one_and_the_size_tails_at_the_reference() -> None:
+    """The previous real window held many large sweeps (a fifth of its marketable orders asked
+    for five times the touch). The window scored has a tenth that asked for twice the touch,
+    where the rollouts have none: every one of them counts as a sweep, although none is beyond
+    the previous window's 95% quantile. The size tail keeps its floor: orders above the
+    simulation's 99.9% quantile but below the previous window's do not count."""
+    rng = np.random.default_rng(5)
+
+    def samples(sweep: np.ndarray, size: np.ndarray) -> dict:
+        return {"sweep_ratio": (sweep, None), "large_orders": (size, None)}
+
+    def ratios(n: int, share: float, ratio: float) -> np.ndarray:
+        r = rng.uniform(0.05, 1.0, n)  # at most the touch
+        r[: int(share * n)] = ratio
+        return np.log10(r)
+
+    sims = [samples(ratios(400, 0.0, 1.0), rng.normal(2.0, 0.2, 2_000)) for _ in range(12)]
+    reference = samples(ratios(400, 0.2, 5.0), rng.normal(3.5, 0.1, 2_000))
+    real = samples(ratios(400, 0.1, 2.0), np.concatenate([rng.normal(2.0, 0.2, 1_950), [3.2] * 50]))
+    verdict = score_window(real, sims, ("sweep_ratio", "large_orders"), reference)
+    sweep = verdict.facts["sweep_ratio"]
+    assert sweep.ovl == pytest.approx(0.9)  # 1 - |0.1 - 0|
+    assert sweep.null_mean == pytest.approx(1.0)
+    assert sweep.z is not None and sweep.z < -20
+    assert verdict.facts["large_orders"].ovl == pytest.approx(1.0)
+    assert verdict.diverged() == ["sweep_ratio"]
+
+
+def test_tail_cuts_and_detection_facts() -> None:
+    with pytest.raises(ValueError, match="not both or neither"):
+        TailCut(quantile=0.99, at=0.0)
+    with pytest.raises(ValueError, match="not both or neither"):
+        TailCut()
+    with pytest.raises(ValueError, match="quantile"):
+        TailCut(quantile=1.0)
+    rng = np.random.default_rng(6)
+    facts = window_facts(window(rng))
+    # the touch's move in ticks is still measured (a DetectionConfig may name it), not scored
+    # by default
+    assert "max_sweep" in facts and "max_sweep" not in DETECTION_FACTS
+    assert set(DETECTION_FACTS) <= set(facts)
 
 
 def test_scoring_needs_enough_rollouts() -> None:
