@@ -76,7 +76,8 @@ a trajectory without them has no fleeting orders.
 The five after the returns (``FOOTPRINT_FACTS``) and the five tail facts (``TAIL_FACTS``) are
 not in the paper: the detector uses them because manipulation shows there first (a spoof order
 is large and sits at the touch, an ignition walks the book), where a window's spread or returns
-move little.
+move little. It scores all but ``max_sweep`` (``surveillance.detector.DETECTION_FACTS`` says
+why).
 
 Whether an order was at the touch (``at_touch``) is told from the touch before and after it: a
 resting order joined the touch when the best price stayed and its shares grew by the order's
@@ -97,16 +98,18 @@ fact is what it says, the share of marketable orders that asked for more than th
 the real window against the simulation (and, through calibration, against what is usual). A
 quantile cut floored by the previous real window, as for the size tails, sat above 1 whenever
 that window held more than 5% of sweeps, and then counted only the largest ratios, which
-ordinary flow supplies too: on the shared days the count above the fixed cut separates
-momentum-ignition windows from clean ones far better (real AMZN windows, model-free: 16 to 52
-sweeps clean, 56 to 157 with a moderate ignition).
+ordinary flow supplies too. On the shared AMZN day a clean 25-minute window of the last 90
+minutes has 16 to 52 sweeps, and one with a moderate momentum ignition 56 to 157; with the
+fixed cut the fact alone ranks every such ignition window above every clean one in the
+benchmark (within AMZN, three seeds; 0.97 to 0.99 AUC with the floored cut).
 
 A tail fact is compared by ``overlap_tail``: both distributions are cut at the simulation's
-upper q-quantile (or at a fixed value, ``overlap_at``) and the overlap of the two cut distributions is ``1 - |p_real - p_sim|`` (the
-shares above the cut). It is an overlap coefficient like the others (1: the real window has
-the simulation's share of extreme samples), but of the tail alone: a few dozen spoof orders
-among ten thousand ordinary ones do not change a density estimate, and they multiply the number
-of orders beyond the simulation's 99.9% quantile.
+upper q-quantile (or at a fixed value, ``overlap_at``) and the overlap of the two cut
+distributions is ``1 - |p_real - p_sim|`` (the shares above the cut). It is an overlap
+coefficient like the others (1: the real window has the simulation's share of extreme
+samples), but of the tail alone: a few dozen spoof orders among ten thousand ordinary ones do
+not change a density estimate, and they multiply the number of orders beyond the simulation's
+99.9% quantile.
 
 Minutes without limit orders give no ratio sample (rather than a made-up 0).
 """
