@@ -392,6 +392,8 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     from surveillance.scoring import DetectionConfig
 
     assert cal["config_version"] == DetectionConfig().version()
+    empirical = json.loads((CHECKPOINT_DIR / "calibration-empirical.json").read_text())
+    assert empirical["config_version"] == DetectionConfig().version()
     assert DetectionConfig(refill=True).version() != DetectionConfig().version()
     with pytest.raises(ValueError, match="max_depth"):
         DetectionConfig(refill=True, max_depth=None)
