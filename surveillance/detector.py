@@ -134,7 +134,7 @@ def _pool(samples: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> tuple:
     return v, np.concatenate(weights)  # type: ignore[arg-type]
 
 
-def _overlaps(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
+def _spans_intersect(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
     return a is not None and b is not None and a[0] < b[1] and b[0] < a[1]
 
 
@@ -482,7 +482,7 @@ class Calibration:
                 rest = [
                     zk
                     for k, zk in enumerate(zs)
-                    if k != j and not _overlaps(sp[k], sp[j])  # type: ignore[arg-type]
+                    if k != j and not _spans_intersect(sp[k], sp[j])  # type: ignore[arg-type]
                 ]
                 if len(rest) < MIN_NORM_WINDOWS - 1:
                     rest = zs[:j] + zs[j + 1 :]  # too few apart from it: plain leave-one-out

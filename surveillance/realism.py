@@ -418,7 +418,7 @@ def evaluate_realism(
         summary = RolloutSummary.of(results)
         sim_orders += summary.orders
         real_w = real_trajectory(day, stream, w_start, w_end, tick)
-        i1 = int(np.searchsorted(stream.ts_ns, w_end, side="left"))
+        i1 = i0 + len(real_w.ts_ns)  # the window's orders are stream[i0:i1]
         real.update(real_w)
         real_budget.update(real_w)
         for r in results:
