@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 
 from simulator.book import EMPTY_BID_PRICE
+from simulator.lobster import load_lobster
+from simulator.orderstream import from_lobster
 from surveillance.cli import main
-from surveillance.metrics import FACTS, Trajectory
+from surveillance.metrics import FACTS, StylizedFacts, Trajectory
 from surveillance.realism import (
     BUDGET_CLASSES,
     RealismError,
     SpreadBudget,
     parse_clock,
     parse_duration,
+    previous_span_overlaps,
+    real_trajectory,
     spread_budget,
 )
 from tests.conftest import lobster_zip
@@ -41,6 +45,11 @@ def test_realism_on_a_short_held_out_goog_window(lobster_dir: Path, capsys):
         assert row["overlap"] is None or 0.0 <= row["overlap"] <= 1.0 + 1e-9, fact
     assert report["facts"]["spread"]["paper"] == 0.970
     assert report["facts"]["spread"]["overlap"] is not None
+    # the persistence reference: 14:24-14:30 of the real day against 14:30-14:36
+    for fact, row in report["facts"].items():
+        assert row["reference"] is None or 0.0 <= row["reference"] <= 1.0 + 1e-9, fact
+    assert report["facts"]["spread"]["reference"] is not None
+    assert not any("persistence" in note for note in report["notes"])
     budget = report["spread_budget"]
     assert set(budget) == {"real", "sim"} and set(budget["sim"]) == set(BUDGET_CLASSES)
     assert budget["real"]["cancel"]["events"] > 0 and budget["sim"]["passive"]["events"] > 0
@@ -73,6 +82,7 @@ def test_table_output_lists_every_fact(lobster_dir: Path, capsys):
         assert fact in out
     assert "spread budget" in out
     assert "book levels per side, mean per window: real 10.0 sim" in out
+    assert f"{'fact':<24}{'overlap':>9}{'prev':>7}" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["aggressive"]]
     assert len(rows) == 1 and rows[0][1] == "real" and rows[0][6] == "sim"
 
@@ -101,6 +111,44 @@ def test_missing_checkpoint_is_a_clear_error(lobster_dir, capsys, tmp_path):
     code = main(["realism", "--data", data, "--model", str(tmp_path / "none.pt")])
     err = capsys.readouterr().err
     assert code != 0 and "no model checkpoint" in err and "--generator empirical" in err
+
+
+def test_the_persistence_reference_is_the_span_just_before_the_windows(lobster_dir: Path):
+    day = load_lobster(lobster_zip(lobster_dir, "GOOG", 10))
+    stream = from_lobster(day)
+    window = parse_duration("3m")
+    tick = day.instrument.tick_size
+
+    def facts(start: int) -> StylizedFacts:
+        out = StylizedFacts()
+        for w in range(2):
+            s = start + w * window
+            out.update(real_trajectory(day, stream, s, s + window, tick))
+        return out
+
+    at = parse_clock("14:30")
+    kwargs = {"start_ns": at, "windows": 2, "window_ns": window}
+    # the span before 14:30 compared with itself: every fact overlaps fully
+    same = previous_span_overlaps(day, stream, facts(at - 2 * window), **kwargs)
+    assert same is not None
+    assert all(v is None or v == pytest.approx(1.0) for v in same.values())
+    assert same["spread"] == pytest.approx(1.0)
+    # the windows themselves differ from it
+    ahead = previous_span_overlaps(day, stream, facts(at), **kwargs)
+    assert ahead is not None and min(v for v in ahead.values() if v is not None) < 0.95
+    # nothing before the open to compare with
+    early = parse_clock("09:31")
+    assert (
+        previous_span_overlaps(day, stream, facts(early), **{**kwargs, "start_ns": early}) is None
+    )
+
+
+def test_an_early_window_has_no_persistence_reference_and_says_so(lobster_dir: Path, capsys):
+    data = str(lobster_zip(lobster_dir, "GOOG", 10))
+    args = ["--data", data, "--start", "09:31", "--windows", "1", "--window", "2m"]
+    report = run_json(capsys, *args, "--rollouts", "2")
+    assert all(row["reference"] is None for row in report["facts"].values())
+    assert any(note.startswith("no persistence reference") for note in report["notes"])
 
 
 def test_durations_and_clock_times_parse():

@@ -157,13 +157,15 @@ def command(
         f"{report.instrument}  generator={report.generator}  rollouts={report.rollouts}  "
         f"windows={len(report.windows)}  held_out={report.held_out}"
     )
-    click.echo(f"{'fact':<24}{'overlap':>9}{'paper':>8}{'bar':>6}  pass")
+    # prev: the real span just before the windows against them (the persistence forecast)
+    click.echo(f"{'fact':<24}{'overlap':>9}{'prev':>7}{'paper':>8}{'bar':>6}  pass")
     facts = out["facts"]
     for fact in FACTS:
         row = facts[fact]  # type: ignore[index]
         ovl = "-" if row["overlap"] is None else f"{row['overlap']:.3f}"
         paper = "-" if row["paper"] is None else f"{row['paper']:.3f}"
-        click.echo(f"{fact:<24}{ovl:>9}{paper:>8}{row['bar']:>6.2f}  {row['passed']}")
+        prev = "-" if row["reference"] is None else f"{row['reference']:.3f}"
+        click.echo(f"{fact:<24}{ovl:>9}{prev:>7}{paper:>8}{row['bar']:>6.2f}  {row['passed']}")
     click.echo(
         "spread budget, per window: events, ticks narrowed, ticks widened, ticks per widening"
     )
