@@ -71,6 +71,18 @@ DEFAULT_TEMPERATURE = (1.0, 0.8, 1.0, 1.0)
 # 0.801 / 0.780 against 0.780 / 0.776 without) and confirmed on the held-out 14:30-15:45 ones
 # (0.783 / 0.786 against 0.775 / 0.771; spread 0.599 / 0.909 against 0.564 / 0.885), v3 checkpoint.
 DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
+# Measured and not adopted (16 rollouts, 3 windows of 25 minutes): keeping the model's own
+# mass of each limit-price category (behind, join, inside the spread, marketable) and applying
+# the temperature and top-p only within a category. Sharpening halves the inside placements
+# (bundled v3 checkpoint with refill, AMZN 11:00-12:15: 305 spread-narrowing orders per window
+# against 675 real); keeping their mass restores them (622) and the AMZN volatility (overlap
+# 0.42 to 0.69 with refill, 0.64 to 0.80 without). But nothing then widens the spread as often
+# as in the real book, so it settles narrower (without refill, 11:00-12:15): GOOG 18.0 ticks
+# against 21.3 (real 28.9), spread overlap 0.53 against 0.64. On the held-out 14:30-15:45
+# windows: GOOG spread 0.50 against 0.60, mean of the twelve facts 0.767 against 0.783 (AMZN
+# 0.777 against 0.786). Keeping the marketable category's mass alone does not raise the
+# marketable share: with refill, 0.076 against 0.084 (GOOG, v3); v4 sweep checkpoints of seeds
+# 0 and 1, 0.058 and 0.049 against 0.061 and 0.049.
 # Bump whenever a change to the sampling or decoding rules changes the orders a checkpoint
 # generates: it is part of the model version that calibrations and cached forks are keyed by
 # (``sampler_version``, ``surveillance.scorer.checkpoint_version``).
