@@ -43,6 +43,9 @@ from models.tokenizer import (
     OrderTokenizer,
     book_rows,
     features_from_rows,
+    flow_features,
+    flow_signals,
+    flow_step,
     mid2_from_rows,
     pad_rows,
     token_fields,
@@ -129,6 +132,8 @@ class LMMGenerator:
         self._rngs: list[np.random.Generator] = []
         self._prev = np.zeros(0, np.int64)  # previous token of each rollout (by rollout index)
         self._mid2 = np.zeros(0, np.float64)  # last known doubled mid of each rollout
+        # order-flow averages of each rollout after its previous order (``tokenizer.flow``)
+        self._flow = np.zeros((0, 0), np.float64)
         self._open_mid = 0.0
 
     # ------------------------------------------------------------------ protocol
@@ -162,12 +167,20 @@ class LMMGenerator:
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])
         feats = features_from_rows(after, open_mid, history.ts_ns, tok.tick, tok.level_gaps)
+        lob = feats.lob
+        if tok.flow:  # the averages over the history, from the prior at its first order
+            interval = np.diff(np.asarray(history.ts_ns, np.int64), prepend=history.ts_ns[:1])
+            flow = flow_features(
+                flow_signals(history.type, history.aggressive, history.qty, interval)
+            )
+            lob = np.concatenate([lob, flow], axis=1)
+            self._flow = np.repeat(flow[-1:].astype(np.float64), n, axis=0)
         m = min(len(history) - 1, self.model.cfg.block_size - 1)
         prompt = slice(len(history) - 1 - m, len(history) - 1)  # all but the last order
         if m > 0:
             x = [
                 torch.from_numpy(np.ascontiguousarray(a[prompt])[None]).to(self.device)
-                for a in (ids, feats.lob, feats.mid_bucket, feats.tod)
+                for a in (ids, lob, feats.mid_bucket, feats.tod)
             ]
             cache, _ = self.model.prefill(*x)
             self._cache = cache.expand(n)
@@ -192,13 +205,16 @@ class LMMGenerator:
         )
         mid2 = mid2_from_rows(rows, self._mid2[live])
         self._mid2[live] = mid2
+        lob = feats.lob
+        if tok.flow:  # the averages after each rollout's previous order
+            lob = np.concatenate([lob, self._flow[live].astype(np.float32)], axis=1)
         u = np.stack([self._rngs[i].random(_DRAWS) for i in live])  # (B, 7)
         dev = self.device
         with torch.inference_mode():
             h = self.model.step(
                 self._cache,
                 torch.from_numpy(self._prev[live]).to(dev),
-                torch.from_numpy(feats.lob).to(dev),
+                torch.from_numpy(np.ascontiguousarray(lob)).to(dev),
                 torch.from_numpy(feats.mid_bucket).to(dev),
                 torch.from_numpy(feats.tod).to(dev),
             )
@@ -227,6 +243,13 @@ class LMMGenerator:
                 target = cancel_target_qty(books[k], p)
                 if target is not None and cancel_bins.encode([target])[0] == vslots[k]:
                     qtys[k] = target
+        if tok.flow:
+            marketable = [
+                (t == OrderType.BID and p >= ask[k]) or (t == OrderType.ASK and p <= bid[k])
+                for k, (t, p) in enumerate(zip(types, prices, strict=True))
+            ]
+            signals = flow_signals(types, marketable, qtys, dec.interval_ns)
+            self._flow[live] = flow_step(self._flow[live], signals)
         # v3: a cancel names a level of one side; with that side empty it finds nothing (void),
         # rather than being redirected to the other side's nearest level
         exact = tok.cancel_levels

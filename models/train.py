@@ -31,11 +31,11 @@ import torch
 from models.checkpoint import save_checkpoint
 from models.model import LMMConfig, OrderModel
 from models.tokenizer import (
-    LOB_DIM,
-    LOB_DIM_GAPS,
     VOCAB_SIZE,
     OrderTokenizer,
     features_from_rows,
+    flow_features,
+    flow_signals,
     mid2_from_rows,
     pad_rows,
 )
@@ -71,6 +71,7 @@ class TrainConfig:
     max_orders: int | None = None  # use only the first orders of each day (tests)
     level_gaps: bool = False  # features also give where the levels are (LOB_DIM_GAPS)
     sweep: bool = False  # tokenizer v4: a volume slot for "takes all that rests up to its price"
+    flow: bool = False  # features also give moving averages of the order flow (FLOW_DIM)
     model: LMMConfig = field(default_factory=LMMConfig)
 
 
@@ -170,7 +171,11 @@ def _raw_day(day: LobsterDay, val_minutes: float, max_orders: int | None) -> _Ra
 
 
 def tokenize_days(
-    raw: list[_RawDay], seed: int, level_gaps: bool = False, sweep: bool = False
+    raw: list[_RawDay],
+    seed: int,
+    level_gaps: bool = False,
+    sweep: bool = False,
+    flow: bool = False,
 ) -> tuple[OrderTokenizer, list[DayTokens]]:
     """Fit the tokenizer on the training parts and tokenize every day."""
 
@@ -189,6 +194,7 @@ def tokenize_days(
         sweep=sweep,
     )
     tok.level_gaps = level_gaps
+    tok.flow = flow
     days = []
     for r in raw:
         s = r.stream
@@ -202,7 +208,11 @@ def tokenize_days(
             pad_rows(r.rows_before),
         )
         f = features_from_rows(r.rows_after, r.open_mid, s.ts_ns, tok.tick, gaps=level_gaps)
-        days.append(DayTokens(r.name, ids, f.lob, f.mid_bucket, f.tod, r.n_train))
+        lob = f.lob
+        if flow:  # order i's features: the averages over the day's orders up to i
+            signals = flow_signals(s.type, s.aggressive, s.qty, r.interval)
+            lob = np.concatenate([lob, flow_features(signals)], axis=1)
+        days.append(DayTokens(r.name, ids, lob, f.mid_bucket, f.tod, r.n_train))
     return tok, days
 
 
@@ -320,8 +330,8 @@ def train(
         if not p.exists():
             raise FileNotFoundError(f"training data not found: {p}")
     raw = [_raw_day(load_lobster(p), cfg.val_minutes, cfg.max_orders) for p in paths]
-    tok, days = tokenize_days(raw, cfg.seed, cfg.level_gaps, cfg.sweep)
-    want = LOB_DIM_GAPS if cfg.level_gaps else LOB_DIM
+    tok, days = tokenize_days(raw, cfg.seed, cfg.level_gaps, cfg.sweep, cfg.flow)
+    want = tok.lob_dim
     if cfg.model.lob_dim != want:
         cfg.model = replace(cfg.model, lob_dim=want)
     train_days = [d.part("train") for d in days]

@@ -416,3 +416,65 @@ def test_v4_sweeps_take_exactly_what_rests_up_to_their_price():
     assert again.volume["limit"].encode([1, 100, 10**9]).max() < SWEEP_SLOT
     with pytest.raises(ValueError, match="rows"):
         OrderTokenizer.fit(type_, price, qty, interval[:6], ask, bid, sweep=True)
+
+
+# ---------------------------------------------------------------------- order-flow features
+def test_flow_signals_describe_each_order():
+    from models.tokenizer import FLOW_SIGNALS, LOB_SCALE, flow_signals
+
+    t = [OrderType.BID, OrderType.ASK, OrderType.CANCEL, OrderType.CANCEL]
+    s = flow_signals(t, [True, False, True, False], [100, 9, 50, 50], [0, 10**6, 0, 0])
+    assert s.shape == (4, len(FLOW_SIGNALS))
+    assert s[:, 0].tolist() == [0, 0, 1, 1]  # cancel
+    assert s[:, 1].tolist() == [1, 0, 0, 0]  # marketable: limit orders only
+    assert s[:, 2].tolist() == [1, 0, 0, 0]  # bid
+    assert np.allclose(s[:, 3], [np.log1p(100) / LOB_SCALE, np.log1p(9) / LOB_SCALE, 0, 0])
+    assert np.allclose(s[:, 4], [0, np.log1p(1.0) / LOB_SCALE, 0, 0])  # 1 ms
+
+
+def test_flow_averages_follow_each_order_and_continue_from_a_state():
+    from models.tokenizer import (
+        FLOW_DIM,
+        FLOW_HALF_LIVES,
+        FLOW_PRIOR,
+        FLOW_SIGNALS,
+        flow_features,
+        flow_signals,
+        flow_step,
+    )
+
+    type_, _, qty, interval, _, _ = _synthetic_orders(3000, seed=4)
+    aggressive = np.random.default_rng(4).random(3000) < 0.1
+    sig = flow_signals(type_, aggressive, qty, interval)
+    f = flow_features(sig)
+    assert f.shape == (3000, FLOW_DIM) and f.dtype == np.float32
+    state = np.tile(FLOW_PRIOR, len(FLOW_HALF_LIVES))[None]
+    for j in range(3000):  # the batched step a generator takes, one order at a time
+        state = flow_step(state, sig[j : j + 1])
+        if j in (0, 999, 2999):
+            assert np.allclose(state[0], f[j], atol=1e-6)
+    # continuing from the state after order 1,999 gives the same averages as the whole run
+    rest = flow_features(sig[2000:], f[1999])
+    assert np.allclose(rest, f[2000:], atol=1e-5)
+    # the short half-life tracks a change of regime sooner than the long one
+    k = len(FLOW_SIGNALS)
+    burst = flow_features(np.tile([0.0, 1.0, 0.0, 0.5, 0.5], (256, 1)))[-1]
+    assert burst[1] == pytest.approx(FLOW_PRIOR[1] + (1 - FLOW_PRIOR[1]) / 2, abs=1e-3)
+    assert FLOW_PRIOR[1] < burst[k + 1] < burst[1]
+
+
+def test_a_flow_tokenizer_round_trips_and_rejects_other_flow_settings(tokenizer):
+    from models.tokenizer import FLOW_DIM, LOB_DIM_GAPS
+
+    doc = tokenizer.to_dict()
+    assert "flow" not in doc["features"] and tokenizer.lob_dim == LOB_DIM
+    flow = OrderTokenizer.from_dict(doc)
+    flow.flow = True
+    again = OrderTokenizer.from_dict(json.loads(json.dumps(flow.to_dict())))
+    assert again.flow and again.lob_dim == LOB_DIM + FLOW_DIM
+    again.level_gaps = True
+    assert again.lob_dim == LOB_DIM_GAPS + FLOW_DIM
+    other = flow.to_dict()
+    other["features"]["flow_half_lives"] = [100, 1000]
+    with pytest.raises(ValueError, match="order-flow features"):
+        OrderTokenizer.from_dict(other)

@@ -404,3 +404,54 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     copy = tmp_path / "lmm-small.pt"
     copy.write_bytes(b"other weights")
     assert checkpoint_version(copy) != checkpoint_version(None)
+
+
+def test_a_flow_model_reads_the_order_flow_of_its_history_and_of_its_own_orders(
+    lobster_dir, tmp_path, fork_point, monkeypatch
+):
+    from models.tokenizer import (
+        FLOW_DIM,
+        flow_features,
+        flow_signals,
+        flow_step,
+        token_id,
+    )
+
+    torch.set_num_threads(1)
+    cfg = replace(_tiny_config(lobster_dir, tmp_path / "lmm-flow"), flow=True)
+    train(cfg, log=lambda _: None)
+    meta = json.loads((tmp_path / "lmm-flow.json").read_text())
+    assert meta["config"]["lob_dim"] == LOB_DIM + FLOW_DIM and meta["training"]["flow"] is True
+    gen = load_generator(tmp_path / "lmm-flow.pt")
+    tok = gen.tokenizer
+    assert tok.flow
+    real, history, rows, open_mid, ts = fork_point
+    books = [real.fork(), real.fork()]
+    gen.begin(books, history, rows, open_mid, ts, seed=5)
+    interval = np.diff(history.ts_ns, prepend=history.ts_ns[:1])
+    after_history = flow_features(
+        flow_signals(history.type, history.aggressive, history.qty, interval)
+    )[-1]
+    assert np.allclose(gen._flow, after_history, atol=1e-6)  # both rollouts start there
+    # pinned sampler (this checks the bookkeeping, not what a tiny model learned): rollout 0
+    # buys at the ask, rollout 1 cancels at a best level
+    through = int(np.flatnonzero(tok.price["limit"].lo <= MARKETABLE_BASE)[-1])
+    pinned = torch.tensor(
+        [token_id(OrderType.BID, through, 5, 3), token_id(OrderType.CANCEL, 10, 5, 3)]
+    )
+    monkeypatch.setattr(gen.model, "sample", lambda *a, **k: pinned)
+    orders = gen.next_orders(books, [ts, ts])
+    assert orders[0].price >= books[0].best_ask and orders[1].type == OrderType.CANCEL
+    signals = flow_signals(
+        [o.type for o in orders],
+        [True, False],
+        [o.qty for o in orders],
+        [o.interval_ns for o in orders],
+    )
+    want = flow_step(np.repeat(after_history[None].astype(np.float64), 2, axis=0), signals)
+    assert np.allclose(gen._flow, want, atol=1e-6)
+    assert gen._flow[0, 1] > after_history[1] > gen._flow[1, 1]  # the marketable share
+    # and it drives reproducible rollouts
+    a = _roll(tmp_path / "lmm-flow", fork_point, n=3)
+    b = _roll(tmp_path / "lmm-flow", fork_point, n=3)
+    assert all(np.array_equal(x.price, y.price) for x, y in zip(a, b, strict=True))

@@ -76,6 +76,13 @@ _ROOT = Path(__file__).resolve().parents[2]
     show_default=True,
     help="Tokenizer v4: one volume slot means 'takes exactly what rests up to its price'.",
 )
+@click.option(
+    "--flow/--no-flow",
+    default=False,
+    show_default=True,
+    help="Context features also give moving averages of the order flow (the share of cancels, "
+    "marketable orders and bids, sizes, intervals) over the last hundreds and thousands of orders.",
+)
 def command(
     data_dir: Path,
     files: tuple[str, ...],
@@ -98,6 +105,7 @@ def command(
     threads: int | None,
     level_gaps: bool,
     sweep: bool,
+    flow: bool,
 ) -> None:
     """Train the order model and write a checkpoint with its validation report.
 
@@ -133,6 +141,7 @@ def command(
         max_orders=max_orders,
         level_gaps=level_gaps,
         sweep=sweep,
+        flow=flow,
         model=LMMConfig(
             n_layer=layers,
             n_head=heads,
