@@ -59,8 +59,15 @@ def load_checkpoint(
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
         raise ValueError(f"{meta_path}: not a {FORMAT} v{FORMAT_VERSION} checkpoint")
-    model = OrderModel(LMMConfig.from_dict(meta["config"]))
+    cfg = LMMConfig.from_dict(meta["config"])
+    tokenizer = OrderTokenizer.from_dict(meta["tokenizer"])
+    if cfg.lob_dim != tokenizer.lob_dim:  # e.g. a tokenizer whose feature flags were edited
+        raise ValueError(
+            f"{meta_path}: the model reads {cfg.lob_dim} book features, its tokenizer "
+            f"gives {tokenizer.lob_dim}"
+        )
+    model = OrderModel(cfg)
     state = torch.load(weights, map_location=device, weights_only=True)
     model.load_state_dict(state)
     model.to(device).eval()
-    return model, OrderTokenizer.from_dict(meta["tokenizer"]), meta
+    return model, tokenizer, meta

@@ -100,6 +100,19 @@ def test_checkpoint_round_trip_rebuilds_the_same_logits(trained):
     assert all(isinstance(v, torch.Tensor) for v in state.values())
 
 
+def test_a_checkpoint_whose_tokenizer_features_do_not_fit_its_model_is_refused(trained, tmp_path):
+    import shutil
+
+    _, out = trained
+    copy = tmp_path / "edited"
+    shutil.copy(out.with_suffix(".pt"), copy.with_suffix(".pt"))
+    meta = json.loads(out.with_suffix(".json").read_text())
+    meta["tokenizer"]["features"]["level_gaps"] = True  # the weights read LOB_DIM features
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="reads 21 book features, its tokenizer gives 39"):
+        load_checkpoint(copy.with_suffix(".pt"))
+
+
 def test_training_is_deterministic_for_a_seed(trained, lobster_dir, tmp_path):
     result, _ = trained
     again = train(_tiny_config(lobster_dir, None), log=lambda _: None)
