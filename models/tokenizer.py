@@ -395,10 +395,11 @@ def features_from_rows(
 # (``block_size`` orders, well under a minute of a busy book) cannot see a regime that builds
 # over half an hour, such as the closing ramp: the share of marketable GOOG limit orders is 5%
 # to 8% in every half hour from 10:00 to 14:30, then 10% over 15:00-15:30 and 18% over
-# 15:30-16:00. Not the bundled model. Measured with the bundled model's command plus ``--flow``:
-# validation 7.208 and 7.193 nats (seeds 0 and 1) against 7.233, but less realistic rollouts.
-# On the held-out 14:30-15:45 windows (``surveillance realism``, 16 rollouts), the mean of the
-# twelve facts is GOOG 0.726 and 0.598 against 0.783, and AMZN 0.739 and 0.692 against 0.786.
+# 15:30-16:00. Not the bundled model. Measured with the bundled model's command plus ``--flow``,
+# seeds 0 and 1 (without it in brackets): validation 7.208 and 7.193 nats (7.233 and 7.221), but
+# less realistic rollouts. On the held-out 14:30-15:45 windows (``surveillance realism``, 16
+# rollouts) the mean of the twelve facts is GOOG 0.726 and 0.598 (0.783 and 0.718), AMZN 0.739
+# and 0.692 (0.786 and 0.768).
 # Mean order volume, the cancel ratio and the returns drift furthest. Holding the averages at
 # their value at the fork (no update from the rollout's own orders) does not help: GOOG 0.713
 # and 0.610, AMZN 0.796 and 0.734. GOOG's 2,048-order average of the marketable signal is
