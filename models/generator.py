@@ -232,8 +232,12 @@ class LMMGenerator:
         types, prices, qtys = dec.type.tolist(), dec.price.tolist(), dec.qty.tolist()
         vslots = token_fields(ids)[2]
         cancel_bins = tok.volume["cancel"]
+        marketable = [
+            (t == OrderType.BID and p >= ask[k]) or (t == OrderType.ASK and p <= bid[k])
+            for k, (t, p) in enumerate(zip(types, prices, strict=True))
+        ]
         for k, (t, p) in enumerate(zip(types, prices, strict=True)):
-            if (t == OrderType.BID and p >= ask[k]) or (t == OrderType.ASK and p <= bid[k]):
+            if marketable[k]:
                 if tok.sweep and vslots[k] == SWEEP_SLOT:
                     # v4: takes exactly what rests up to its price
                     qtys[k] = max(available_qty(books[k], t, p), 1)
@@ -244,10 +248,6 @@ class LMMGenerator:
                 if target is not None and cancel_bins.encode([target])[0] == vslots[k]:
                     qtys[k] = target
         if tok.flow:
-            marketable = [
-                (t == OrderType.BID and p >= ask[k]) or (t == OrderType.ASK and p <= bid[k])
-                for k, (t, p) in enumerate(zip(types, prices, strict=True))
-            ]
             signals = flow_signals(types, marketable, qtys, dec.interval_ns)
             self._flow[live] = flow_step(self._flow[live], signals)
         # v3: a cancel names a level of one side; with that side empty it finds nothing (void),

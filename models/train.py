@@ -81,7 +81,7 @@ class DayTokens:
 
     name: str
     ids: np.ndarray  # (N,) int64
-    lob: np.ndarray  # (N, LOB_DIM) float32
+    lob: np.ndarray  # (N, tokenizer.lob_dim) float32
     mid: np.ndarray  # (N,) int64
     tod: np.ndarray  # (N, TOD_DIM) float32
     n_train: int  # orders [0, n_train) train, [n_train, N) validation
