@@ -86,6 +86,10 @@ DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
 # 0.777 against 0.786). Keeping the marketable category's mass alone does not raise the
 # marketable share: with refill, 0.076 against 0.084 (GOOG, v3); v4 sweep checkpoints of seeds
 # 0 and 1, 0.058 and 0.049 against 0.061 and 0.049.
+# Nor one price temperature for limit orders and another for cancels (the level they name), on
+# the training-hour windows 11:00-12:15 (mean of the twelve facts, GOOG / AMZN, no refill):
+# 0.8 and 0.8 (the default) 0.801 / 0.780; 0.8 and 0.6: 0.712 / 0.771; 0.8 and 1.0: 0.784 /
+# 0.785; 1.0 and 0.6: 0.794 / 0.808, with the spread at 0.54 / 0.64 against 0.64 / 0.76.
 # Bump whenever a change to the sampling or decoding rules changes the orders a checkpoint
 # generates: it is part of the model version that calibrations and cached forks are keyed by
 # (``sampler_version``, ``surveillance.scorer.checkpoint_version``).
