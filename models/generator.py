@@ -51,7 +51,7 @@ from models.tokenizer import (
     token_fields,
 )
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
-from simulator.orderstream import OrderStream, OrderType
+from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.rollout import (
     GENERATOR_STREAM,
     GeneratedOrder,
@@ -173,10 +173,10 @@ class LMMGenerator:
         feats = features_from_rows(after, open_mid, history.ts_ns, tok.tick, tok.level_gaps)
         lob = feats.lob
         if tok.flow:  # the averages over the history, from the prior at its first order
-            interval = np.diff(np.asarray(history.ts_ns, np.int64), prepend=history.ts_ns[:1])
-            flow = flow_features(
-                flow_signals(history.type, history.aggressive, history.qty, interval)
+            signals = flow_signals(
+                history.type, history.aggressive, history.qty, intervals_ns(history.ts_ns)
             )
+            flow = flow_features(signals)
             lob = np.concatenate([lob, flow], axis=1)
             self._flow = np.repeat(flow[-1:].astype(np.float64), n, axis=0)
         m = min(len(history) - 1, self.model.cfg.block_size - 1)

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
-from simulator.orderstream import OrderStream, OrderType
+from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.types import NS_PER_S, Side
 
 N_TYPES = 3
@@ -438,21 +438,17 @@ def flow_features(signals: np.ndarray, state: np.ndarray | None = None) -> np.nd
     x = np.asarray(signals, np.float64)
     k = x.shape[1]
     prior = np.tile(FLOW_PRIOR, len(FLOW_HALF_LIVES)) if state is None else np.asarray(state)
-    out = np.empty((len(x), FLOW_DIM), np.float64)
-    for b, decay in enumerate(_FLOW_DECAY):
-        for c in range(k):
-            y0 = float(prior[b * k + c])
-            out[:, b * k + c], _ = lfilter([1 - decay], [1, -decay], x[:, c], zi=[decay * y0])
-    return out.astype(np.float32)
+    blocks = [
+        lfilter([1 - d], [1, -d], x, axis=0, zi=d * prior[None, b * k : (b + 1) * k])[0]
+        for b, d in enumerate(_FLOW_DECAY)
+    ]
+    return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
 def flow_step(state: np.ndarray, signals: np.ndarray) -> np.ndarray:
     """One order per row: ``state`` (B, FLOW_DIM) averages before it -> after it."""
-    k = len(FLOW_SIGNALS)
-    out = np.empty_like(state)
-    for b, decay in enumerate(_FLOW_DECAY):
-        out[:, b * k : (b + 1) * k] = decay * state[:, b * k : (b + 1) * k] + (1 - decay) * signals
-    return out
+    decay = np.repeat(_FLOW_DECAY, len(FLOW_SIGNALS))
+    return decay * state + (1 - decay) * np.tile(signals, len(FLOW_HALF_LIVES))
 
 
 def features_from_row(row: np.ndarray, open_mid: float, ts_ns: int, tick: int = 100):
@@ -732,9 +728,7 @@ class OrderTokenizer:
 
     def encode(self, stream: OrderStream, rows_before: np.ndarray, prev_ts_ns: int | None = None):
         """Token ids of a stream; ``rows_before[i]`` is the book row just before order ``i``."""
-        ts = np.asarray(stream.ts_ns, np.int64)
-        first = ts[:1] if prev_ts_ns is None else np.array([prev_ts_ns], np.int64)
-        interval = np.maximum(np.diff(ts, prepend=first), 0)
+        interval = intervals_ns(stream.ts_ns, prev_ts_ns)
         rows = np.asarray(rows_before, np.int64)
         return self.encode_fields(
             stream.type, stream.price, stream.qty, interval, rows[:, 0], rows[:, 2], rows

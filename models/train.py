@@ -40,7 +40,7 @@ from models.tokenizer import (
     pad_rows,
 )
 from simulator.lobster import LobsterDay, load_lobster
-from simulator.orderstream import OrderStream
+from simulator.orderstream import OrderStream, intervals_ns
 from simulator.types import NS_PER_S
 
 DEFAULT_FILES = (
@@ -159,7 +159,7 @@ def _raw_day(day: LobsterDay, val_minutes: float, max_orders: int | None) -> _Ra
     open_mid = float(mid2_from_rows(book[0], np.nan)) / 2.0
     mid2 = mid2_from_rows(rows_before, 2.0 * open_mid)
     ts = np.asarray(stream.ts_ns, np.int64)
-    interval = np.maximum(np.diff(ts, prepend=ts[:1]), 0)
+    interval = intervals_ns(ts)
     if max_orders is None:
         val_start = day.name.end_ms * 1_000_000 - int(val_minutes * 60 * NS_PER_S)
     else:  # a prefix: hold out its last fifth

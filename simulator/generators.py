@@ -16,7 +16,7 @@ from heapq import heappop, heappush
 import numpy as np
 
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
-from simulator.orderstream import OrderStream, OrderType
+from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.rollout import GENERATOR_STREAM, GeneratedOrder, marketable_qty, rollout_rng
 
 _ASK_TYPE, _BID_TYPE, _CANCEL_TYPE = int(OrderType.ASK), int(OrderType.BID), int(OrderType.CANCEL)
@@ -173,7 +173,7 @@ class EmpiricalGenerator:
                 history_rows = history_rows[cut:]
         touch = history_touch(history, history_rows)
         ts = history.ts_ns.astype(np.int64)
-        interval = np.maximum(np.diff(ts, prepend=ts[:1]), 0) if len(ts) else ts
+        interval = intervals_ns(ts)
         bid, ask = touch
         keep = (bid > EMPTY_BID_PRICE) & (ask < EMPTY_ASK_PRICE) & (ask > bid) & (history.qty > 0)
         keep[:1] = False  # the first order has no preceding interval

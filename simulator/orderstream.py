@@ -69,6 +69,14 @@ class ConversionStats:
     other_skipped: int = 0
 
 
+def intervals_ns(ts_ns, prev_ts_ns: int | None = None) -> np.ndarray:
+    """Nanoseconds from each order to the one before it (the first order: from ``prev_ts_ns``,
+    or 0 without it), never negative: the interval field of the MarS order token."""
+    ts = np.asarray(ts_ns, np.int64)
+    first = ts[:1] if prev_ts_ns is None else np.array([prev_ts_ns], np.int64)
+    return np.maximum(np.diff(ts, prepend=first), 0)
+
+
 def convert_messages(messages: Messages) -> tuple[OrderStream, ConversionStats]:
     """Convert a LOBSTER message stream into MarS orders.
 

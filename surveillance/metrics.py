@@ -238,13 +238,11 @@ def overlap_tail(a: np.ndarray, b: np.ndarray, q: float, floor: float | None = N
     >>> round(overlap_tail(np.full(100, 5000.0), b, 0.99), 6)  # all beyond: 1 - |1 - 0.01|
     0.01
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) == 0 or len(b) == 0:
-        raise ValueError("overlap of an empty sample")
+    a, b = _nonempty(a, b)
     threshold = float(np.quantile(b, q))
     if floor is not None:
         threshold = max(threshold, floor)
-    return overlap_at(a, b, threshold)
+    return _shares_overlap(a, b, threshold)
 
 
 def overlap_at(a: np.ndarray, b: np.ndarray, cut: float) -> float:
@@ -254,9 +252,17 @@ def overlap_at(a: np.ndarray, b: np.ndarray, cut: float) -> float:
     >>> overlap_at(np.array([-1.0, 0.5]), np.array([-1.0, -0.5, 0.0, 2.0]), 0.0)
     0.75
     """
+    return _shares_overlap(*_nonempty(a, b), cut)
+
+
+def _nonempty(a, b) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if len(a) == 0 or len(b) == 0:
         raise ValueError("overlap of an empty sample")
+    return a, b
+
+
+def _shares_overlap(a: np.ndarray, b: np.ndarray, cut: float) -> float:
     return float(1.0 - abs(np.mean(a > cut) - np.mean(b > cut)))
 
 
