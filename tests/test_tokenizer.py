@@ -30,6 +30,7 @@ from models.tokenizer import (
     mid2_from_rows,
     mid_bucket,
     price_codes,
+    time_of_day,
     token_fields,
     token_id,
 )
@@ -234,6 +235,23 @@ def test_tokenizer_json_round_trip_is_exact(tokenizer, tmp_path):
     a = tokenizer.decode(ids, ask, bid, np.random.default_rng(5))
     b = again.decode(ids, ask, bid, np.random.default_rng(5))
     assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in a.__slots__)
+
+
+def test_the_clock_span_holds_time_features_inside_the_training_times(tokenizer):
+    assert tokenizer.clock_span is None  # fitted without one: the real clock
+    t = [(9 * 3600 + 1800) * NS_PER_S, 16 * 3600 * NS_PER_S]
+    assert np.array_equal(tokenizer.clock(t), t)
+    lo, hi = (10 * 3600) * NS_PER_S, (14 * 3600 + 1800) * NS_PER_S
+    doc = tokenizer.to_dict()
+    doc["features"]["clock_span_ns"] = [lo, hi]
+    spanned = OrderTokenizer.from_dict(doc)
+    assert spanned.clock_span == (lo, hi)
+    assert OrderTokenizer.from_dict(spanned.to_dict()).clock_span == (lo, hi)
+    assert np.array_equal(spanned.clock([lo - 1, lo + 5, hi, hi + 1]), [lo, lo + 5, hi, hi])
+    assert np.array_equal(time_of_day(spanned.clock(t)), time_of_day([lo, hi]))
+    doc["features"]["clock_span_ns"] = [hi, lo]
+    with pytest.raises(ValueError, match="first <= last"):
+        OrderTokenizer.from_dict(doc)
 
 
 def test_json_has_no_pickle_and_bounded_samples(tokenizer):

@@ -22,6 +22,8 @@ from models.tokenizer import (  # noqa: E402
     LOB_DIM,
     MARKETABLE_BASE,
     TOKENIZER_VERSION,
+    OrderTokenizer,
+    time_of_day,
     token_fields,
 )
 from models.train import (  # noqa: E402
@@ -310,6 +312,55 @@ def test_generator_reads_no_deeper_than_the_history_feed(trained, fork_point):
     assert gen._levels == 5
     gen.begin([book], history, rows, open_mid, ts, seed=0)
     assert gen._levels == 10
+
+
+def test_rollouts_hold_their_time_features_inside_the_training_span(
+    trained, fork_point, lobster_dir, monkeypatch
+):
+    result, out = trained
+    tok = result.tokenizer
+    firsts, lasts = [], []  # the training part of each day: its first 2,000 of 2,500 orders
+    for name in TrainConfig().files:
+        ts = from_lobster(load_lobster(lobster_dir / name)).ts_ns[:2500]
+        part = ts[ts < ts[2000]]
+        firsts.append(int(part[0]))
+        lasts.append(int(part[-1]))
+    assert tok.clock_span == (min(firsts), max(lasts))
+    assert load_checkpoint(out.with_suffix(".pt"))[1].clock_span == tok.clock_span
+    book, history, rows, open_mid, ts = fork_point
+    end = tok.clock_span[1]
+    late = end + 60 * 10**9 - int(history.ts_ns[0])  # the same fork, past the training part
+    history = replace(history, ts_ns=history.ts_ns + late)
+    ts += late
+
+    def tods(tokenizer, clocks):
+        gen = LMMGenerator(result.model, tokenizer)
+        seen = []
+        real_prefill, real_step = gen.model.prefill, gen.model.step
+        monkeypatch.setattr(
+            gen.model, "prefill", lambda *a: seen.append(a[3][0]) or real_prefill(*a)
+        )
+        monkeypatch.setattr(gen.model, "step", lambda *a: seen.append(a[4]) or real_step(*a))
+        books = [book.fork()]
+        gen.begin(books, history, rows, open_mid, ts, seed=0)
+        for clock in clocks:
+            gen.next_orders(books, [clock])
+        return torch.cat(seen).numpy()
+
+    clocks = [ts, ts + 3600 * 10**9]
+    held = tods(tok, clocks)
+    assert len(held) == 31 + 2 and np.all(held == time_of_day([end]))
+    doc = tok.to_dict()
+    del doc["features"]["clock_span_ns"]  # a checkpoint from before spans: the real clock
+    real = tods(OrderTokenizer.from_dict(doc), clocks)
+    assert np.allclose(real, time_of_day([*history.ts_ns[-32:-1], *clocks]))
+
+
+def test_committed_model_was_trained_before_the_held_out_windows():
+    _, tok, meta = load_checkpoint()
+    assert meta["validation"]["holdout"] == "last 90 minutes of each day"
+    start, end = tok.clock_span
+    assert (9 * 3600 + 1800) * 10**9 <= start < end < (14 * 3600 + 1800) * 10**9
 
 
 def test_pad_rows_fills_missing_levels_with_empty_sentinels():
