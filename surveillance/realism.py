@@ -35,28 +35,28 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   (0.768 and 0.802): GOOG gains with every training seed, AMZN with seed 0 only. On windows of
   the training hours (11:00-12:15), where the clock is inside the span and a choice does not
   look at the held-out ones, seed 0 scores best over both instruments (GOOG / AMZN 0.801 /
-  0.780; seed 1 0.809 / 0.705, seed 2 0.762 / 0.757). The refill figures below were measured
-  with the real clock (sampler revision 2);
+  0.780; seed 1 0.809 / 0.705, seed 2 0.762 / 0.757);
 - ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
   behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
-  bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.9 to 7.4
-  of their 10 levels per side on average and one side is empty after 4% to 5% of the events;
-  AMZN rollouts hold 3.0 to 3.3 of 5, with one side empty after 23% to 32% of the events. The
+  bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.6 to 6.8
+  of their 10 levels per side on average and one side is empty after 6% to 7% of the events;
+  AMZN rollouts hold 3.2 to 3.4 of 5, with one side empty after 20% to 26% of the events. The
   real books show every level in every row. With refill no side is ever empty, and a rollout
-  window adds about 1,700 to 1,800 levels from depth on GOOG (AMZN 1,100 to 1,250), against
-  about 2,850 (AMZN 2,170) that enter the real book from below its depth in an average
-  25 minutes of the day (``book-check``'s ``entered_from_depth``). Scores with refill (16
-  rollouts, GOOG / AMZN; without it in brackets): spread 0.747 / 0.913 (0.599 / 0.909; GOOG
-  simulated 20.9 ticks), aggressive ratio 0.934 / 0.914 (0.931 / 0.685), volatility 0.473 /
-  0.442 (0.587 / 0.720), 1-minute returns 0.632 / 0.702 (0.693 / 0.841), mean of the twelve
-  facts 0.729 / 0.749 (0.783 / 0.786). The simulated volatility halves: part of the price
-  movement of plain rollouts came from drained and one-sided books, not from the model's
-  order flow, which almost never sweeps more than the touch. A v4 (``--sweep``) model trained
-  with seed 0 and rolled out with refill: spread 0.829 / 0.866, volatility 0.719 / 0.437, mean
-  0.772 / 0.686 (seed 1: spread 0.890 / 0.865, mean 0.750 / 0.752; both send too few
-  aggressive orders, 4% to 7% of orders against 9% real). Refill is off by default because
-  it lowers the mean of the facts with the bundled model and the detector's calibrated AUC
-  (``surveillance evaluate --refill``);
+  window adds about 1,660 to 1,700 levels from depth on GOOG (AMZN 970 to 1,110), against about
+  2,850 (AMZN 2,170) that enter the real book from below its depth in an average 25 minutes of
+  the day (``book-check``'s ``entered_from_depth``). Scores with refill (16 rollouts, GOOG /
+  AMZN; without it in brackets): spread 0.796 / 0.909 (0.635 / 0.914; GOOG simulated 21.8
+  ticks), aggressive ratio 0.904 / 0.931 (0.814 / 0.729), volatility 0.491 / 0.435 (0.653 /
+  0.671), 1-minute returns 0.625 / 0.694 (0.727 / 0.791), mean of the twelve facts 0.736 / 0.749
+  (0.803 / 0.796). The simulated volatility falls to less than half the real one (GOOG 0.00023
+  against 0.00041 per minute, AMZN 0.00024 against 0.00055): part of the price movement of plain
+  rollouts comes from drained and one-sided books, not from the model's order flow, which almost
+  never sweeps more than the touch. Measured with the real clock (sampler revision 2), a v4
+  (``--sweep``) model trained with seed 0 and rolled out with refill: spread 0.829 / 0.866,
+  volatility 0.719 / 0.437, mean 0.772 / 0.686 (seed 1: spread 0.890 / 0.865, mean 0.750 /
+  0.752; both send too few aggressive orders, 4% to 7% of orders against 9% real). Refill is off
+  by default because it lowers the mean of the facts with the bundled model and, measured with
+  the real clock, the detector's calibrated AUC (``surveillance evaluate --refill``);
 - the persistence reference, which every report carries (``reference``, the text output's
   ``prev``): the real span just before the windows against them (``previous_span_overlaps``).
   On 13:15-14:30 against 14:30-15:45 it scores, GOOG / AMZN: spread 0.893 / 0.880,
