@@ -42,7 +42,6 @@ from models.tokenizer import (
     SWEEP_SLOT,
     OrderTokenizer,
     book_rows,
-    features_from_rows,
     flow_features,
     flow_signals,
     flow_step,
@@ -170,9 +169,7 @@ class LMMGenerator:
         ids = tok.encode(history, before)
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])
-        feats = features_from_rows(
-            after, open_mid, tok.clock(history.ts_ns), tok.tick, tok.level_gaps
-        )
+        feats = tok.rollout_features(after, open_mid, history.ts_ns)
         lob = feats.lob
         if tok.flow:  # the averages over the history, from the prior at its first order
             signals = flow_signals(
@@ -206,7 +203,7 @@ class LMMGenerator:
         rows = book_rows(books, self._levels)
         rows = pad_rows(rows, N_LEVELS)
         tok = self.tokenizer
-        feats = features_from_rows(rows, self._open_mid, tok.clock(ts_ns), tok.tick, tok.level_gaps)
+        feats = tok.rollout_features(rows, self._open_mid, ts_ns)
         mid2 = mid2_from_rows(rows, self._mid2[live])
         self._mid2[live] = mid2
         lob = feats.lob

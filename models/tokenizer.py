@@ -725,6 +725,11 @@ class OrderTokenizer:
             return ts
         return np.clip(ts, *self.clock_span)
 
+    def rollout_features(self, rows: np.ndarray, open_mid: float, ts_ns) -> TokenFeatures:
+        """What a rollout feeds the model for books ``rows`` at ``ts_ns``: ``features_from_rows``
+        with this tokenizer's tick and level gaps, its time features read at ``clock``."""
+        return features_from_rows(rows, open_mid, self.clock(ts_ns), self.tick, self.level_gaps)
+
     # ------------------------------------------------------------------ fields
     def encode_fields(
         self, type_, price, qty, interval_ns, best_ask, best_bid, rows=None
@@ -927,6 +932,7 @@ class OrderTokenizer:
     def from_dict(cls, d: dict[str, Any]) -> OrderTokenizer:
         if d.get("version") not in _VERSIONS:
             raise ValueError(f"unsupported tokenizer version {d.get('version')!r}")
+        features = d.get("features", {})
         return cls(
             {k: Bins.from_dict(b) for k, b in d["price"].items()},
             {k: Bins.from_dict(b) for k, b in d["volume"].items()},
@@ -934,9 +940,9 @@ class OrderTokenizer:
             int(d["tick"]),
             cancel_levels=d["version"] >= 3,
             sweep=d["version"] >= 4,
-            level_gaps=bool(d.get("features", {}).get("level_gaps", False)),
-            flow=_flow_from_dict(d.get("features", {})),
-            clock_span=d.get("features", {}).get("clock_span_ns"),
+            level_gaps=bool(features.get("level_gaps", False)),
+            flow=_flow_from_dict(features),
+            clock_span=features.get("clock_span_ns"),
         )
 
     def save(self, path: str | Path) -> None:
