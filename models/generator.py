@@ -169,7 +169,7 @@ class LMMGenerator:
         ids = tok.encode(history, before)
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])
-        feats = tok.rollout_features(after, open_mid, history.ts_ns)
+        feats = tok.rollout_features(after, open_mid, history.ts_ns, self._levels)
         lob = feats.lob
         if tok.flow:  # the averages over the history, from the prior at its first order
             signals = flow_signals(
@@ -203,7 +203,7 @@ class LMMGenerator:
         rows = book_rows(books, self._levels)
         rows = pad_rows(rows, N_LEVELS)
         tok = self.tokenizer
-        feats = tok.rollout_features(rows, self._open_mid, ts_ns)
+        feats = tok.rollout_features(rows, self._open_mid, ts_ns, self._levels)
         mid2 = mid2_from_rows(rows, self._mid2[live])
         self._mid2[live] = mid2
         lob = feats.lob

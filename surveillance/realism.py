@@ -36,6 +36,10 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   the training hours (11:00-12:15), where the clock is inside the span and a choice does not
   look at the held-out ones, seed 0 scores best over both instruments (GOOG / AMZN 0.801 /
   0.780; seed 1 0.809 / 0.705, seed 2 0.762 / 0.757);
+- models trained with the feed depth and hidden levels (``surveillance train --feed-depth
+  --level-dropout 0.5``, seeds 0 to 3): GOOG held-out spread 0.79 to 0.84, mean of the twelve
+  facts GOOG / AMZN from 0.740 / 0.653 to 0.811 / 0.825 by seed; not bundled because the
+  detector's calibration does not carry over to them (``models.tokenizer.DEPTH_DIM``);
 - ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
   behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
   bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.6 to 6.8

@@ -247,3 +247,19 @@ def test_leave_out_drops_the_windows_that_overlap_the_one_scored() -> None:
     assert apart.norms == plain.norms
     with pytest.raises(ValueError, match="spans"):
         Calibration.fit_normal(normal, far=0.05, method="test", spans=spans[:-1])
+
+
+def test_leave_out_falls_back_to_leave_one_out_when_overlaps_leave_too_few() -> None:
+    """Windows that all overlap one another would leave no norms to score with: each window is
+    then scored with the norms of all the others (plain leave-one-out), and only that window."""
+    values = [0.0, 0.3, -0.2, 0.1, -4.0]
+    normal = [("GOOG", None, {"a": v}) for v in values]
+    together = [(10 * k, 10 * k + 100) for k in range(len(values))]  # every pair overlaps
+    plain = Calibration.fit_normal(normal, far=0.05, method="test")
+    crowded = Calibration.fit_normal(normal, far=0.05, method="test", spans=together)
+    assert crowded.normal_scores == plain.normal_scores
+    assert crowded.threshold == plain.threshold
+    # one window apart from the rest: the others still fall back, it keeps its own leave-out
+    mixed = [*together[:-1], (10_000, 10_100)]
+    part = Calibration.fit_normal(normal, far=0.05, method="test", spans=mixed)
+    assert part.normal_scores == plain.normal_scores

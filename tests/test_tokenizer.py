@@ -23,12 +23,10 @@ from models.tokenizer import (
     Bins,
     OrderTokenizer,
     book_rows,
-    features_from_book,
-    features_from_books,
-    features_from_row,
     features_from_rows,
     mid2_from_rows,
     mid_bucket,
+    pad_rows,
     price_codes,
     time_of_day,
     token_fields,
@@ -299,25 +297,24 @@ levels_st = st.lists(st.tuples(st.integers(1, 30), st.integers(1, 10_000)), max_
 
 @FAST
 @given(levels_st, levels_st, st.integers(9 * 3600, 17 * 3600), st.integers(-500, 500))
-def test_features_from_book_equal_features_from_its_row(asks, bids, ts_s, open_off):
+def test_a_live_books_rows_give_the_features_of_its_snapshot(asks, bids, ts_s, open_off):
     base = 50_000 * TICK
     ask_px = {base + TICK * d: q for d, q in asks}
     bid_px = {base - TICK * d: q for d, q in bids}
     book = _book_from_levels(list(ask_px.items()), list(bid_px.items()))
     open_mid = base + open_off * TICK / 2
     ts = ts_s * NS_PER_S
-    from_book = features_from_book(book, open_mid, ts)
-    from_row = features_from_row(book.snapshot(N_LEVELS), open_mid, ts)
-    assert np.array_equal(book_rows([book, book]), np.stack([book.snapshot(N_LEVELS)] * 2))
+    rows = book_rows([book, book])
+    assert np.array_equal(rows, np.stack([book.snapshot(N_LEVELS)] * 2))
+    from_book = features_from_rows(rows, open_mid, [ts, ts])
+    from_row = features_from_rows(book.snapshot(N_LEVELS)[None], open_mid, [ts])
     for f in ("lob", "mid_bucket", "tod"):
-        assert np.array_equal(getattr(from_book, f), getattr(from_row, f))
-    assert from_book.lob.shape == (1, LOB_DIM)
+        assert np.array_equal(getattr(from_book, f)[1:], getattr(from_row, f))
+    assert from_book.lob.shape == (2, LOB_DIM)
     assert 0 <= int(from_book.mid_bucket[0]) < N_MID_BUCKETS
-    if len(ask_px) <= 5 and len(bid_px) <= 5:  # a level-5 row of the same book is padded
-        short = features_from_row(book.snapshot(5), open_mid, ts)
-        assert np.array_equal(short.lob, from_book.lob)
-    batched = features_from_books([book, book], open_mid, [ts, ts])
-    assert np.array_equal(batched.lob[1], from_book.lob[0])
+    if len(ask_px) <= 5 and len(bid_px) <= 5:  # a level-5 row of the same book, padded
+        short = features_from_rows(pad_rows(book.snapshot(5)[None]), open_mid, [ts])
+        assert np.array_equal(short.lob, from_row.lob)
 
 
 def test_features_of_a_lobster_row():

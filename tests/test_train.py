@@ -27,9 +27,11 @@ from models.tokenizer import (  # noqa: E402
     token_fields,
 )
 from models.train import (  # noqa: E402
+    DayTokens,
     TrainConfig,
     bigram_nll,
     evaluate,
+    sample_batch,
     train,
     unigram_nll,
 )
@@ -138,8 +140,6 @@ def test_baselines_on_a_toy_sequence():
 def test_evaluate_scores_every_target_once(trained):
     """Windowed evaluation equals one pass when the sequence fits in a single window."""
     result, _ = trained
-    from models.train import DayTokens
-
     model = result.model
     rng = np.random.default_rng(0)
     n = model.cfg.block_size
@@ -382,6 +382,8 @@ def test_train_command_writes_a_checkpoint(lobster_dir, tmp_path):
     assert meta["command"].startswith("surveillance train --data-dir ")
     assert "--steps 3" in meta["command"]
     assert "--no-level-gaps" in meta["command"]  # an on/off flag reproduces as a flag
+    assert "--no-feed-depth --level-dropout 0.0" in meta["command"]  # the defaults, as flags
+    assert "feed_depth" not in meta["tokenizer"]["features"]
     assert set(meta["validation"]) >= {"model_nats", "unigram_nats", "bigram_nats"}
     assert out.with_suffix(".pt").stat().st_size < 25 * 2**20
 
@@ -519,3 +521,95 @@ def test_a_flow_model_reads_the_order_flow_of_its_history_and_of_its_own_orders(
     a = _roll(tmp_path / "lmm-flow", fork_point, n=3)
     b = _roll(tmp_path / "lmm-flow", fork_point, n=3)
     assert all(np.array_equal(x.price, y.price) for x, y in zip(a, b, strict=True))
+
+
+def test_feed_depth_and_hidden_levels_features():
+    from models.tokenizer import (
+        DEPTH_DIM,
+        GAP_SCALE,
+        LOB_DIM,
+        LOB_DIM_GAPS,
+        N_LEVELS,
+        features_from_rows,
+        hide_levels,
+    )
+
+    # level-3 file: asks at +0, +1, +4 ticks, bids at 0, -3, -5 ticks
+    row = np.array([[10_100, 5, 10_000, 7, 10_200, 6, 9_700, 8, 10_500, 9, 9_500, 3]])
+    plain = features_from_rows(row, 10_050.0, [0], gaps=True)
+    f = features_from_rows(row, 10_050.0, [0], gaps=True, depth=3)
+    assert f.lob.shape == (1, LOB_DIM_GAPS + DEPTH_DIM)
+    assert np.array_equal(f.lob[0, :LOB_DIM_GAPS], plain.lob[0]) and f.lob[0, -1] == 0.3
+    with pytest.raises(ValueError, match="feed depth"):
+        features_from_rows(row, 10_050.0, [0], depth=N_LEVELS + 1)
+
+    lob = np.repeat(f.lob, 2, axis=0)
+    hide_levels(lob, [1, 3], [2, 3], depth=3, gaps=True)
+    asks, bids = lob[:, :N_LEVELS], lob[:, N_LEVELS : 2 * N_LEVELS]
+    # window 0: asks show level 1 only, bids levels 1-2; window 1 shows all three levels
+    assert asks[0, 0] > 0 and not asks[0, 1:].any()
+    assert bids[0, :2].all() and not bids[0, 2:].any()
+    assert np.array_equal(lob[1], f.lob[0])
+    ask_gaps = lob[:, LOB_DIM : LOB_DIM + N_LEVELS - 1]
+    bid_gaps = lob[:, LOB_DIM + N_LEVELS - 1 : LOB_DIM_GAPS]
+    assert not ask_gaps[0].any()  # levels 2 and 3 hidden: no gap either
+    assert np.isclose(bid_gaps[0, 0] * GAP_SCALE, np.log1p(3)) and not bid_gaps[0, 1:].any()
+    assert np.array_equal(lob[:, 2 * N_LEVELS], f.lob[[0, 0], 2 * N_LEVELS])  # the spread stays
+    assert np.all(lob[:, -1] == 0.3)
+
+
+def test_level_dropout_hides_deep_levels_of_training_windows_only():
+    from models.tokenizer import LOB_DIM, N_LEVELS, features_from_rows
+
+    rows = np.tile(np.array([10_100, 5, 10_000, 7] * N_LEVELS, np.int64), (400, 1))
+    for k in range(N_LEVELS):
+        rows[:, 4 * k] += 100 * k
+        rows[:, 4 * k + 2] -= 100 * k
+    f = features_from_rows(rows, 10_050.0, np.zeros(400, np.int64), depth=N_LEVELS)
+    ids = np.arange(400, dtype=np.int64)
+    day = DayTokens("X", ids, f.lob, f.mid_bucket, f.tod, 400, N_LEVELS)
+
+    def batch(dropout: float, seed: int = 3):
+        return sample_batch([day], 16, 64, np.random.default_rng(seed), "cpu", dropout)
+
+    (x_ids, x_lob, _, _), y = batch(0.0)
+    assert np.all(x_lob[..., :LOB_DIM].numpy() == f.lob[0, :LOB_DIM])  # nothing hidden
+    (d_ids, d_lob, _, _), d_y = batch(1.0)
+    assert torch.equal(d_ids, x_ids) and torch.equal(d_y, y)  # the same windows
+    shown = (d_lob[..., : 2 * N_LEVELS].numpy() > 0).reshape(64, 16, 2, N_LEVELS)
+    per_side = shown.sum(-1)
+    assert np.all(per_side == per_side[:, :1])  # one depth per side for a whole window
+    assert per_side.min() >= 1 and per_side.max() <= N_LEVELS - 1
+    assert np.all(shown == (np.arange(N_LEVELS) < per_side[..., None]))  # the best ones
+    assert len(np.unique(per_side)) > 3
+    (_, half, _, _), _ = batch(0.5)
+    hidden = (half[..., : 2 * N_LEVELS].numpy() == 0).reshape(64, -1).any(-1)
+    assert 0.5 < hidden.mean() < 0.95  # a window is hidden with p 0.5 on some side
+    assert np.all(half[..., 2 * N_LEVELS :].numpy() == f.lob[0, 2 * N_LEVELS :])
+
+
+def test_a_feed_depth_model_reads_the_depth_of_its_history_feed(
+    lobster_dir, tmp_path, fork_point, monkeypatch
+):
+    cfg = replace(
+        _tiny_config(lobster_dir, tmp_path / "depth"), steps=4, feed_depth=True, level_dropout=0.5
+    )
+    result = train(cfg, log=lambda _: None)
+    tok = load_checkpoint(tmp_path / "depth.pt")[1]
+    assert tok.feed_depth and tok.lob_dim == result.model.cfg.lob_dim
+    with pytest.raises(ValueError, match="feed depth"):
+        tok.rollout_features(np.zeros((1, 40), np.int64), 1.0, [0])
+    book, history, rows, open_mid, ts = fork_point
+    seen = []
+    real_prefill, real_step = result.model.prefill, result.model.step
+    monkeypatch.setattr(
+        result.model, "prefill", lambda *a: seen.append(a[1][0, :, -1]) or real_prefill(*a)
+    )
+    monkeypatch.setattr(result.model, "step", lambda *a: seen.append(a[2][:, -1]) or real_step(*a))
+    for width, depth in ((40, 1.0), (20, 0.5)):
+        seen.clear()
+        gen = LMMGenerator(result.model, tok)
+        books = [book.fork(), book.fork()]
+        gen.begin(books, history, rows[:, :width], open_mid, ts, seed=0)
+        gen.next_orders(books, [ts, ts])
+        assert len(seen) == 2 and np.all(torch.cat(seen).numpy() == np.float32(depth))

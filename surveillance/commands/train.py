@@ -83,6 +83,20 @@ _ROOT = Path(__file__).resolve().parents[2]
     help="Context features also give moving averages of the order flow (the share of cancels, "
     "marketable orders and bids, sizes, intervals) over the last hundreds and thousands of orders.",
 )
+@click.option(
+    "--feed-depth/--no-feed-depth",
+    default=False,
+    show_default=True,
+    help="Context features also give how many levels per side the feed shows.",
+)
+@click.option(
+    "--level-dropout",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Share of training windows whose books show each side's best levels only (1 to "
+    "depth - 1 of them, drawn per side), as a drained rollout book does.",
+)
 def command(
     data_dir: Path,
     files: tuple[str, ...],
@@ -106,6 +120,8 @@ def command(
     level_gaps: bool,
     sweep: bool,
     flow: bool,
+    feed_depth: bool,
+    level_dropout: float,
 ) -> None:
     """Train the order model and write a checkpoint with its validation report.
 
@@ -142,6 +158,8 @@ def command(
         level_gaps=level_gaps,
         sweep=sweep,
         flow=flow,
+        feed_depth=feed_depth,
+        level_dropout=level_dropout,
         model=LMMConfig(
             n_layer=layers,
             n_head=heads,
