@@ -383,6 +383,8 @@ def train(
 ) -> TrainResult:
     """Tokenize, fit baselines, train (keeping the best validation state), save a checkpoint."""
     t_start = time.perf_counter()
+    if not 0.0 <= cfg.level_dropout <= 1.0:
+        raise ValueError(f"level_dropout must be in [0, 1], got {cfg.level_dropout}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     paths = [Path(cfg.data_dir) / f for f in cfg.files]
@@ -390,8 +392,6 @@ def train(
         if not p.exists():
             raise FileNotFoundError(f"training data not found: {p}")
     raw = [_raw_day(load_lobster(p), cfg.val_minutes, cfg.max_orders) for p in paths]
-    if not 0.0 <= cfg.level_dropout <= 1.0:
-        raise ValueError(f"level_dropout must be in [0, 1], got {cfg.level_dropout}")
     tok, days = tokenize_days(raw, cfg.seed, cfg.level_gaps, cfg.sweep, cfg.flow, cfg.feed_depth)
     want = tok.lob_dim
     if cfg.model.lob_dim != want:

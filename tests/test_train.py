@@ -584,7 +584,7 @@ def test_level_dropout_hides_deep_levels_of_training_windows_only():
     assert len(np.unique(per_side)) > 3
     (_, half, _, _), _ = batch(0.5)
     hidden = (half[..., : 2 * N_LEVELS].numpy() == 0).reshape(64, -1).any(-1)
-    assert 0.5 < hidden.mean() < 0.95  # a window is hidden with p 0.5 on some side
+    assert 0.5 < hidden.mean() < 0.95  # a window's books are hidden with p 0.5 (seeded draws)
     assert np.all(half[..., 2 * N_LEVELS :].numpy() == f.lob[0, 2 * N_LEVELS :])
 
 
