@@ -11,13 +11,20 @@ Both follow ``simulator.rollout.OrderGenerator``.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from heapq import heappop, heappush
 
 import numpy as np
 
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
-from simulator.rollout import GENERATOR_STREAM, GeneratedOrder, marketable_qty, rollout_rng
+from simulator.rollout import (
+    GENERATOR_STREAM,
+    GeneratedOrder,
+    OrderGenerator,
+    marketable_qty,
+    rollout_rng,
+)
 
 _ASK_TYPE, _BID_TYPE, _CANCEL_TYPE = int(OrderType.ASK), int(OrderType.BID), int(OrderType.CANCEL)
 _BLOCK = 1024  # draws per refill of a rollout's pre-sampled indices
@@ -378,3 +385,51 @@ class ReplayGenerator:
             self._next[slot] = k + 1
             self._last_ts[slot] = ts
         return out
+
+
+class MixtureGenerator:
+    """Several generators sharing one fork: rollout ``i`` is driven by member ``i % M``.
+
+    Each member sees only its own rollouts' books (in rollout order) and is seeded with its own
+    stream of the run's seed, so a mixture is deterministic for a seed and its members never
+    share random numbers. The pooled rollouts sample the equal-weight mixture of the members'
+    distributions, whose overlap with any target distribution is at least the mean of the
+    members' (``min(f, sum_m g_m / M) >= sum_m min(f, g_m) / M`` pointwise): a mixture of
+    independently trained order models averages out the biases they do not share.
+    """
+
+    def __init__(self, members: Sequence[OrderGenerator]) -> None:
+        if not members:
+            raise ValueError("a mixture needs at least one member generator")
+        self.members = list(members)
+        self._member: dict[int, int] = {}
+
+    def begin(
+        self,
+        books: list[OrderBook],
+        history: OrderStream,
+        history_rows: np.ndarray | None,
+        open_mid: float,
+        ts_ns: int,
+        seed: int,
+    ) -> None:
+        m = len(self.members)
+        self._member = {id(b): i % m for i, b in enumerate(books)}
+        for k, member in enumerate(self.members):
+            own = books[k::m]
+            if own:
+                member_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+                member.begin(own, history, history_rows, open_mid, ts_ns, member_seed)
+
+    def next_orders(self, books: list[OrderBook], ts_ns: list[int]) -> list[GeneratedOrder]:
+        groups: dict[int, list[int]] = {}
+        for pos, book in enumerate(books):
+            groups.setdefault(self._member[id(book)], []).append(pos)
+        out: list[GeneratedOrder | None] = [None] * len(books)
+        for k, positions in groups.items():
+            orders = self.members[k].next_orders(
+                [books[p] for p in positions], [ts_ns[p] for p in positions]
+            )
+            for p, order in zip(positions, orders, strict=True):
+                out[p] = order
+        return out  # type: ignore[return-value]

@@ -31,7 +31,10 @@ How a generated order is applied:
   * **orders** (``cancel_policy``): ``"newest"`` (default) removes ``qty`` shares from the
     level's most recent orders first (later orders are cancelled more often, and the queue
     priority of older orders survives); ``"random"`` takes orders uniformly at random with the
-    rollout's seeded generator. At most the level's volume is removed.
+    rollout's seeded generator. At most the level's volume is removed. (Deleting instead the one
+    whole order nearest the cancel's size, as a real delete names one order, was measured with
+    the bundled model on 14:30-15:45: GOOG / AMZN means of the twelve held realism facts 0.760
+    / 0.523 against 0.803 / 0.796; the AMZN level-5 books drain faster.)
   * a cancel that finds nothing at all (its side is empty, or, under ``max_depth``, its price
     lies below the deepest tracked level of a full side) is a **void cancel**: recorded with
     ``applied=False`` and counted in ``void_cancels``.

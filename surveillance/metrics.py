@@ -693,7 +693,12 @@ class StylizedFacts:
     windows: int = 0
 
     def update(self, window: Trajectory) -> StylizedFacts:
-        for name, (vals, wts) in window_facts(window).items():
+        return self.add(window_facts(window))
+
+    def add(self, facts: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> StylizedFacts:
+        """Pool one window's facts as ``window_facts`` returns them (computed once, pooled
+        into several collections: ``surveillance.realism.exchangeable_overlaps``)."""
+        for name, (vals, wts) in facts.items():
             self.values.setdefault(name, []).append(vals)
             if wts is not None:
                 self.weights.setdefault(name, []).append(wts)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simulator.book import EMPTY_ASK_PRICE, OrderBook, check_integrity
-from simulator.generators import EmpiricalGenerator, ReplayGenerator
+from simulator.generators import EmpiricalGenerator, MixtureGenerator, ReplayGenerator
 from simulator.lobster import load_lobster
 from simulator.matching import MatchingRules
 from simulator.orderstream import OrderStream, OrderType, from_lobster
@@ -193,6 +193,37 @@ def test_one_batched_generator_call_per_step_for_live_rollouts_only():
     run(small_book(), gen, n=2)
     # steps 1: both live; 2: rollout 1 stops (its next order is past the horizon); 3-4: only 0
     assert gen.calls == [2, 2, 1, 1]
+
+
+def test_a_mixture_drives_rollout_i_with_member_i_mod_m_and_only_its_books():
+    bid = GeneratedOrder(BID, 9_000, 100, S)
+    ask = GeneratedOrder(ASK, 11_000, 100, S)
+    first = ScriptGenerator([[bid] * 3, [bid]])  # its rollouts 0, 1 = mixture rollouts 0, 2
+    second = ScriptGenerator([[ask] * 2])  # its rollout 0 = mixture rollout 1
+    results = run(small_book(), MixtureGenerator([first, second]), n=3)
+    assert [r.price.tolist() for r in results] == [[9_000] * 3, [11_000] * 2, [9_000]]
+    # each member got one call per step with its own live books only
+    assert first.calls == [2, 2, 1, 1] and second.calls == [1, 1, 1]
+    with pytest.raises(ValueError, match="at least one member"):
+        MixtureGenerator([])
+
+
+def test_a_mixture_is_deterministic_and_its_members_draw_their_own_numbers():
+    hist, rows = synthetic_history(np.random.default_rng(8))
+
+    def go(seed):
+        gen = MixtureGenerator([EmpiricalGenerator(), EmpiricalGenerator()])
+        return fork_rollouts(
+            small_book(), hist, rows, gen, n=4, start_ns=0, horizon_ns=30 * S,
+            open_mid=10_000.0, seed=seed, rules=RULES,
+        )  # fmt: skip
+
+    a, b, c = go(2), go(2), go(3)
+    for ra, rb in zip(a, b, strict=True):
+        assert np.array_equal(ra.price, rb.price) and np.array_equal(ra.ts_ns, rb.ts_ns)
+    assert not all(np.array_equal(ra.price, rc.price) for ra, rc in zip(a, c, strict=True))
+    # rollout 0 (member 0's first) and rollout 1 (member 1's first) are not the same draws
+    assert not np.array_equal(a[0].price[:50], a[1].price[:50])
 
 
 def test_horizon_is_respected_and_the_late_order_is_discarded():

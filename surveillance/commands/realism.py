@@ -13,9 +13,14 @@ DEFAULT_MODEL = Path("models/checkpoints/lmm-small.pt")
 
 
 def build_generator(
-    kind: str, model: Path | None, tick_size: int, stream: object = None, threads: int = 1
+    kind: str,
+    models: tuple[Path, ...],
+    tick_size: int,
+    stream: object = None,
+    threads: int = 1,
 ) -> tuple[object, str]:
-    """The order generator a run uses, and the name the report gives it."""
+    """The order generator a run uses, and the name the report gives it. No checkpoint means
+    the bundled one; several make a ``MixtureGenerator`` (rollout i driven by model i mod M)."""
     if kind == "empirical":
         from simulator.generators import EmpiricalGenerator
 
@@ -24,11 +29,12 @@ def build_generator(
         from simulator.generators import ReplayGenerator
 
         return ReplayGenerator(stream), "replay"  # type: ignore[arg-type]
-    path = model if model is not None else DEFAULT_MODEL
-    if not path.exists():
-        raise click.ClickException(
-            f"no model checkpoint at {path}; pass --model PATH or use --generator empirical"
-        )
+    paths = models or (DEFAULT_MODEL,)
+    for path in paths:
+        if not path.exists():
+            raise click.ClickException(
+                f"no model checkpoint at {path}; pass --model PATH or use --generator empirical"
+            )
     try:
         import torch
 
@@ -36,7 +42,12 @@ def build_generator(
     except ImportError as exc:
         raise click.ClickException(f"the order model is not available ({exc})") from exc
     torch.set_num_threads(threads)  # a small model on shared cores: more threads only contend
-    return load_generator(path), f"lmm:{path.name}"
+    if len(paths) == 1:
+        return load_generator(paths[0]), f"lmm:{paths[0].name}"
+    from simulator.generators import MixtureGenerator
+
+    members = [load_generator(p) for p in paths]
+    return MixtureGenerator(members), "lmm-mixture:" + "+".join(p.name for p in paths)
 
 
 @click.command("realism")
@@ -66,9 +77,11 @@ def build_generator(
 )
 @click.option(
     "--model",
+    "models",
     type=click.Path(path_type=Path),
-    default=None,
-    help=f"Order-model checkpoint (default {DEFAULT_MODEL}).",
+    multiple=True,
+    help=f"Order-model checkpoint (default {DEFAULT_MODEL}). Repeat it to roll out a "
+    "mixture: rollout i is driven by model i mod M (e.g. models trained with other seeds).",
 )
 @click.option("--max-orders", type=int, default=None, help="Cap on orders per rollout.")
 @click.option(
@@ -89,7 +102,7 @@ def command(
     context: str,
     seed: int,
     generator_kind: str,
-    model: Path | None,
+    models: tuple[Path, ...],
     max_orders: int | None,
     refill: bool,
     threads: int,
@@ -128,7 +141,7 @@ def command(
     if threads <= 0:
         raise click.BadParameter("--threads must be positive")
     generator, name = build_generator(
-        generator_kind, model, day.instrument.tick_size, stream, threads
+        generator_kind, models, day.instrument.tick_size, stream, threads
     )
     progress = None if as_json else (lambda line: click.echo(line, err=True))
     try:
@@ -157,15 +170,29 @@ def command(
         f"{report.instrument}  generator={report.generator}  rollouts={report.rollouts}  "
         f"windows={len(report.windows)}  held_out={report.held_out}"
     )
-    # prev: the real span just before the windows against them (the persistence forecast)
-    click.echo(f"{'fact':<24}{'overlap':>9}{'prev':>7}{'paper':>8}{'bar':>6}  pass")
+    # prev: the real span just before the windows against them (the persistence forecast);
+    # ceil: the median overlap of a left-out rollout with the others, and how often it is at
+    # the bar (what a generator exchangeable with the market would score)
+    click.echo(
+        f"{'fact':<24}{'overlap':>9}{'prev':>7}{'ceil':>7}{'at bar':>8}{'paper':>8}{'bar':>6}  pass"
+    )
     facts = out["facts"]
     for fact in FACTS:
         row = facts[fact]  # type: ignore[index]
         ovl = "-" if row["overlap"] is None else f"{row['overlap']:.3f}"
         paper = "-" if row["paper"] is None else f"{row['paper']:.3f}"
         prev = "-" if row["reference"] is None else f"{row['reference']:.3f}"
-        click.echo(f"{fact:<24}{ovl:>9}{prev:>7}{paper:>8}{row['bar']:>6.2f}  {row['passed']}")
+        ceil = row["ceiling"]
+        med = "-" if ceil is None else f"{ceil['median']:.3f}"
+        share = "-" if ceil is None or ceil["at_bar"] is None else f"{ceil['at_bar']:.0%}"
+        bar = "-" if row["bar"] is None else f"{row['bar']:.2f}"
+        held = "-" if row["passed"] is None else row["passed"]
+        click.echo(f"{fact:<24}{ovl:>9}{prev:>7}{med:>7}{share:>8}{paper:>8}{bar:>6}  {held}")
+    if report.ceiling is not None:
+        click.echo(
+            f"left-out rollouts at the bar on every fact: "
+            f"{report.ceiling.all_passed_share:.0%} of {len(report.ceiling.draws)}"
+        )
     click.echo(
         "spread budget, per window: events, ticks narrowed, ticks widened, ticks per widening"
     )
