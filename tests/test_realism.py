@@ -65,6 +65,7 @@ def test_realism_on_a_short_held_out_goog_window(lobster_dir: Path, capsys):
     for fact, row in report["facts"].items():
         c = row["ceiling"]
         assert c is None or (0.0 <= c["q10"] <= c["median"] <= 1.0 + 1e-9), fact
+        assert c is None or (row["overlap"] is not None and 0.0 <= c["rank"] <= 1.0), fact
     assert report["facts"]["spread"]["ceiling"] is not None
     budget = report["spread_budget"]
     assert set(budget) == {"real", "sim"} and set(budget["sim"]) == set(BUDGET_CLASSES)
@@ -98,7 +99,7 @@ def test_table_output_lists_every_fact(lobster_dir: Path, capsys):
         assert fact in out
     assert "spread budget" in out
     assert "book levels per side, mean per window: real 10.0 sim" in out
-    assert f"{'fact':<24}{'overlap':>9}{'prev':>7}{'ceil':>7}{'at bar':>8}" in out
+    assert f"{'fact':<24}{'overlap':>9}{'prev':>7}{'ceil':>7}{'at bar':>8}{'rank':>6}" in out
     assert "left-out rollouts at the bar on every fact: " in out and "% of 2" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["aggressive"]]
     assert len(rows) == 1 and rows[0][1] == "real" and rows[0][6] == "sim"
@@ -269,6 +270,10 @@ def test_exchangeable_overlaps_leave_each_rollout_out_once():
     row = ceiling.fact("spread")
     assert row is not None and row["median"] == pytest.approx(2 / 3)
     assert row["at_bar"] == 0.0 and ceiling.all_passed_share == 0.0
+    assert row["rank"] is None
+    # rank: the share of left-out rollouts that scored no better than an observed overlap
+    ranks = [ceiling.fact("spread", v)["rank"] for v in (-0.1, 0.0, 0.5, 0.7, 1.0)]  # type: ignore[index]
+    assert ranks == [0.0, 0.25, 0.25, 1.0, 1.0]
     # identical rollouts forecast each other (up to the kernel bandwidth, which narrows with
     # the sample size: 1 rollout's samples against the same samples twice)
     same = [[window_facts(_window(5, 3, 100))] * 3]

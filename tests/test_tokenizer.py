@@ -308,9 +308,16 @@ def test_a_live_books_rows_give_the_features_of_its_snapshot(asks, bids, ts_s, o
     assert np.array_equal(rows, np.stack([book.snapshot(N_LEVELS)] * 2))
     from_book = features_from_rows(rows, open_mid, [ts, ts])
     from_row = features_from_rows(book.snapshot(N_LEVELS)[None], open_mid, [ts])
-    for f in ("lob", "mid_bucket", "tod"):
-        assert np.array_equal(getattr(from_book, f)[1:], getattr(from_row, f))
     assert from_book.lob.shape == (2, LOB_DIM)
+
+    # the volume features are the book's own levels, nearest first, empty levels 0
+    def volumes(side: dict[int, int], reverse: bool) -> np.ndarray:
+        v = [side[p] for p in sorted(side, reverse=reverse)][:N_LEVELS]
+        return np.log1p(np.array(v + [0] * (N_LEVELS - len(v)), dtype=np.float64)) / 8.0
+
+    for lob in from_book.lob:
+        assert np.allclose(lob[:N_LEVELS], volumes(ask_px, False))
+        assert np.allclose(lob[N_LEVELS : 2 * N_LEVELS], volumes(bid_px, True))
     assert 0 <= int(from_book.mid_bucket[0]) < N_MID_BUCKETS
     if len(ask_px) <= 5 and len(bid_px) <= 5:  # a level-5 row of the same book, padded
         short = features_from_rows(pad_rows(book.snapshot(5)[None]), open_mid, [ts])

@@ -172,9 +172,11 @@ def command(
     )
     # prev: the real span just before the windows against them (the persistence forecast);
     # ceil: the median overlap of a left-out rollout with the others, and how often it is at
-    # the bar (what a generator exchangeable with the market would score)
+    # the bar (what a generator exchangeable with the market would score); rank: the share of
+    # left-out rollouts that scored no better than the generator did
     click.echo(
-        f"{'fact':<24}{'overlap':>9}{'prev':>7}{'ceil':>7}{'at bar':>8}{'paper':>8}{'bar':>6}  pass"
+        f"{'fact':<24}{'overlap':>9}{'prev':>7}{'ceil':>7}{'at bar':>8}{'rank':>6}"
+        f"{'paper':>8}{'bar':>6}  pass"
     )
     facts = out["facts"]
     for fact in FACTS:
@@ -185,9 +187,12 @@ def command(
         ceil = row["ceiling"]
         med = "-" if ceil is None else f"{ceil['median']:.3f}"
         share = "-" if ceil is None or ceil["at_bar"] is None else f"{ceil['at_bar']:.0%}"
+        rank = "-" if ceil is None or ceil["rank"] is None else f"{ceil['rank']:.2f}"
         bar = "-" if row["bar"] is None else f"{row['bar']:.2f}"
         held = "-" if row["passed"] is None else row["passed"]
-        click.echo(f"{fact:<24}{ovl:>9}{prev:>7}{med:>7}{share:>8}{paper:>8}{bar:>6}  {held}")
+        click.echo(
+            f"{fact:<24}{ovl:>9}{prev:>7}{med:>7}{share:>8}{rank:>6}{paper:>8}{bar:>6}  {held}"
+        )
     if report.ceiling is not None:
         click.echo(
             f"left-out rollouts at the bar on every fact: "
