@@ -394,8 +394,9 @@ class MixtureGenerator:
     stream of the run's seed, so a mixture is deterministic for a seed and its members never
     share random numbers. The pooled rollouts sample the equal-weight mixture of the members'
     distributions, whose overlap with any target distribution is at least the mean of the
-    members' (``min(f, sum_m g_m / M) >= sum_m min(f, g_m) / M`` pointwise): a mixture of
-    independently trained order models averages out the biases they do not share.
+    members' (``min(f, sum_m g_m / M) >= sum_m min(f, g_m) / M`` pointwise; a finite number of
+    rollouts estimates it with noise): a mixture of independently trained order models
+    averages out the biases they do not share (measured: ``surveillance.realism``).
     """
 
     def __init__(self, members: Sequence[OrderGenerator]) -> None:

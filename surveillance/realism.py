@@ -68,7 +68,7 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   cancel ratio 0.739 / 0.765, returns 0.70-0.83 / 0.77-0.90; mean of the twelve facts 0.806 /
   0.841, 4 / 8 of them at their bar. The bundled model (above): 0.803 / 0.796, 9 / 5;
 - the exchangeable ceiling, which every report with two or more rollouts carries (``ceiling``,
-  the text output's ``ceil`` and ``at bar``; ``exchangeable_overlaps``): each rollout in turn
+  the text output's ``ceil``, ``at bar`` and ``rank``; ``exchangeable_overlaps``): each rollout in turn
   plays the real market against the other rollouts, so it is what a forecast as good as the
   market's own randomness would score with this many windows, if the market were as dispersed
   as the generator's rollouts. Bundled model, GOOG / AMZN, median over the 16 left-out
@@ -92,7 +92,9 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   0.807 (spread 0.63 / 0.88), against 0.803 / 0.796, 0.755 / 0.770 and 0.804 / 0.801 for the
   three alone; the feed-depth models of seeds 0 to 3 (4 rollouts each) 0.808 / 0.781 (spread
   0.82 / 0.85, 8 / 3 facts at their bar), against 0.740-0.811 / 0.653-0.834 alone. A mixture
-  evens out the seeds (it never scores like the worst one) but lifts no fact to its bar.
+  evens out the seeds (it never scored like the worst one; the v3 GOOG one fell below the three
+  models' mean, 0.787, which a mixture cannot do in distribution: 6 rollouts a member are a
+  noisy estimate) but it lifts no fact to its bar.
 
 Held-out period: the order model is trained on the day up to 14:30; windows should start at or
 after ``HELD_OUT_START_NS`` (the report says whether they do).
@@ -418,7 +420,7 @@ class RealismReport:
     # (``previous_span_overlaps``); empty when the data does not reach back that far
     reference: dict[str, float | None] = field(default_factory=dict)
     # what a generator exchangeable with the market would score (``exchangeable_overlaps``);
-    # empty with fewer than two rollouts
+    # None with fewer than two rollouts
     ceiling: ExchangeableCeiling | None = None
 
     @property

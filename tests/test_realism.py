@@ -167,6 +167,10 @@ def test_an_early_window_has_no_persistence_reference_and_says_so(lobster_dir: P
     report = run_json(capsys, *args, "--rollouts", "2")
     assert all(row["reference"] is None for row in report["facts"].values())
     assert any(note.startswith("no persistence reference") for note in report["notes"])
+    # one rollout leaves nothing to hold it against: no ceiling
+    alone = run_json(capsys, *args, "--rollouts", "1")
+    assert alone["ceiling"] is None
+    assert all(row["ceiling"] is None for row in alone["facts"].values())
 
 
 def test_durations_and_clock_times_parse():
