@@ -39,7 +39,8 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
 - models trained with the feed depth and hidden levels (``surveillance train --feed-depth
   --level-dropout 0.5``, seeds 0 to 3): GOOG held-out spread 0.79 to 0.84, mean of the twelve
   facts GOOG / AMZN from 0.740 / 0.653 to 0.811 / 0.825 by seed; not bundled because the
-  detector's calibration does not carry over to them (``models.tokenizer.DEPTH_DIM``);
+  detector's calibration does not carry over to them (``models.tokenizer.DEPTH_DIM``). With
+  ``--refill`` (seed 1) 0.756 / 0.739: volatility 0.52 / 0.48, as with the bundled model below;
 - ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
   behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
   bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.6 to 6.8
