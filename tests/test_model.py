@@ -97,6 +97,20 @@ def test_cache_slides_past_block_size_like_a_window():
     torch.testing.assert_close(h, window, atol=1e-4, rtol=1e-4)
 
 
+def test_a_steps_rotary_angles_are_those_of_its_position_bit_for_bit():
+    from models.model import rope_tables
+
+    model = _model()
+    hs = CFG.d_model // CFG.n_head
+    # first use, inside the table, its last row, and past it (the table grows)
+    for pos in (0, 7, 4095, 4096, 10_000, 3):
+        cos, sin = model._rope_at(pos, "cpu")
+        want_cos, want_sin = rope_tables(torch.tensor([pos]), hs, CFG.rope_base)
+        assert torch.equal(cos, want_cos) and torch.equal(sin, want_sin), pos
+    assert len(model._rope[0]) > 10_000
+    assert "_rope" not in str(list(model.state_dict()))  # not saved with the weights
+
+
 def test_expanded_cache_matches_batched_prefill():
     model = _model()
     x = _inputs(1, 6)
