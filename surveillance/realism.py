@@ -40,7 +40,14 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   --level-dropout 0.5``, seeds 0 to 3): GOOG held-out spread 0.79 to 0.84, mean of the twelve
   facts GOOG / AMZN from 0.740 / 0.653 to 0.811 / 0.825 by seed; not bundled because the
   detector's calibration does not carry over to them (``models.tokenizer.DEPTH_DIM``). With
-  ``--refill`` (seed 1) 0.756 / 0.739: volatility 0.52 / 0.48, as with the bundled model below;
+  ``--refill`` (seed 1) 0.756 / 0.739: volatility 0.52 / 0.48, as with the bundled model below.
+  With the v4 tokenizer as well (``--sweep --feed-depth --level-dropout 0.5``), seeds 0 and 1:
+  GOOG 0.807 / 0.841 (spread 0.88 / 0.89, 6 / 7 facts at their bar), AMZN 0.770 / 0.809
+  (spread 0.86 / 0.90, aggressive ratio 0.80 / 0.87; 3 / 5 at their bar), the best GOOG
+  figures measured (on the training-hour windows 11:00-12:15 as well: seed 1 0.843 / 0.789,
+  seed 0 0.788 / 0.774), with a detector whose calibration does carry over (seed 1,
+  ``models.tokenizer.DEPTH_DIM``); the v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held
+  clock): GOOG 0.787 (spread 0.62), AMZN 0.803 (8 facts at their bar);
 - ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
   behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
   bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.6 to 6.8
