@@ -45,8 +45,8 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   GOOG 0.807 / 0.841 (spread 0.88 / 0.89, 6 / 7 facts at their bar), AMZN 0.770 / 0.809
   (spread 0.86 / 0.90, aggressive ratio 0.80 / 0.87; 3 / 5 at their bar), the best GOOG
   figures measured (on the training-hour windows 11:00-12:15 as well: seed 1 0.843 / 0.789,
-  seed 0 0.788 / 0.774), with a detector whose calibration does carry over (seed 1,
-  ``models.tokenizer.DEPTH_DIM``); the v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held
+  seed 0 0.788 / 0.774), with a detector whose calibration does carry over but which is a
+  little weaker on average (seed 1, ``models.tokenizer.DEPTH_DIM``); the v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held
   clock): GOOG 0.787 (spread 0.62), AMZN 0.803 (8 facts at their bar);
 - ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
   behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
