@@ -437,6 +437,7 @@ class RealismReport:
         return passed(self.overlaps)
 
     def as_dict(self) -> dict[str, object]:
+        held = self.passed
         return {
             "instrument": self.instrument,
             "generator": self.generator,
@@ -459,7 +460,7 @@ class RealismReport:
                     "overlap": self.overlaps[fact],
                     "paper": PAPER_TABLE7[fact],
                     "bar": bar_of(fact),
-                    "passed": self.passed[fact],
+                    "passed": held[fact],
                     "reference": self.reference.get(fact),
                     "ceiling": None
                     if self.ceiling is None
@@ -469,7 +470,7 @@ class RealismReport:
                 }
                 for fact in FACTS
             },
-            "all_passed": all(v is not False for v in self.passed.values()),
+            "all_passed": all(v is not False for v in held.values()),
             "ceiling": None if self.ceiling is None else self.ceiling.as_dict(),
             "spread_budget": self.budget,
             "seconds": self.seconds,
