@@ -2,6 +2,12 @@
 ``weights_only=True``) beside a JSON meta (``<stem>.json``) holding everything needed to rebuild
 the model without code from training: the architecture config, the tokenizer bins, the
 training data fingerprints, the validation losses and the command line that reproduces it.
+
+A meta may also carry ``sampling``: the temperature and top-p (four values each: type, price,
+volume, interval) the model's rollouts are drawn with (``surveillance train --temperature
+--top-p``). A checkpoint without it samples with ``models.generator``'s defaults. Both
+``load_generator`` and the model version that calibrations and cached forks are keyed by
+(``surveillance.scorer.checkpoint_version``) read it, so a checkpoint's sampling travels with it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Any
 
 import torch
 
-from models.model import LMMConfig, OrderModel
+from models.model import LMMConfig, OrderModel, field_temperatures, field_top_p
 from models.tokenizer import OrderTokenizer
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
@@ -25,6 +31,33 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     path = Path(path)
     stem = path.with_suffix("") if path.suffix in (".pt", ".json") else path
     return stem.with_suffix(".pt"), stem.with_suffix(".json")
+
+
+def sampling_of(meta: dict[str, Any]) -> dict[str, tuple[float, float, float, float]]:
+    """The sampling settings a checkpoint meta carries (``temperature``, ``top_p``; empty when
+    it carries none). A malformed entry is a ``ValueError``."""
+    sampling = meta.get("sampling") or {}
+    unknown = set(sampling) - {"temperature", "top_p"}
+    if unknown:
+        raise ValueError(f"unknown sampling settings {sorted(unknown)} in the checkpoint meta")
+    out = {}
+    if "temperature" in sampling:
+        temps = field_temperatures(sampling["temperature"])
+        if min(temps) < 0:
+            raise ValueError(f"a sampling temperature must be >= 0, got {temps}")
+        out["temperature"] = temps
+    if "top_p" in sampling:
+        out["top_p"] = field_top_p(sampling["top_p"])
+    return out
+
+
+def checkpoint_sampling(path: str | Path) -> dict[str, tuple[float, float, float, float]]:
+    """``sampling_of`` the meta beside the checkpoint at ``path`` (only the JSON is read; no
+    meta, no settings: such a checkpoint does not load either)."""
+    _, meta_path = _paths(path)
+    if not meta_path.exists():
+        return {}
+    return sampling_of(json.loads(meta_path.read_text()))
 
 
 def save_checkpoint(

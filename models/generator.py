@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, sampling_of
 from models.model import KVCache, OrderModel, PerField, field_temperatures, field_top_p
 from models.tokenizer import (
     N_LEVELS,
@@ -306,6 +306,8 @@ def sampler_version(
 def load_generator(
     path: str | Path = DEFAULT_CHECKPOINT, device: str = "cpu", **kwargs
 ) -> LMMGenerator:
-    """An ``LMMGenerator`` from a checkpoint (default: the bundled ``lmm-small``)."""
-    model, tokenizer, _ = load_checkpoint(path, device)
+    """An ``LMMGenerator`` from a checkpoint (default: the bundled ``lmm-small``), sampling as
+    its meta says (``models.checkpoint.sampling_of``) unless ``kwargs`` set it."""
+    model, tokenizer, meta = load_checkpoint(path, device)
+    kwargs = {**sampling_of(meta), **kwargs}
     return LMMGenerator(model, tokenizer, device=device, **kwargs)

@@ -45,7 +45,8 @@ import numpy as np
 import torch
 
 from models.checkpoint import save_checkpoint
-from models.model import LMMConfig, OrderModel
+from models.generator import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from models.model import LMMConfig, OrderModel, PerField, field_temperatures, field_top_p
 from models.tokenizer import (
     N_LEVELS,
     VOCAB_SIZE,
@@ -94,6 +95,10 @@ class TrainConfig:
     # share of training windows whose book features hide each side's deepest levels
     # (``sample_batch``, ``models.tokenizer.hide_levels``)
     level_dropout: float = 0.0
+    # how the model's rollouts sample, recorded in the checkpoint (``sampling`` of its meta;
+    # None: the sampler's defaults, recorded only when the other one is set)
+    temperature: PerField | None = None
+    top_p: PerField | None = None
     model: LMMConfig = field(default_factory=LMMConfig)
 
 
@@ -516,6 +521,13 @@ def train(
         },
         "command": command,
     }
+    if cfg.temperature is not None or cfg.top_p is not None:
+        temperature = DEFAULT_TEMPERATURE if cfg.temperature is None else cfg.temperature
+        top_p = DEFAULT_TOP_P if cfg.top_p is None else cfg.top_p
+        meta["sampling"] = {
+            "temperature": list(field_temperatures(temperature)),
+            "top_p": list(field_top_p(top_p)),
+        }
     if cfg.out is not None:
         weights, meta_path = save_checkpoint(cfg.out, model, tok, meta)
         log(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {meta_path.name}")

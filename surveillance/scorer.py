@@ -30,15 +30,17 @@ _GENERATORS: dict[tuple[str, str, str], OrderGenerator] = {}
 
 def checkpoint_version(path: str | Path | None) -> str:
     """``lmm-<name>-<crc of the weights>-<sampler version>``: changes whenever the weights do,
-    and whenever the sampling rules do (``models.generator.sampler_version``)."""
+    and whenever the sampling rules or the checkpoint's own sampling settings do
+    (``models.generator.sampler_version``, ``models.checkpoint.checkpoint_sampling``)."""
     # local: keeps torch out of the core
-    from models.checkpoint import DEFAULT_CHECKPOINT
+    from models.checkpoint import DEFAULT_CHECKPOINT, checkpoint_sampling
     from models.generator import sampler_version
 
     p = Path(path) if path is not None else Path(DEFAULT_CHECKPOINT)
     if not p.exists():
         raise FileNotFoundError(f"no model checkpoint at {p}")
-    return f"lmm-{p.stem}-{zlib.crc32(p.read_bytes()):08x}-{sampler_version()}"
+    sampler = sampler_version(**checkpoint_sampling(p))  # type: ignore[arg-type]
+    return f"lmm-{p.stem}-{zlib.crc32(p.read_bytes()):08x}-{sampler}"
 
 
 def make_generator(kind: str, model_path: str | None = None, device: str = "cpu") -> OrderGenerator:

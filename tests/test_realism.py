@@ -12,6 +12,9 @@ from simulator.book import EMPTY_BID_PRICE
 from simulator.lobster import load_lobster
 from simulator.orderstream import from_lobster
 from surveillance.cli import main
+from surveillance.commands.options import PerFieldParam
+from surveillance.commands.realism import build_generator
+from surveillance.commands.realism import command as realism_command
 from surveillance.metrics import FACTS, StylizedFacts, Trajectory, compare, window_facts
 from surveillance.realism import (
     BUDGET_CLASSES,
@@ -304,3 +307,60 @@ def test_repeated_models_roll_out_a_mixture(lobster_dir: Path, capsys):
     code = main([*args, *model, "--model", "/no/such.pt"])
     err = capsys.readouterr().err
     assert code != 0 and "no model checkpoint at /no/such.pt" in err
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("0.9", 0.9), ("1,0.8,1,1", (1.0, 0.8, 1.0, 1.0)), (" 0 , 1,1, 2 ", (0.0, 1.0, 1.0, 2.0))],
+)
+def test_per_field_values_parse_one_number_or_four(text, value):
+    assert PerFieldParam(0.0, 10.0).convert(text, None, None) == value
+
+
+@pytest.mark.parametrize(
+    "kind, text, message",
+    [
+        ("temperature", "1,2", "give one number or four"),
+        ("temperature", "warm", "is not a number"),
+        ("temperature", "-0.5", "-0.5 is not in [0, 10]"),
+        ("top-p", "0", "0 is not in (0, 1]"),
+        ("top-p", "1,1,1.5,1", "1.5 is not in (0, 1]"),
+    ],
+)
+def test_bad_sampling_settings_are_one_clear_line(lobster_dir, capsys, kind, text, message):
+    data = str(lobster_zip(lobster_dir, "GOOG", 1))
+    code = main(["realism", "--data", data, f"--{kind}", text])
+    err = capsys.readouterr().err
+    assert code != 0 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_sampling_settings_need_the_order_model(lobster_dir, capsys):
+    data = str(lobster_zip(lobster_dir, "GOOG", 1))
+    code = main(["realism", "--data", data, "--generator", "empirical", "--temperature", "1"])
+    err = capsys.readouterr().err
+    assert code != 0 and "use them with --generator lmm" in err
+
+
+def test_the_sampling_help_states_the_samplers_own_defaults():
+    from models.generator import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+
+    params = {p.name: p for p in realism_command.params}
+    for name, default in (("temperature", DEFAULT_TEMPERATURE), ("top_p", DEFAULT_TOP_P)):
+        stated = ",".join(f"{x:g}" for x in default)
+        assert f"the sampler's default is {stated}." in params[name].help
+
+
+def test_sampling_settings_reach_every_member_and_name_the_run():
+    if not CHECKPOINT.exists():
+        pytest.skip(f"no trained checkpoint at {CHECKPOINT}")
+    from models.generator import DEFAULT_TEMPERATURE, field_top_p
+
+    gen, name = build_generator("lmm", (CHECKPOINT,), 100, sampling={"temperature": None})
+    assert name == "lmm:lmm-small.pt" and gen.temperature == DEFAULT_TEMPERATURE
+    sampling = {"temperature": (1.0, 0.9, 1.0, 1.0), "top_p": 0.99}
+    gen, name = build_generator("lmm", (CHECKPOINT,), 100, sampling=sampling)
+    assert name == "lmm:lmm-small.pt[temperature=1/0.9/1/1,top_p=0.99]"
+    assert gen.temperature == (1.0, 0.9, 1.0, 1.0) and gen.top_p == field_top_p(0.99)
+    mix, name = build_generator("lmm", (CHECKPOINT, CHECKPOINT), 100, sampling=sampling)
+    assert name.startswith("lmm-mixture:") and name.endswith("[temperature=1/0.9/1/1,top_p=0.99]")
+    assert all(m.temperature == (1.0, 0.9, 1.0, 1.0) for m in mix.members)

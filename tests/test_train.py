@@ -377,8 +377,16 @@ def test_train_command_writes_a_checkpoint(lobster_dir, tmp_path):
     argv = ["train", "--data-dir", str(lobster_dir), "--out", str(out), "--steps", "3"]
     argv += ["--eval-every", "3", "--max-orders", "800", "--layers", "1", "--d-model", "16"]
     argv += ["--heads", "2", "--block-size", "16", "--batch-size", "4", "--threads", "1"]
+    argv += ["--top-p", "1,0.9,1,1"]
     assert main(argv) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
+    # the sampling its rollouts use travels with it (the temperature: the sampler's default)
+    assert meta["sampling"] == {"temperature": [1.0, 0.8, 1.0, 1.0], "top_p": [1.0, 0.9, 1.0, 1.0]}
+    assert "--top-p 1,0.9,1,1" in meta["command"] and "--temperature" not in meta["command"]
+    gen = load_generator(out.with_suffix(".pt"))
+    assert gen.top_p == (1.0, 0.9, 1.0, 1.0) and gen.temperature == (1.0, 0.8, 1.0, 1.0)
+    gen = load_generator(out.with_suffix(".pt"), top_p=1.0, temperature=0.5)  # a run's own
+    assert gen.top_p == (1.0,) * 4 and gen.temperature == 0.5
     assert meta["command"].startswith("surveillance train --data-dir ")
     assert "--steps 3" in meta["command"]
     assert "--no-level-gaps" in meta["command"]  # an on/off flag reproduces as a flag
@@ -470,6 +478,32 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     copy = tmp_path / "lmm-small.pt"
     copy.write_bytes(b"other weights")
     assert checkpoint_version(copy) != checkpoint_version(None)
+
+
+def test_a_checkpoints_own_sampling_is_part_of_its_version(tmp_path):
+    from models.checkpoint import DEFAULT_CHECKPOINT, sampling_of
+    from surveillance.scorer import checkpoint_version
+
+    copy = tmp_path / "lmm-small.pt"
+    copy.write_bytes(DEFAULT_CHECKPOINT.read_bytes())
+    meta = json.loads(DEFAULT_CHECKPOINT.with_suffix(".json").read_text())
+    assert "sampling" not in meta  # the bundled model samples with the sampler's defaults
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    assert checkpoint_version(copy) == checkpoint_version(None)
+    meta["sampling"] = {"temperature": [1.0, 0.8, 1.0, 1.0], "top_p": 0.95}
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+    assert checkpoint_version(copy) != checkpoint_version(None)
+    meta["sampling"] = {"temperature": [1.0, 0.8, 1.0, 1.0], "top_p": [1.0, 0.95, 1.0, 1.0]}
+    copy.with_suffix(".json").write_text(json.dumps(meta))  # the defaults, written out
+    assert checkpoint_version(copy) == checkpoint_version(None)
+    for bad, message in (
+        ({"top_p": 0.0}, "top_p must be in"),
+        ({"temperature": [1.0, 1.0]}, "need one temperature or four"),
+        ({"temperature": -1.0}, "must be >= 0"),
+        ({"top_k": 5}, "unknown sampling settings"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            sampling_of({"sampling": bad})
 
 
 def test_a_flow_model_reads_the_order_flow_of_its_history_and_of_its_own_orders(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from surveillance.commands.options import rollouts_option
+from surveillance.commands.options import rollouts_option, sampling_options
 
 DEFAULT_MODEL = Path("models/checkpoints/lmm-small.pt")
 
@@ -18,9 +18,16 @@ def build_generator(
     tick_size: int,
     stream: object = None,
     threads: int = 1,
+    sampling: dict[str, object] | None = None,
 ) -> tuple[object, str]:
     """The order generator a run uses, and the name the report gives it. No checkpoint means
-    the bundled one; several make a ``MixtureGenerator`` (rollout i driven by model i mod M)."""
+    the bundled one; several make a ``MixtureGenerator`` (rollout i driven by model i mod M).
+    ``sampling``: ``temperature`` / ``top_p`` for the order model (absent or None: the
+    sampler's defaults); the name then says what was set, e.g. ``lmm:m.pt[temperature=1]``."""
+    sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
+    if sampling and kind != "lmm":
+        what = "--temperature and --top-p set how the order model samples"
+        raise click.BadParameter(f"{what}: use them with --generator lmm")
     if kind == "empirical":
         from simulator.generators import EmpiricalGenerator
 
@@ -42,12 +49,19 @@ def build_generator(
     except ImportError as exc:
         raise click.ClickException(f"the order model is not available ({exc})") from exc
     torch.set_num_threads(threads)  # a small model on shared cores: more threads only contend
+    members = [load_generator(p, **sampling) for p in paths]  # type: ignore[arg-type]
+    settings = ",".join(f"{k}={_numbers(v)}" for k, v in sampling.items())
+    suffix = f"[{settings}]" if settings else ""
     if len(paths) == 1:
-        return load_generator(paths[0]), f"lmm:{paths[0].name}"
+        return members[0], f"lmm:{paths[0].name}{suffix}"
     from simulator.generators import MixtureGenerator
 
-    members = [load_generator(p) for p in paths]
-    return MixtureGenerator(members), "lmm-mixture:" + "+".join(p.name for p in paths)
+    return MixtureGenerator(members), "lmm-mixture:" + "+".join(p.name for p in paths) + suffix
+
+
+def _numbers(value: object) -> str:
+    values = value if isinstance(value, tuple) else (value,)
+    return "/".join(f"{float(x):g}" for x in values)  # type: ignore[arg-type]
 
 
 @click.command("realism")
@@ -91,6 +105,7 @@ def build_generator(
     help="Keep every rollout book at the feed's depth: levels that a level-N feed would bring "
     "into view behind a taken or cancelled one are drawn from the forked book's own depth.",
 )
+@sampling_options()
 @click.option("--threads", default=1, show_default=True, help="torch threads for the model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def command(
@@ -105,6 +120,8 @@ def command(
     models: tuple[Path, ...],
     max_orders: int | None,
     refill: bool,
+    temperature: float | tuple[float, ...] | None,
+    top_p: float | tuple[float, ...] | None,
     threads: int,
     as_json: bool,
 ) -> None:
@@ -141,7 +158,12 @@ def command(
     if threads <= 0:
         raise click.BadParameter("--threads must be positive")
     generator, name = build_generator(
-        generator_kind, models, day.instrument.tick_size, stream, threads
+        generator_kind,
+        models,
+        day.instrument.tick_size,
+        stream,
+        threads,
+        {"temperature": temperature, "top_p": top_p},
     )
     progress = None if as_json else (lambda line: click.echo(line, err=True))
     try:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from surveillance.commands.options import sampling_options
+
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -97,6 +99,7 @@ _ROOT = Path(__file__).resolve().parents[2]
     help="Share of training windows whose books show each side's best levels only (1 to "
     "depth - 1 of them, drawn per side), as a drained rollout book does.",
 )
+@sampling_options(recorded=True)
 def command(
     data_dir: Path,
     files: tuple[str, ...],
@@ -122,6 +125,8 @@ def command(
     flow: bool,
     feed_depth: bool,
     level_dropout: float,
+    temperature: float | tuple[float, ...] | None,
+    top_p: float | tuple[float, ...] | None,
 ) -> None:
     """Train the order model and write a checkpoint with its validation report.
 
@@ -160,6 +165,8 @@ def command(
         flow=flow,
         feed_depth=feed_depth,
         level_dropout=level_dropout,
+        temperature=temperature,  # type: ignore[arg-type]
+        top_p=top_p,  # type: ignore[arg-type]
         model=LMMConfig(
             n_layer=layers,
             n_head=heads,
@@ -185,6 +192,10 @@ def _command_line(ctx: click.Context) -> str:
             continue
         if isinstance(value, bool):  # an on/off flag
             parts.append(flag if value else "--no-" + flag[2:])
+            continue
+        if name in ("temperature", "top_p"):  # one value or four, comma-separated
+            values = value if isinstance(value, tuple) else (value,)
+            parts += [flag, ",".join(f"{float(v):g}" for v in values)]
             continue
         for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, Path):
