@@ -89,6 +89,15 @@ DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
 # the training-hour windows 11:00-12:15 (mean of the twelve facts, GOOG / AMZN, no refill):
 # 0.8 and 0.8 (the default) 0.801 / 0.780; 0.8 and 0.6: 0.712 / 0.771; 0.8 and 1.0: 0.784 /
 # 0.785; 1.0 and 0.6: 0.794 / 0.808, with the spread at 0.54 / 0.64 against 0.64 / 0.76.
+# These defaults were tuned for the bundled tokenizer-v3 model. A checkpoint can carry its own
+# (``models.checkpoint.sampling_of``, written by ``surveillance train --temperature --top-p``).
+# The v4 + feed-depth model of training seed 1 (``models.tokenizer.DEPTH_DIM``), 16 rollouts,
+# mean of the twelve held facts over GOOG and AMZN on the training-hour windows 11:00-12:15 (the
+# held-out 14:30-15:45 in brackets), by price temperature and price top-p: 0.8 and 0.95 (these
+# defaults) 0.816 (0.825); 0.9 and 0.95 0.816 (0.833); 1.0 and 0.95 0.807 (0.812); 1.0 and 0.9
+# 0.825 (0.833); 1.0 and 0.8 0.835 (0.839: GOOG 0.844 with the spread at 0.90, AMZN 0.833); 1.0
+# and 0.7 0.801. So this model samples best unsharpened with the price tail cut; the held-out
+# windows confirm the choice made on the training hours.
 # Bump whenever a change to the sampling or decoding rules changes the orders a checkpoint
 # generates: it is part of the model version that calibrations and cached forks are keyed by
 # (``sampler_version``, ``surveillance.scorer.checkpoint_version``).

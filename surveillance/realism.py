@@ -46,8 +46,24 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   (spread 0.86 / 0.90, aggressive ratio 0.80 / 0.87; 3 / 5 at their bar), the best GOOG
   figures measured (on the training-hour windows 11:00-12:15 as well: seed 1 0.843 / 0.789,
   seed 0 0.788 / 0.774), with a detector whose calibration does carry over but which is a
-  little weaker on average (seed 1, ``models.tokenizer.DEPTH_DIM``); the v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held
+  little weaker on average (seed 1, ``models.tokenizer.DEPTH_DIM``). Seed 1 sampled with the
+  price temperature at 1.0 and its top-p at 0.8 (chosen on the training-hour windows, see
+  ``models.generator.DEFAULT_TEMPERATURE``; a checkpoint can carry it): GOOG 0.844 (spread
+  0.90, 8 facts at their bar), AMZN 0.833 (8 at their bar), the best mean over both instruments
+  measured. The v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held
   clock): GOOG 0.787 (spread 0.62), AMZN 0.803 (8 facts at their bar);
+- what the volatility shortfall is made of (v4 + feed-depth seed 1, default sampling, GOOG
+  14:30-14:55, 8 rollouts, per minute): the mean realized volatility is right (4.16 against
+  4.22 basis points) but its spread across minutes is not (standard deviation 4.95 against
+  1.74). The most volatile fifth of the simulated minutes hold 34 aggressive orders (the real
+  mean is 11) and about 96 events a minute after which one side of the book is empty, and a
+  single 5-second return dominates their volatility; the calmest fifth move 1.1 basis points,
+  against a real 10th percentile of 2.1. Of the real mid moves an aggressive order makes, the
+  median is 4 ticks; in refilled rollouts 1 to 1.5 (the rollout book is denser behind the
+  touch). Neither refill (0.788 / 0.762), nor keeping only 1 or 3 levels per side (GOOG 0.826
+  / 0.816; the spread at 0.90 but the aggressive ratio at 0.65-0.68), nor dropping orders that
+  would cross an empty side's made-up touch (0.822 / 0.789) beat plain rollouts (0.841 /
+  0.809);
 - ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
   behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
   bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.6 to 6.8
