@@ -50,8 +50,9 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   price temperature at 1.0 and its top-p at 0.8 (chosen on the training-hour windows, see
   ``models.generator.DEFAULT_TEMPERATURE``; a checkpoint can carry it): GOOG 0.844 (spread
   0.90, 8 facts at their bar), AMZN 0.833 (8 at their bar), the best mean over both instruments
-  measured. The v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held
-  clock): GOOG 0.787 (spread 0.62), AMZN 0.803 (8 facts at their bar);
+  measured, but a detector whose calibration does not carry over (``models.generator``). The
+  v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held clock): GOOG 0.787 (spread
+  0.62), AMZN 0.803 (8 facts at their bar);
 - what the volatility shortfall is made of (v4 + feed-depth seed 1, default sampling, GOOG
   14:30-14:55, 8 rollouts, per minute): the mean realized volatility is right (4.16 against
   4.22 basis points) but its spread across minutes is not (standard deviation 4.95 against
