@@ -362,5 +362,24 @@ def test_sampling_settings_reach_every_member_and_name_the_run():
     assert name == "lmm:lmm-small.pt[temperature=1/0.9/1/1,top_p=0.99]"
     assert gen.temperature == (1.0, 0.9, 1.0, 1.0) and gen.top_p == field_top_p(0.99)
     mix, name = build_generator("lmm", (CHECKPOINT, CHECKPOINT), 100, sampling=sampling)
-    assert name.startswith("lmm-mixture:") and name.endswith("[temperature=1/0.9/1/1,top_p=0.99]")
+    member = "lmm-small.pt[temperature=1/0.9/1/1,top_p=0.99]"
+    assert name == f"lmm-mixture:{member}+{member}"
     assert all(m.temperature == (1.0, 0.9, 1.0, 1.0) for m in mix.members)
+    # the sampler's defaults, set explicitly, are no change
+    _, name = build_generator("lmm", (CHECKPOINT,), 100, sampling={"temperature": (1, 0.8, 1, 1)})
+    assert name == "lmm:lmm-small.pt"
+
+
+def test_the_report_names_the_sampling_a_checkpoint_carries(tmp_path):
+    if not CHECKPOINT.exists():
+        pytest.skip(f"no trained checkpoint at {CHECKPOINT}")
+    own = tmp_path / "tuned.pt"
+    own.write_bytes(CHECKPOINT.read_bytes())
+    meta = json.loads(CHECKPOINT.with_suffix(".json").read_text())
+    meta["sampling"] = {"temperature": 1.0, "top_p": [1.0, 0.8, 1.0, 1.0]}
+    own.with_suffix(".json").write_text(json.dumps(meta))
+    gen, name = build_generator("lmm", (own,), 100)
+    assert name == "lmm:tuned.pt[temperature=1,top_p=1/0.8/1/1]"
+    assert gen.top_p == (1.0, 0.8, 1.0, 1.0)
+    _, name = build_generator("lmm", (own,), 100, sampling={"top_p": 0.9})  # a run's own wins
+    assert name == "lmm:tuned.pt[temperature=1,top_p=0.9]"

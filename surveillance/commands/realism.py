@@ -23,7 +23,8 @@ def build_generator(
     """The order generator a run uses, and the name the report gives it. No checkpoint means
     the bundled one; several make a ``MixtureGenerator`` (rollout i driven by model i mod M).
     ``sampling``: ``temperature`` / ``top_p`` for the order model (absent or None: the
-    sampler's defaults); the name then says what was set, e.g. ``lmm:m.pt[temperature=1]``."""
+    checkpoint's own, else the sampler's defaults). The name says how each model samples where
+    that is not the sampler's defaults, e.g. ``lmm:m.pt[temperature=1]``."""
     sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
     if sampling and kind != "lmm":
         what = "--temperature and --top-p set how the order model samples"
@@ -50,18 +51,29 @@ def build_generator(
         raise click.ClickException(f"the order model is not available ({exc})") from exc
     torch.set_num_threads(threads)  # a small model on shared cores: more threads only contend
     members = [load_generator(p, **sampling) for p in paths]  # type: ignore[arg-type]
-    settings = ",".join(f"{k}={_numbers(v)}" for k, v in sampling.items())
-    suffix = f"[{settings}]" if settings else ""
+    names = [p.name + _sampling_suffix(m) for p, m in zip(paths, members, strict=True)]
     if len(paths) == 1:
-        return members[0], f"lmm:{paths[0].name}{suffix}"
+        return members[0], f"lmm:{names[0]}"
     from simulator.generators import MixtureGenerator
 
-    return MixtureGenerator(members), "lmm-mixture:" + "+".join(p.name for p in paths) + suffix
+    return MixtureGenerator(members), "lmm-mixture:" + "+".join(names)
 
 
-def _numbers(value: object) -> str:
-    values = value if isinstance(value, tuple) else (value,)
-    return "/".join(f"{float(x):g}" for x in values)  # type: ignore[arg-type]
+def _sampling_suffix(generator) -> str:
+    """``[temperature=..,top_p=..]`` for the settings a loaded order model samples with that
+    are not the sampler's defaults (set for the run or carried by its checkpoint); "" if none."""
+    from models.generator import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+    from models.model import field_temperatures, field_top_p
+
+    parts = []
+    for key, value, default in (
+        ("temperature", field_temperatures(generator.temperature), DEFAULT_TEMPERATURE),
+        ("top_p", field_top_p(generator.top_p), DEFAULT_TOP_P),
+    ):
+        if value != tuple(default):
+            shown = value[:1] if len(set(value)) == 1 else value
+            parts.append(f"{key}=" + "/".join(f"{x:g}" for x in shown))
+    return f"[{','.join(parts)}]" if parts else ""
 
 
 @click.command("realism")
