@@ -42,10 +42,7 @@ def sampling_of(meta: dict[str, Any]) -> dict[str, tuple[float, float, float, fl
         raise ValueError(f"unknown sampling settings {sorted(unknown)} in the checkpoint meta")
     out = {}
     if "temperature" in sampling:
-        temps = field_temperatures(sampling["temperature"])
-        if min(temps) < 0:
-            raise ValueError(f"a sampling temperature must be >= 0, got {temps}")
-        out["temperature"] = temps
+        out["temperature"] = field_temperatures(sampling["temperature"])
     if "top_p" in sampling:
         out["top_p"] = field_top_p(sampling["top_p"])
     return out

@@ -369,8 +369,12 @@ def _per_field(value: PerField, what: str) -> tuple[float, float, float, float]:
 
 
 def field_temperatures(temperature) -> tuple[float, float, float, float]:
-    """Per-field temperatures (type, price, volume, interval) from one value or four."""
-    return _per_field(temperature, "temperature")
+    """Per-field temperatures (type, price, volume, interval) from one value or four; each >= 0
+    (0: greedy)."""
+    temps = _per_field(temperature, "temperature")
+    if min(temps) < 0:
+        raise ValueError(f"a sampling temperature must be >= 0, got {temperature!r}")
+    return temps
 
 
 def field_top_p(top_p) -> tuple[float, float, float, float]:

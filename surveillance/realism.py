@@ -60,11 +60,11 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   mean is 11) and about 96 events a minute after which one side of the book is empty, and a
   single 5-second return dominates their volatility; the calmest fifth move 1.1 basis points,
   against a real 10th percentile of 2.1. Of the real mid moves an aggressive order makes, the
-  median is 4 ticks; in refilled rollouts 1 to 1.5 (the rollout book is denser behind the
-  touch). Neither refill (0.788 / 0.762), nor keeping only 1 or 3 levels per side (GOOG 0.826
-  / 0.816; the spread at 0.90 but the aggressive ratio at 0.65-0.68), nor dropping orders that
-  would cross an empty side's made-up touch (0.822 / 0.789) beat plain rollouts (0.841 /
-  0.809);
+  median is 4 ticks; in 4 refilled rollouts of the same window 1 to 1.5 (the rollout book is
+  denser behind the touch). Neither refill (0.788 / 0.762), nor keeping only 1 or 3 levels
+  per side (GOOG 0.826 / 0.816; the spread at 0.90 but the aggressive ratio at 0.65-0.68), nor
+  dropping orders that would cross an empty side's made-up touch (0.822 / 0.789) beat plain
+  rollouts (0.841 / 0.809);
 - ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
   behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
   bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.6 to 6.8
@@ -93,8 +93,8 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   cancel ratio 0.739 / 0.765, returns 0.70-0.83 / 0.77-0.90; mean of the twelve facts 0.806 /
   0.841, 4 / 8 of them at their bar. The bundled model (above): 0.803 / 0.796, 9 / 5;
 - the exchangeable ceiling, which every report with two or more rollouts carries (``ceiling``,
-  the text output's ``ceil``, ``at bar`` and ``rank``; ``exchangeable_overlaps``): each rollout in turn
-  plays the real market against the other rollouts, so it is what a forecast as good as the
+  the text output's ``ceil``, ``at bar`` and ``rank``; ``exchangeable_overlaps``): each rollout
+  in turn plays the real market against the other rollouts, so it is what a forecast as good as the
   market's own randomness would score with this many windows, if the market were as dispersed
   as the generator's rollouts. Bundled model, GOOG / AMZN, median over the 16 left-out
   rollouts: spread 0.913 / 0.893 (at the bar in 94% / 44% of them), volatility 0.887 / 0.869,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from surveillance.commands.options import sampling_options
+from surveillance.commands.options import PerFieldParam, sampling_options
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,6 +186,7 @@ def command(
 def _command_line(ctx: click.Context) -> str:
     """The full command that reproduces this run (paths relative to the repository root)."""
     parts = ["surveillance", "train"]
+    per_field = {p.name for p in ctx.command.params if isinstance(p.type, PerFieldParam)}
     for name, value in ctx.params.items():
         flag = "--" + ("file" if name == "files" else name.replace("_", "-"))
         if value is None:
@@ -193,7 +194,7 @@ def _command_line(ctx: click.Context) -> str:
         if isinstance(value, bool):  # an on/off flag
             parts.append(flag if value else "--no-" + flag[2:])
             continue
-        if name in ("temperature", "top_p"):  # one value or four, comma-separated
+        if name in per_field:  # one value or four, comma-separated
             values = value if isinstance(value, tuple) else (value,)
             parts += [flag, ",".join(f"{float(v):g}" for v in values)]
             continue
