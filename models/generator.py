@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from bisect import bisect_right
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,10 @@ DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
 # (``sampler_version``, ``surveillance.scorer.checkpoint_version``).
 SAMPLER_REVISION = 3  # 3: time features held inside the training span
 _DRAWS = 7  # uniforms per rollout per step: type, price, volume, interval slots; 3 decode
+# Steps of uniforms drawn at once per rollout: ``Generator.random(k * n)`` yields exactly the
+# values of ``k`` calls of ``random(n)``, so the orders are the same, with one call per rollout
+# every ``_DRAW_BLOCK`` steps instead of every step.
+_DRAW_BLOCK = 64
 
 
 class LMMGenerator:
@@ -146,6 +151,8 @@ class LMMGenerator:
         self._rows: list[int] = []  # rollout index of each cache row
         self._index: dict[int, int] = {}  # id(book) -> rollout index
         self._rngs: list[np.random.Generator] = []
+        self._draws = np.zeros((0, _DRAW_BLOCK, _DRAWS))  # each rollout's next uniforms
+        self._drawn = _DRAW_BLOCK  # steps of ``_draws`` used
         self._prev = np.zeros(0, np.int64)  # previous token of each rollout (by rollout index)
         self._mid2 = np.zeros(0, np.float64)  # last known doubled mid of each rollout
         # order-flow averages of each rollout after its previous order (``tokenizer.flow``)
@@ -167,6 +174,8 @@ class LMMGenerator:
         n = len(books)
         self._index = {id(b): i for i, b in enumerate(books)}
         self._rngs = [rollout_rng(seed, i, GENERATOR_STREAM) for i in range(n)]
+        self._draws = np.zeros((n, _DRAW_BLOCK, _DRAWS))
+        self._drawn = _DRAW_BLOCK
         self._open_mid = float(open_mid)
         # Features see as many levels as the feed the model was trained on shows: a level-5
         # history (AMZN) limits the rollout books' features to 5 levels too.
@@ -222,7 +231,7 @@ class LMMGenerator:
         lob = feats.lob
         if tok.flow:  # the averages after each rollout's previous order
             lob = np.concatenate([lob, self._flow[live].astype(np.float32)], axis=1)
-        u = np.stack([self._rngs[i].random(_DRAWS) for i in live])  # (B, 7)
+        u = self._uniforms(live)  # (B, 7)
         dev = self.device
         with torch.inference_mode():
             h = self.model.step(
@@ -244,11 +253,12 @@ class LMMGenerator:
         bid = np.where(empty, mid, rows[:, 2])
         dec = tok.decode(ids, ask, bid, u=u[:, 4:], rows=rows)
         types, prices, qtys = dec.type.tolist(), dec.price.tolist(), dec.qty.tolist()
-        vslots = token_fields(ids)[2]
-        cancel_bins = tok.volume["cancel"]
+        vslots = token_fields(ids)[2].tolist()
+        cancel_lo = tok.volume["cancel"].lo.tolist()  # a size's slot: as ``Bins.encode``
+        asks, bids = ask.tolist(), bid.tolist()
         marketable = [
-            (t == OrderType.BID and p >= ask[k]) or (t == OrderType.ASK and p <= bid[k])
-            for k, (t, p) in enumerate(zip(types, prices, strict=True))
+            (t == OrderType.BID and p >= a) or (t == OrderType.ASK and p <= b)
+            for t, p, a, b in zip(types, prices, asks, bids, strict=True)
         ]
         for k, (t, p) in enumerate(zip(types, prices, strict=True)):
             if marketable[k]:
@@ -259,7 +269,7 @@ class LMMGenerator:
                     qtys[k] = marketable_qty(books[k], t, p, qtys[k])
             elif t == OrderType.CANCEL and self.snap_cancels:
                 target = cancel_target_qty(books[k], p)
-                if target is not None and cancel_bins.encode([target])[0] == vslots[k]:
+                if target is not None and bisect_right(cancel_lo, target) - 1 == vslots[k]:
                     qtys[k] = target
         if tok.flow:
             signals = flow_signals(types, marketable, qtys, dec.interval_ns)
@@ -271,6 +281,17 @@ class LMMGenerator:
             GeneratedOrder(t, p, q, i, exact=exact and t == OrderType.CANCEL)
             for t, p, q, i in zip(types, prices, qtys, dec.interval_ns.tolist(), strict=True)
         ]
+
+    def _uniforms(self, live: list[int]) -> np.ndarray:
+        """The next ``_DRAWS`` uniforms of each live rollout's stream, (B, 7). Every live rollout
+        draws once per step and a stopped one never again, so one counter serves them all."""
+        if self._drawn == _DRAW_BLOCK:
+            for i in live:
+                self._draws[i] = self._rngs[i].random((_DRAW_BLOCK, _DRAWS))
+            self._drawn = 0
+        u = self._draws[live, self._drawn]
+        self._drawn += 1
+        return u
 
     def _compact(self, live: list[int]) -> None:
         """Keep only the cache rows of ``live`` rollouts (a subsequence of the current rows)."""

@@ -221,13 +221,18 @@ class Bins:
             if rng is None:
                 raise ValueError("decode needs an rng or uniforms")
             u = rng.random(slots.shape)
-        u = np.broadcast_to(np.asarray(u, np.float64), slots.shape)
+        u = np.asarray(u, np.float64)
+        if u.shape != slots.shape:
+            u = np.broadcast_to(u, slots.shape)
         table, count = self._tables
-        col = np.zeros(slots.shape, np.int64) if parity is None else 1 + np.asarray(parity) % 2
+        col = 0 if parity is None else 1 + np.asarray(parity) % 2
         n = count[slots, col]
         pick = np.minimum(np.floor(u * np.maximum(n, 1)), np.maximum(n - 1, 0)).astype(np.int64)
         out = table[slots, col, pick]
         missing = n == 0
+        if not missing.any():
+            return out
+        col = np.broadcast_to(col, slots.shape)
         for idx in zip(*np.nonzero(missing), strict=True):
             p = None if parity is None else int(col[idx]) - 1
             out[idx] = self._fallback(int(slots[idx]), p, float(u[idx]))

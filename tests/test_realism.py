@@ -21,6 +21,7 @@ from surveillance.realism import (
     ExchangeableCeiling,
     RealismError,
     SpreadBudget,
+    bar_of,
     exchangeable_overlaps,
     parse_clock,
     parse_duration,
@@ -70,6 +71,10 @@ def test_realism_on_a_short_held_out_goog_window(lobster_dir: Path, capsys):
         assert c is None or (0.0 <= c["q10"] <= c["median"] <= 1.0 + 1e-9), fact
         assert c is None or (row["overlap"] is not None and 0.0 <= c["rank"] <= 1.0), fact
     assert report["facts"]["spread"]["ceiling"] is not None
+    for w in report["windows"]:  # each window scored on its own as well
+        assert set(w["overlaps"]) == set(FACTS)
+        assert all(v is None or 0.0 <= v <= 1.0 + 1e-9 for v in w["overlaps"].values())
+    assert report["windows"][0]["overlaps"] != report["windows"][1]["overlaps"]
     budget = report["spread_budget"]
     assert set(budget) == {"real", "sim"} and set(budget["sim"]) == set(BUDGET_CLASSES)
     assert budget["real"]["cancel"]["events"] > 0 and budget["sim"]["passive"]["events"] > 0
@@ -106,6 +111,25 @@ def test_table_output_lists_every_fact(lobster_dir: Path, capsys):
     assert "left-out rollouts at the bar on every fact: " in out and "% of 2" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["aggressive"]]
     assert len(rows) == 1 and rows[0][1] == "real" and rows[0][6] == "sim"
+    assert "per window, overlap" not in out  # one window: its figures are the table's
+
+
+def test_one_windows_own_overlaps_are_the_pooled_ones_and_the_table_shows_each(
+    lobster_dir: Path, capsys
+):
+    data = str(lobster_zip(lobster_dir, "GOOG", 10))
+    args = ["--data", data, "--window", "2m", "--rollouts", "2", "--start", "15:00"]
+    one = run_json(capsys, *args, "--windows", "1")
+    assert one["windows"][0]["overlaps"] == {f: r["overlap"] for f, r in one["facts"].items()}
+    code = main(["realism", *args, "--windows", "2", "--generator", "empirical"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("per window, overlap"))
+    assert lines[head].split()[-2:] == ["15:00", "15:02"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[head + 1 : head + 13]}
+    held = [f for f in FACTS if bar_of(f) is not None]
+    assert list(rows) == held and all(len(cells) == 2 for cells in rows.values())
 
 
 @pytest.mark.parametrize(

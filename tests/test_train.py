@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from models.checkpoint import load_checkpoint  # noqa: E402
 from models.generator import (  # noqa: E402
+    _DRAW_BLOCK,
     LMMGenerator,
     cancel_target_qty,
     load_generator,
@@ -39,10 +40,12 @@ from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook  # noqa: 
 from simulator.lobster import load_lobster  # noqa: E402
 from simulator.orderstream import OrderType, from_lobster  # noqa: E402
 from simulator.rollout import (  # noqa: E402
+    GENERATOR_STREAM,
     GeneratedOrder,
     available_qty,
     fork_rollouts,
     marketable_qty,
+    rollout_rng,
 )
 from simulator.types import Side  # noqa: E402
 
@@ -218,6 +221,51 @@ def test_a_rollout_does_not_depend_on_its_siblings(trained, fork_point):
     two, four = _roll(out, fork_point, n=2), _roll(out, fork_point, n=4)
     for r2, r4 in zip(two, four[:2], strict=True):
         assert np.array_equal(r2.price, r4.price) and np.array_equal(r2.qty, r4.qty)
+
+
+def test_a_rollout_does_not_depend_on_when_its_siblings_stop(trained, fork_point):
+    """Past several blocks of pre-drawn uniforms (``models.generator._DRAW_BLOCK``), with
+    siblings stopping at the horizon one by one, rollout 0 still draws its own stream."""
+    _, out = trained
+    book, history, rows, open_mid, ts = fork_point
+
+    def roll(n: int):
+        return fork_rollouts(
+            book,
+            history,
+            rows,
+            load_generator(out.with_suffix(".pt")),
+            n=n,
+            start_ns=ts,
+            horizon_ns=60 * 10**9,
+            open_mid=open_mid,
+            seed=5,
+            max_orders=400,
+        )
+
+    alone, among = roll(1)[0], roll(5)
+    lengths = sorted(len(r) for r in among)
+    assert lengths[0] < lengths[-1] and lengths[-1] > 3 * _DRAW_BLOCK, lengths
+    assert np.array_equal(alone.price, among[0].price)
+    assert np.array_equal(alone.qty, among[0].qty)
+    assert np.array_equal(alone.ts_ns, among[0].ts_ns)
+
+
+def test_each_rollout_draws_its_own_stream_in_order_as_siblings_stop(trained, fork_point):
+    result, _ = trained
+    book, history, rows, open_mid, ts = fork_point
+    gen = LMMGenerator(result.model, result.tokenizer)
+    books = [book.fork() for _ in range(4)]
+    gen.begin(books, history, rows, open_mid, ts, seed=9)
+    streams = [rollout_rng(9, i, GENERATOR_STREAM) for i in range(4)]
+    live = [0, 1, 2, 3]
+    for step in range(3 * _DRAW_BLOCK + 5):
+        if step == 70:
+            live = [0, 2, 3]  # rollout 1 stops
+        if step == 150:
+            live = [3]
+        want = np.stack([streams[i].random(7) for i in live])
+        assert np.array_equal(gen._uniforms(live), want), step
 
 
 def test_generator_orders_are_priced_at_each_books_touch(trained, fork_point):

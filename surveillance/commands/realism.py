@@ -150,6 +150,7 @@ def command(
     from surveillance.realism import (
         BUDGET_CLASSES,
         RealismError,
+        bar_of,
         evaluate_realism,
         parse_clock,
         parse_duration,
@@ -227,6 +228,17 @@ def command(
         click.echo(
             f"{fact:<24}{ovl:>9}{prev:>7}{med:>7}{share:>8}{rank:>6}{paper:>8}{bar:>6}  {held}"
         )
+    if len(report.windows) > 1:  # which window a shortfall comes from
+        click.echo(
+            f"{'per window, overlap':<24}" + "".join(f"{w.start[:5]:>7}" for w in report.windows)
+        )
+        for fact in FACTS:
+            if bar_of(fact) is None:
+                continue
+            cells = [w.overlaps.get(fact) for w in report.windows]
+            click.echo(
+                f"  {fact:<22}" + "".join("    -  " if v is None else f"{v:>7.3f}" for v in cells)
+            )
     if report.ceiling is not None:
         click.echo(
             f"left-out rollouts at the bar on every fact: "
