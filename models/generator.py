@@ -90,20 +90,20 @@ DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
 # the training-hour windows 11:00-12:15 (mean of the twelve facts, GOOG / AMZN, no refill):
 # 0.8 and 0.8 (the default) 0.801 / 0.780; 0.8 and 0.6: 0.712 / 0.771; 0.8 and 1.0: 0.784 /
 # 0.785; 1.0 and 0.6: 0.794 / 0.808, with the spread at 0.54 / 0.64 against 0.64 / 0.76.
-# Nor anchoring each rollout's order flow to the real history before the fork (a script, not
-# code here; the v4 + feed-depth model of training seed 1 below, price temperature 1.0, top-p
-# 0.8). One step ahead on the real orders that model is calibrated: GOOG 14:30-15:45, 9.4% of
-# its sampled limit orders marketable against 9.3% real, mean size 68.9 shares against 65.1. Its
-# rollouts are not (per-minute means 6.5% and 58.7 shares against the real 8.9% and 65.2): they
-# stay flat while the real window runs into the closing ramp (marketable share per 25-minute
-# window 6.1%, 9.0%, 11.9%; the 30 minutes before each 7.0%, 6.4%, 8.6%). An integral controller on a logit offset of the marketable price slots (0.05 per
-# limit order towards the history's share), mean of the twelve facts GOOG / AMZN on the
-# training hours 11:00-12:15, 8 rollouts: 0.853 / 0.824 (0.829 / 0.832 without); held out, 16
-# rollouts: 0.856 / 0.837 (0.844 / 0.833). Offsets on the buy share and the mean log size too:
-# at 0.05 and 0.02 they pin every minute (buy ratio standard deviation 0.041 against 0.102 real;
-# held out 0.798 / 0.793); at 0.002 and 0.0007, training hours 0.866 / 0.808, held out 0.856 /
-# 0.814. The history's regime is not the window's: AMZN's 10:30-11:00 is 9.4% marketable, its
-# 11:00-11:25 5.6%, so an anchor overshoots there.
+# Nor anchoring each rollout's order flow to the real history before the fork (a script, not code
+# here; the v4 + feed-depth model of training seed 1 below, price temperature 1.0, top-p 0.8). One
+# step ahead on the real orders that model is calibrated: GOOG 14:30-15:45, 9.4% of its sampled
+# limit orders marketable against 9.3% real, mean size 68.9 shares against 65.1. Its rollouts are
+# not (per-minute means 6.5% and 58.7 shares against the real 8.9% and 65.2): they stay flat while
+# the real window runs into the closing ramp (marketable share per 25-minute window 6.1%, 9.0%,
+# 11.9%; the 30 minutes before each 7.0%, 6.4%, 8.6%). An integral controller on a logit offset of
+# the marketable price slots (0.05 per limit order towards the history's share), mean of the twelve
+# facts GOOG / AMZN on the training hours 11:00-12:15, 8 rollouts: 0.853 / 0.824 (0.829 / 0.832
+# without); held out, 16 rollouts: 0.856 / 0.837 (0.844 / 0.833). Offsets on the buy share and the
+# mean log size too: at 0.05 and 0.02 they pin every minute (buy ratio standard deviation 0.041
+# against 0.102 real; held out 0.798 / 0.793); at 0.002 and 0.0007, training hours 0.866 / 0.808,
+# held out 0.856 / 0.814. The history's regime is not the window's: AMZN's 10:30-11:00 is 9.4%
+# marketable, its 11:00-11:25 5.6%, so an anchor overshoots there.
 # These defaults were tuned for the bundled tokenizer-v3 model. A checkpoint can carry its own
 # (``models.checkpoint.sampling_of``, written by ``surveillance train --temperature --top-p``).
 # The v4 + feed-depth model of training seed 1 (``models.tokenizer.DEPTH_DIM``), 16 rollouts,
