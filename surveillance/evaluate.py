@@ -306,9 +306,11 @@ def evaluate_task(
     calibration: bool,
     cache_dir: str | None = None,
     generator_version: str = "",
+    sampling: dict[str, Any] | None = None,
 ) -> list[VariantScore]:
-    """``evaluate_day`` in a worker process (the generator is built there; progress goes to
-    stderr), so days and phases can run on several cores."""
+    """``evaluate_day`` in a worker process (the generator is built there, sampling as
+    ``make_generator`` says; progress goes to stderr), so days and phases can run on several
+    cores."""
     import sys
 
     from surveillance.scorer import make_generator
@@ -316,7 +318,7 @@ def evaluate_task(
     def say(message: str) -> None:
         print(f"  {message}{' (calibration)' if calibration else ''}", file=sys.stderr, flush=True)
 
-    gen = make_generator(generator, model_path)
+    gen = make_generator(generator, model_path, sampling=sampling)
     return evaluate_day(
         path,
         gen,

@@ -11,7 +11,8 @@ the generator, which may hold a torch model, is built lazily once per process.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,16 @@ from surveillance.scoring import DetectionConfig, simulate_window, window_seed
 
 GENERATORS = ("lmm", "empirical")
 
-# One generator per (kind, checkpoint, device) per process: loading a model per window would
-# dominate the cost of scoring it.
-_GENERATORS: dict[tuple[str, str, str], OrderGenerator] = {}
+# One generator per (kind, checkpoint, device, sampling) per process: loading a model per window
+# would dominate the cost of scoring it.
+_GENERATORS: dict[tuple[str, str, str, str], OrderGenerator] = {}
 
 
-def checkpoint_version(path: str | Path | None) -> str:
+def checkpoint_version(path: str | Path | None, sampling: Mapping[str, Any] | None = None) -> str:
     """``lmm-<name>-<crc of the weights>-<sampler version>``: changes whenever the weights do,
-    and whenever the sampling rules or the checkpoint's own sampling settings do
-    (``models.generator.sampler_version``, ``models.checkpoint.checkpoint_sampling``)."""
+    and whenever the sampling rules or the sampling settings do: the checkpoint's own
+    (``models.checkpoint.checkpoint_sampling``) unless ``sampling`` (``temperature``,
+    ``top_p``) sets them for the run (``models.generator.sampler_version``)."""
     # local: keeps torch out of the core
     from models.checkpoint import DEFAULT_CHECKPOINT, checkpoint_sampling
     from models.generator import sampler_version
@@ -39,12 +41,23 @@ def checkpoint_version(path: str | Path | None) -> str:
     p = Path(path) if path is not None else Path(DEFAULT_CHECKPOINT)
     if not p.exists():
         raise FileNotFoundError(f"no model checkpoint at {p}")
-    sampler = sampler_version(**checkpoint_sampling(p))  # type: ignore[arg-type]
+    settings = {**checkpoint_sampling(p), **(sampling or {})}
+    sampler = sampler_version(**settings)  # type: ignore[arg-type]
     return f"lmm-{p.stem}-{zlib.crc32(p.read_bytes()):08x}-{sampler}"
 
 
-def make_generator(kind: str, model_path: str | None = None, device: str = "cpu") -> OrderGenerator:
-    key = (kind, str(model_path), device)
+def make_generator(
+    kind: str,
+    model_path: str | None = None,
+    device: str = "cpu",
+    sampling: Mapping[str, Any] | None = None,
+) -> OrderGenerator:
+    """The process's generator of this kind, checkpoint and device; ``sampling``
+    (``temperature``, ``top_p``) overrides how the order model samples."""
+    sampling = dict(sampling or {})
+    if sampling and kind != "lmm":
+        raise ValueError(f"sampling settings are the order model's; the {kind} generator has none")
+    key = (kind, str(model_path), device, repr(sorted(sampling.items())))
     generator = _GENERATORS.get(key)
     if generator is None:
         if kind == "lmm":
@@ -58,9 +71,9 @@ def make_generator(kind: str, model_path: str | None = None, device: str = "cpu"
                 torch.set_num_threads(1)
 
             generator = (
-                load_generator(device=device)
+                load_generator(device=device, **sampling)
                 if model_path is None
-                else load_generator(model_path, device=device)
+                else load_generator(model_path, device=device, **sampling)
             )
         elif kind == "empirical":
             generator = EmpiricalGenerator()
@@ -81,13 +94,20 @@ class SimulationScorer:
     calibration: Calibration | None = None
     model_version: str = ""
     config_version: str = ""
+    # ``temperature`` / ``top_p`` for the order model's rollouts, overriding the checkpoint's own
+    # (``models.generator.load_generator``); part of ``model_version``
+    sampling: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.generator not in GENERATORS:
             raise ValueError(f"unknown generator {self.generator!r}")
+        if self.sampling and self.generator != "lmm":
+            raise ValueError("sampling settings are the order model's (generator lmm)")
         if not self.model_version:
             self.model_version = (
-                checkpoint_version(self.model_path) if self.generator == "lmm" else "empirical-v1"
+                checkpoint_version(self.model_path, self.sampling)
+                if self.generator == "lmm"
+                else "empirical-v1"
             )
         if not self.config_version:
             self.config_version = self.config.version()
@@ -124,7 +144,7 @@ class SimulationScorer:
             history=window.history,
             history_book=window.history_book,
             open_mid=open_mid,
-            generator=make_generator(self.generator, self.model_path, self.device),
+            generator=make_generator(self.generator, self.model_path, self.device, self.sampling),
             config=config,
             real_facts=facts,  # type: ignore[arg-type]
             real=window.real_trajectory,

@@ -150,6 +150,7 @@ def test_normalized_input_gives_the_same_windows(first_hour: Path, tmp_path: Pat
         (["{first}", "--format", "csv"], "format"),
         (["{first}", "--window", "soon"], "not a duration"),
         (["{first}", "--calibration", "/nonexistent.json"], "calibration"),
+        (["{first}", "--temperature", "1"], "use them with --generator lmm"),
     ],
 )
 def test_bad_input_is_one_line_and_a_non_zero_exit(
@@ -160,3 +161,28 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0
     assert len(err) == 1 and message in err[0]
+
+
+def test_sampling_set_for_a_replay_names_its_model_version(
+    first_hour: Path, tmp_path: Path
+) -> None:
+    """``--top-p`` reaches the order model: the records carry the version of a model sampled
+    so, which the bundled calibration (fitted with the checkpoint's own sampling) does not
+    match, so ``auto`` calibrates on the replay itself."""
+    from surveillance.scorer import checkpoint_version
+
+    # the first 11 minutes: two 5-minute windows, the second scored with the first as context
+    book = next(first_hour.parent.glob("*_orderbook_1.csv"))
+    day = load_lobster(first_hour)
+    n = int((day.messages.ts_ns < OPEN_NS + 11 * 60 * 10**9).sum())
+    short = tmp_path / first_hour.name
+    short.write_text("\n".join(first_hour.read_text().splitlines()[:n]) + "\n")
+    (tmp_path / book.name).write_text("\n".join(book.read_text().splitlines()[:n]) + "\n")
+    out = tmp_path / "scores.jsonl"
+    args = [str(short), "--window", "5m", "--rollouts", "3", "--out", str(out)]
+    assert run([*args, "--top-p", "1,0.8,1,1"]) == 0
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    tuned = checkpoint_version(None, {"top_p": (1.0, 0.8, 1.0, 1.0)})
+    assert records and {r["model_version"] for r in records} == {tuned}
+    assert tuned != checkpoint_version(None)
+    assert any(r["score"] is not None for r in records)

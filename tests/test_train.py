@@ -554,6 +554,40 @@ def test_a_checkpoints_own_sampling_is_part_of_its_version(tmp_path):
             sampling_of({"sampling": bad})
 
 
+def test_sampling_set_for_a_run_reaches_the_scorers_model_and_its_version(tmp_path):
+    """``evaluate`` / ``replay --temperature --top-p``: the scorer's generator samples with
+    them, and its model version (which calibrations and cached forks are keyed by) is that of
+    a checkpoint carrying the same settings."""
+    from models.checkpoint import DEFAULT_CHECKPOINT
+    from surveillance.scorer import SimulationScorer, checkpoint_version, make_generator
+    from surveillance.scoring import DetectionConfig
+
+    top_p = (1.0, 0.8, 1.0, 1.0)
+    copy = tmp_path / "lmm-small.pt"
+    copy.write_bytes(DEFAULT_CHECKPOINT.read_bytes())
+    meta = json.loads(DEFAULT_CHECKPOINT.with_suffix(".json").read_text())
+    meta["sampling"] = {"top_p": list(top_p)}
+    copy.with_suffix(".json").write_text(json.dumps(meta))
+
+    scorer = SimulationScorer(DetectionConfig(), sampling={"top_p": top_p})
+    assert scorer.model_version == checkpoint_version(None, {"top_p": top_p})
+    assert scorer.model_version != checkpoint_version(None)
+    assert scorer.model_version == checkpoint_version(copy)  # same bytes, same name
+    # the run's settings win over the checkpoint's own; the defaults written out change nothing
+    assert checkpoint_version(copy, {"top_p": (1.0, 0.95, 1.0, 1.0)}) == checkpoint_version(None)
+    defaults = {"temperature": (1.0, 0.8, 1.0, 1.0), "top_p": (1.0, 0.95, 1.0, 1.0)}
+    assert checkpoint_version(None, defaults) == checkpoint_version(None)
+
+    tuned = make_generator("lmm", sampling={"top_p": top_p})
+    assert tuned.top_p == top_p  # type: ignore[attr-defined]
+    assert make_generator("lmm").top_p == (1.0, 0.95, 1.0, 1.0)  # type: ignore[attr-defined]
+    assert make_generator("lmm", sampling={"top_p": top_p}) is tuned  # one per process
+    with pytest.raises(ValueError, match="the empirical generator has none"):
+        make_generator("empirical", sampling={"top_p": top_p})
+    with pytest.raises(ValueError, match="generator lmm"):
+        SimulationScorer(DetectionConfig(), generator="empirical", sampling={"top_p": 0.9})
+
+
 def test_a_flow_model_reads_the_order_flow_of_its_history_and_of_its_own_orders(
     lobster_dir, tmp_path, fork_point, monkeypatch
 ):

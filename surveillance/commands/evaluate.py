@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from surveillance.commands.options import rollouts_option
+from surveillance.commands.options import rollouts_option, sampling_options, sampling_settings
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lobster"
 DEFAULT_DAYS = (
@@ -59,6 +59,7 @@ DEFAULT_DAYS = (
     "--generator", type=click.Choice(["lmm", "empirical"]), default="lmm", show_default=True
 )
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=None)
+@sampling_options()
 @click.option("--seed", default=0, show_default=True)
 @click.option(
     "--jobs",
@@ -108,6 +109,8 @@ def command(
     intensities,
     generator,  # type: ignore[no-untyped-def]
     model_path,
+    temperature,
+    top_p,
     seed,
     jobs,
     as_json,
@@ -120,6 +123,7 @@ def command(
     """Score clean and manipulated variants of real days with the simulation detector and two
     baselines; print ROC AUC and the true-positive rate at 5% false positives per typology and
     intensity."""
+    sampling = sampling_settings(generator, temperature=temperature, top_p=top_p)
     from simulator.manipulation import INTENSITIES, Typology
     from surveillance.evaluate import (
         EvaluationConfig,
@@ -174,14 +178,17 @@ def command(
     if not config.calibration_starts():
         raise click.ClickException("no calibration window fits before the evaluation span")
     scorer = SimulationScorer(
-        detection, generator=generator, model_path=str(model_path) if model_path else None
+        detection,
+        generator=generator,
+        model_path=str(model_path) if model_path else None,
+        sampling=sampling,
     )
     tasks = [(p, phase) for p in days for phase in (True, False)]
     cache_dir = str(sim_cache) if sim_cache is not None else None
     if jobs == 1:
         from surveillance.simcache import SimCache
 
-        gen = make_generator(generator, scorer.model_path)
+        gen = make_generator(generator, scorer.model_path, sampling=sampling)
         say = lambda m: click.echo(f"  {m}", err=True)  # noqa: E731
         cache = SimCache(cache_dir) if cache_dir else None
         done = [
@@ -210,6 +217,7 @@ def command(
                     c,
                     cache_dir,
                     scorer.model_version,
+                    sampling,
                 )
                 for p, c in tasks
             ]

@@ -84,3 +84,13 @@ def sampling_options(recorded: bool = False):
         )(command)
 
     return decorate
+
+
+def sampling_settings(generator: str, **options: object) -> dict[str, object]:
+    """The ``sampling_options`` a user set (``temperature=``, ``top_p=``; None: not set), for a
+    run of the ``generator`` kind: only the order model (``lmm``) takes them."""
+    settings = {k: v for k, v in options.items() if v is not None}
+    if settings and generator != "lmm":
+        what = "--temperature and --top-p set how the order model samples"
+        raise click.BadParameter(f"{what}: use them with --generator lmm")
+    return settings

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from surveillance.commands.options import rollouts_option, sampling_options
+from surveillance.commands.options import rollouts_option, sampling_options, sampling_settings
 
 DEFAULT_MODEL = Path("models/checkpoints/lmm-small.pt")
 
@@ -25,10 +25,7 @@ def build_generator(
     ``sampling``: ``temperature`` / ``top_p`` for the order model (absent or None: the
     checkpoint's own, else the sampler's defaults). The name says how each model samples where
     that is not the sampler's defaults, e.g. ``lmm:m.pt[temperature=1]``."""
-    sampling = {k: v for k, v in (sampling or {}).items() if v is not None}
-    if sampling and kind != "lmm":
-        what = "--temperature and --top-p set how the order model samples"
-        raise click.BadParameter(f"{what}: use them with --generator lmm")
+    sampling = sampling_settings(kind, **(sampling or {}))
     if kind == "empirical":
         from simulator.generators import EmpiricalGenerator
 
@@ -235,9 +232,9 @@ def command(
         for fact in FACTS:
             if bar_of(fact) is None:
                 continue
-            cells = [w.overlaps.get(fact) for w in report.windows]
+            values = [w.overlaps.get(fact) for w in report.windows]
             click.echo(
-                f"  {fact:<22}" + "".join("    -  " if v is None else f"{v:>7.3f}" for v in cells)
+                f"  {fact:<22}" + "".join("    -  " if v is None else f"{v:>7.3f}" for v in values)
             )
     if report.ceiling is not None:
         click.echo(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from surveillance.commands.options import rollouts_option
+from surveillance.commands.options import rollouts_option, sampling_options, sampling_settings
 
 DEFAULT_CALIBRATION = (
     Path(__file__).resolve().parents[2] / "models" / "checkpoints" / ("calibration.json")
@@ -43,6 +43,7 @@ DEFAULT_CALIBRATION = (
     default=None,
     help="LMM checkpoint (default: the bundled one).",
 )
+@sampling_options()
 @click.option(
     "--calibration",
     default="auto",
@@ -81,6 +82,8 @@ def command(
     seed: int,
     generator: str,
     model_path: Path | None,
+    temperature: float | tuple[float, ...] | None,
+    top_p: float | tuple[float, ...] | None,
     calibration: str,
     far: float,
     session_date: str | None,
@@ -94,6 +97,7 @@ def command(
     scores, p-values, alerts, per-fact overlaps with their null statistics and the baselines
     go to OUT, and optionally an investigator's report to REPORT.
     """
+    sampling = sampling_settings(generator, temperature=temperature, top_p=top_p)
     from surveillance.detector import Calibration
     from surveillance.realism import parse_duration
     from surveillance.replay import read_input, replay, write_scores
@@ -113,6 +117,7 @@ def command(
         generator=generator,
         model_path=str(model_path) if model_path else None,
         device=device,
+        sampling=sampling,
     )
     cal, self_far = _calibration(calibration, scorer.model_version, far, Calibration)
     scorer.calibration = cal
