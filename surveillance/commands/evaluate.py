@@ -261,6 +261,8 @@ def command(
         },
     }
     summary["model_version"] = scorer.model_version
+    if sampling:  # set for this run (the model version says so too)
+        summary["sampling"] = sampling
     summary["config_version"] = scorer.config_version
     summary["rollouts"] = rollouts
     summary["days"] = [str(p) for p in days]
