@@ -159,6 +159,8 @@ class LMMGenerator:
         self.snap_cancels = snap_cancels
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
+        # the cancel volume bins' lower edges: a size's slot, as ``Bins.encode``, by bisection
+        self._cancel_lo: list[int] = tokenizer.volume["cancel"].lo.tolist()
         self.temperature = temperature
         self.top_p = field_top_p(top_p)
         self.device = device
@@ -271,7 +273,6 @@ class LMMGenerator:
         dec = tok.decode(ids, ask, bid, u=u[:, 4:], rows=rows)
         types, prices, qtys = dec.type.tolist(), dec.price.tolist(), dec.qty.tolist()
         vslots = token_fields(ids)[2].tolist()
-        cancel_lo = tok.volume["cancel"].lo.tolist()  # a size's slot: as ``Bins.encode``
         asks, bids = ask.tolist(), bid.tolist()
         marketable = [
             (t == OrderType.BID and p >= a) or (t == OrderType.ASK and p <= b)
@@ -286,7 +287,7 @@ class LMMGenerator:
                     qtys[k] = marketable_qty(books[k], t, p, qtys[k])
             elif t == OrderType.CANCEL and self.snap_cancels:
                 target = cancel_target_qty(books[k], p)
-                if target is not None and bisect_right(cancel_lo, target) - 1 == vslots[k]:
+                if target is not None and bisect_right(self._cancel_lo, target) - 1 == vslots[k]:
                     qtys[k] = target
         if tok.flow:
             signals = flow_signals(types, marketable, qtys, dec.interval_ns)

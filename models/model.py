@@ -149,11 +149,11 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
         self.scale = 1.0 / math.sqrt(cfg.d_model // cfg.n_head)
 
-    def _heads(self, x: torch.Tensor, cos, sin, qkv: torch.Tensor | None = None):
-        """Rotated queries and keys and the values, each (B, nh, T, hs) (``qkv``: the
-        projection of ``x``, if already made)."""
+    def _heads(self, x: torch.Tensor, cos, sin):
+        """Rotated queries and keys and the values, each (B, nh, T, hs)."""
         B, T, C = x.shape
-        qkv = (self.qkv(x) if qkv is None else qkv).view(B, T, 3, self.n_head, C // self.n_head)
+        # ``forward`` directly, as in ``Block.step``: this runs at every generation step
+        qkv = self.qkv.forward(x).view(B, T, 3, self.n_head, C // self.n_head)
         qk = apply_rope(qkv[:, :, :2], cos[:, None, None], sin[:, None, None])  # (B, T, 2, nh, hs)
         q, k = qk.transpose(1, 3).unbind(2)  # (B, nh, T, hs) each
         return q, k, qkv[:, :, 2].transpose(1, 2)
@@ -170,7 +170,7 @@ class CausalSelfAttention(nn.Module):
     def step(self, x: torch.Tensor, cos, sin, cache: KVCache, layer: int) -> torch.Tensor:
         """One new position per sequence: x (B, 1, C); keys of all cached positions are past."""
         B, _, C = x.shape
-        q, k, v = self._heads(x, cos, sin, self.qkv.forward(x))
+        q, k, v = self._heads(x, cos, sin)
         slot = cache.pos % cache.size
         cache.k[layer, :, :, slot] = k[:, :, 0]
         cache.v[layer, :, :, slot] = v[:, :, 0]
