@@ -113,13 +113,13 @@ DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
 # 0.825 (0.833); 1.0 and 0.8 0.835 (0.839: GOOG 0.844 with the spread at 0.90, AMZN 0.833); 1.0
 # and 0.7 0.801. So this model samples best unsharpened with the price tail cut; the held-out
 # windows confirm the choice made on the training hours. Its detector (``surveillance
-# evaluate``, seed 0, its own calibration on the 20 default calibration windows) then had
+# evaluate``, seed 0, its own calibration on the 20 windows of the former 25-minute stride) had
 # threshold 4.86 (7.47 at these defaults), 21% false alarms on the clean held-out windows
 # (3.6%), mean calibrated AUC 0.844 (0.866), spoofing at moderate intensity 0.816 (0.897); with
-# 100 calibration windows (``--calibration-stride 5m``) 7.48, 3.6% and 0.860, spoofing 0.866:
-# the 20-window threshold, not the model, had failed (``deploy/OPERATIONS.md``; the bundled
-# model with 100 windows: 7.05, 3.6%, 0.883). The bundled model sampled at 1.0
-# and 0.8 gains nothing on the training hours: GOOG / AMZN 0.813 / 0.766 (0.801 / 0.780).
+# 100 calibration windows (the 5-minute stride, now the default) 7.48, 3.6% and 0.860, spoofing
+# 0.866: the 20-window threshold, not the model, had failed (``deploy/OPERATIONS.md``; the
+# bundled model with 100 windows: 7.05, 3.6%, 0.883). The bundled model sampled at 1.0 and 0.8
+# gains nothing on the training hours: GOOG / AMZN 0.813 / 0.766 (0.801 / 0.780).
 # Bump whenever a change to the sampling or decoding rules changes the orders a checkpoint
 # generates: it is part of the model version that calibrations and cached forks are keyed by
 # (``sampler_version``, ``surveillance.scorer.checkpoint_version``).

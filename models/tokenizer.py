@@ -77,7 +77,8 @@ LOB_DIM_GAPS = LOB_DIM + 2 * (N_LEVELS - 1)
 GAP_SCALE = 4.0
 # With the feed depth (``features_from_rows(depth=...)``): one more column, the number of levels
 # per side the feed shows (10 for GOOG level 10, 5 for AMZN level 5) / N_LEVELS
-# (``surveillance train --feed-depth``, usually with ``--level-dropout``). Not the bundled model.
+# (``surveillance train --feed-depth``, usually with ``--level-dropout``). Not the default model;
+# the other bundled one, ``lmm-depth``, has it (below).
 # Why it exists: a rollout book cannot see what enters the feed's depth from below, so it
 # drains. GOOG level-10 rollouts hold about 7 levels per side on average, and their features
 # then show empty levels 8 to 10. In training only the level-5 AMZN feed looked like that. The
@@ -95,7 +96,8 @@ GAP_SCALE = 4.0
 # 0.796). Every seed lifts GOOG's held-out spread (0.79 to 0.84, against 0.635) and its books
 # keep more depth (7.7 of 10 levels per side). But the detector built on the best of them (seed
 # 1, validation 7.208 nats against 7.233) loses what issue 4 measured
-# (``surveillance evaluate``, seed 0, its own calibration): mean calibrated AUC 0.797 against
+# (``surveillance evaluate``, seed 0, its own calibration on the 20 windows of the former
+# 25-minute calibration stride; the figures below too): mean calibrated AUC 0.797 against
 # 0.849, spoofing at moderate intensity 0.713 against 0.931. Its calibration threshold falls to
 # 5.2 (9.3), and the clean held-out windows then alert at 46% against a 5% target. The model
 # fits the calibration hours better than the afternoon, so norms fitted in the morning do not
@@ -116,7 +118,11 @@ GAP_SCALE = 4.0
 # (8.38), 3.6% false alarms (0%); quote stuffing 0.899 (1.000), layering 0.936 (0.997). Over
 # the three seeds a more realistic model with a detector a little weaker on average (mean
 # calibrated AUC 0.853 against 0.860: better on momentum ignition and pump and dump, worse on
-# the order-book typologies); not the bundled model.
+# the order-book typologies); not the default model. With the 100 calibration windows now the
+# default, seed 0: 0.860 against 0.883 (``deploy/OPERATIONS.md``). Bundled beside the default as
+# ``models/checkpoints/lmm-depth`` (seed 1, sampled at price temperature 1.0 and top-p 0.8,
+# ``models.generator``), with its own calibration, for runs where the simulated futures are
+# the product; retrained by its recorded command, its weights equal the experiment's.
 DEPTH_DIM = 1
 LOB_SCALE = 8.0  # log1p(shares) / LOB_SCALE keeps typical level volumes in ~[0, 1.2]
 SPREAD_MAX_TICKS = 100  # spread feature: log1p(min(spread ticks, 100)) / SPREAD_SCALE

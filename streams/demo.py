@@ -305,7 +305,6 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
     probe = SimulationScorer(config, generator=generator)
     cal = find_calibration(
         options.calibration,
-        generator=generator,
         model_version=probe.model_version,
         config_version=probe.config_version,
     )

@@ -5,10 +5,11 @@ offline replay (``surveillance replay``), so a live run and a replay decide alik
                                         # SURV_CALIBRATION, SURV_MODEL, SURV_DEVICE
 
 Calibration (the alert threshold): ``SURV_CALIBRATION`` is a JSON file (``Calibration.save``),
-``none`` (windows are scored, never alert), or ``auto``: the first bundled calibration in
-``models/checkpoints/`` (``calibration.json``, then ``calibration-<generator>.json``) whose
-``model_version`` is the scorer's. A stream cannot fit its threshold on its own windows after
-the fact as a replay can, so without a matching calibration the worker says so in one log line.
+``none`` (windows are scored, never alert), or ``auto``: the bundled calibration in
+``models/checkpoints/`` (``calibration*.json``) whose ``model_version`` is the scorer's
+(``surveillance.detector.bundled_calibration``, as the replay's ``auto``). A stream cannot fit
+its threshold on its own windows after the fact as a replay can, so without a matching
+calibration the worker says so in one log line.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 from pathlib import Path
 
 from streams.settings import StreamSettings
-from surveillance.detector import Calibration
+from surveillance.detector import Calibration, bundled_calibration
 from surveillance.scorer import SimulationScorer
 from surveillance.scoring import DetectionConfig
 
@@ -31,20 +32,13 @@ class ScorerSetupError(ValueError):
     """The scorer cannot be built from the settings (missing checkpoint, bad calibration)."""
 
 
-def bundled_calibrations(generator: str) -> list[Path]:
-    """Where ``auto`` looks, in order."""
-    return [CHECKPOINT_DIR / "calibration.json", CHECKPOINT_DIR / f"calibration-{generator}.json"]
-
-
 def detection_config(settings: StreamSettings) -> DetectionConfig:
     return DetectionConfig(
         window_ns=settings.window_ns, rollouts=settings.rollouts, seed=settings.seed
     )
 
 
-def find_calibration(
-    choice: str, *, generator: str, model_version: str, config_version: str
-) -> Calibration | None:
+def find_calibration(choice: str, *, model_version: str, config_version: str) -> Calibration | None:
     """The calibration named by ``choice`` (see the module docstring), or None."""
     if choice == "none":
         return None
@@ -55,12 +49,11 @@ def find_calibration(
         cal = Calibration.load(path)
         _check(cal, path, model_version, config_version)
         return cal
-    for path in bundled_calibrations(generator):
-        if path.exists():
-            cal = Calibration.load(path)
-            if cal.model_version == model_version:
-                _check(cal, path, model_version, config_version)
-                return cal
+    found = bundled_calibration(model_version)
+    if found is not None:
+        path, cal = found
+        _check(cal, path, model_version, config_version)
+        return cal
     log.warning(
         "no calibration for model %s in %s: windows are scored but never alert "
         "(set SURV_CALIBRATION to a calibration file)",
@@ -107,7 +100,6 @@ def make_scorer(settings: StreamSettings) -> SimulationScorer:
     )
     scorer.calibration = find_calibration(
         settings.calibration,
-        generator=settings.generator,
         model_version=scorer.model_version,
         config_version=scorer.config_version,
     )

@@ -12,9 +12,9 @@ Detectors, all on the same windows:
 
 - ``simulation``: the MarS detector (``surveillance.detector``), calibrated: its fact norms and
   threshold are fitted on normal *calibration windows* of the same days before the evaluation
-  span (by default one every 25 minutes from 10:00 to 14:30, not overlapping), and every
-  evaluation window is scored with them (``calibrate``). Nothing about the evaluation windows
-  goes into the calibration;
+  span (by default one starting every 5 minutes from 10:00 to 14:30: 50 overlapping windows
+  per instrument), and every evaluation window is scored with them (``calibrate``). Nothing
+  about the evaluation windows goes into the calibration;
 - ``simulation_uncalibrated``: the same verdicts' raw Stouffer score, for comparison;
 - ``historical_diff``: Diff(market now, market past) against the instrument's earlier windows;
 - ``spread_zscore``: the spread z-score rule.
@@ -76,11 +76,15 @@ class EvaluationConfig:
     margin_ns: int = NS_PER_MIN  # campaigns start/stop this far inside the window
     target_fpr: float = 0.05
     # normal windows the simulation detector's fact norms and threshold are fitted on: before
-    # the evaluation span, by default not overlapping one another (``calibrate`` leaves out
-    # the overlapping ones together when a shorter stride makes them overlap)
+    # the evaluation span, one starting every 5 minutes, so they overlap (``calibrate`` leaves
+    # out the windows that overlap the one scored together). Measured on the bundled model
+    # (seed 0, 16 rollouts, 28 clean held-out windows): 100 windows give a threshold of 7.05,
+    # 3.6% false alarms and a mean calibrated AUC of 0.883; the 20 non-overlapping ones of a
+    # 25-minute stride give 9.31, 0% and 0.849, a 95% quantile read off 20 scores sitting near
+    # their largest
     calibration_start_ns: int = 10 * 60 * NS_PER_MIN
     calibration_end_ns: int = (14 * 60 + 30) * NS_PER_MIN
-    calibration_stride_ns: int = 25 * NS_PER_MIN
+    calibration_stride_ns: int = 5 * NS_PER_MIN
 
     def window_starts(self) -> list[int]:
         window = self.detection.window_ns

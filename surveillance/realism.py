@@ -39,8 +39,8 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
 - models trained with the feed depth and hidden levels (``surveillance train --feed-depth
   --level-dropout 0.5``, seeds 0 to 3): GOOG held-out spread 0.79 to 0.84, mean of the twelve
   facts GOOG / AMZN from 0.740 / 0.653 to 0.811 / 0.825 by seed; not bundled because the
-  detector's calibration, on the default 20 calibration windows, does not carry over to them
-  (``models.tokenizer.DEPTH_DIM``; with 100 not measured). With
+  detector's calibration, on the 20 windows of the former 25-minute calibration stride, does
+  not carry over to them (``models.tokenizer.DEPTH_DIM``; with 100 not measured). With
   ``--refill`` (seed 1) 0.756 / 0.739: volatility 0.52 / 0.48, as with the bundled model below.
   With the v4 tokenizer as well (``--sweep --feed-depth --level-dropout 0.5``), seeds 0 and 1:
   GOOG 0.807 / 0.841 (spread 0.88 / 0.89, 6 / 7 facts at their bar), AMZN 0.770 / 0.809
@@ -51,9 +51,9 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   price temperature at 1.0 and its top-p at 0.8 (chosen on the training-hour windows, see
   ``models.generator.DEFAULT_TEMPERATURE``; a checkpoint can carry it): GOOG 0.844 (spread
   0.90, 8 facts at their bar), AMZN 0.833 (8 at their bar), the best mean over both instruments
-  measured; its detector's calibration carries over with 100 calibration windows, not with
-  the default 20 (``models.generator``). The
-  v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held clock): GOOG 0.787 (spread
+  measured, bundled as ``models/checkpoints/lmm-depth`` (``--model``); its detector's
+  calibration carries over with 100 calibration windows (the default), not with 20
+  (``models.generator``). The v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held clock): GOOG 0.787 (spread
   0.62), AMZN 0.803 (8 facts at their bar);
 - what the volatility shortfall is made of (v4 + feed-depth seed 1, default sampling, GOOG
   14:30-14:55, 8 rollouts, per minute): the mean realized volatility is right (4.16 against

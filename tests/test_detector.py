@@ -10,6 +10,7 @@ from surveillance.detector import (
     POOLED,
     Calibration,
     FactNorms,
+    bundled_calibration,
     historical_diff,
     score_window,
     spread_zscore,
@@ -140,6 +141,25 @@ def test_calibration_sets_threshold_from_false_alarm_rate(tmp_path) -> None:
     assert Calibration.load(tmp_path / "cal.json") == cal
     small = Calibration.fit([1.0, 2.0, 3.0], far=0.05, method="few")
     assert small.threshold == 3.0 and "only 3" in small.note
+
+
+def test_auto_finds_the_calibration_fitted_for_the_model(tmp_path) -> None:
+    for name, version, scores in (
+        ("calibration.json", "lmm-a", [1.0, 2.0, 3.0]),
+        ("calibration-empirical.json", "empirical-b", [4.0, 5.0, 6.0]),
+        ("calibration-lmm-c.json", "lmm-c", [7.0, 8.0, 9.0]),
+    ):
+        Calibration.fit(scores, far=0.05, method="m", model_version=version).save(tmp_path / name)
+    (tmp_path / "lmm-c.json").write_text("{}")  # a checkpoint meta is not a calibration
+    for version, name, threshold in (
+        ("lmm-a", "calibration.json", 3.0),
+        ("empirical-b", "calibration-empirical.json", 6.0),
+        ("lmm-c", "calibration-lmm-c.json", 9.0),
+    ):
+        found = bundled_calibration(version, tmp_path)
+        assert found is not None
+        assert found[0].name == name and found[1].threshold == threshold
+    assert bundled_calibration("lmm-d", tmp_path) is None
 
 
 def test_baselines_react_to_a_wider_spread() -> None:

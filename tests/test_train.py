@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.checkpoint import load_checkpoint  # noqa: E402
+from models.checkpoint import CHECKPOINT_DIR, load_checkpoint  # noqa: E402
 from models.generator import (  # noqa: E402
     _DRAW_BLOCK,
     LMMGenerator,
@@ -50,6 +50,8 @@ from simulator.rollout import (  # noqa: E402
 from simulator.types import Side  # noqa: E402
 
 SPREAD_FLOOR = 0.5  # rollout spread after 250-500 orders, as a share of the fork's spread
+# the committed order models: the detector's default and the most realistic one measured
+BUNDLED_MODELS = ("lmm-small", "lmm-depth")
 TINY = LMMConfig(n_layer=1, n_head=2, d_model=32, block_size=32, dropout=0.0)
 
 
@@ -299,8 +301,9 @@ def test_generator_orders_are_priced_at_each_books_touch(trained, fork_point):
                 assert b.level(Side.ASK, o.price) or b.level(Side.BID, o.price)
 
 
-def test_committed_model_keeps_the_spread_of_a_real_book(fork_point):
-    """The spread of rollouts from the bundled checkpoint must not collapse (it used to fall from
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_committed_model_keeps_the_spread_of_a_real_book(fork_point, name):
+    """The spread of rollouts from a bundled checkpoint must not collapse (it used to fall from
     ~30 ticks to ~5 within 50 orders when prices were tokenized relative to the mid)."""
     book, history, rows, open_mid, ts = fork_point
     torch.set_num_threads(1)
@@ -308,7 +311,7 @@ def test_committed_model_keeps_the_spread_of_a_real_book(fork_point):
         book,
         history,
         rows,
-        load_generator(),
+        load_generator(CHECKPOINT_DIR / f"{name}.pt"),
         n=4,
         start_ns=ts,
         horizon_ns=3600 * 10**9,
@@ -404,8 +407,9 @@ def test_rollouts_hold_their_time_features_inside_the_training_span(
     assert np.allclose(real, time_of_day([*history.ts_ns[-32:-1], *clocks]))
 
 
-def test_committed_model_was_trained_before_the_held_out_windows():
-    _, tok, meta = load_checkpoint()
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_committed_model_was_trained_before_the_held_out_windows(name):
+    _, tok, meta = load_checkpoint(CHECKPOINT_DIR / f"{name}.pt")
     assert meta["validation"]["holdout"] == "last 90 minutes of each day"
     start, end = tok.clock_span
     assert (9 * 3600 + 1800) * 10**9 <= start < end < (14 * 3600 + 1800) * 10**9
@@ -516,6 +520,12 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     assert cal["config_version"] == DetectionConfig().version()
     empirical = json.loads((CHECKPOINT_DIR / "calibration-empirical.json").read_text())
     assert empirical["config_version"] == DetectionConfig().version()
+    # both on the benchmark's default calibration windows (one every 5 minutes, both days)
+    from surveillance.evaluate import EvaluationConfig
+
+    default_windows = 2 * len(EvaluationConfig().calibration_starts())
+    assert default_windows == 100
+    assert cal["n_normal"] == empirical["n_normal"] == default_windows
     assert DetectionConfig(refill=True).version() != DetectionConfig().version()
     with pytest.raises(ValueError, match="max_depth"):
         DetectionConfig(refill=True, max_depth=None)
@@ -526,6 +536,38 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     copy = tmp_path / "lmm-small.pt"
     copy.write_bytes(b"other weights")
     assert checkpoint_version(copy) != checkpoint_version(None)
+
+
+def test_the_realistic_model_ships_with_its_sampling_and_its_own_calibration():
+    """``lmm-depth``: the v4 + feed-depth model (seed 1), sampled with the price tail cut; a
+    stream worker or replay pointed at it finds its calibration as they find the default's."""
+    from models.checkpoint import sampling_of
+    from surveillance.detector import bundled_calibration
+    from surveillance.evaluate import EvaluationConfig
+    from surveillance.scorer import checkpoint_version
+    from surveillance.scoring import DetectionConfig
+
+    path = CHECKPOINT_DIR / "lmm-depth.pt"
+    assert path.stat().st_size < 25 * 2**20
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert sampling_of(meta) == {"temperature": (1.0,) * 4, "top_p": (1.0, 0.8, 1.0, 1.0)}
+    command = meta["command"].split()
+    for flag in ("--sweep", "--feed-depth", "--top-p"):
+        assert flag in command
+    assert command[command.index("--level-dropout") + 1] == "0.5"
+    assert command[command.index("--seed") + 1] == "1"
+    _, tok, _ = load_checkpoint(path)
+    assert tok.sweep
+    found = {}
+    for checkpoint in (path, None):
+        hit = bundled_calibration(checkpoint_version(checkpoint))
+        assert hit is not None
+        found[checkpoint] = hit
+    assert found[path][0].name == "calibration-lmm-depth.json"
+    assert found[None][0].name == "calibration.json"
+    cal = found[path][1]
+    assert cal.config_version == DetectionConfig().version()
+    assert cal.n_normal == 2 * len(EvaluationConfig().calibration_starts())
 
 
 def test_a_checkpoints_own_sampling_is_part_of_its_version(tmp_path):

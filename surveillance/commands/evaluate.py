@@ -42,7 +42,7 @@ DEFAULT_DAYS = (
 )
 @click.option(
     "--calibration-stride",
-    default="25m",
+    default="5m",
     show_default=True,
     help="Between calibration window starts. Shorter than the window, the windows overlap: "
     "more of them for the fact norms, and each is scored for the threshold with norms fitted "

@@ -11,10 +11,6 @@ import click
 
 from surveillance.commands.options import rollouts_option, sampling_options, sampling_settings
 
-DEFAULT_CALIBRATION = (
-    Path(__file__).resolve().parents[2] / "models" / "checkpoints" / ("calibration.json")
-)
-
 
 @click.command("replay")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -49,7 +45,7 @@ DEFAULT_CALIBRATION = (
     default="auto",
     show_default=True,
     help="Calibration JSON, 'self' (fit on this replay's windows) or 'auto' (the "
-    "bundled one if it matches the model, else self).",
+    "bundled one fitted for this model and its sampling, else self).",
 )
 @click.option(
     "--far",
@@ -155,10 +151,11 @@ def _calibration(choice: str, model_version: str, far: float, cls):  # type: ign
     if choice == "self":
         return None, far
     if choice == "auto":
-        if DEFAULT_CALIBRATION.exists():
-            cal = cls.load(DEFAULT_CALIBRATION)
-            if cal.model_version == model_version:
-                return cal, None
+        from surveillance.detector import bundled_calibration
+
+        found = bundled_calibration(model_version)
+        if found is not None:
+            return found[1], None
         click.echo(
             "no calibration for this model: fitting the threshold on this replay's own "
             "windows (--calibration self)",
