@@ -117,9 +117,12 @@ DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
 # threshold 4.86 (7.47 at these defaults), 21% false alarms on the clean held-out windows
 # (3.6%), mean calibrated AUC 0.844 (0.866), spoofing at moderate intensity 0.816 (0.897); with
 # 100 calibration windows (the 5-minute stride, now the default) 7.48, 3.6% and 0.860, spoofing
-# 0.866: the 20-window threshold, not the model, had failed (``deploy/OPERATIONS.md``; the
-# bundled model with 100 windows: 7.05, 3.6%, 0.883). The bundled model sampled at 1.0 and 0.8
-# gains nothing on the training hours: GOOG / AMZN 0.813 / 0.766 (0.801 / 0.780).
+# 0.866: the 20-window threshold, not the model, had failed (the bundled model with 100
+# windows: 7.05, 3.6%, 0.883). These are the benchmark's forks before 2026-12-02, read against
+# the window's start mid; on the deployed detector's forks (the day's open mid): threshold 5.71,
+# 14.3% false alarms (four GOOG windows, all into the close), mean calibrated AUC 0.853; the
+# bundled model 6.93, 10.7%, 0.869 (``deploy/OPERATIONS.md``). The bundled model sampled at 1.0
+# and 0.8 gains nothing on the training hours: GOOG / AMZN 0.813 / 0.766 (0.801 / 0.780).
 # Bump whenever a change to the sampling or decoding rules changes the orders a checkpoint
 # generates: it is part of the model version that calibrations and cached forks are keyed by
 # (``sampler_version``, ``surveillance.scorer.checkpoint_version``).

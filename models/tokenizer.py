@@ -119,7 +119,10 @@ GAP_SCALE = 4.0
 # the three seeds a more realistic model with a detector a little weaker on average (mean
 # calibrated AUC 0.853 against 0.860: better on momentum ignition and pump and dump, worse on
 # the order-book typologies); not the default model. With the 100 calibration windows now the
-# default, seed 0: 0.860 against 0.883 (``deploy/OPERATIONS.md``). Bundled beside the default as
+# default, seed 0: 0.860 against 0.883. All these detector figures come from the benchmark's
+# forks before 2026-12-02, which read the mid's move from the window's start, not the day's
+# open as the deployed detector does; on the deployed detector's forks, seed 1 (``lmm-depth``)
+# 0.853 against 0.869 (``deploy/OPERATIONS.md``). Bundled beside the default as
 # ``models/checkpoints/lmm-depth`` (seed 1, sampled at price temperature 1.0 and top-p 0.8,
 # ``models.generator``), with its own calibration, for runs where the simulated futures are
 # the product; retrained by its recorded command, its weights equal the experiment's.

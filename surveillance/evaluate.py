@@ -4,9 +4,10 @@ For every evaluation window (by default the held-out last 90 minutes of each sha
 window starting every 5 minutes), the rollouts are forked once from the real book at the
 window's start: a manipulation that starts inside the window cannot change what came before
 it, so the clean window and every manipulated variant of it are scored against the same
-simulated futures (exactly what a live detector would have done). Variants: each typology of
-``simulator.manipulation`` at each intensity, the campaign running from one minute after the
-window's start to one minute before its end.
+simulated futures (exactly what a live detector would have done: the same book, context, seed
+and day's open mid as the stream worker and the replay, so a clean window scores as there).
+Variants: each typology of ``simulator.manipulation`` at each intensity, the campaign running
+from one minute after the window's start to one minute before its end.
 
 Detectors, all on the same windows:
 
@@ -78,10 +79,11 @@ class EvaluationConfig:
     # normal windows the simulation detector's fact norms and threshold are fitted on: before
     # the evaluation span, one starting every 5 minutes, so they overlap (``calibrate`` leaves
     # out the windows that overlap the one scored together). Measured on the bundled model
-    # (seed 0, 16 rollouts, 28 clean held-out windows): 100 windows give a threshold of 7.05,
-    # 3.6% false alarms and a mean calibrated AUC of 0.883; the 20 non-overlapping ones of a
-    # 25-minute stride give 9.31, 0% and 0.849, a 95% quantile read off 20 scores sitting near
-    # their largest
+    # (seed 0, 16 rollouts, 28 clean held-out windows): 100 windows give a threshold of 6.93
+    # and a mean calibrated AUC of 0.869, the 20 non-overlapping ones of a 25-minute stride
+    # 6.92 and 0.846 (pump and dump at moderate intensity 0.848 against 0.750); 10.7% false
+    # alarms with either, all three in the windows that run into the close
+    # (``deploy/OPERATIONS.md``)
     calibration_start_ns: int = 10 * 60 * NS_PER_MIN
     calibration_end_ns: int = (14 * 60 + 30) * NS_PER_MIN
     calibration_stride_ns: int = 5 * NS_PER_MIN
@@ -131,6 +133,24 @@ class _Day:
         self.events: list[BookEvent] = list(iter_events(self.frame))
         self._books: dict[int, OrderBook] = {}
         self._facts: dict[tuple[int, int], dict] = {}
+        self._open_mid: float | None = None
+
+    @property
+    def open_mid(self) -> float:
+        """The day's first two-sided mid: what the stream worker and the replay condition the
+        order model's mid-move feature on (``surveillance.pipeline``), so the benchmark's forks,
+        and the calibrations fitted on them, are the deployed detector's."""
+        if self._open_mid is None:
+            replayer = FeedReplayer(OrderBook(self.instrument))
+            for e in self.events:
+                replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+                mid = replayer.book.mid
+                if mid is not None:
+                    self._open_mid = float(mid)
+                    break
+            else:
+                self._open_mid = 0.0
+        return self._open_mid
 
     def index(self, t: int) -> int:
         """Index of the first event at or after ``t``."""
@@ -209,7 +229,6 @@ def evaluate_day(
             )
         end = s + window
         opening = day.book(s)
-        mid = opening.mid
         cache_key = simcache.key(
             instrument=day.instrument,
             start_ns=s,
@@ -221,6 +240,7 @@ def evaluate_day(
             max_depth=det.max_depth,
             tick_size=det.tick_size,
             refill=det.refill,
+            open_mid=day.open_mid,
         )
         cached = cache.load(cache_key) if cache is not None else None
         if cached is not None:
@@ -237,7 +257,7 @@ def evaluate_day(
                 opening_book=opening,
                 history=day.slice(s - window, s),
                 history_book=day.book(s - window),
-                open_mid=float(mid) if mid is not None else 0.0,
+                open_mid=day.open_mid,
                 generator=generator,
                 config=det,
             )

@@ -3,10 +3,11 @@
 Forking the rollouts is the expensive part of detection (the order model generates every
 order); scoring them is cheap. The rollouts of a window depend only on what went into the fork:
 the instrument, the window, the generator and its version, the rollout count, the seed, the
-context length and the depth the books are kept to. ``key`` hashes exactly those, so a cached
-fork is reused only where forking again would have produced the same trajectories; change any
-of them (a retrained checkpoint, or a bumped ``models.generator.SAMPLER_REVISION``, changes the
-model version) and the cache misses.
+context length, the depth the books are kept to and the day's open mid (the model reads the
+mid's move since the open). ``key`` hashes exactly those, so a cached fork is reused only where
+forking again would have produced the same trajectories; change any of them (a retrained
+checkpoint, or a bumped ``models.generator.SAMPLER_REVISION``, changes the model version) and
+the cache misses.
 
 One ``.npz`` per fork, written atomically, read with ``allow_pickle=False``.
 """
@@ -45,9 +46,11 @@ def key(
     history_orders: int,
     max_depth: int | None,
     tick_size: int,
+    open_mid: float,
     refill: bool = False,
 ) -> str:
-    """The hash of everything a fork's trajectories depend on."""
+    """The hash of everything a fork's trajectories depend on (``open_mid``: the mid the order
+    model reads its mid-move feature against)."""
     what = {
         "format": CACHE_FORMAT,
         "instrument": instrument,
@@ -59,6 +62,7 @@ def key(
         "history_orders": int(history_orders),
         "max_depth": max_depth,
         "tick_size": int(tick_size),
+        "open_mid": float(open_mid),
         **({"refill": True} if refill else {}),  # keys of forks made before it stay valid
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]

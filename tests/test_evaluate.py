@@ -228,3 +228,74 @@ def test_an_unreadable_cache_file_is_a_miss(tmp_path: Path) -> None:
     (tmp_path / "k.npz").write_bytes(b"not a zip")
     assert cache.load("k") is None
     assert cache.misses == 1 and cache.hits == 1
+
+
+def test_the_benchmark_forks_a_window_exactly_as_the_replay_does(
+    lobster_dir: Path, tmp_path: Path
+) -> None:
+    """The benchmark's forks, and so the calibrations fitted on them, are the deployed
+    detector's: the order model reads the mid's move since the day's open in both (the
+    benchmark once read it from the window's own start, a move of zero, and its calibrations
+    did not carry over to the stream worker). Same window, same model, same seed: the same
+    per-fact z as the regulator replay and the stream worker."""
+    import zipfile
+
+    import torch
+
+    from simulator.lobster import load_lobster
+    from surveillance.evaluate import EvaluationConfig, _Day, evaluate_day
+    from surveillance.scorer import make_generator
+    from surveillance.scoring import DetectionConfig
+
+    torch.set_num_threads(1)
+    minute, open_ns = 60 * 10**9, 34_200 * 10**9
+    with zipfile.ZipFile(lobster_zip(lobster_dir, "AMZN", 1)) as zf:
+        zf.extractall(tmp_path / "full")
+    message = next((tmp_path / "full").glob("*_message_1.csv"))
+    book = next((tmp_path / "full").glob("*_orderbook_1.csv"))
+    n = int((load_lobster(message).messages.ts_ns < open_ns + 11 * minute).sum())
+    short = tmp_path / message.name  # the first 11 minutes
+    short.write_text("\n".join(message.read_text().splitlines()[:n]) + "\n")
+    (tmp_path / book.name).write_text("\n".join(book.read_text().splitlines()[:n]) + "\n")
+
+    out = tmp_path / "scores.jsonl"
+    argv = ["replay", str(short), "--window", "5m", "--rollouts", "3", "--out", str(out)]
+    assert main([*argv, "--calibration", "self"]) == 0
+    replayed = {
+        r["window_start"][11:16]: {f: e.get("z") for f, e in r["facts"].items()}
+        for r in map(json.loads, out.read_text().splitlines())
+        if r["score"] is not None
+    }
+    assert "09:35" in replayed  # the first window has no context and is not scored
+
+    config = EvaluationConfig(
+        detection=DetectionConfig(window_ns=5 * minute, rollouts=3),
+        start_ns=open_ns + 10 * minute,
+        end_ns=open_ns + 15 * minute,
+        calibration_start_ns=open_ns + 5 * minute,
+        calibration_end_ns=open_ns + 10 * minute,
+    )
+    (window,) = evaluate_day(short, make_generator("lmm"), config, calibration=True)
+    assert window.window_start_ns == open_ns + 5 * minute
+    assert window.fact_z == pytest.approx(replayed["09:35"])
+    day = _Day(short)
+    day.books_at([open_ns + 5 * minute])
+    assert day.open_mid != day.book(open_ns + 5 * minute).mid  # the two readings differ here
+
+
+def test_a_forks_cache_key_names_the_open_mid_it_was_forked_against() -> None:
+    from surveillance.simcache import key
+
+    fork = {
+        "instrument": "GOOG",
+        "start_ns": 0,
+        "end_ns": 60 * 10**9,
+        "generator_version": "lmm-x",
+        "rollouts": 16,
+        "seed": 0,
+        "history_orders": 128,
+        "max_depth": 10,
+        "tick_size": 100,
+    }
+    assert key(**fork, open_mid=5_800_000.0) == key(**fork, open_mid=5_800_000)
+    assert key(**fork, open_mid=5_800_000.0) != key(**fork, open_mid=5_800_050.0)
