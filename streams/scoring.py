@@ -18,13 +18,13 @@ import logging
 from pathlib import Path
 
 from streams.settings import StreamSettings
-from surveillance.detector import Calibration, bundled_calibration
+from surveillance.detector import BUNDLED_DIR, Calibration, bundled_calibration
 from surveillance.scorer import SimulationScorer
 from surveillance.scoring import DetectionConfig
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
+CHECKPOINT_DIR = BUNDLED_DIR  # where ``auto`` finds the calibrations
 DEFAULT_MODEL = CHECKPOINT_DIR / "lmm-small.pt"
 
 

@@ -54,7 +54,8 @@ replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (
   measured, bundled as ``models/checkpoints/lmm-depth`` (``--model``); its detector's
   calibration carries over with 100 calibration windows (the default), not with 20
   (``models.generator``; measured on the benchmark's forks before 2026-12-02, see
-  ``deploy/OPERATIONS.md`` for the deployed detector's). The v4 tokenizer alone (``--sweep``, seed 0, rolled out with the held clock): GOOG 0.787 (spread
+  ``deploy/OPERATIONS.md`` for the deployed detector's). The v4 tokenizer alone (``--sweep``,
+  seed 0, rolled out with the held clock): GOOG 0.787 (spread
   0.62), AMZN 0.803 (8 facts at their bar);
 - what the volatility shortfall is made of (v4 + feed-depth seed 1, default sampling, GOOG
   14:30-14:55, 8 rollouts, per minute): the mean realized volatility is right (4.16 against
