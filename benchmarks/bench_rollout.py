@@ -6,7 +6,14 @@ the least disturbed one):
 
 - ``rollout``: generated orders/s over all rollouts, generation and matching together
   (target >= 10,000 on a 2-core CPU);
-- ``params``: the order model's parameter count.
+- ``generator share``: the part of that time spent in the generator's ``next_orders`` (book
+  features, the model step, sampling, decoding), the rest being the clearing house and the
+  rollout engine;
+- ``params``: the order model's parameter count;
+- ``cpu``: the processor and the vector instructions torch uses on it. The figure depends on
+  them: the same code measured 10,168 orders/s on an earlier 2-core development machine and
+  about 3,600 on a 2-core AMD EPYC with AVX2 only (2026-12-02), where a batched model step
+  alone takes 3.5 ms per 32 orders (``python -m models.bench``).
 
 The order model comes from ``models.generator.load_generator`` (``--model``, default
 ``models/checkpoints/lmm-small.pt``). Without a checkpoint (or with ``--generator empirical``) it
@@ -25,6 +32,8 @@ Usage: ``python benchmarks/bench_rollout.py [--data ZIP] [--rollouts 32] [--orde
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -60,6 +69,43 @@ def param_count(generator: object) -> int | None:
         if callable(params):
             return sum(p.numel() for p in params())
     return None
+
+
+class TimedGenerator:
+    """Wraps a generator and adds up the seconds spent in its ``next_orders``."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def begin(self, *args, **kwargs) -> None:
+        self.inner.begin(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def next_orders(self, books, ts_ns):
+        t0 = time.perf_counter()
+        try:
+            return self.inner.next_orders(books, ts_ns)  # type: ignore[attr-defined]
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+def cpu_description() -> str:
+    """The processor's model name (Linux) and torch's CPU capability, where available."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        name += f", torch {torch.backends.cpu.get_cpu_capability()}"
+    except (ImportError, AttributeError):
+        pass
+    return f"{name}, {os.cpu_count()} cores"
 
 
 def load(kind: str, model: Path, threads: int) -> tuple[object, str]:
@@ -112,14 +158,15 @@ def main() -> int:
     rules = MatchingRules.from_instrument(day.instrument)
     generator, name = load(args.generator, args.model, args.threads)
 
-    best = 0.0
+    best, share = 0.0, 0.0
     for run in range(args.runs):
+        timed = TimedGenerator(generator)
         t0 = time.perf_counter()
         results = fork_rollouts(
             book,
             history,
             rows,
-            generator,  # type: ignore[arg-type]
+            timed,  # type: ignore[arg-type]
             n=args.rollouts,
             start_ns=start_ns,
             horizon_ns=3_600 * 10**9,
@@ -131,13 +178,16 @@ def main() -> int:
         )
         seconds = time.perf_counter() - t0
         orders = RolloutSummary.of(results).orders
-        best = max(best, orders / seconds)
+        if orders / seconds > best:
+            best, share = orders / seconds, timed.seconds / seconds
     print(
         f"generator: {name}" + (f" (torch threads: {args.threads})" if name != "empirical" else "")
     )
     print(f"rollout: {best:,.0f} generated orders/s ({args.rollouts} rollouts, target >= 10,000)")
+    print(f"generator share: {share:.0%} of the time")
     count = param_count(generator)
     print(f"params: {count:,}" if count is not None else "params: n/a (no model)")
+    print(f"cpu: {cpu_description()}")
     return 0
 
 

@@ -296,6 +296,7 @@ def test_demo_runs_end_to_end_and_leaves_no_processes(lobster_dir, tmp_path) -> 
     assert m and int(m[1]) == int(m[2]) == 4 and int(m[3]) == 3, text  # the first: no context
     assert re.search(r"alert topic  3 message\(s\), 3 distinct alert id\(s\); store 3 alert", text)
     assert ": OK" in text and f"stored in    {store}" in text
+    assert re.search(r"scoring   [0-9.]+ s per window \(median of [1-4]; slowest", text), text
     assert "ALERT " in text and "diverged facts:" in text
     assert re.search(r"severity \w+, p-value (-|[0-9.e-]{1,9})\n", text), text
     decisions, alerts = stored(f"sqlite:///{store}")
