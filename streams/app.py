@@ -291,6 +291,8 @@ class EventProcessor:
             "instruments": {
                 name: {
                     "book": book_digest(pipe.book),
+                    # what every fork's mid move is read from (the day's first two-sided mid)
+                    "open_mid": pipe.open_mid,
                     "stats": pipe.replayer.stats.as_dict(),
                     "open_window": pipe.open_window,
                     "late_events": pipe.late_events,

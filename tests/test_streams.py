@@ -617,12 +617,26 @@ def offline_decisions(frame: pd.DataFrame) -> list:
 
 
 def offline_books(frame: pd.DataFrame) -> dict[str, FeedReplayer]:
-    books = {}
+    return dict(offline_books_iter(frame))  # each symbol's replayer, after its last event
+
+
+def offline_open_mids(frame: pd.DataFrame) -> dict[str, float | None]:
+    """Each instrument's first two-sided mid (``surveillance.pipeline``'s open mid)."""
+    mids: dict[str, float | None] = {}
+    for symbol, replayer in offline_books_iter(frame):
+        mids.setdefault(symbol, None)
+        if mids[symbol] is None:
+            mids[symbol] = replayer.book.mid
+    return mids
+
+
+def offline_books_iter(frame: pd.DataFrame):
+    """``(symbol, replayer)`` after each event of each instrument, in feed order per symbol."""
     for symbol in sorted(set(frame.instrument)):
-        replayer = books[symbol] = FeedReplayer()
+        replayer = FeedReplayer()
         for e in iter_events(frame[frame.instrument == symbol]):
             replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
-    return books
+            yield symbol, replayer
 
 
 def ended(state: dict, instruments: int = 2) -> bool:
@@ -745,6 +759,13 @@ def test_a_restarted_worker_rebuilds_its_books_and_decides_like_one_that_never_s
         # The books were rebuilt from the records before the committed offset (events travel
         # in batch records, so fewer records than events).
         assert state["counts"].get("events") == cut and state["counts"].get("rebuilt_records")
+        # The open mid, which every fork reads the mid's move from, is the day's first
+        # two-sided mid again, not the first mid the restarted worker saw.
+        opens = offline_open_mids(feed_frame)
+        assert {s: i["open_mid"] for s, i in state["instruments"].items()} == opens
+        assert all(m is not None for m in opens.values())
+        after_cut = offline_open_mids(feed_frame.iloc[cut:])
+        assert after_cut != opens  # the check could fail: the mid has moved by the cut
         # The dead letters are durable on their topic. (The worker's faust counter table is
         # restored from its changelog too, but on the tansu test broker that restore was seen
         # to miss an entry now and then, so the topic is what this test holds to.)
