@@ -22,6 +22,7 @@ from surveillance.realism import (
     RealismError,
     SpreadBudget,
     bar_of,
+    best_real_analog,
     exchangeable_overlaps,
     parse_clock,
     parse_duration,
@@ -50,6 +51,11 @@ def test_realism_on_a_short_held_out_goog_window(lobster_dir: Path, capsys):
     for fact, row in report["facts"].items():
         assert row["overlap"] is None or 0.0 <= row["overlap"] <= 1.0 + 1e-9, fact
     assert report["facts"]["spread"]["paper"] == 0.970
+    # the best real span of the training hours: 6 minutes ending by 14:30, every 5 minutes
+    analog = report["analog"]
+    assert analog["spans"] == 58 and analog["end"] <= "14:30:00"  # 09:35 (data from 09:30:00.x)
+    assert analog["facts_at_bar"] <= analog["held_facts"]
+    assert report["facts"]["spread"]["analog"] == analog["overlaps"]["spread"]
     # the issue's bar: spread 0.90, the listed facts 0.80; the time-weighted spread is not held
     bars = {f: row["bar"] for f, row in report["facts"].items()}
     assert bars["spread"] == 0.90 and bars["volatility"] == bars["inter_arrival"] == 0.80
@@ -107,7 +113,9 @@ def test_table_output_lists_every_fact(lobster_dir: Path, capsys):
         assert fact in out
     assert "spread budget" in out
     assert "book levels per side, mean per window: real 10.0 sim" in out
-    assert f"{'fact':<24}{'overlap':>9}{'prev':>7}{'ceil':>7}{'at bar':>8}{'rank':>6}" in out
+    header = f"{'fact':<24}{'overlap':>9}{'prev':>7}{'best':>7}{'ceil':>7}{'at bar':>8}{'rank':>6}"
+    assert header in out
+    assert "best real span of the training hours: " in out and " spans at the bar on every" in out
     assert "left-out rollouts at the bar on every fact: " in out and "% of 2" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] == ["aggressive"]]
     assert len(rows) == 1 and rows[0][1] == "real" and rows[0][6] == "sim"
@@ -188,6 +196,34 @@ def test_the_persistence_reference_is_the_span_just_before_the_windows(lobster_d
     )
 
 
+def test_the_best_real_analog_finds_the_windows_themselves_when_they_are_a_candidate(
+    lobster_dir: Path,
+):
+    day = load_lobster(lobster_zip(lobster_dir, "AMZN", 5))
+    stream = from_lobster(day)
+    window, tick = parse_duration("3m"), day.instrument.tick_size
+    at = parse_clock("11:00")  # on the 30-minute grid from the open
+    real = StylizedFacts()
+    for w in range(2):
+        s = at + w * window
+        real.add(window_facts(real_trajectory(day, stream, s, s + window, tick)))
+    kwargs = {"windows": 2, "window_ns": window, "step_ns": parse_duration("30m")}
+    analog = best_real_analog(day, stream, real, end_ns=parse_clock("14:30"), **kwargs)
+    assert analog is not None
+    assert (analog.start, analog.end) == ("11:00:00", "11:06:00")
+    assert all(v is None or v == pytest.approx(1.0) for v in analog.overlaps.values())
+    held = sum(1 for f in FACTS if bar_of(f) is not None and analog.overlaps[f] is not None)
+    assert held == 10  # no 4- or 5-minute return in 3-minute windows
+    assert analog.at_bar == held == analog.as_dict()["held_facts"]
+    assert analog.spans == 9  # 10:00, 10:30, ... 14:00 (the file starts after 09:30:00)
+    assert 1 <= analog.spans_at_bar < analog.spans
+    # spans must end by end_ns: with the windows excluded, another span is the best
+    before = best_real_analog(day, stream, real, end_ns=at, **kwargs)
+    assert before is not None and before.spans == 2 and before.start != "11:00:00"
+    assert before.at_bar < held or min(v for v in before.overlaps.values() if v) < 1.0
+    assert best_real_analog(day, stream, real, end_ns=parse_clock("10:05"), **kwargs) is None
+
+
 def test_an_early_window_has_no_persistence_reference_and_says_so(lobster_dir: Path, capsys):
     data = str(lobster_zip(lobster_dir, "GOOG", 10))
     args = ["--data", data, "--start", "09:31", "--windows", "1", "--window", "2m"]
@@ -228,6 +264,30 @@ def test_realism_with_the_trained_order_model(lobster_dir: Path, capsys):
     report = json.loads(out.out)
     assert report["generator"] == "lmm:lmm-small.pt"
     assert report["windows"][0]["sim_orders_mean"] > 100
+
+
+def _untimed(report: dict) -> dict:
+    """A realism report without its wall-clock figures."""
+    out = {k: v for k, v in report.items() if k not in ("seconds", "orders_per_s")}
+    out["windows"] = [{k: v for k, v in w.items() if k != "seconds"} for w in report["windows"]]
+    return out
+
+
+def test_windows_forked_in_worker_processes_give_the_same_report(lobster_dir: Path, capsys):
+    if not CHECKPOINT.exists():
+        pytest.skip(f"no trained checkpoint at {CHECKPOINT}")
+    data = str(lobster_zip(lobster_dir, "AMZN", 5))
+    args = ["realism", "--data", data, "--start", "14:40", "--windows", "2", "--window", "1m",
+            "--rollouts", "3", "--seed", "5", "--json"]  # fmt: skip
+    reports = []
+    for jobs in ("1", "2"):
+        code = main([*args, "--jobs", jobs])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        reports.append(json.loads(out.out))
+    one, two = reports
+    assert one["windows"][0]["sim_orders_mean"] > 100
+    assert _untimed(one) == _untimed(two)  # every overlap, fact summary and window, exactly
 
 
 def test_spread_budget_attributes_each_spread_move_to_its_event_class():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -73,6 +74,12 @@ def _sampling_suffix(generator) -> str:
     return f"[{','.join(parts)}]" if parts else ""
 
 
+def generator_of(*args: object) -> object:
+    """``build_generator(*args)``'s generator alone: what a ``--jobs`` worker process builds
+    (a module-level function, so a process pool can pickle it inside a ``partial``)."""
+    return build_generator(*args)[0]  # type: ignore[arg-type]
+
+
 @click.command("realism")
 @click.option(
     "--data",
@@ -116,6 +123,14 @@ def _sampling_suffix(generator) -> str:
 )
 @sampling_options()
 @click.option("--threads", default=1, show_default=True, help="torch threads for the model.")
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes: windows are forked in parallel, each process with its own "
+    "generator (the figures are the same as with one).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def command(
     data: Path,
@@ -132,6 +147,7 @@ def command(
     temperature: float | tuple[float, ...] | None,
     top_p: float | tuple[float, ...] | None,
     threads: int,
+    jobs: int,
     as_json: bool,
 ) -> None:
     """Fork rollouts at the start of K consecutive windows and score their realism.
@@ -167,14 +183,15 @@ def command(
     stream = from_lobster(day)
     if threads <= 0:
         raise click.BadParameter("--threads must be positive")
-    generator, name = build_generator(
+    build_args = (
         generator_kind,
         models,
         day.instrument.tick_size,
-        stream,
+        stream if generator_kind == "replay" else None,  # only the replay reads the stream
         threads,
         {"temperature": temperature, "top_p": top_p},
     )
+    generator, name = build_generator(*build_args)
     progress = None if as_json else (lambda line: click.echo(line, err=True))
     try:
         report = evaluate_realism(
@@ -191,6 +208,8 @@ def command(
             stream=stream,
             progress=progress,
             refill=refill,
+            jobs=jobs,
+            generator_factory=functools.partial(generator_of, *build_args),
         )
     except RealismError as exc:
         raise click.ClickException(str(exc)) from None
@@ -203,11 +222,12 @@ def command(
         f"windows={len(report.windows)}  held_out={report.held_out}"
     )
     # prev: the real span just before the windows against them (the persistence forecast);
+    # best: the best-matching real span of the training hours, chosen in hindsight;
     # ceil: the median overlap of a left-out rollout with the others, and how often it is at
     # the bar (what a generator exchangeable with the market would score); rank: the share of
     # left-out rollouts that scored no better than the generator did
     click.echo(
-        f"{'fact':<24}{'overlap':>9}{'prev':>7}{'ceil':>7}{'at bar':>8}{'rank':>6}"
+        f"{'fact':<24}{'overlap':>9}{'prev':>7}{'best':>7}{'ceil':>7}{'at bar':>8}{'rank':>6}"
         f"{'paper':>8}{'bar':>6}  pass"
     )
     facts = out["facts"]
@@ -216,6 +236,7 @@ def command(
         ovl = "-" if row["overlap"] is None else f"{row['overlap']:.3f}"
         paper = "-" if row["paper"] is None else f"{row['paper']:.3f}"
         prev = "-" if row["reference"] is None else f"{row['reference']:.3f}"
+        best = "-" if row["analog"] is None else f"{row['analog']:.3f}"
         ceil = row["ceiling"]
         med = "-" if ceil is None else f"{ceil['median']:.3f}"
         share = "-" if ceil is None or ceil["at_bar"] is None else f"{ceil['at_bar']:.0%}"
@@ -223,7 +244,8 @@ def command(
         bar = "-" if row["bar"] is None else f"{row['bar']:.2f}"
         held = "-" if row["passed"] is None else row["passed"]
         click.echo(
-            f"{fact:<24}{ovl:>9}{prev:>7}{med:>7}{share:>8}{rank:>6}{paper:>8}{bar:>6}  {held}"
+            f"{fact:<24}{ovl:>9}{prev:>7}{best:>7}{med:>7}{share:>8}{rank:>6}{paper:>8}{bar:>6}"
+            f"  {held}"
         )
     if len(report.windows) > 1:  # which window a shortfall comes from
         click.echo(
@@ -236,6 +258,12 @@ def command(
             click.echo(
                 f"  {fact:<22}" + "".join("    -  " if v is None else f"{v:>7.3f}" for v in values)
             )
+    if report.analog is not None:
+        a = report.analog
+        click.echo(
+            f"best real span of the training hours: {a.start[:5]}-{a.end[:5]}, {a.at_bar} held "
+            f"facts at the bar; {a.spans_at_bar} of {a.spans} spans at the bar on every fact"
+        )
     if report.ceiling is not None:
         click.echo(
             f"left-out rollouts at the bar on every fact: "
