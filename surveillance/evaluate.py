@@ -50,6 +50,7 @@ from simulator.types import BookEvent
 from surveillance import simcache
 from surveillance.detector import Calibration, historical_diff, spread_zscore
 from surveillance.metrics import window_facts
+from surveillance.pipeline import first_two_sided_mid
 from surveillance.scoring import (
     DetectionConfig,
     Simulation,
@@ -141,15 +142,7 @@ class _Day:
         order model's mid-move feature on (``surveillance.pipeline``), so the benchmark's forks,
         and the calibrations fitted on them, are the deployed detector's."""
         if self._open_mid is None:
-            replayer = FeedReplayer(OrderBook(self.instrument))
-            for e in self.events:
-                replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
-                mid = replayer.book.mid
-                if mid is not None:
-                    self._open_mid = float(mid)
-                    break
-            else:
-                self._open_mid = 0.0
+            self._open_mid = first_two_sided_mid(self.events, self.instrument) or 0.0
         return self._open_mid
 
     def index(self, t: int) -> int:

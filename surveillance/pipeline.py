@@ -32,7 +32,7 @@ counted in the open window, and counted in ``late_events``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -301,6 +301,18 @@ class InstrumentPipeline:
         self._bid_qty = []
         self._ask_qty = []
         return window
+
+
+def first_two_sided_mid(events: Iterable[BookEvent], instrument: str = "") -> float | None:
+    """The open mid an ``InstrumentPipeline`` fed ``events`` from the start of the day settles
+    on: the mid of the first book with both sides (None if none ever has)."""
+    replayer = FeedReplayer(OrderBook(instrument))
+    for e in events:
+        replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+        mid = replayer.book.mid
+        if mid is not None:
+            return float(mid)
+    return None
 
 
 def _touch(book: OrderBook) -> tuple[int, int]:

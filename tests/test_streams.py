@@ -47,7 +47,7 @@ from streams.topics import (
     changelog_topic,
     ensure_topics,
 )
-from surveillance.pipeline import InstrumentPipeline, WindowedDetector
+from surveillance.pipeline import InstrumentPipeline, WindowedDetector, first_two_sided_mid
 from tests.conftest import lobster_zip
 from tests.stream_doubles import EventCountTestScorer
 
@@ -350,13 +350,22 @@ def test_windows_close_on_event_time_not_arrival() -> None:
 
 
 def test_open_mid_is_the_first_two_sided_mid() -> None:
+    events = [
+        ev(1, EventKind.ADD, 1, 10, 100, Side.BID),
+        ev(2, EventKind.ADD, 2, 10, 104, Side.ASK),
+        ev(3, EventKind.ADD, 3, 10, 102, Side.ASK),
+        ev(12, EventKind.DELETE, 1, 10, 100, Side.BID),
+    ]
     pipe = InstrumentPipeline("X", window_ns=10)
-    pipe.on_event(ev(1, EventKind.ADD, 1, 10, 100, Side.BID))
+    pipe.on_event(events[0])
     assert pipe.open_mid is None
-    pipe.on_event(ev(2, EventKind.ADD, 2, 10, 104, Side.ASK))
-    pipe.on_event(ev(3, EventKind.ADD, 3, 10, 102, Side.ASK))
-    (window,) = pipe.on_event(ev(12, EventKind.DELETE, 1, 10, 100, Side.BID))
+    pipe.on_event(events[1])
+    pipe.on_event(events[2])
+    (window,) = pipe.on_event(events[3])
     assert window.open_mid == pipe.open_mid == 102.0
+    # the rule on its own, as the benchmark reads it from a whole day
+    assert first_two_sided_mid(events, "X") == 102.0
+    assert first_two_sided_mid(events[:1], "X") is None
 
 
 def test_offline_detector_decides_every_window_with_the_injected_scorer() -> None:
@@ -617,26 +626,20 @@ def offline_decisions(frame: pd.DataFrame) -> list:
 
 
 def offline_books(frame: pd.DataFrame) -> dict[str, FeedReplayer]:
-    return dict(offline_books_iter(frame))  # each symbol's replayer, after its last event
+    books = {}
+    for symbol in sorted(set(frame.instrument)):
+        replayer = books[symbol] = FeedReplayer()
+        for e in iter_events(frame[frame.instrument == symbol]):
+            replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+    return books
 
 
 def offline_open_mids(frame: pd.DataFrame) -> dict[str, float | None]:
-    """Each instrument's first two-sided mid (``surveillance.pipeline``'s open mid)."""
-    mids: dict[str, float | None] = {}
-    for symbol, replayer in offline_books_iter(frame):
-        mids.setdefault(symbol, None)
-        if mids[symbol] is None:
-            mids[symbol] = replayer.book.mid
-    return mids
-
-
-def offline_books_iter(frame: pd.DataFrame):
-    """``(symbol, replayer)`` after each event of each instrument, in feed order per symbol."""
-    for symbol in sorted(set(frame.instrument)):
-        replayer = FeedReplayer()
-        for e in iter_events(frame[frame.instrument == symbol]):
-            replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
-            yield symbol, replayer
+    """Each instrument's open mid, as a pipeline fed the frame from its start settles on."""
+    return {
+        symbol: first_two_sided_mid(iter_events(frame[frame.instrument == symbol]), symbol)
+        for symbol in sorted(set(frame.instrument))
+    }
 
 
 def ended(state: dict, instruments: int = 2) -> bool:
