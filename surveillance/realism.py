@@ -721,7 +721,8 @@ def evaluate_realism(
     """Fork rollouts at the start of ``windows`` consecutive windows and score their realism.
 
     ``jobs`` > 1 forks the windows in that many worker processes, each with its own generator
-    from ``generator_factory`` (a picklable callable; ``generator`` then only names the run).
+    from ``generator_factory`` (a picklable callable; ``generator`` then forks only a single
+    window).
     A window's rollouts depend on its seed and its fork alone, so the report is the same as
     with one job; only ``seconds`` and ``orders_per_s`` differ."""
     if windows <= 0 or rollouts <= 0:
