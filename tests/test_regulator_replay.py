@@ -11,6 +11,7 @@ import pytest
 from simulator.lobster import load_lobster
 from simulator.normalized import lobster_to_frame, write_events
 from surveillance.cli import main
+from surveillance.detector import Calibration
 from tests.conftest import lobster_zip
 
 OPEN_NS = 34_200 * 10**9
@@ -186,3 +187,19 @@ def test_sampling_set_for_a_replay_names_its_model_version(
     assert records and {r["model_version"] for r in records} == {tuned}
     assert tuned != checkpoint_version(None)
     assert any(r["score"] is not None for r in records)
+
+
+def test_a_calibration_file_sets_every_windows_threshold(
+    first_hour: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cal = Calibration.fit([0.5, 1.0, 1.5, 2.0], far=0.25, method="test")
+    cal.model_version = "empirical-v1"
+    cal.save(tmp_path / "cal.json")
+    out = tmp_path / "scores.jsonl"
+    args = [str(first_hour), "--window", "10m", "--rollouts", "4", "--generator", "empirical"]
+    code = run([*args, "--calibration", str(tmp_path / "cal.json"), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    scored = [r for r in records if r["score"] is not None]
+    assert scored and all(r["threshold"] == cal.threshold for r in scored)
+    assert all(r["alert"] == (r["score"] > cal.threshold) for r in scored)

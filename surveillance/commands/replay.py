@@ -6,10 +6,14 @@ import datetime as dt
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from surveillance.commands.options import rollouts_option, sampling_options, sampling_settings
+
+if TYPE_CHECKING:
+    from surveillance.detector import Calibration
 
 
 @click.command("replay")
@@ -94,7 +98,6 @@ def command(
     go to OUT, and optionally an investigator's report to REPORT.
     """
     sampling = sampling_settings(generator, temperature=temperature, top_p=top_p)
-    from surveillance.detector import Calibration
     from surveillance.realism import parse_duration
     from surveillance.replay import read_input, replay, write_scores
     from surveillance.scorer import SimulationScorer
@@ -115,7 +118,7 @@ def command(
         device=device,
         sampling=sampling,
     )
-    cal, self_far = _calibration(calibration, scorer.model_version, far, Calibration)
+    cal, self_far = _calibration(calibration, scorer.model_version, far)
     scorer.calibration = cal
     total = sum(len(i.frame) for i in inputs)
     with click.progressbar(length=total, label="replaying", file=sys.stderr, show_pos=True) as bar:
@@ -146,13 +149,15 @@ def command(
         click.echo(f"report -> {report}")
 
 
-def _calibration(choice: str, model_version: str, far: float, cls):  # type: ignore[no-untyped-def]
+def _calibration(
+    choice: str, model_version: str, far: float
+) -> tuple[Calibration | None, float | None]:
     """(calibration or None, far for self-calibration or None)."""
+    from surveillance.detector import Calibration, bundled_calibration
+
     if choice == "self":
         return None, far
     if choice == "auto":
-        from surveillance.detector import bundled_calibration
-
         found = bundled_calibration(model_version)
         if found is not None:
             return found[1], None
@@ -165,7 +170,7 @@ def _calibration(choice: str, model_version: str, far: float, cls):  # type: ign
     path = Path(choice)
     if not path.exists():
         raise click.BadParameter(f"no such calibration file: {path}", param_hint="--calibration")
-    return cls.load(path), None
+    return Calibration.load(path), None
 
 
 def _cal_meta(cal, records, self_far):  # type: ignore[no-untyped-def]
