@@ -13,7 +13,7 @@ the least disturbed one):
 - ``cpu``: the processor and the vector instructions torch uses on it. The figure depends on
   them: the same code measured 10,168 orders/s on an earlier 2-core development machine and
   about 3,600 on a 2-core AMD EPYC with AVX2 only (2026-12-02), where a batched model step
-  alone takes 3.5 ms per 32 orders (``python -m models.bench``).
+  alone takes 3.1 to 3.5 ms per 32 orders (``python -m models.bench``).
 
 The order model comes from ``models.generator.load_generator`` (``--model``, default
 ``models/checkpoints/lmm-small.pt``). Without a checkpoint (or with ``--generator empirical``) it

@@ -760,9 +760,11 @@ def evaluate_realism(
     # Each window's fork inputs: the real book at its start (a copy: the tape moves on), the
     # real orders before it and the rows they met. Forks never touch them.
     forks: list[dict[str, Any]] = []
+    firsts: list[int] = []  # each window's first order in ``stream``
     for w in range(windows):
         w_start = start_ns + w * window_ns
         i0 = int(np.searchsorted(stream.ts_ns, w_start, side="left"))
+        firsts.append(i0)
         if i0 >= len(stream):
             raise RealismError(f"no orders after {clock(w_start)}")
         book = tape.advance_to(int(stream.source_row[i0])).fork()
@@ -789,7 +791,7 @@ def evaluate_realism(
     ):
         w_start = start_ns + w * window_ns
         w_end = w_start + window_ns
-        i0 = int(np.searchsorted(stream.ts_ns, w_start, side="left"))
+        i0 = firsts[w]
         sim_seconds += seconds
         summary = RolloutSummary.of(results)
         sim_orders += summary.orders
