@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 
-from surveillance.pipeline import WindowDecision
+from surveillance.detection.pipeline import WindowDecision
 
 SCHEMA_VERSION = 1
 SEVERITIES = ("low", "medium", "high")

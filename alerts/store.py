@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from alerts.schema import iso, validate_alert, window_id
-from surveillance.pipeline import WindowDecision
+from surveillance.detection.pipeline import WindowDecision
 
 
 class Base(DeclarativeBase):

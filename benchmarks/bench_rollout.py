@@ -45,7 +45,7 @@ from simulator.lobster import load_lobster
 from simulator.matching import MatchingRules
 from simulator.orderstream import from_lobster
 from simulator.rollout import RolloutSummary, fork_rollouts
-from surveillance.realism import FeedTape, parse_clock
+from surveillance.studies.realism import FeedTape, parse_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = (

@@ -53,7 +53,7 @@ class InstantTestScorer:
     model_version = "bench-instant-test-scorer"
 
     def __call__(self, window: Any) -> Any:
-        from surveillance.pipeline import WindowScore
+        from surveillance.detection.pipeline import WindowScore
 
         return WindowScore(
             score=1.0,
@@ -74,7 +74,7 @@ def instant_scorer(settings: Any) -> InstantTestScorer:
 
 def start_worker(env: dict[str, str], workdir: Path, name: str) -> tuple[subprocess.Popen, int]:
     from streams.broker import free_port
-    from streams.demo import wait_for_state
+    from surveillance.cli.demo import wait_for_state
 
     port = free_port()
     log_path = workdir / f"{name}.log"
@@ -124,8 +124,8 @@ def deployment(bootstrap: str, workdir: Path, **extra: str) -> tuple[dict[str, s
 
 def bench_ingest(bootstrap: str, frame: Any, workdir: Path, batch: int) -> None:
     from streams.broker import stop_process
-    from streams.demo import _get_state
     from streams.publisher import publish_frame
+    from surveillance.cli.demo import _get_state
 
     env, names = deployment(bootstrap, workdir, SURV_SCORER="none")
     report = asyncio.run(
@@ -193,8 +193,8 @@ def bench_latency(
     bootstrap: str, frame: Any, workdir: Path, label: str, speed: float, **extra: str
 ) -> None:
     from streams.broker import stop_process
-    from streams.demo import wait_for_state
     from streams.publisher import publish_frame
+    from surveillance.cli.demo import wait_for_state
 
     env, names = deployment(bootstrap, workdir, SURV_WINDOW="5m", **extra)
     process, port = start_worker(env, workdir, "latency")
@@ -253,7 +253,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from streams.broker import EmbeddedBroker
-    from surveillance.detector import Calibration
+    from surveillance.detection.detector import Calibration
     from surveillance.replay import read_input
 
     item = read_input(args.data, "lobster")

@@ -7,7 +7,7 @@ A meta may also carry ``sampling``: the temperature and top-p (four values each:
 volume, interval) the model's rollouts are drawn with (``surveillance train --temperature
 --top-p``). A checkpoint without it samples with ``models.generator``'s defaults. Both
 ``load_generator`` and the model version that calibrations and cached forks are keyed by
-(``surveillance.scorer.checkpoint_version``) read it, so a checkpoint's sampling travels with it.
+(``surveillance.detection.scorer.checkpoint_version``) read it, so a checkpoint's sampling travels with it.
 """
 
 from __future__ import annotations

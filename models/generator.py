@@ -125,7 +125,7 @@ DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
 # and 0.8 gains nothing on the training hours: GOOG / AMZN 0.813 / 0.766 (0.801 / 0.780).
 # Bump whenever a change to the sampling or decoding rules changes the orders a checkpoint
 # generates: it is part of the model version that calibrations and cached forks are keyed by
-# (``sampler_version``, ``surveillance.scorer.checkpoint_version``).
+# (``sampler_version``, ``surveillance.detection.scorer.checkpoint_version``).
 SAMPLER_REVISION = 3  # 3: time features held inside the training span
 _DRAWS = 7  # uniforms per rollout per step: type, price, volume, interval slots; 3 decode
 # Steps of uniforms drawn at once per rollout: ``Generator.random(k * n)`` yields exactly the

@@ -21,7 +21,7 @@ One token per order: ``type (3) x price slot (32) x volume slot (32) x interval 
   price", decoded on the book the order meets. In the shared data 61% (GOOG) and 58% (AMZN) of
   the aggressive orders of 14:30-15:45 take exactly that; a size bin that happens to hold it
   cannot say so, and a rollout's aggressive orders then rarely clear the touch (the spread
-  budget in ``surveillance.realism``). Not the default (``surveillance train --sweep``): on
+  budget in ``surveillance.studies.realism``). Not the default (``surveillance train --sweep``): on
   the held-out windows (mean overlap of the report's twelve facts, GOOG and AMZN) the v4
   model of seed 0 scored 0.80 and 0.81 against 0.78 and 0.77 for the bundled v3 one, but
   with seed 1 v4 scored 0.62 and 0.74 and v3 0.72 and 0.76; on windows of the training hours
@@ -804,7 +804,7 @@ class OrderTokenizer:
         (trained on 09:30-14:30): on the held-out last 90 minutes its validation loss is 7.185
         nats with the clock held at 14:30, against 7.233 with the real clock, and every saved
         checkpoint of two training runs gains 0.013 to 0.056 nats. Held-out rollouts
-        (``surveillance realism``, 14:30-15:45, 16 rollouts): see ``surveillance.realism``.
+        (``surveillance realism``, 14:30-15:45, 16 rollouts): see ``surveillance.studies.realism``.
         """
         ts = np.asarray(ts_ns, np.int64)
         if self.clock_span is None:

@@ -19,7 +19,7 @@ losses are lower at every saved step (seed 0, steps 1,000 to 1,600: 7.239, 7.227
 nats against 7.277, 7.280, 7.233, 7.235), and step 1,600 would be chosen over the bundled 1,400.
 Its rollouts are not more realistic: on the held-out windows 14:30-15:45 (16 rollouts, held
 clock) the mean of the twelve stylized facts is GOOG 0.775 and AMZN 0.796, against 0.803 and
-0.796 for step 1,400 (``surveillance.realism``).
+0.796 for step 1,400 (``surveillance.studies.realism``).
 
 ``level_dropout`` (``--level-dropout``) hides each side's deepest levels in a share of the
 training windows (``sample_batch``), and ``feed_depth`` (``--feed-depth``) tells the model how

@@ -396,7 +396,7 @@ class MixtureGenerator:
     distributions, whose overlap with any target distribution is at least the mean of the
     members' (``min(f, sum_m g_m / M) >= sum_m min(f, g_m) / M`` pointwise; a finite number of
     rollouts estimates it with noise): a mixture of independently trained order models
-    averages out the biases they do not share (measured: ``surveillance.realism``).
+    averages out the biases they do not share (measured: ``surveillance.studies.realism``).
     """
 
     def __init__(self, members: Sequence[OrderGenerator]) -> None:

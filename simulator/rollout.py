@@ -53,7 +53,7 @@ real GOOG level-10 book shows 10 levels per side in every row of the day). An or
 trained on such a feed never generates that liquidity, so without refill a rollout book drains:
 bundled model, 14:30-15:45, GOOG level-10 rollout books held 6.9 to 7.4 levels per side on
 average and one side was empty after 4% to 5% of the events; AMZN level 5: 3.0 to 3.3 levels,
-one side empty after 23% to 32% (``surveillance.realism``). With refill,
+one side empty after 23% to 32% (``surveillance.studies.realism``). With refill,
 after every order each side that holds fewer than N levels (or is empty) gets new levels behind
 its deepest one until it holds N again: each new level's distance from the one before it and
 its size are drawn (``REFILL_STREAM``) from the gaps between adjacent levels and the sizes of the

@@ -69,8 +69,8 @@ class StreamSettings(BaseSettings):
 
     # Detection. ``scorer``: "module:attribute" of a factory ``(settings) -> WindowScorer``;
     # the default is the product's SimulationScorer built from the settings below
-    # (``streams.scoring.make_scorer``); "none": windows close but are not scored (benchmarks).
-    scorer: str | None = "streams.scoring:make_scorer"
+    # (``surveillance.cli.wiring.make_scorer``); "none": windows close but are not scored (benchmarks).
+    scorer: str | None = "surveillance.cli.wiring:make_scorer"
     generator: Literal["lmm", "empirical"] = "lmm"
     model: str | None = Field(None, description="LMM checkpoint (default: the bundled one)")
     device: str = "cpu"
@@ -96,7 +96,7 @@ class StreamSettings(BaseSettings):
     @property
     def window_ns(self) -> int:
         if self.window is not None:
-            from surveillance.realism import parse_duration
+            from surveillance.studies.realism import parse_duration
 
             return parse_duration(self.window)
         return round(self.window_s * 1_000_000_000)

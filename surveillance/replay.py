@@ -21,9 +21,9 @@ import pandas as pd
 
 from simulator.lobster import FeedError, FileName, load_lobster
 from simulator.normalized import iter_events, lobster_to_frame, read_events
-from surveillance.detector import Calibration
-from surveillance.pipeline import WindowDecision, WindowedDetector
-from surveillance.scorer import SimulationScorer
+from surveillance.detection.detector import Calibration
+from surveillance.detection.pipeline import WindowDecision, WindowedDetector
+from surveillance.detection.scorer import SimulationScorer
 
 FORMATS = ("lobster", "normalized")
 NS_PER_S = 1_000_000_000

@@ -30,7 +30,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-# Facts in the detector's order (surveillance.detector.DETECTION_FACTS), with a name and what
+# Facts in the detector's order (surveillance.detection.detector.DETECTION_FACTS), with a name and what
 # one sample of the fact is. Unknown facts in a record are shown after these, by name.
 FACT_INFO: dict[str, tuple[str, str]] = {
     "spread": ("Spread", "spread in ticks after each order"),

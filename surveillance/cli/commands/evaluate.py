@@ -1,0 +1,334 @@
+"""``surveillance evaluate``: the manipulation benchmark on clean and manipulated real days."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from surveillance.cli.options import rollouts_option, sampling_options, sampling_settings
+
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "lobster"
+DEFAULT_DAYS = (
+    SHARED / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip",
+    SHARED / "LOBSTER_SampleFile_AMZN_2012-06-21_5.zip",
+)
+
+
+@click.command("evaluate")
+@click.option(
+    "--data",
+    "paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="LOBSTER day (repeatable; default: the shared GOOG level-10 and AMZN level-5 days).",
+)
+@click.option(
+    "--start",
+    default="14:30",
+    show_default=True,
+    help="First window start (exchange time); default: the held-out 90 minutes.",
+)
+@click.option("--end", default="16:00", show_default=True, help="Evaluation span end.")
+@click.option(
+    "--calibration-span",
+    default="10:00-14:30",
+    show_default=True,
+    help="Normal windows (one per --calibration-stride) the simulation detector's fact norms "
+    "and threshold are fitted on, before the evaluation span.",
+)
+@click.option(
+    "--calibration-stride",
+    default="5m",
+    show_default=True,
+    help="Between calibration window starts. Shorter than the window, the windows overlap: "
+    "more of them for the fact norms, and each is scored for the threshold with norms fitted "
+    "without the windows it overlaps.",
+)
+@click.option("--window", default="25m", show_default=True, help="Window length.")
+@click.option("--stride", default="5m", show_default=True, help="Between window starts.")
+@rollouts_option()
+@click.option(
+    "--typologies", default="all", show_default=True, help="Comma-separated typologies, or all."
+)
+@click.option("--intensities", default="low,moderate,high", show_default=True)
+@click.option(
+    "--generator", type=click.Choice(["lmm", "empirical"]), default="lmm", show_default=True
+)
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None)
+@sampling_options()
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (each day's calibration and evaluation phases run in parallel).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write every window's scores and the summary here (JSON).",
+)
+@click.option(
+    "--calibration-out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the calibration (fact norms and alert threshold) fitted on the calibration "
+    "windows here: what `replay` and the worker load.",
+)
+@click.option("--far", default=0.05, show_default=True, help="Target false-alarm rate.")
+@click.option(
+    "--sim-cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Directory of forked rollouts (surveillance.studies.simcache): forks found there are reused, "
+    "the rest are stored, so a rerun with other facts or intensities skips the model.",
+)
+@click.option(
+    "--refill/--no-refill",
+    default=False,
+    show_default=True,
+    help="Keep rollout books at the feed's depth (simulator.rollout, refill).",
+)
+def command(
+    paths,
+    start,
+    end,
+    calibration_span,
+    calibration_stride,
+    window,
+    stride,
+    rollouts,
+    typologies,
+    intensities,
+    generator,  # type: ignore[no-untyped-def]
+    model_path,
+    temperature,
+    top_p,
+    seed,
+    jobs,
+    as_json,
+    out,
+    calibration_out,
+    far,
+    sim_cache,
+    refill,
+) -> None:
+    """Score clean and manipulated variants of real days with the simulation detector and two
+    baselines; print ROC AUC and the true-positive rate at 5% false positives per typology and
+    intensity."""
+    sampling = sampling_settings(generator, temperature=temperature, top_p=top_p)
+    from simulator.manipulation import INTENSITIES, Typology
+    from surveillance.detection.scorer import SimulationScorer, make_generator
+    from surveillance.detection.scoring import DetectionConfig
+    from surveillance.studies.evaluate import (
+        EvaluationConfig,
+        calibrate,
+        evaluate_day,
+        evaluate_task,
+        summarize,
+    )
+    from surveillance.studies.realism import parse_clock, parse_duration
+
+    days = list(paths) or list(DEFAULT_DAYS)
+    for p in days:
+        if not p.exists():
+            raise click.ClickException(f"no such file: {p}")
+    try:
+        kinds = (
+            tuple(Typology)
+            if typologies == "all"
+            else tuple(Typology(t.strip()) for t in typologies.split(","))
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--typologies") from None
+    levels = tuple(x.strip() for x in intensities.split(","))
+    unknown = [x for x in levels if x not in INTENSITIES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown intensity {unknown[0]!r}; choose from {', '.join(INTENSITIES)}",
+            param_hint="--intensities",
+        )
+    span = calibration_span.split("-")
+    if len(span) != 2:
+        raise click.BadParameter("use HH:MM-HH:MM", param_hint="--calibration-span")
+    detection = DetectionConfig(
+        window_ns=parse_duration(window), rollouts=rollouts, seed=seed, refill=refill
+    )
+    config = EvaluationConfig(
+        detection=detection,
+        start_ns=parse_clock(start),
+        end_ns=parse_clock(end),
+        stride_ns=parse_duration(stride),
+        typologies=kinds,
+        intensities=levels,
+        target_fpr=far,
+        calibration_start_ns=parse_clock(span[0]),
+        calibration_end_ns=parse_clock(span[1]),
+        calibration_stride_ns=parse_duration(calibration_stride),
+    )
+    if not config.window_starts():
+        raise click.ClickException("no window fits between --start and --end")
+    if not config.calibration_starts():
+        raise click.ClickException("no calibration window fits before the evaluation span")
+    scorer = SimulationScorer(
+        detection,
+        generator=generator,
+        model_path=str(model_path) if model_path else None,
+        sampling=sampling,
+    )
+    tasks = [(p, phase) for p in days for phase in (True, False)]
+    cache_dir = str(sim_cache) if sim_cache is not None else None
+    if jobs == 1:
+        from surveillance.studies.simcache import SimCache
+
+        gen = make_generator(generator, scorer.model_path, sampling=sampling)
+        say = lambda m: click.echo(f"  {m}", err=True)  # noqa: E731
+        cache = SimCache(cache_dir) if cache_dir else None
+        done = [
+            evaluate_day(
+                p,
+                gen,
+                config,
+                progress=say,
+                calibration=c,
+                cache=cache,
+                generator_version=scorer.model_version,
+            )
+            for p, c in tasks
+        ]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as pool:
+            futures = [
+                pool.submit(
+                    evaluate_task,
+                    p,
+                    generator,
+                    scorer.model_path,
+                    config,
+                    c,
+                    cache_dir,
+                    scorer.model_version,
+                    sampling,
+                )
+                for p, c in tasks
+            ]
+            done = [f.result() for f in futures]
+    normal = [r for (_, c), part in zip(tasks, done, strict=True) if c for r in part]
+    results = [r for (_, c), part in zip(tasks, done, strict=True) if not c for r in part]
+    cal = calibrate(
+        normal,
+        results,
+        far=far,
+        method=f"clean windows {calibration_span} every {calibration_stride} of "
+        + ", ".join(p.name for p in days),
+        model_version=scorer.model_version,
+        config_version=scorer.config_version,
+        window_ns=config.detection.window_ns,
+    )
+    summary = summarize(results, config.target_fpr)
+    clean_cal = [r.scores["simulation"] for r in results if r.variant == "clean"]
+    summary["calibration"] = {
+        "normal_windows": cal.n_normal,
+        "threshold": cal.threshold,
+        "far": far,
+        "note": cal.note,
+        # the threshold fitted on the calibration windows, applied to the evaluation's clean
+        # windows: the false-alarm rate a deployment of this calibration would have had
+        "false_alarm_rate": float(np.mean([cal.is_alert(x) for x in clean_cal]))
+        if clean_cal
+        else None,
+        # and the share of manipulated windows it flags, per typology and intensity
+        "alert_rate": {
+            f"{v}/{i}": float(
+                np.mean(
+                    [
+                        cal.is_alert(r.scores["simulation"])
+                        for r in results
+                        if r.variant == v and r.intensity == i
+                    ]
+                )
+            )
+            for v, i in sorted({(r.variant, r.intensity) for r in results if r.variant != "clean"})
+        },
+    }
+    summary["model_version"] = scorer.model_version
+    if sampling:  # set for this run (the model version says so too)
+        summary["sampling"] = sampling
+    summary["config_version"] = scorer.config_version
+    summary["rollouts"] = rollouts
+    summary["days"] = [str(p) for p in days]
+    if out is not None:
+        out.write_text(
+            json.dumps(
+                {
+                    "summary": summary,
+                    "windows": [r.as_dict() for r in results],
+                    "calibration_windows": [r.as_dict() for r in normal],
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+    if calibration_out is not None:
+        cal.save(calibration_out)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    _print_table(summary)
+
+
+def _print_table(summary: dict) -> None:
+    from surveillance.studies.evaluate import DETECTORS
+
+    out = sys.stdout
+    out.write(f"{summary['windows']} clean windows; AUC / TPR at {summary['fpr']:.0%} FPR\n")
+    out.write(f"{'typology':<20}{'intensity':<10}" + "".join(f"{d:>26}" for d in DETECTORS) + "\n")
+    for typology, by in summary["by_typology"].items():
+        for intensity, cell in by.items():
+            row = f"{typology:<20}{intensity:<10}"
+            for d in DETECTORS:
+                c = cell[d]
+                auc = "-" if c["auc"] is None else f"{c['auc']:.3f}"
+                tpr = "-" if c["tpr_at_fpr"] is None else f"{c['tpr_at_fpr']:.2f}"
+                row += f"{auc + ' / ' + tpr:>26}"
+            out.write(row + "\n")
+    instruments = summary.get("by_instrument", {})
+    if len(instruments) > 1:  # with one instrument this is the table above
+        out.write("simulation AUC within each instrument\n")
+        out.write(f"{'typology':<20}{'intensity':<10}" + "".join(f"{i:>10}" for i in instruments))
+        out.write("\n")
+        for typology, by in summary["by_typology"].items():
+            row = f"{typology:<20}"
+            for intensity in by:
+                cells = [
+                    instruments[i].get(typology, {}).get(intensity, {}).get("simulation")
+                    for i in instruments
+                ]
+                out.write(
+                    f"{row}{intensity:<10}"
+                    + "".join(f"{'-' if a is None else f'{a:.3f}':>10}" for a in cells)
+                    + "\n"
+                )
+    means = summary["mean_auc"]
+    out.write(
+        "mean AUC: "
+        + ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}" for d, v in means.items())
+        + "\n"
+    )
+    cal = summary.get("calibration")
+    if cal:
+        far = cal["false_alarm_rate"]
+        out.write(
+            f"calibration: {cal['normal_windows']} normal windows, threshold "
+            f"{cal['threshold']:.3f}; on the evaluation's clean windows it alerts on "
+            f"{'-' if far is None else f'{far:.0%}'} (target {cal['far']:.0%})\n"
+        )

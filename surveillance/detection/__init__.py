@@ -1,0 +1,1 @@
+"""Detection core: stylized facts, overlap, the detection path, calibration, windows."""

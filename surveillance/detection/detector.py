@@ -1,0 +1,586 @@
+"""The simulation-versus-real detector: overlaps turned into a calibrated score, and baselines.
+
+MarS (Sec. 4.2, App. G) forks simulated futures at a window's start and compares the real
+window's spread distribution with the simulated one by the overlap coefficient (OVL); normal
+periods overlap more than manipulated ones. A raw OVL is not comparable across windows, facts
+or instruments: a quiet window with few events has a noisy OVL even when nothing is wrong. So
+every fact's real-versus-simulation OVL is judged against what the same fork produces for
+futures that are normal by construction: each rollout in turn is left out and compared with the
+pool of the others (simulation versus simulation). Per fact this gives
+
+- ``ovl``: OVL(real window, pool of all rollouts);
+- the null sample ``OVL(rollout j, pool of the other rollouts)`` for every j, summarized by its
+  mean and standard deviation;
+- ``z = (ovl - null mean) / null std`` (negative: the real window is less like the simulation
+  than the simulation is like itself), and the empirical p-value
+  ``(1 + #{j : null_j <= ovl}) / (N + 1)``.
+
+For the tail facts (``surveillance.detection.metrics.TAIL_FACTS``: order and cancel sizes, fleeting orders
+left out, in the whole book and at the touch; marketable orders' size over the touch they hit)
+the overlap is that of the two distributions cut at a high quantile (``overlap_tail``),
+the cut floored by the real window before the fork (``SimulationNull``); the sweep tail is cut
+at a fixed ratio of 1 instead (``TailCut.at``). The null standard deviation of a tail fact is
+floored at one sample's share rather than ``MIN_NULL_STD``.
+
+Facts combine into one score, ``S = -sum(z_f) / sqrt(F)`` (Stouffer's form; larger is more
+anomalous), and its p-value comes from the same leave-one-out construction: each rollout's own
+``S_j`` (its facts' z against the other rollouts) is a draw of S under the model, so
+``p = (1 + #{j : S_j >= S}) / (N + 1)``; where that resolution (1 / (N + 1)) is too coarse the
+normal tail of the fitted null is reported too (``p_value_normal``).
+
+The alert threshold is not a constant: ``Calibration`` takes the scores of windows known to be
+normal and sets the threshold at the quantile that gives the target false-alarm rate.
+
+The raw score assumes every fact's z is N(0, 1) on a normal window, which holds only for a
+perfect simulator. ``Calibration.fit_normal`` therefore also learns, per instrument, how each
+fact's z behaves on normal windows (``FactNorms``: median and robust spread); the calibrated
+score is the 4-norm of the vector of standardized shortfalls (facts less like the simulation
+than usual for this simulator and instrument), and the threshold is fitted on it. A fact the
+simulator always gets wrong stops drowning the others, and a manipulation that shows on one
+or two facts is not averaged away by the rest.
+
+Two baselines are computed on the same windows:
+
+- ``historical_diff``: the traditional Diff(market now, market past): 1 - mean OVL of each fact
+  between the window and the instrument's earlier windows (pooled);
+- ``spread_zscore``: the rule |mean spread - mean of earlier windows' mean spreads| / their std.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from math import erf, sqrt
+from pathlib import Path
+
+import numpy as np
+
+from surveillance.detection.metrics import (
+    DISCRETE_FACTS,
+    FOOTPRINT_FACTS,
+    TAIL_FACTS,
+    Trajectory,
+    overlap_at,
+    overlap_continuous,
+    overlap_discrete,
+    overlap_tail,
+)
+from surveillance.detection.metrics import window_facts as _window_facts
+
+# Facts the detector scores. The 2..5-minute returns add little beyond the 1-minute one on a
+# 25-minute window (they share most of their samples) and would weigh price moves five times.
+# ``max_sweep`` (ticks one marketable order moved the touch) is left out: on a book whose levels
+# are several ticks apart it measures the gaps behind the touch as much as the walk, and the
+# order model's gaps are narrower than the market's (GOOG, first to second level: 2.6 ticks on
+# average in rollouts, 4.5 real), so an ordinary take of one level reads as a sweep and the
+# fact's swings on clean windows were the largest shortfalls of the benchmark's false alarms.
+# ``sweep_ratio`` measures the walk in shares, which the gaps do not enter.
+DETECTION_FACTS: tuple[str, ...] = (
+    "spread",
+    "spread_time_weighted",
+    "volatility",
+    "mean_order_volume",
+    "aggressive_order_ratio",
+    "buy_order_ratio",
+    "cancel_ratio",
+    "return_1m",
+    "inter_arrival",
+    *(f for f in FOOTPRINT_FACTS if f != "max_sweep"),
+    *TAIL_FACTS,
+)
+
+FactSamples = dict[str, tuple[np.ndarray, np.ndarray | None]]
+
+
+def window_facts(trajectory: Trajectory) -> FactSamples:
+    return _window_facts(trajectory)
+
+
+def _overlap(
+    fact: str,
+    a: tuple[np.ndarray, np.ndarray | None],
+    b: tuple,
+    floor: float | None = None,
+) -> float | None:
+    (va, wa), (vb, wb) = a, b
+    if len(va) == 0 or len(vb) == 0:
+        return None
+    if fact in DISCRETE_FACTS:
+        return overlap_discrete(va, vb, wa, wb)
+    if fact in TAIL_FACTS:
+        cut = TAIL_FACTS[fact]
+        if cut.at is not None:
+            return overlap_at(va, vb, cut.at)
+        return overlap_tail(va, vb, cut.quantile, floor)  # type: ignore[arg-type]
+    return overlap_continuous(va, vb)
+
+
+def _min_std(fact: str, samples: int) -> float:
+    """The floor of a fact's null standard deviation: ``MIN_NULL_STD`` for a density overlap;
+    for a tail fact, whose overlap moves in steps of one sample's share, that step
+    (``1 / samples``), so one sample beyond the simulation's range is worth z = -1."""
+    if fact in TAIL_FACTS:
+        return 1.0 / max(samples, 1)
+    return MIN_NULL_STD
+
+
+def _pool(samples: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> tuple:
+    values = [s[0] for s in samples]
+    weights = [s[1] for s in samples]
+    v = np.concatenate(values) if values else np.zeros(0)
+    if any(w is None for w in weights) or not weights:
+        return v, None
+    return v, np.concatenate(weights)  # type: ignore[arg-type]
+
+
+def _spans_intersect(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
+    return a is not None and b is not None and a[0] < b[1] and b[0] < a[1]
+
+
+def _normal_sf(x: float) -> float:
+    return 0.5 * (1 - erf(x / sqrt(2)))
+
+
+@dataclass(slots=True)
+class FactEvidence:
+    ovl: float | None
+    null_mean: float | None = None
+    null_std: float | None = None
+    null: list[float] = field(default_factory=list)
+    z: float | None = None
+    p_value: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """The detector's verdict on one window (before the alert threshold is applied)."""
+
+    score: float | None
+    p_value: float | None
+    p_value_normal: float | None
+    facts: dict[str, FactEvidence]
+    null_scores: list[float]
+    rollouts: int
+
+    def fact_z(self) -> dict[str, float | None]:
+        return {f: e.z for f, e in self.facts.items()}
+
+    def diverged(self, z: float = -2.0) -> list[str]:
+        """Facts whose real OVL lies more than ``-z`` null standard deviations below the null
+        mean, most surprising first. (A z cut rather than a p cut: with N rollouts the smallest
+        empirical p-value is 1 / (N + 1), too coarse to rank facts.)"""
+        hits = [(e.z, f) for f, e in self.facts.items() if e.z is not None]
+        return [f for value, f in sorted(hits) if value < z]
+
+
+# Null statistics are clipped away from 0 so a fact whose rollouts agree perfectly (a constant
+# spread of one tick, say) does not turn a tiny difference into an infinite z.
+MIN_NULL_STD = 0.02
+
+
+@dataclass(slots=True)
+class _FactNull:
+    pooled: tuple[np.ndarray, np.ndarray | None]
+    null: np.ndarray  # OVL(rollout j, pool of the others); NaN where undefined
+    null_z: np.ndarray  # rollout j's z against the null of the others
+    floor: float | None = None  # tail facts: the reference window's quantile (the cut's floor)
+
+
+@dataclass(slots=True)
+class SimulationNull:
+    """What the rollouts of one fork say a normal window looks like, per fact.
+
+    Fitting it is the expensive part of scoring (N leave-one-out overlaps per fact); a fitted
+    null scores any number of real windows forked from the same book (a clean window and its
+    manipulated variants, say) at the cost of one overlap per fact each.
+
+    ``reference``: the facts of the real window before the fork (the model's context). A tail
+    fact cut at a quantile is cut at the higher of the simulation's quantile and the
+    reference's: only what lies beyond both the simulated futures and the market's own recent
+    past counts. An order model rarely learns the far tail (the session's close brings orders it
+    has never seen), and without the floor every unusual-but-real order size would read as a
+    divergence. A fact with a fixed cut (``TailCut.at``) ignores the reference.
+    """
+
+    facts: tuple[str, ...]
+    rollouts: int
+    per_fact: dict[str, _FactNull]
+
+    @classmethod
+    def fit(
+        cls,
+        sims: Sequence[Trajectory | FactSamples],
+        facts: Sequence[str] = DETECTION_FACTS,
+        reference: Trajectory | FactSamples | None = None,
+    ) -> SimulationNull:
+        n = len(sims)
+        if n < 3:
+            raise ValueError(f"calibrating against the simulation needs >= 3 rollouts, got {n}")
+        sims_f = [s if isinstance(s, dict) else window_facts(s) for s in sims]
+        ref_f = reference if reference is None or isinstance(reference, dict) else None
+        if reference is not None and ref_f is None:
+            ref_f = window_facts(reference)  # type: ignore[arg-type]
+        per_fact: dict[str, _FactNull] = {}
+        for fact in facts:
+            per_rollout = [s[fact] for s in sims_f]
+            floor = None
+            q = TAIL_FACTS[fact].quantile if fact in TAIL_FACTS else None
+            if q is not None and ref_f is not None and len(ref_f[fact][0]):
+                floor = float(np.quantile(ref_f[fact][0], q))
+            null = []
+            for j in range(n):
+                others = _pool(per_rollout[:j] + per_rollout[j + 1 :])
+                null.append(_overlap(fact, per_rollout[j], others, floor))
+            null_arr = np.array([np.nan if x is None else x for x in null], dtype=np.float64)
+            null_z = np.full(n, np.nan)
+            ok = np.isfinite(null_arr)
+            if ok.sum() >= 3:
+                # each rollout's z against the null of the others (leave-one-out of the null)
+                for j in np.flatnonzero(ok):
+                    rest = np.delete(null_arr, j)
+                    rest = rest[np.isfinite(rest)]
+                    sd = max(float(rest.std(ddof=1)), _min_std(fact, len(per_rollout[j][0])))
+                    null_z[j] = (null_arr[j] - rest.mean()) / sd
+            per_fact[fact] = _FactNull(_pool(per_rollout), null_arr, null_z, floor)
+        return cls(tuple(facts), n, per_fact)
+
+    def score(self, real: Trajectory | FactSamples) -> Verdict:
+        """Score a real window forked from the same book as the rollouts."""
+        real_f = real if isinstance(real, dict) else window_facts(real)
+        n = self.rollouts
+        evidence: dict[str, FactEvidence] = {}
+        real_z = np.full(len(self.facts), np.nan)
+        null_z = np.full((n, len(self.facts)), np.nan)
+        for col, fact in enumerate(self.facts):
+            fn = self.per_fact[fact]
+            ovl = _overlap(fact, real_f[fact], fn.pooled, fn.floor)
+            ok = np.isfinite(fn.null)
+            if ovl is None or ok.sum() < 3:
+                evidence[fact] = FactEvidence(ovl, null=[float(x) for x in fn.null[ok]])
+                continue
+            mean = float(fn.null[ok].mean())
+            std = max(float(fn.null[ok].std(ddof=1)), _min_std(fact, len(real_f[fact][0])))
+            z = (ovl - mean) / std
+            p = (1 + int((fn.null[ok] <= ovl).sum())) / (ok.sum() + 1)
+            evidence[fact] = FactEvidence(
+                ovl, mean, std, [round(float(x), 6) for x in fn.null[ok]], z, p
+            )
+            real_z[col] = z
+            null_z[:, col] = fn.null_z
+        used = np.isfinite(real_z)
+        if not used.any():
+            return Verdict(None, None, None, evidence, [], n)
+        score = float(-real_z[used].sum() / sqrt(used.sum()))
+        null_scores = -np.nansum(null_z[:, used], axis=1) / sqrt(used.sum())
+        p_emp = (1 + int((null_scores >= score).sum())) / (n + 1)
+        mu, sd = float(null_scores.mean()), max(float(null_scores.std(ddof=1)), 1e-9)
+        p_norm = _normal_sf((score - mu) / sd)
+        return Verdict(score, p_emp, p_norm, evidence, [float(x) for x in null_scores], n)
+
+
+def score_window(
+    real: Trajectory | FactSamples,
+    sims: Sequence[Trajectory | FactSamples],
+    facts: Sequence[str] = DETECTION_FACTS,
+    reference: Trajectory | FactSamples | None = None,
+) -> Verdict:
+    """Score a real window against the rollouts forked at its start (see the module docstring)."""
+    return SimulationNull.fit(sims, facts, reference).score(real)
+
+
+# ---------------------------------------------------------------------------- fact norms
+# A fact's z scale is never taken below this on normal windows: a fact that happened to agree
+# closely on a handful of calibration windows must not turn small wobbles into huge scores.
+MIN_NORM_SCALE = 0.5
+MIN_NORM_WINDOWS = 4  # leave-one-out needs 3 left to say what is usual
+SHORTFALL_POWER = 4.0  # the norm that combines standardized shortfalls (FactNorms.score)
+POOLED = "*"  # the norms of all calibration instruments together (for an unseen instrument)
+
+
+@dataclass(slots=True)
+class FactNorms:
+    """How each fact's real-versus-simulation z behaves on normal windows of one instrument.
+
+    The raw Stouffer score treats every fact's z as if it were N(0, 1) on a normal window. It
+    is not: no order model reproduces every fact, so a fact it simulates poorly (for one
+    instrument, the spread, say) has a z far below 0 on every window, and its window-to-window
+    swings drown the facts the simulation does get right. The norms hold each fact's median z
+    and robust spread (1.4826 x the median absolute deviation) over normal windows; a window's
+    standardized ``z' = (z - median) / spread`` then says how unusual the fact is *for this
+    simulator on this instrument*, and every fact carries the same weight.
+
+    The score counts shortfalls only, so a fact's scale is never below its typical shortfall on
+    normal windows: the root mean square of their deviations below the median (the downside
+    deviation). A count-like fact (the tails: lasting large orders beyond both the simulation
+    and the recent market) is 0 on most normal windows and bursts on a few; its MAD is near 0
+    and, alone, would make every ordinary burst read as a manipulation.
+
+    The combined score is the ``power``-norm of the shortfall vector,
+    ``(sum_f |min(z'_f, 0)|^p)^(1/p)``: only facts that are less like the simulation than usual
+    count (the paradigm's "realism drops"), and a manipulation that leaves its footprint on one
+    or two facts is not averaged away by the many it does not touch (a Stouffer sum would divide
+    it by sqrt(F)). ``p = 4`` (``SHORTFALL_POWER``) rather than the Euclidean 2: under
+    ``p = 2`` ten ordinary shortfalls of 2 (facts the manipulation did not touch) weigh as much
+    as one of 6.3 (the fact it did), under ``p = 4`` it takes 81 of them. A calibration records
+    the power its threshold was fitted with.
+
+    >>> norms = FactNorms.fit([{"a": -5.0, "b": 0.0}, {"a": -6.0, "b": 1.0}, {"a": -7.0, "b": -1.0}])
+    >>> norms.center, norms.scale
+    ({'a': -6.0, 'b': 0.0}, {'a': 1.4826, 'b': 1.4826})
+    >>> round(norms.score({"a": -6.0, "b": -2.9652}), 3)
+    2.0
+    >>> round(norms.score({"a": -6.0 - 1.4826, "b": -1.4826}), 3)  # (1 + 1) ** (1 / 4)
+    1.189
+    """
+
+    center: dict[str, float]
+    scale: dict[str, float]
+    windows: int = 0
+    power: float = SHORTFALL_POWER
+
+    @classmethod
+    def fit(cls, fact_z: Sequence[Mapping[str, float | None]]) -> FactNorms:
+        names = sorted({f for z in fact_z for f in z})
+        center: dict[str, float] = {}
+        scale: dict[str, float] = {}
+        for f in names:
+            values = np.asarray(
+                [z[f] for z in fact_z if z.get(f) is not None and np.isfinite(z[f])],  # type: ignore[arg-type]
+                dtype=float,
+            )
+            if len(values) < 3:
+                continue  # too few normal windows to say what is usual for this fact
+            med = float(np.median(values))
+            center[f] = round(med, 6)
+            robust = 1.4826 * float(np.median(np.abs(values - med)))
+            downside = float(np.sqrt(np.mean(np.minimum(values - med, 0.0) ** 2)))
+            scale[f] = round(max(robust, downside, MIN_NORM_SCALE), 6)
+        return cls(center, scale, len(fact_z))
+
+    def standardize(self, fact_z: Mapping[str, float | None]) -> dict[str, float]:
+        return {
+            f: (z - self.center[f]) / self.scale[f]
+            for f, z in fact_z.items()
+            if f in self.center and z is not None and np.isfinite(z)
+        }
+
+    def score(self, fact_z: Mapping[str, float | None]) -> float | None:
+        zs = self.standardize(fact_z)
+        if not zs:
+            return None
+        short = np.array([min(v, 0.0) for v in zs.values()])
+        return float(np.sum(np.abs(short) ** self.power) ** (1.0 / self.power))
+
+
+# ---------------------------------------------------------------------------- calibration
+@dataclass(slots=True)
+class Calibration:
+    """Alert threshold for a target false-alarm rate, fitted on the scores of normal windows.
+
+    The threshold is the ``1 - far`` empirical quantile of the normal scores (the smallest score
+    that at most a fraction ``far`` of the normal windows exceed). With fewer than ``1 / far``
+    normal windows that quantile is the largest one seen, which is said in ``note``.
+
+    The normal scores are kept, so a window's score also gets a p-value that is calibrated on
+    real normal windows (a conformal p-value: the share of normal windows scoring at least as
+    high), and a severity from how far it clears the threshold in units of the normal scores'
+    spread (median absolute deviation): low below 1, medium below 3, high beyond.
+
+    >>> cal = Calibration.fit(list(range(100)), far=0.05, method="test")
+    >>> cal.threshold, cal.is_alert(96.0), cal.is_alert(94.0)
+    (94.0, True, False)
+    >>> round(cal.p_value(97.5), 3), cal.severity(96.0), cal.severity(300.0)
+    (0.03, 'low', 'high')
+    """
+
+    threshold: float
+    far: float
+    n_normal: int
+    method: str
+    note: str = ""
+    normal_scores: list[float] = field(default_factory=list)
+    model_version: str = ""
+    config_version: str = ""
+    # per instrument (and ``POOLED``); when present, scores are the norms' calibrated scores
+    norms: dict[str, FactNorms] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        normal_scores: Sequence[float | None],
+        *,
+        far: float,
+        method: str,
+        model_version: str = "",
+        config_version: str = "",
+    ) -> Calibration:
+        if not 0 < far < 1:
+            raise ValueError("false-alarm rate must be in (0, 1)")
+        scores = np.sort(np.asarray([s for s in normal_scores if s is not None], dtype=float))
+        if len(scores) == 0:
+            raise ValueError("calibration needs at least one normal window score")
+        k = int(np.ceil((1 - far) * len(scores))) - 1
+        k = min(max(k, 0), len(scores) - 1)
+        note = ""
+        if len(scores) < 1 / far:
+            note = f"only {len(scores)} normal windows: threshold is their maximum"
+            k = len(scores) - 1
+        return cls(
+            float(scores[k]),
+            far,
+            len(scores),
+            method,
+            note,
+            [round(float(x), 6) for x in scores],
+            model_version,
+            config_version,
+        )
+
+    @classmethod
+    def fit_normal(
+        cls,
+        windows: Sequence[tuple[str, float | None, Mapping[str, float | None]]],
+        *,
+        far: float,
+        method: str,
+        model_version: str = "",
+        config_version: str = "",
+        spans: Sequence[tuple[int, int]] | None = None,
+    ) -> Calibration:
+        """Fit fact norms per instrument on normal windows ``(instrument, raw score, fact z)``,
+        then the threshold on those windows' calibrated scores. Each normal window is scored
+        with norms fitted without it (leave one out), so the threshold holds the false-alarm
+        rate for windows the norms have not seen rather than flattering itself. With ``spans``
+        (each window's ``(start_ns, end_ns)``, in the order of ``windows``) the windows of the
+        same instrument that overlap it are left out too: overlapping windows share their
+        orders, and norms that saw a neighbour would flatter the window as much as norms that
+        saw the window itself. An instrument with fewer than ``MIN_NORM_WINDOWS`` normal
+        windows cannot have norms; then the calibration falls back to the raw scores (and says
+        so in ``note``)."""
+        if spans is not None and len(spans) != len(windows):
+            raise ValueError(f"{len(spans)} spans for {len(windows)} normal windows")
+        by_inst: dict[str, list[Mapping[str, float | None]]] = {}
+        span_of: dict[str, list[tuple[int, int] | None]] = {}
+        for k, (inst, _, z) in enumerate(windows):
+            by_inst.setdefault(inst, []).append(z)
+            span_of.setdefault(inst, []).append(None if spans is None else spans[k])
+        meta = {"method": method, "model_version": model_version}
+        if not by_inst or min(len(zs) for zs in by_inst.values()) < MIN_NORM_WINDOWS:
+            cal = cls.fit([raw for _, raw, _ in windows], far=far, **meta)
+            cal.config_version = config_version
+            few = f"fewer than {MIN_NORM_WINDOWS} normal windows of an instrument: raw scores"
+            cal.note = f"{cal.note}; {few}" if cal.note else few
+            return cal
+        scores: list[float | None] = []
+        for inst, zs in by_inst.items():
+            sp = span_of[inst]
+            for j, z in enumerate(zs):
+                rest = [
+                    zk
+                    for k, zk in enumerate(zs)
+                    if k != j and not _spans_intersect(sp[k], sp[j])  # type: ignore[arg-type]
+                ]
+                if len(rest) < MIN_NORM_WINDOWS - 1:
+                    rest = zs[:j] + zs[j + 1 :]  # too few apart from it: plain leave-one-out
+                scores.append(FactNorms.fit(rest).score(z))
+        cal = cls.fit(scores, far=far, config_version=config_version, **meta)
+        cal.norms = {inst: FactNorms.fit(zs) for inst, zs in by_inst.items()}
+        cal.norms[POOLED] = FactNorms.fit([z for _, _, z in windows])
+        return cal
+
+    def score(
+        self, raw: float | None, fact_z: Mapping[str, float | None] | None, instrument: str
+    ) -> float | None:
+        """The score this calibration's threshold applies to: the norms' calibrated score of a
+        window's fact z (``FactNorms.score``), or the raw score when it has no norms."""
+        if not self.norms:
+            return raw
+        norms = self.norms.get(instrument) or self.norms.get(POOLED)
+        if norms is None or fact_z is None:
+            return None
+        return norms.score(fact_z)
+
+    def is_alert(self, score: float | None) -> bool:
+        return score is not None and score > self.threshold
+
+    def p_value(self, score: float | None) -> float | None:
+        if score is None or not self.normal_scores:
+            return None
+        scores = np.asarray(self.normal_scores)
+        return (1 + int((scores >= score).sum())) / (len(scores) + 1)
+
+    def severity(self, score: float | None) -> str:
+        """``none`` for a window that does not alert, else ``low`` / ``medium`` / ``high``."""
+        if not self.is_alert(score):
+            return "none"
+        assert score is not None
+        scores = np.asarray(self.normal_scores or [self.threshold])
+        mad = float(np.median(np.abs(scores - np.median(scores)))) * 1.4826
+        scale = max(mad, 1e-9)
+        excess = (score - self.threshold) / scale
+        return "low" if excess < 1 else "medium" if excess < 3 else "high"
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        data = json.loads(Path(path).read_text())
+        # a calibration written before the power was recorded was fitted with the Euclidean norm
+        data["norms"] = {
+            k: FactNorms(**{"power": 2.0, **v}) for k, v in data.get("norms", {}).items()
+        }
+        return cls(**data)
+
+
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
+
+
+def bundled_calibration(
+    model_version: str, directory: Path = BUNDLED_DIR
+) -> tuple[Path, Calibration] | None:
+    """The calibration shipped beside the checkpoints (``calibration*.json`` in ``directory``,
+    in name order) that was fitted for ``model_version``, with its path; None when none was.
+    A model is deployed together with its calibration, so this is what ``auto`` means for the
+    stream worker and the replay alike."""
+    for path in sorted(directory.glob("calibration*.json")):
+        cal = Calibration.load(path)
+        if cal.model_version == model_version:
+            return path, cal
+    return None
+
+
+# ---------------------------------------------------------------------------- baselines
+def historical_diff(
+    current: FactSamples, history: Sequence[FactSamples], facts: Sequence[str] = DETECTION_FACTS
+) -> float | None:
+    """Diff(market now, market past): 1 - mean OVL between this window and earlier windows."""
+    if not history:
+        return None
+    overlaps = []
+    for fact in facts:
+        ovl = _overlap(fact, current[fact], _pool([h[fact] for h in history]))
+        if ovl is not None:
+            overlaps.append(ovl)
+    return 1.0 - float(np.mean(overlaps)) if overlaps else None
+
+
+def _mean_spread(samples: FactSamples) -> float | None:
+    values, weights = samples["spread_time_weighted"]
+    if len(values) == 0:
+        return None
+    return float(np.average(values, weights=weights))
+
+
+def spread_zscore(current: FactSamples, history: Sequence[FactSamples]) -> float | None:
+    """|mean spread now - mean of earlier windows' mean spreads| / their standard deviation."""
+    now = _mean_spread(current)
+    past = [m for m in (_mean_spread(h) for h in history) if m is not None]
+    if now is None or len(past) < 2:
+        return None
+    sd = max(float(np.std(past, ddof=1)), 0.25)  # a quarter tick: never divide by ~0
+    return abs(now - float(np.mean(past))) / sd

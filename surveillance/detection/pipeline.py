@@ -1,0 +1,389 @@
+"""The detection seam: per-instrument book + event-time windows, and the decision per window.
+
+The same code runs offline (a file replayed in a loop) and in the stream worker:
+
+- ``InstrumentPipeline`` keeps one instrument's ``OrderBook`` (through ``FeedReplayer`` and its
+  policies) and its ``WindowTracker``; ``on_event`` returns the windows the event closed.
+- A ``WindowScorer`` turns a ``ClosedWindow`` into a ``WindowScore`` (rollouts, stylized facts,
+  overlap, calibration: the detection engineers' part). A closed window is plain picklable data
+  (a fork of the opening book, the window's events, the previous window's events and opening
+  book as the model's context, the session's open mid), so the worker scores it with
+  ``loop.run_in_executor`` in a thread or process pool, off the event loop.
+- ``decide`` combines the two into a ``WindowDecision``; ``WindowedDetector`` is the synchronous
+  ``WindowDetector`` used offline.
+
+Windows are on event time: ``[origin + k * length, origin + (k + 1) * length)``. A window closes
+when an event at or beyond its end arrives (before that event is applied), or at end of stream
+(``flush``). Only windows that saw at least one event are closed; a gap in the feed produces no
+empty windows. An event older than the open window (out of order) is applied to the book and
+counted in the open window, and counted in ``late_events``.
+
+>>> from simulator.types import BookEvent, EventKind, Side
+>>> tracker = InstrumentPipeline("X", window_ns=10)
+>>> tracker.on_event(BookEvent(3, EventKind.ADD, 1, 5, 100, Side.BID, "X"))
+[]
+>>> [(w.start_ns, w.end_ns, len(w.events)) for w in tracker.on_event(
+...     BookEvent(12, EventKind.DELETE, 1, 5, 100, Side.BID, "X"))]
+[(0, 10, 1)]
+>>> [(w.start_ns, w.closed_by) for w in tracker.flush()]
+[(10, 'end_of_stream')]
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
+from simulator.replay import FeedReplayer
+from simulator.types import BookEvent
+from surveillance.detection.metrics import Trajectory, window_facts
+from surveillance.detection.scoring import order_stream
+
+ClosedBy = Literal["event", "end_of_stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """What a scorer sees of one window: the book at its start and the real events in it."""
+
+    instrument: str
+    start_ns: int
+    end_ns: int
+    opening_book: OrderBook  # fork taken before the window's first event was applied
+    events: tuple[BookEvent, ...]
+    closed_by: ClosedBy
+    # The order flow before the window (the model's context): the previous window's events
+    # and its opening book (the book before the first of them). Empty for the first window.
+    history: tuple[BookEvent, ...] = ()
+    history_book: OrderBook | None = None
+    open_mid: float | None = None  # first two-sided mid of the instrument's stream
+    # The window's real stylized-fact samples and those of the instrument's earlier windows
+    # (newest last), computed in order as windows close: the baselines compare with them.
+    real_facts: Mapping[str, Any] | None = None
+    earlier_facts: tuple[Mapping[str, Any], ...] = ()
+    # Where the real window stops: end_ns, or just after the last event for a window closed by
+    # the end of the stream (a session's last window is usually cut short).
+    observed_end_ns: int | None = None
+    # The real window as a trajectory (orders and touch after each), built while the live book
+    # applied the events, so the scorer needs no second replay of the window.
+    real_trajectory: Trajectory | None = None
+
+    @property
+    def horizon_end_ns(self) -> int:
+        return self.end_ns if self.observed_end_ns is None else self.observed_end_ns
+
+
+@dataclass(frozen=True, slots=True)
+class WindowScore:
+    """A scorer's verdict on one window."""
+
+    score: float | None
+    p_value: float | None
+    alert: bool
+    facts: Mapping[str, float] = field(default_factory=dict)  # overlap per stylized fact
+    diverged: tuple[str, ...] = ()  # facts that diverged from the simulated futures
+    # Scores of the baseline detectors on the same window (historical_diff, spread_zscore).
+    baselines: Mapping[str, float | None] = field(default_factory=dict)
+    # Overlap expected of a normal window per fact (the simulation-versus-simulation mean).
+    expected: Mapping[str, float] = field(default_factory=dict)
+    threshold: float | None = None
+    severity: str = "none"
+    # Everything behind the verdict (per-fact null statistics, evidence for the report).
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowDecision:
+    """The decision for one closed window (alert or not); every closed window gets one."""
+
+    instrument: str
+    start_ns: int
+    end_ns: int
+    score: float | None
+    p_value: float | None
+    alert: bool
+    facts: Mapping[str, float]
+    diverged: tuple[str, ...]
+    baselines: Mapping[str, float | None]
+    model_version: str
+    n_events: int
+    closed_by: ClosedBy
+    expected: Mapping[str, float] = field(default_factory=dict)
+    threshold: float | None = None
+    severity: str = "none"
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class WindowScorer(Protocol):
+    """Scores a closed window. Must be picklable when the worker uses a process pool.
+
+    A scorer may also have a ``config_version`` attribute (e.g. a digest of its detection
+    configuration); alerts then carry it instead of the ``SURV_CONFIG_VERSION`` setting.
+    """
+
+    model_version: str
+
+    def __call__(self, window: ClosedWindow) -> WindowScore: ...
+
+
+@runtime_checkable
+class WindowDetector(Protocol):
+    """Feed events in; get a decision for every window they close."""
+
+    def on_event(self, event: BookEvent) -> list[WindowDecision]: ...
+
+    def flush(self) -> list[WindowDecision]: ...
+
+
+def decide(window: ClosedWindow, score: WindowScore, model_version: str) -> WindowDecision:
+    return WindowDecision(
+        instrument=window.instrument,
+        start_ns=window.start_ns,
+        end_ns=window.end_ns,
+        score=score.score,
+        p_value=score.p_value,
+        alert=score.alert,
+        facts=dict(score.facts),
+        diverged=tuple(score.diverged),
+        baselines=dict(score.baselines),
+        model_version=model_version,
+        n_events=len(window.events),
+        closed_by=window.closed_by,
+        expected=dict(score.expected),
+        threshold=score.threshold,
+        severity=score.severity,
+        detail=dict(score.detail),
+    )
+
+
+def score_window(scorer: WindowScorer, window: ClosedWindow) -> WindowDecision:
+    """Score and decide; a module-level function so a process pool can pickle the call."""
+    return decide(window, scorer(window), scorer.model_version)
+
+
+class InstrumentPipeline:
+    """One instrument: its book (fed through ``FeedReplayer``) and its event-time windows."""
+
+    def __init__(
+        self,
+        instrument: str,
+        *,
+        window_ns: int,
+        origin_ns: int = 0,
+        replayer: FeedReplayer | None = None,
+        tick_size: int = 100,
+        baseline_windows: int = 6,
+    ) -> None:
+        if window_ns <= 0:
+            raise ValueError(f"window length must be positive, got {window_ns} ns")
+        self.instrument = instrument
+        self.window_ns = window_ns
+        self.origin_ns = origin_ns
+        self.tick_size = tick_size
+        self._earlier: deque[Mapping[str, Any]] = deque(maxlen=baseline_windows)
+        self.replayer = replayer if replayer is not None else FeedReplayer(OrderBook(instrument))
+        self.late_events = 0
+        self.open_mid: float | None = None
+        self._start_ns: int | None = None
+        self._opening: OrderBook | None = None
+        self._events: list[BookEvent] = []
+        # The touch after each of the window's events, noted as the live book applies them:
+        # the real trajectory then needs no second replay of the window at close (which cost
+        # as much as applying the events in the first place).
+        self._bids: list[int] = []
+        self._asks: list[int] = []
+        self._bid_qty: list[int] = []
+        self._ask_qty: list[int] = []
+        self._touch0: tuple[int, int] = (EMPTY_BID_PRICE, EMPTY_ASK_PRICE)
+        self._qty0: tuple[int, int] = (0, 0)
+        self._history: tuple[BookEvent, ...] = ()
+        self._history_book: OrderBook | None = None
+
+    @property
+    def book(self) -> OrderBook:
+        return self.replayer.book
+
+    @property
+    def open_window(self) -> tuple[int, int] | None:
+        if self._start_ns is None:
+            return None
+        return self._start_ns, self._start_ns + self.window_ns
+
+    def window_start(self, ts_ns: int) -> int:
+        return self.origin_ns + (ts_ns - self.origin_ns) // self.window_ns * self.window_ns
+
+    def on_event(self, event: BookEvent) -> list[ClosedWindow]:
+        """Close the open window if ``event`` lies beyond it, then apply ``event``."""
+        closed: list[ClosedWindow] = []
+        start = self._start_ns
+        if start is not None and event.ts_ns >= start + self.window_ns:
+            closed.append(self._close("event"))
+            start = None
+        book = self.replayer.book
+        if start is None:
+            self._start_ns = self.window_start(event.ts_ns)
+            self._opening = book.fork()
+            self._touch0 = _touch(book)
+            self._qty0 = book.touch_qty()
+        elif event.ts_ns < start:
+            self.late_events += 1
+        self._events.append(event)
+        self.replayer.apply(
+            int(event.kind), event.order_id, event.qty, event.price, int(event.side)
+        )
+        bid, ask = book.best(1), book.best(-1)
+        if bid is None:
+            self._bids.append(EMPTY_BID_PRICE)
+            self._bid_qty.append(0)
+        else:
+            self._bids.append(bid.price)
+            self._bid_qty.append(bid.qty)
+        if ask is None:
+            self._asks.append(EMPTY_ASK_PRICE)
+            self._ask_qty.append(0)
+        else:
+            self._asks.append(ask.price)
+            self._ask_qty.append(ask.qty)
+        if self.open_mid is None:
+            self.open_mid = book.mid
+        return closed
+
+    def flush(self) -> list[ClosedWindow]:
+        """End of stream: close the open window, if any."""
+        return [] if self._start_ns is None else [self._close("end_of_stream")]
+
+    def _close(self, closed_by: ClosedBy) -> ClosedWindow:
+        assert self._start_ns is not None and self._opening is not None
+        start, end = self._start_ns, self._start_ns + self.window_ns
+        events = tuple(self._events)
+        observed_end = None
+        if closed_by == "end_of_stream" and events:
+            observed_end = min(end, max(e.ts_ns for e in events) + 1)
+        real = _trajectory(
+            self._touch0,
+            events,
+            self._bids,
+            self._asks,
+            (self._bid_qty, self._ask_qty, self._qty0),
+            start,
+            observed_end or end,
+            self.tick_size,
+        )
+        facts = window_facts(real)
+        window = ClosedWindow(
+            self.instrument,
+            start,
+            end,
+            self._opening,
+            events,
+            closed_by,
+            self._history,
+            self._history_book,
+            self.open_mid,
+            facts,
+            tuple(self._earlier),
+            observed_end,
+            real,
+        )
+        self._earlier.append(facts)
+        self._history, self._history_book = window.events, window.opening_book
+        self._start_ns = None
+        self._opening = None
+        self._events = []
+        self._bids = []
+        self._asks = []
+        self._bid_qty = []
+        self._ask_qty = []
+        return window
+
+
+def first_two_sided_mid(events: Iterable[BookEvent], instrument: str = "") -> float | None:
+    """The open mid an ``InstrumentPipeline`` fed ``events`` from the start of the day settles
+    on: the mid of the first book with both sides (None if none ever has)."""
+    replayer = FeedReplayer(OrderBook(instrument))
+    for e in events:
+        replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+        mid = replayer.book.mid
+        if mid is not None:
+            return float(mid)
+    return None
+
+
+def _touch(book: OrderBook) -> tuple[int, int]:
+    bid, ask = book.best_bid, book.best_ask
+    return (
+        EMPTY_BID_PRICE if bid is None else bid,
+        EMPTY_ASK_PRICE if ask is None else ask,
+    )
+
+
+def _trajectory(
+    touch0: tuple[int, int],
+    events: tuple[BookEvent, ...],
+    bids: list[int],
+    asks: list[int],
+    touch_qtys: tuple[list[int], list[int], tuple[int, int]],
+    start_ns: int,
+    end_ns: int,
+    tick_size: int,
+) -> Trajectory:
+    """``scoring.trajectory_from_events`` from the touches noted while the live book applied
+    the events (the same book states: the opening book is a fork of the live one)."""
+    stream, last = order_stream(events)
+    return Trajectory(
+        start_ns=start_ns,
+        end_ns=end_ns,
+        bid0=touch0[0],
+        ask0=touch0[1],
+        ts_ns=stream.ts_ns,
+        type=stream.type,
+        qty=stream.qty,
+        aggressive=stream.aggressive,
+        best_bid=np.asarray(bids, dtype=np.int64)[last],
+        best_ask=np.asarray(asks, dtype=np.int64)[last],
+        tick_size=tick_size,
+        bid_qty=np.asarray(touch_qtys[0], dtype=np.int64)[last],
+        ask_qty=np.asarray(touch_qtys[1], dtype=np.int64)[last],
+        qty0=touch_qtys[2],
+        order_id=stream.order_id,
+    )
+
+
+class WindowedDetector:
+    """``WindowDetector`` over all instruments: one ``InstrumentPipeline`` each, scored inline.
+
+    The offline replay path. The stream worker runs the same pipelines but scores in a pool.
+    """
+
+    def __init__(self, scorer: WindowScorer, *, window_ns: int, origin_ns: int = 0) -> None:
+        self.scorer = scorer
+        self.window_ns = window_ns
+        self.origin_ns = origin_ns
+        self.pipelines: dict[str, InstrumentPipeline] = {}
+
+    def pipeline(self, instrument: str) -> InstrumentPipeline:
+        pipe = self.pipelines.get(instrument)
+        if pipe is None:
+            pipe = self.pipelines[instrument] = InstrumentPipeline(
+                instrument, window_ns=self.window_ns, origin_ns=self.origin_ns
+            )
+        return pipe
+
+    def on_event(self, event: BookEvent) -> list[WindowDecision]:
+        closed = self.pipeline(event.instrument).on_event(event)
+        return [score_window(self.scorer, w) for w in closed]
+
+    def flush(self) -> list[WindowDecision]:
+        out: list[WindowDecision] = []
+        for pipe in self.pipelines.values():
+            out.extend(score_window(self.scorer, w) for w in pipe.flush())
+        return out
+
+
+ScorerFactory = Callable[..., WindowScorer]
