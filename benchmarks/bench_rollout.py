@@ -45,7 +45,8 @@ from simulator.lobster import load_lobster
 from simulator.matching import MatchingRules
 from simulator.orderstream import from_lobster
 from simulator.rollout import RolloutSummary, fork_rollouts
-from surveillance.studies.realism import FeedTape, parse_clock
+from simulator.units import parse_clock
+from surveillance.studies.realism import FeedTape
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = (

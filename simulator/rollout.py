@@ -71,6 +71,7 @@ The engine is stdlib + numpy only. It knows nothing about models or tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Protocol
@@ -195,6 +196,8 @@ class RolloutResult:
     depth_refilled: int = 0  # levels added behind the deepest one (``refill``)
     levels_per_side: float = 0.0  # mean over events of the book's levels per side after each
     qty0: tuple[int, int] = (0, 0)  # shares at the best bid and best ask at the fork
+    # the book at each of ``fork_rollouts``'s ``snapshot_times_ns`` (``OrderBook.snapshot``)
+    snapshots: list[np.ndarray] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -236,6 +239,7 @@ class _Recorder:
         "refilled",
         "rejected",
         "side",
+        "snapshots",
         "stop",
         "trade_aggressor",
         "trade_price",
@@ -271,6 +275,7 @@ class _Recorder:
         self.dropped = 0
         self.refilled = 0
         self.levels = 0  # levels on both sides after each event, summed
+        self.snapshots: list[np.ndarray] = []
 
     def result(
         self, index: int, start_ns: int, end_ns: int, bid0: int, ask0: int, qty0: tuple[int, int]
@@ -307,6 +312,7 @@ class _Recorder:
             depth_refilled=self.refilled,
             levels_per_side=self.levels / (2 * len(self.ts)) if self.ts else 0.0,
             qty0=qty0,
+            snapshots=self.snapshots,
         )
 
 
@@ -499,11 +505,14 @@ def fork_rollouts(
     cancel_policy: str = "newest",
     max_depth: int | None = None,
     refill: bool = False,
+    snapshot_times_ns: Sequence[int] = (),
+    snapshot_levels: int = 10,
 ) -> list[RolloutResult]:
     """Fork ``n`` rollouts from ``book`` at ``start_ns`` and run each to the horizon.
 
     ``book`` itself is never modified. See the module docstring for the order-application and
-    cancel policies.
+    cancel policies. ``snapshot_times_ns`` (ascending): each rollout keeps its book at those
+    times (``snapshot_levels`` per side), after every order at or before each.
     """
     if n <= 0:
         raise ValueError(f"need at least one rollout, got n={n}")
@@ -517,7 +526,12 @@ def fork_rollouts(
         raise ValueError(f"max_orders must be positive or None, got {max_orders}")
     if refill and max_depth is None:
         raise ValueError("refill needs max_depth (the depth window it keeps full)")
+    snap_times = list(snapshot_times_ns)
+    if snap_times != sorted(snap_times):
+        raise ValueError("snapshot times must be ascending")
     end_ns = start_ns + horizon_ns
+    # the next snapshot time per rollout; past the horizon when none is asked for
+    next_snap = [snap_times[0] if snap_times else end_ns + 1] * n
     books = [book.fork() for _ in range(n)]
     houses = [ClearingHouse(b, rules) for b in books]
     rngs = [rollout_rng(seed, i) for i in range(n)]
@@ -548,6 +562,8 @@ def fork_rollouts(
                 raise RolloutError(f"negative interval {interval} ns from the generator")
             rec = recs[i]
             ts = clock[i] + interval
+            if ts > next_snap[i]:
+                next_snap[i] = _snapshots(rec, books[i], snap_times, ts, snapshot_levels, end_ns)
             if ts > end_ns:
                 clock[i] = end_ns
                 rec.stop = "horizon"
@@ -651,7 +667,21 @@ def fork_rollouts(
         if stopped:
             live = [i for i in live if counts[i] >= 0]
             live_books = [books[i] for i in live]
+    for i, rec in enumerate(recs):  # a rollout stopped by max_orders keeps its last book
+        while len(rec.snapshots) < len(snap_times):
+            rec.snapshots.append(books[i].snapshot(snapshot_levels))
     return [rec.result(i, start_ns, end_ns, bid0, ask0, qty0) for i, rec in enumerate(recs)]
+
+
+def _snapshots(
+    rec: _Recorder, book: OrderBook, times: list[int], ts: int, levels: int, end_ns: int
+) -> int:
+    """Keep ``book`` for every snapshot time before ``ts`` not yet kept; the next time due."""
+    k = len(rec.snapshots)
+    while k < len(times) and times[k] < ts:
+        rec.snapshots.append(book.snapshot(levels))
+        k += 1
+    return times[k] if k < len(times) else end_ns + 1
 
 
 @dataclass(slots=True)

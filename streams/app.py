@@ -13,7 +13,7 @@ object; nothing connects at import. What it declares, plainly:
   scoring / publish times of the latest windows (``recent_windows``).
 
 Without ``SURV_SCORER`` the worker scores with the product's ``SimulationScorer`` built from
-the settings (``surveillance.cli.wiring.make_scorer``: generator, rollouts, window, seed, calibration).
+the settings (``surveillance.cli.wiring.worker_scorer``: generator, rollouts, window, seed, calibration).
 
 The core is ``EventProcessor``: plain Python, no faust. A record becomes either a dead letter
 (with its reason) or an event applied to its instrument's ``InstrumentPipeline`` (book through
@@ -305,7 +305,7 @@ class EventProcessor:
 def load_scorer(spec: str, settings: StreamSettings) -> WindowScorer | None:
     """``module:attribute`` of a factory ``(settings) -> WindowScorer``; ``none``: no scorer.
 
-    The default, ``surveillance.cli.wiring:make_scorer``, is the product's ``SimulationScorer``.
+    The default, ``surveillance.cli.wiring:worker_scorer``, is the product's ``SimulationScorer``.
     """
     if spec.strip().lower() == "none":
         log.warning("SURV_SCORER=none: closed windows are not scored")

@@ -13,6 +13,9 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from simulator.units import parse_duration
+from surveillance.detection.settings import DetectionSettings
+
 
 class StreamSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SURV_", extra="forbid")
@@ -69,8 +72,8 @@ class StreamSettings(BaseSettings):
 
     # Detection. ``scorer``: "module:attribute" of a factory ``(settings) -> WindowScorer``;
     # the default is the product's SimulationScorer built from the settings below
-    # (``surveillance.cli.wiring.make_scorer``); "none": windows close but are not scored (benchmarks).
-    scorer: str | None = "surveillance.cli.wiring:make_scorer"
+    # (``surveillance.cli.wiring.worker_scorer``); "none": windows close but are not scored.
+    scorer: str | None = "surveillance.cli.wiring:worker_scorer"
     generator: Literal["lmm", "empirical"] = "lmm"
     model: str | None = Field(None, description="LMM checkpoint (default: the bundled one)")
     device: str = "cpu"
@@ -96,10 +99,21 @@ class StreamSettings(BaseSettings):
     @property
     def window_ns(self) -> int:
         if self.window is not None:
-            from surveillance.studies.realism import parse_duration
-
             return parse_duration(self.window)
         return round(self.window_s * 1_000_000_000)
+
+    def detection(self) -> DetectionSettings:
+        """The detection settings these ``SURV_*`` variables set (as the command line's
+        options do for ``replay``)."""
+        return DetectionSettings(
+            window_ns=self.window_ns,
+            rollouts=self.rollouts,
+            seed=self.seed,
+            generator=self.generator,
+            model=self.model,
+            device=self.device,
+            calibration=self.calibration,
+        )
 
 
 def load_settings(**overrides: Any) -> StreamSettings:

@@ -16,6 +16,14 @@ def lobster_dir() -> Path:
     return LOBSTER_DIR
 
 
+def checkpoint_version(path, sampling=None):
+    from surveillance.cli.wiring import SamplerSpec
+
+    return SamplerSpec(
+        "lmm", str(path) if path else None, "cpu", tuple(sorted((sampling or {}).items()))
+    ).model_version
+
+
 def lobster_zip(lobster_dir: Path, symbol: str, levels: int) -> Path:
     return lobster_dir / f"LOBSTER_SampleFile_{symbol}_2012-06-21_{levels}.zip"
 

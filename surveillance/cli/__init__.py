@@ -9,7 +9,6 @@ non-zero exit; commands raise ``click.ClickException`` (or a typed domain error 
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
@@ -61,7 +60,3 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: {exc}", err=True)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -148,8 +148,8 @@ def _cuda() -> bool:
 
 def load_day(options: DemoOptions) -> tuple[pd.DataFrame, str, dt.date | None, int]:
     """The day's normalized events (sliced, injected), instrument, date and grid origin."""
+    from simulator.units import parse_clock
     from surveillance.replay import read_input
-    from surveillance.studies.realism import parse_clock
 
     if not options.path.exists():
         raise DemoError(f"no such file: {options.path}")
@@ -169,7 +169,7 @@ def inject_campaign(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``options.inject`` inserted into the day at ``options.inject_at`` (default: mid-day)."""
     from simulator.manipulation import Campaign, Typology, inject
-    from surveillance.studies.realism import parse_clock, parse_duration
+    from simulator.units import parse_clock, parse_duration
 
     if options.inject is None:
         raise DemoError("no campaign to inject")
@@ -310,9 +310,8 @@ async def read_alert_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) 
 def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> DemoReport:
     """Run the whole demo (see the module docstring); ``say`` gets the progress lines."""
     from alerts.store import AlertStore
-    from surveillance.cli.wiring import find_calibration
-    from surveillance.detection.scorer import SimulationScorer
-    from surveillance.detection.scoring import DetectionConfig
+    from surveillance.cli.wiring import make_scorer
+    from surveillance.detection.settings import DetectionSettings
 
     started = time.monotonic()
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="surv-demo-"))
@@ -335,17 +334,17 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
         )
 
     # The calibration the worker will find, said up front (the worker logs it too).
-    from surveillance.studies.realism import parse_duration
+    from simulator.units import parse_duration
 
-    config = DetectionConfig(
-        window_ns=parse_duration(options.window), rollouts=options.rollouts, seed=options.seed
+    settings = DetectionSettings(
+        window_ns=parse_duration(options.window),
+        rollouts=options.rollouts,
+        seed=options.seed,
+        generator=generator,  # type: ignore[arg-type]
+        calibration=options.calibration,
     )
-    probe = SimulationScorer(config, generator=generator)
-    cal = find_calibration(
-        options.calibration,
-        model_version=probe.model_version,
-        config_version=probe.config_version,
-    )
+    probe, resolved = make_scorer(settings)
+    cal = resolved.calibration
     if cal is None:
         calibration = "none: windows are scored but cannot alert"
         say(f"no calibration for model {probe.model_version}: windows will be scored, never alert")

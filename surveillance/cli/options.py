@@ -94,3 +94,93 @@ def sampling_settings(generator: str, **options: object) -> dict[str, object]:
         what = "--temperature and --top-p set how the order model samples"
         raise click.BadParameter(f"{what}: use them with --generator lmm")
     return settings
+
+
+def detection_options(window: bool = True, calibration: bool = True):
+    """The options of ``DetectionSettings`` (``surveillance.detection.settings``): one set for
+    every command that runs the detector; ``detection_settings`` reads them back."""
+
+    def decorate(command):
+        options = []
+        if window:
+            options.append(
+                click.option(
+                    "--window", default="25m", show_default=True, help="Window length (25m, 90s)."
+                )
+            )
+        options += [
+            rollouts_option(),
+            click.option(
+                "--seed", default=0, show_default=True, help="Seed (same seed, same output)."
+            ),
+            click.option(
+                "--generator",
+                type=click.Choice(["lmm", "empirical"]),
+                default="lmm",
+                show_default=True,
+                help="Order model: the trained LMM, or i.i.d. empirical flow.",
+            ),
+            click.option(
+                "--model",
+                default=None,
+                type=click.Path(dir_okay=False),
+                help="LMM checkpoint (default: the bundled one).",
+            ),
+            click.option(
+                "--device", default="cpu", show_default=True, help="torch device for the LMM."
+            ),
+            sampling_options(),
+        ]
+        if calibration:
+            options += [
+                click.option(
+                    "--calibration",
+                    default="auto",
+                    show_default=True,
+                    help="auto (the calibration bundled for the model), none (never alert), "
+                    "self (fit the threshold on this run's windows) or a calibration JSON.",
+                ),
+                click.option(
+                    "--far",
+                    default=0.05,
+                    show_default=True,
+                    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+                    help="Target false-alarm rate (for self calibration).",
+                ),
+            ]
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def detection_settings(params: dict[str, object]):
+    """``DetectionSettings`` from the options ``detection_options`` added (popped from
+    ``params``); a bad combination is a usage error."""
+    from simulator.units import UnitError, parse_duration
+    from surveillance.detection.settings import DetectionSettings, SettingsError
+
+    generator = str(params.pop("generator"))
+    sampling = sampling_settings(
+        generator, temperature=params.pop("temperature"), top_p=params.pop("top_p")
+    )
+    window = params.pop("window", "25m")
+    try:
+        window_ns = parse_duration(str(window))
+    except UnitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--window") from None
+    try:
+        return DetectionSettings(
+            window_ns=window_ns,
+            rollouts=int(params.pop("rollouts")),  # type: ignore[call-overload]
+            seed=int(params.pop("seed")),  # type: ignore[call-overload]
+            generator=generator,  # type: ignore[arg-type]
+            model=params.pop("model"),  # type: ignore[arg-type]
+            device=str(params.pop("device")),
+            sampling=sampling,  # type: ignore[arg-type]
+            calibration=str(params.pop("calibration", "auto")),
+            far=float(params.pop("far", 0.05)),  # type: ignore[arg-type]
+        )
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None

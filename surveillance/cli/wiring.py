@@ -1,66 +1,179 @@
-"""The worker's window scorer, built from the settings: the same ``SimulationScorer`` as the
-offline replay (``surveillance replay``), so a live run and a replay decide alike.
+"""Which sampler, checkpoint and calibration a run uses: decided here, at the top, and passed
+down to the engine and the detection path (which never import the order model).
 
-    scorer = make_scorer(settings)      # SURV_GENERATOR, SURV_ROLLOUTS, SURV_WINDOW, SURV_SEED,
-                                        # SURV_CALIBRATION, SURV_MODEL, SURV_DEVICE
-
-Calibration (the alert threshold): ``SURV_CALIBRATION`` is a JSON file (``Calibration.save``),
-``none`` (windows are scored, never alert), or ``auto``: the bundled calibration in
-``models/checkpoints/`` (``calibration*.json``) whose ``model_version`` is the scorer's
-(``surveillance.detection.detector.bundled_calibration``, as the replay's ``auto``). A stream cannot fit
-its threshold on its own windows after the fact as a replay can, so without a matching
-calibration the worker says so in one log line.
+- ``SamplerSpec``: the one generator factory. A picklable callable that returns the process's
+  sampler (built once per process: loading a model per window would dominate the cost), and
+  the one model-version scheme (``model_version``).
+- ``resolve_calibration``: the one calibration resolver, with one vocabulary
+  (``auto | none | self | PATH``, ``surveillance.detection.settings``).
+- ``make_scorer``: the product's ``SimulationScorer`` from ``DetectionSettings``; the stream
+  worker's scorer factory (``SURV_SCORER``) is ``worker_scorer``.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from streams.settings import StreamSettings
-from surveillance.detection.detector import BUNDLED_DIR, Calibration, bundled_calibration
+from simulator.engine import Sampler
+from simulator.generators import EmpiricalGenerator
+from surveillance.detection.detector import Calibration
 from surveillance.detection.scorer import SimulationScorer
-from surveillance.detection.scoring import DetectionConfig
+from surveillance.detection.settings import DetectionSettings, Sampling, SettingsError
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = BUNDLED_DIR  # where ``auto`` finds the calibrations
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
 DEFAULT_MODEL = CHECKPOINT_DIR / "lmm-small.pt"
+EMPIRICAL_VERSION = "empirical-v1"
 
 
 class ScorerSetupError(ValueError):
     """The scorer cannot be built from the settings (missing checkpoint, bad calibration)."""
 
 
-def detection_config(settings: StreamSettings) -> DetectionConfig:
-    return DetectionConfig(
-        window_ns=settings.window_ns, rollouts=settings.rollouts, seed=settings.seed
-    )
+# One sampler per spec per process.
+_SAMPLERS: dict[SamplerSpec, Sampler] = {}
 
 
-def find_calibration(choice: str, *, model_version: str, config_version: str) -> Calibration | None:
-    """The calibration named by ``choice`` (see the module docstring), or None."""
-    if choice == "none":
-        return None
-    if choice != "auto":
-        path = Path(choice)
+@dataclass(frozen=True, slots=True)
+class SamplerSpec:
+    """An order model (``lmm``: a checkpoint) or the empirical baseline, on a device, sampled
+    at the checkpoint's own settings unless ``sampling`` overrides them."""
+
+    kind: str = "lmm"
+    model: str | None = None
+    device: str = "cpu"
+    sampling: tuple[tuple[str, Any], ...] = field(default=())
+
+    @classmethod
+    def of(cls, settings: DetectionSettings) -> SamplerSpec:
+        model = None
+        if settings.generator == "lmm":
+            path = Path(settings.model) if settings.model else DEFAULT_MODEL
+            if not path.exists():
+                raise ScorerSetupError(
+                    f"no order-model checkpoint at {path}: train one, point --model / "
+                    "SURV_MODEL at one, or use the empirical generator"
+                )
+            model = str(path)
+        return cls(
+            settings.generator, model, settings.device, tuple(sorted(settings.sampling.items()))
+        )
+
+    @property
+    def sampling_dict(self) -> Sampling:
+        return dict(self.sampling)
+
+    def __call__(self) -> Sampler:
+        sampler = _SAMPLERS.get(self)
+        if sampler is None:
+            sampler = _SAMPLERS[self] = self._build()
+        return sampler
+
+    def _build(self) -> Sampler:
+        if self.kind == "empirical":
+            return EmpiricalGenerator()
+        if self.kind != "lmm":
+            raise SettingsError(f"unknown generator {self.kind!r}")
+        from models.generator import load_generator
+
+        if self.device == "cpu":
+            import torch
+
+            # The model is small: one thread per process beats two fighting over tiny
+            # matrices (and leaves the other core to matching and to sibling processes).
+            torch.set_num_threads(1)
+        return load_generator(self.model or DEFAULT_MODEL, device=self.device, **self.sampling_dict)
+
+    @property
+    def model_version(self) -> str:
+        """``lmm-<name>-<crc of the weights>-<sampler version>``: changes whenever the weights,
+        the sampling rules or the sampling settings do (the checkpoint's own unless ``sampling``
+        sets them); ``empirical-v1`` for the baseline. Calibrations, alert ids and cached forks
+        are keyed by it."""
+        if self.kind != "lmm":
+            return EMPIRICAL_VERSION
+        from models.checkpoint import checkpoint_sampling
+        from models.generator import sampler_version
+
+        path = Path(self.model) if self.model else DEFAULT_MODEL
         if not path.exists():
-            raise ScorerSetupError(f"no such calibration file: {path}")
+            raise FileNotFoundError(f"no model checkpoint at {path}")
+        settings = {**checkpoint_sampling(path), **self.sampling_dict}
+        sampler = sampler_version(**settings)  # type: ignore[arg-type]
+        return f"lmm-{path.stem}-{zlib.crc32(path.read_bytes()):08x}-{sampler}"
+
+
+def bundled_calibration(
+    model_version: str, directory: Path = CHECKPOINT_DIR
+) -> tuple[Path, Calibration] | None:
+    """The calibration shipped beside the checkpoints (``calibration*.json``, in name order)
+    fitted for ``model_version``, with its path; None when none was. A model is deployed
+    together with its calibration: this is what ``auto`` means everywhere."""
+    for path in sorted(directory.glob("calibration*.json")):
         cal = Calibration.load(path)
-        _check(cal, path, model_version, config_version)
-        return cal
-    found = bundled_calibration(model_version)
-    if found is not None:
-        path, cal = found
-        _check(cal, path, model_version, config_version)
-        return cal
-    log.warning(
-        "no calibration for model %s in %s: windows are scored but never alert "
-        "(set SURV_CALIBRATION to a calibration file)",
-        model_version,
-        CHECKPOINT_DIR,
-    )
+        if cal.model_version == model_version:
+            return path, cal
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedCalibration:
+    """What a run's calibration choice came to: a calibration, or a false-alarm rate to fit
+    the threshold on the run's own windows (``self``), or neither (windows never alert)."""
+
+    calibration: Calibration | None
+    self_far: float | None
+    source: str  # the file, "self", or why there is none
+
+
+def resolve_calibration(
+    choice: str,
+    *,
+    model_version: str,
+    config_version: str,
+    far: float,
+    can_self: bool,
+) -> ResolvedCalibration:
+    """``auto``: the bundled calibration fitted for the model; without one, ``self`` where the
+    run can fit its own (a replay), else none (a stream cannot look back at its windows).
+    ``none``, ``self``, or a calibration file."""
+    if choice == "none":
+        return ResolvedCalibration(None, None, "none")
+    if choice == "self":
+        if not can_self:
+            raise ScorerSetupError(
+                "calibration 'self' fits the threshold on a replay's own windows; a stream "
+                "cannot: use auto, none or a calibration file"
+            )
+        return ResolvedCalibration(None, far, "self")
+    if choice == "auto":
+        found = bundled_calibration(model_version)
+        if found is not None:
+            path, cal = found
+            _check(cal, path, model_version, config_version)
+            return ResolvedCalibration(cal, None, str(path))
+        if can_self:
+            return ResolvedCalibration(
+                None, far, f"self: no calibration bundled for model {model_version}"
+            )
+        log.warning(
+            "no calibration for model %s in %s: windows are scored but never alert "
+            "(set SURV_CALIBRATION to a calibration file)",
+            model_version,
+            CHECKPOINT_DIR,
+        )
+        return ResolvedCalibration(None, None, f"none bundled for model {model_version}")
+    path = Path(choice)
+    if not path.exists():
+        raise ScorerSetupError(f"no such calibration file: {path}")
+    cal = Calibration.load(path)
+    _check(cal, path, model_version, config_version)
+    return ResolvedCalibration(cal, None, str(path))
 
 
 def _check(cal: Calibration, path: Path, model_version: str, config_version: str) -> None:
@@ -70,7 +183,7 @@ def _check(cal: Calibration, path: Path, model_version: str, config_version: str
         )
     elif cal.config_version and cal.config_version != config_version:
         log.warning(
-            "calibration %s was fitted with detection config %s, the worker runs %s "
+            "calibration %s was fitted with detection config %s, this run uses %s "
             "(window, rollouts or seed differ): its threshold may not fit",
             path,
             cal.config_version,
@@ -80,29 +193,21 @@ def _check(cal: Calibration, path: Path, model_version: str, config_version: str
         log.info("calibration %s: threshold %.4f (far %.3f)", path, cal.threshold, cal.far)
 
 
-def make_scorer(settings: StreamSettings) -> SimulationScorer:
-    """The product's ``SimulationScorer`` configured by ``settings``."""
-    config = detection_config(settings)
-    model = settings.model
-    if settings.generator == "lmm":
-        path = Path(model) if model else DEFAULT_MODEL
-        if not path.exists():
-            raise ScorerSetupError(
-                f"no order-model checkpoint at {path}: train one, point SURV_MODEL at one, "
-                "or set SURV_GENERATOR=empirical"
-            )
-        model = str(path)
-    scorer = SimulationScorer(
-        config,
-        generator=settings.generator,
-        model_path=model if settings.generator == "lmm" else None,
-        device=settings.device,
-    )
-    scorer.calibration = find_calibration(
+def make_scorer(
+    settings: DetectionSettings, *, can_self: bool = False
+) -> tuple[SimulationScorer, ResolvedCalibration]:
+    """The product's ``SimulationScorer`` for ``settings``, with its calibration resolved."""
+    spec = SamplerSpec.of(settings)
+    config = settings.config()
+    scorer = SimulationScorer(config, spec, spec.model_version)
+    resolved = resolve_calibration(
         settings.calibration,
         model_version=scorer.model_version,
         config_version=scorer.config_version,
+        far=settings.far,
+        can_self=can_self,
     )
+    scorer.calibration = resolved.calibration
     log.info(
         "scorer: %s generator, %d rollouts, %.0f s windows, seed %d, model %s, config %s",
         settings.generator,
@@ -112,10 +217,15 @@ def make_scorer(settings: StreamSettings) -> SimulationScorer:
         scorer.model_version,
         scorer.config_version,
     )
-    return scorer
+    return scorer, resolved
 
 
-def lmm_available(settings: StreamSettings | None = None) -> bool:
-    """Whether the order-model checkpoint the settings name (or the bundled one) exists."""
-    model = settings.model if settings is not None else None
+def worker_scorer(stream_settings: Any) -> SimulationScorer:
+    """The stream worker's scorer (``SURV_SCORER``'s default): ``make_scorer`` on the
+    detection settings the worker reads from ``SURV_*``."""
+    return make_scorer(stream_settings.detection())[0]
+
+
+def lmm_available(model: str | None = None) -> bool:
+    """Whether the order-model checkpoint named (or the bundled one) exists."""
     return (Path(model) if model else DEFAULT_MODEL).exists()

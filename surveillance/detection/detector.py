@@ -537,23 +537,6 @@ class Calibration:
         return cls(**data)
 
 
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
-
-
-def bundled_calibration(
-    model_version: str, directory: Path = BUNDLED_DIR
-) -> tuple[Path, Calibration] | None:
-    """The calibration shipped beside the checkpoints (``calibration*.json`` in ``directory``,
-    in name order) that was fitted for ``model_version``, with its path; None when none was.
-    A model is deployed together with its calibration, so this is what ``auto`` means for the
-    stream worker and the replay alike."""
-    for path in sorted(directory.glob("calibration*.json")):
-        cal = Calibration.load(path)
-        if cal.model_version == model_version:
-            return path, cal
-    return None
-
-
 # ---------------------------------------------------------------------------- baselines
 def historical_diff(
     current: FactSamples, history: Sequence[FactSamples], facts: Sequence[str] = DETECTION_FACTS

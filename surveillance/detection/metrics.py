@@ -122,6 +122,8 @@ from math import erf, sqrt
 import numpy as np
 from scipy.signal import fftconvolve
 
+from simulator.trajectory import Trajectory
+
 NS_PER_S = 1_000_000_000
 NS_PER_MIN = 60 * NS_PER_S
 EMPTY_ASK_PRICE = 9_999_999_999  # the book's sentinels (simulator.book)
@@ -366,106 +368,6 @@ def normal_overlap(d: float) -> float:
 
 
 # --------------------------------------------------------------------------- windows
-
-
-@dataclass(slots=True)
-class Trajectory:
-    """One window of order flow with the book touch after every order (real or simulated).
-
-    ``type``: 0 ask, 1 bid, 2 cancel (``OrderType``). ``best_bid``/``best_ask`` use the book's
-    empty sentinels when a side is empty. ``bid0``/``ask0`` is the touch at ``start_ns``.
-    """
-
-    start_ns: int
-    end_ns: int
-    bid0: int
-    ask0: int
-    ts_ns: np.ndarray
-    type: np.ndarray
-    qty: np.ndarray
-    aggressive: np.ndarray
-    best_bid: np.ndarray
-    best_ask: np.ndarray
-    tick_size: int = 100
-    # shares at the best bid / best ask after every order, and at ``start_ns`` (optional: the
-    # book-shape facts need them; 0 where a side is empty)
-    bid_qty: np.ndarray | None = None
-    ask_qty: np.ndarray | None = None
-    qty0: tuple[int, int] = (0, 0)
-    # optional venue / clearing-house ids (a limit order's own id; the id a cancel removed
-    # shares from; 0 where none): what ``fleeting`` pairs adds and cancels by
-    order_id: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self.ts_ns)
-        columns = ["type", "qty", "aggressive", "best_bid", "best_ask"]
-        if self.order_id is not None:
-            columns.append("order_id")
-        if (self.bid_qty is None) != (self.ask_qty is None):
-            raise ValueError("trajectory needs both bid_qty and ask_qty, or neither")
-        if self.bid_qty is not None:
-            columns += ["bid_qty", "ask_qty"]
-        for name in columns:
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"trajectory column {name} has {len(getattr(self, name))} != {n}")
-        if self.end_ns <= self.start_ns:
-            raise ValueError("a window must end after it starts")
-
-    @classmethod
-    def from_rollout(cls, result: object, *, tick_size: int = 100) -> Trajectory:
-        """The orders of a ``simulator.rollout.RolloutResult`` that reached the market: the
-        applied ones and the void cancels (generated flow that found nothing to cancel, like a
-        real cancel of an order below the observed depth); orders the rules rejected are left
-        out, as a venue's feed never shows them."""
-        r = result
-        keep = r.applied | (r.type == CANCEL)  # type: ignore[attr-defined]
-        return cls(
-            start_ns=r.start_ns,  # type: ignore[attr-defined]
-            end_ns=r.end_ns,  # type: ignore[attr-defined]
-            bid0=r.bid0,  # type: ignore[attr-defined]
-            ask0=r.ask0,  # type: ignore[attr-defined]
-            ts_ns=r.ts_ns[keep],  # type: ignore[attr-defined]
-            type=r.type[keep],  # type: ignore[attr-defined]
-            qty=r.qty[keep],  # type: ignore[attr-defined]
-            aggressive=r.aggressive[keep],  # type: ignore[attr-defined]
-            best_bid=r.best_bid[keep],  # type: ignore[attr-defined]
-            best_ask=r.best_ask[keep],  # type: ignore[attr-defined]
-            tick_size=tick_size,
-            bid_qty=r.bid_qty[keep],  # type: ignore[attr-defined]
-            ask_qty=r.ask_qty[keep],  # type: ignore[attr-defined]
-            qty0=r.qty0,  # type: ignore[attr-defined]
-            order_id=r.order_id[keep],  # type: ignore[attr-defined]
-        )
-
-    @property
-    def minutes(self) -> int:
-        return int((self.end_ns - self.start_ns) // NS_PER_MIN)
-
-    def two_sided(self) -> np.ndarray:
-        return (self.best_bid != EMPTY_BID_PRICE) & (self.best_ask != EMPTY_ASK_PRICE)
-
-    def touch_qty_at(self, times_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Shares at the best bid and at the best ask in force at each time."""
-        if self.bid_qty is None or self.ask_qty is None:
-            raise ValueError("this trajectory has no touch quantities")
-        idx = np.searchsorted(self.ts_ns, times_ns, side="right") - 1
-        bid = np.concatenate([[self.qty0[0]], self.bid_qty])[idx + 1]
-        ask = np.concatenate([[self.qty0[1]], self.ask_qty])[idx + 1]
-        return bid, ask
-
-    def mid_at(self, times_ns: np.ndarray) -> np.ndarray:
-        """Mid price (float units) in force at each time (last two-sided touch at or before)."""
-        ok = self.two_sided()
-        ts = np.concatenate([[self.start_ns], self.ts_ns[ok]])
-        mid0 = (self.bid0 + self.ask0) / 2.0
-        if self.bid0 == EMPTY_BID_PRICE or self.ask0 == EMPTY_ASK_PRICE:
-            mid0 = np.nan
-        mids = np.concatenate([[mid0], (self.best_bid[ok] + self.best_ask[ok]) / 2.0])
-        # forward-fill a missing opening mid with the first one seen
-        if np.isnan(mids[0]) and len(mids) > 1:
-            mids[0] = mids[1]
-        idx = np.searchsorted(ts, times_ns, side="right") - 1
-        return mids[np.clip(idx, 0, None)]
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -36,13 +36,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import numpy as np
-
-from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
+from simulator.book import OrderBook
 from simulator.replay import FeedReplayer
+from simulator.trajectory import TrajectoryRecorder
 from simulator.types import BookEvent
 from surveillance.detection.metrics import Trajectory, window_facts
-from surveillance.detection.scoring import order_stream
 
 ClosedBy = Literal["event", "end_of_stream"]
 
@@ -194,14 +192,8 @@ class InstrumentPipeline:
         self._opening: OrderBook | None = None
         self._events: list[BookEvent] = []
         # The touch after each of the window's events, noted as the live book applies them:
-        # the real trajectory then needs no second replay of the window at close (which cost
-        # as much as applying the events in the first place).
-        self._bids: list[int] = []
-        self._asks: list[int] = []
-        self._bid_qty: list[int] = []
-        self._ask_qty: list[int] = []
-        self._touch0: tuple[int, int] = (EMPTY_BID_PRICE, EMPTY_ASK_PRICE)
-        self._qty0: tuple[int, int] = (0, 0)
+        # the real trajectory then needs no second replay of the window at close.
+        self._recorder: TrajectoryRecorder | None = None
         self._history: tuple[BookEvent, ...] = ()
         self._history_book: OrderBook | None = None
 
@@ -229,27 +221,15 @@ class InstrumentPipeline:
         if start is None:
             self._start_ns = self.window_start(event.ts_ns)
             self._opening = book.fork()
-            self._touch0 = _touch(book)
-            self._qty0 = book.touch_qty()
+            self._recorder = TrajectoryRecorder(book)
         elif event.ts_ns < start:
             self.late_events += 1
         self._events.append(event)
         self.replayer.apply(
             int(event.kind), event.order_id, event.qty, event.price, int(event.side)
         )
-        bid, ask = book.best(1), book.best(-1)
-        if bid is None:
-            self._bids.append(EMPTY_BID_PRICE)
-            self._bid_qty.append(0)
-        else:
-            self._bids.append(bid.price)
-            self._bid_qty.append(bid.qty)
-        if ask is None:
-            self._asks.append(EMPTY_ASK_PRICE)
-            self._ask_qty.append(0)
-        else:
-            self._asks.append(ask.price)
-            self._ask_qty.append(ask.qty)
+        assert self._recorder is not None
+        self._recorder.note()
         if self.open_mid is None:
             self.open_mid = book.mid
         return closed
@@ -265,16 +245,8 @@ class InstrumentPipeline:
         observed_end = None
         if closed_by == "end_of_stream" and events:
             observed_end = min(end, max(e.ts_ns for e in events) + 1)
-        real = _trajectory(
-            self._touch0,
-            events,
-            self._bids,
-            self._asks,
-            (self._bid_qty, self._ask_qty, self._qty0),
-            start,
-            observed_end or end,
-            self.tick_size,
-        )
+        assert self._recorder is not None
+        real = self._recorder.finish(events, start, observed_end or end, self.tick_size)
         facts = window_facts(real)
         window = ClosedWindow(
             self.instrument,
@@ -296,10 +268,7 @@ class InstrumentPipeline:
         self._start_ns = None
         self._opening = None
         self._events = []
-        self._bids = []
-        self._asks = []
-        self._bid_qty = []
-        self._ask_qty = []
+        self._recorder = None
         return window
 
 
@@ -313,46 +282,6 @@ def first_two_sided_mid(events: Iterable[BookEvent], instrument: str = "") -> fl
         if mid is not None:
             return float(mid)
     return None
-
-
-def _touch(book: OrderBook) -> tuple[int, int]:
-    bid, ask = book.best_bid, book.best_ask
-    return (
-        EMPTY_BID_PRICE if bid is None else bid,
-        EMPTY_ASK_PRICE if ask is None else ask,
-    )
-
-
-def _trajectory(
-    touch0: tuple[int, int],
-    events: tuple[BookEvent, ...],
-    bids: list[int],
-    asks: list[int],
-    touch_qtys: tuple[list[int], list[int], tuple[int, int]],
-    start_ns: int,
-    end_ns: int,
-    tick_size: int,
-) -> Trajectory:
-    """``scoring.trajectory_from_events`` from the touches noted while the live book applied
-    the events (the same book states: the opening book is a fork of the live one)."""
-    stream, last = order_stream(events)
-    return Trajectory(
-        start_ns=start_ns,
-        end_ns=end_ns,
-        bid0=touch0[0],
-        ask0=touch0[1],
-        ts_ns=stream.ts_ns,
-        type=stream.type,
-        qty=stream.qty,
-        aggressive=stream.aggressive,
-        best_bid=np.asarray(bids, dtype=np.int64)[last],
-        best_ask=np.asarray(asks, dtype=np.int64)[last],
-        tick_size=tick_size,
-        bid_qty=np.asarray(touch_qtys[0], dtype=np.int64)[last],
-        ask_qty=np.asarray(touch_qtys[1], dtype=np.int64)[last],
-        qty0=touch_qtys[2],
-        order_id=stream.order_id,
-    )
 
 
 class WindowedDetector:

@@ -1,35 +1,50 @@
-"""From a window of real events to a verdict: real trajectory, rollouts, overlaps, evidence.
+"""The detection path: from a closed window to its score. One path for every caller: the
+offline replay and the stream worker (``SimulationScorer``), the manipulation benchmark and the
+demo.
 
-This is the detection core shared by the offline replay and the stream worker. It sees plain
-data (the book at the window's start, the window's events, the events before it) and a
-generator; it never touches files, Kafka or a database.
+1. ``fork_request``: the window's ``ForkRequest`` for the engine (the book at its start, the
+   previous window's orders as the model's context, the day's open mid, the window seed).
+   ``simulate`` forks a batch of windows in one ``Engine.fork`` call and fits each window's
+   simulation-versus-simulation null (``Simulation``).
+2. ``score_window``: the real window's facts against its simulation, the baselines against the
+   instrument's earlier windows, and the calibration: a ``WindowScore``.
+
+It sees plain data and an engine; it never touches files, Kafka, a database or torch.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
-from simulator.lobster import Messages
+from simulator.book import OrderBook
+from simulator.engine import Engine, ForkRequest, window_seed
 from simulator.matching import MatchingRules
-from simulator.orderstream import OrderStream, convert_messages
+from simulator.orderstream import OrderStream
 from simulator.replay import FeedReplayer
-from simulator.rollout import OrderGenerator, RolloutResult, fork_rollouts
-from simulator.types import BookEvent, Instrument
-from surveillance.detection.detector import DETECTION_FACTS, FactSamples, SimulationNull, Verdict
-from surveillance.detection.metrics import (
-    FACTS_REVISION,
-    NS_PER_S,
-    TAIL_FACTS,
+from simulator.trajectory import (
     Trajectory,
-    window_facts,
+    TrajectoryRecorder,
+    order_stream,
+    trajectory_from_events,
 )
-
-NS_PER_MIN = 60 * NS_PER_S
+from simulator.types import BookEvent, Instrument
+from simulator.units import NS_PER_MIN
+from surveillance.detection.detector import (
+    DETECTION_FACTS,
+    Calibration,
+    FactSamples,
+    SimulationNull,
+    historical_diff,
+    spread_zscore,
+)
+from surveillance.detection.evidence import evidence
+from surveillance.detection.metrics import FACTS_REVISION, TAIL_FACTS, window_facts
+from surveillance.detection.pipeline import ClosedWindow, WindowScore
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,155 +77,14 @@ class DetectionConfig:
         return f"cfg-{zlib.crc32(text.encode()):08x}"
 
 
-def window_seed(seed: int, instrument: str, start_ns: int) -> int:
-    """The rollout seed of one window, from (seed, instrument, window): a replay reproduces a
-    live run whatever else ran before."""
-    ss = np.random.SeedSequence([seed, zlib.crc32(instrument.encode()), start_ns // NS_PER_S])
-    return int(ss.generate_state(1)[0])
-
-
-def _messages(events: Sequence[BookEvent]) -> Messages:
-    return Messages(
-        ts_ns=np.fromiter((e.ts_ns for e in events), np.int64, len(events)),
-        kind=np.fromiter((int(e.kind) for e in events), np.int8, len(events)),
-        order_id=np.fromiter((e.order_id for e in events), np.int64, len(events)),
-        qty=np.fromiter((e.qty for e in events), np.int64, len(events)),
-        price=np.fromiter((e.price for e in events), np.int64, len(events)),
-        side=np.fromiter((int(e.side) for e in events), np.int8, len(events)),
-    )
-
-
-def order_stream(events: Sequence[BookEvent]) -> tuple[OrderStream, np.ndarray]:
-    """MarS orders of real events (synthetic reconciliation events are not orders).
-
-    Returns the stream and, per order, the index in ``events`` of its last message (the book
-    after that message is the book after the order).
-    """
-    real = np.fromiter((not e.synthetic for e in events), bool, len(events))
-    index = np.flatnonzero(real)
-    stream, _ = convert_messages(_messages([events[i] for i in index]))
-    first = index[stream.source_row] if len(stream) else np.zeros(0, np.int64)
-    # an order's messages end just before the next order's first message
-    last = np.empty(len(first), dtype=np.int64)
-    if len(first):
-        last[:-1] = first[1:] - 1
-        last[-1] = len(events) - 1
-    return stream, last
-
-
-def trajectory_from_events(
-    opening_book: OrderBook,
-    events: Sequence[BookEvent],
-    start_ns: int,
-    end_ns: int,
-    tick_size: int = 100,
-) -> Trajectory:
-    """The real window as a ``Trajectory``: its orders and the touch after each of them."""
-    replayer = FeedReplayer(opening_book.fork())
-    book = replayer.book
-    bid0 = book.best_bid if book.best_bid is not None else EMPTY_BID_PRICE
-    ask0 = book.best_ask if book.best_ask is not None else EMPTY_ASK_PRICE
-    qty0 = book.touch_qty()
-    bids = np.empty(len(events), dtype=np.int64)
-    asks = np.empty(len(events), dtype=np.int64)
-    bid_qty = np.zeros(len(events), dtype=np.int64)
-    ask_qty = np.zeros(len(events), dtype=np.int64)
-    for i, e in enumerate(events):
-        replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
-        bid, ask = book.best(1), book.best(-1)
-        if bid is None:
-            bids[i] = EMPTY_BID_PRICE
-        else:
-            bids[i], bid_qty[i] = bid.price, bid.qty
-        if ask is None:
-            asks[i] = EMPTY_ASK_PRICE
-        else:
-            asks[i], ask_qty[i] = ask.price, ask.qty
-    stream, last = order_stream(events)
-    return Trajectory(
-        start_ns=start_ns,
-        end_ns=end_ns,
-        bid0=bid0,
-        ask0=ask0,
-        ts_ns=stream.ts_ns,
-        type=stream.type,
-        qty=stream.qty,
-        aggressive=stream.aggressive,
-        best_bid=bids[last],
-        best_ask=asks[last],
-        tick_size=tick_size,
-        bid_qty=bid_qty[last],
-        ask_qty=ask_qty[last],
-        qty0=qty0,
-        order_id=stream.order_id,
-    )
-
-
-# ------------------------------------------------------------------------------ evidence
-PATH_STEP_NS = 10 * NS_PER_S
-
-
-def _spread_pmf(samples: tuple[np.ndarray, np.ndarray | None]) -> dict[str, list]:
-    values, weights = samples
-    if len(values) == 0:
-        return {"ticks": [], "weight": []}
-    w = np.ones(len(values)) if weights is None else weights
-    ticks, inverse = np.unique(values, return_inverse=True)
-    mass = np.bincount(inverse, weights=w)
-    mass = mass / mass.sum()
-    return {"ticks": ticks.astype(int).tolist(), "weight": [round(float(x), 6) for x in mass]}
-
-
-def evidence(
-    real: Trajectory,
-    real_facts: FactSamples,
-    sims: Sequence[Trajectory],
-    sim_facts: Sequence[FactSamples],
-    price_scale: int,
-) -> dict[str, object]:
-    """What an investigator needs to see why a window scored as it did."""
-    pooled = (
-        np.concatenate([f["spread_time_weighted"][0] for f in sim_facts]),
-        np.concatenate([f["spread_time_weighted"][1] for f in sim_facts]),  # type: ignore[misc]
-    )
-    grid = np.arange(real.start_ns, real.end_ns + 1, PATH_STEP_NS, dtype=np.int64)
-    t_s = ((grid - real.start_ns) / NS_PER_S).round(1).tolist()
-    real_mid = real.mid_at(grid) / price_scale
-    paths = np.vstack([s.mid_at(grid) for s in sims]) / price_scale
-    with np.errstate(all="ignore"):
-        q = np.nanquantile(paths, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
-
-    def clean(a: np.ndarray) -> list[float | None]:
-        return [None if not np.isfinite(x) else round(float(x), 4) for x in a]
-
-    return {
-        "spread_real": _spread_pmf(real_facts["spread_time_weighted"]),
-        "spread_sim": _spread_pmf(pooled),  # type: ignore[arg-type]
-        "price_real": {"t_s": t_s, "mid": clean(real_mid)},
-        "price_fan": {
-            "t_s": t_s,
-            **{k: clean(q[i]) for i, k in enumerate(("q05", "q25", "q50", "q75", "q95"))},
-        },
-    }
-
-
-# ------------------------------------------------------------------------------ scoring
 @dataclass(slots=True)
-class ScoredWindow:
-    """The simulation side of one window's decision (baselines and threshold come later)."""
+class HistoryContext:
+    """The real window before a fork, replayed once: the model's context (its last orders and
+    the book row each of them met) and that window's trajectory (the tail facts' floor)."""
 
-    instrument: str
-    start_ns: int
-    end_ns: int
-    verdict: Verdict
-    real_facts: FactSamples
-    n_events: int
-    n_orders: int
-    rollout_orders: int
-    evidence: dict[str, object] = field(default_factory=dict)
-
-
-GeneratorFactory = Callable[[], OrderGenerator]
+    orders: OrderStream
+    rows: np.ndarray | None
+    trajectory: Trajectory | None
 
 
 def history_context(
@@ -218,12 +92,15 @@ def history_context(
     n: int,
     history_book: OrderBook | None = None,
     levels: int = 10,
-) -> tuple[OrderStream, np.ndarray | None]:
+    span: tuple[int, int] | None = None,
+    tick_size: int = 100,
+) -> HistoryContext:
     """The last ``n`` real orders before a window, as the model's context.
 
     With ``history_book`` (the book before the first history event) the book before each order
     is rebuilt as a LOBSTER-style row of ``levels`` levels, so the context carries the book its
-    orders saw; without it the rows are ``None`` (the generator uses the current book).
+    orders saw; without it the rows are ``None`` (the generator uses the current book). With a
+    ``span`` as well, the same pass records the history's trajectory over that span.
     """
     first = np.array([i for i, e in enumerate(history) if not e.synthetic], dtype=np.int64)
     stream, _ = order_stream(history)
@@ -231,179 +108,216 @@ def history_context(
     k = max(len(stream) - n, 0)
     stream = stream.take(slice(k, None))
     if history_book is None:
-        return stream, None
+        return HistoryContext(stream, None, None)
     replayer = FeedReplayer(history_book.fork())
     book = replayer.book
+    recorder = TrajectoryRecorder(book) if span is not None else None
     snapshots = np.empty((len(history) + 1, 4 * levels), dtype=np.int64)
     snapshots[0] = book.snapshot(levels)
     for i, e in enumerate(history):
         replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
         snapshots[i + 1] = book.snapshot(levels)
+        if recorder is not None:
+            recorder.note()
+    trajectory = None
+    if recorder is not None and span is not None:
+        trajectory = recorder.finish(history, span[0], span[1], tick_size)
     # the book before an order is the book after the message preceding its first message
-    return stream, snapshots[starts[k:]]
+    return HistoryContext(stream, snapshots[starts[k:]], trajectory)
 
 
 @dataclass(slots=True)
 class Simulation:
     """The rollouts forked at one window's start, ready to score real windows against."""
 
-    results: list[RolloutResult]
     sims: list[Trajectory]
     sim_facts: list[FactSamples]
     null: SimulationNull
-
-    @property
-    def orders(self) -> int:
-        if self.results:
-            return int(sum(len(r) for r in self.results))
-        return int(sum(len(s.ts_ns) for s in self.sims))  # rebuilt from cached trajectories
+    orders: int  # generated orders, all rollouts
 
     @classmethod
-    def from_trajectories(
-        cls,
-        sims: list[Trajectory],
-        config: DetectionConfig,
-        reference: FactSamples | None = None,
+    def of(
+        cls, sims: list[Trajectory], config: DetectionConfig, reference: FactSamples | None
     ) -> Simulation:
-        """A simulation rebuilt from its rollouts' trajectories (``surveillance.studies.simcache``);
-        ``reference``: as ``fork_simulation`` computes it (``reference_facts``)."""
+        """The simulation of these rollout trajectories (forked now, or read back from the
+        fork cache); ``reference``: the facts of the real window before the fork."""
         sim_facts = [window_facts(s) for s in sims]
-        return cls([], sims, sim_facts, SimulationNull.fit(sim_facts, config.facts, reference))
+        null = SimulationNull.fit(sim_facts, config.facts, reference)
+        return cls(sims, sim_facts, null, int(sum(len(s.ts_ns) for s in sims)))
 
 
-def fork_simulation(
-    *,
-    instrument: str,
-    start_ns: int,
-    end_ns: int,
-    opening_book: OrderBook,
-    history: Sequence[BookEvent],
-    open_mid: float,
-    generator: OrderGenerator,
-    config: DetectionConfig,
-    history_book: OrderBook | None = None,
-    rules: MatchingRules | None = None,
-) -> Simulation:
-    """Fork ``config.rollouts`` futures of ``[start_ns, end_ns)`` from the opening book."""
-    if rules is None:
-        rules = MatchingRules.from_instrument(
-            Instrument(instrument, tick_size=config.tick_size, price_band_bps=None)
-        )
-    context, context_rows = history_context(history, config.history_orders, history_book)
-    results: list[RolloutResult] = fork_rollouts(
-        opening_book,
-        context,
-        context_rows,
-        generator,
-        n=config.rollouts,
-        start_ns=start_ns,
-        horizon_ns=end_ns - start_ns,
-        open_mid=open_mid,
-        seed=window_seed(config.seed, instrument, start_ns),
-        rules=rules,
+def window_rules(instrument: str, config: DetectionConfig) -> MatchingRules:
+    return MatchingRules.from_instrument(
+        Instrument(instrument, tick_size=config.tick_size, price_band_bps=None)
+    )
+
+
+def open_mid_of(window: ClosedWindow) -> float:
+    """The day's open mid the model's mid-move feature reads (the window's own opening mid
+    when the stream never saw a two-sided book before it)."""
+    if window.open_mid is not None:
+        return window.open_mid
+    mid = window.opening_book.mid
+    return float(mid) if mid is not None else 0.0
+
+
+def reference_span(window: ClosedWindow) -> tuple[int, int] | None:
+    """The span of the real window before the fork whose facts floor the tail facts' cut
+    (``SimulationNull``); None without that window's opening book or no tail fact scored."""
+    if window.history_book is None or not window.history:
+        return None
+    start, end = window.start_ns, window.horizon_end_ns
+    return min(start - (end - start), window.history[0].ts_ns), start
+
+
+def fork_request(
+    window: ClosedWindow, config: DetectionConfig
+) -> tuple[ForkRequest, HistoryContext]:
+    """The engine request of one window, and the replayed history it was built from."""
+    span = reference_span(window) if any(f in TAIL_FACTS for f in config.facts) else None
+    context = history_context(
+        window.history,
+        config.history_orders,
+        window.history_book,
+        span=span,
+        tick_size=config.tick_size,
+    )
+    request = ForkRequest(
+        instrument=window.instrument,
+        book=window.opening_book,
+        context=context.orders,
+        context_rows=context.rows,
+        open_mid=open_mid_of(window),
+        start_ns=window.start_ns,
+        horizon_ns=window.horizon_end_ns - window.start_ns,
+        rollouts=config.rollouts,
+        seed=window_seed(config.seed, window.instrument, window.start_ns),
+        rules=window_rules(window.instrument, config),
         max_depth=config.max_depth,
         refill=config.refill,
     )
-    sims = [Trajectory.from_rollout(r, tick_size=config.tick_size) for r in results]
-    sim_facts = [window_facts(s) for s in sims]
-    reference = reference_facts(history, history_book, start_ns, end_ns, config)
-    return Simulation(
-        results, sims, sim_facts, SimulationNull.fit(sim_facts, config.facts, reference)
-    )
+    return request, context
 
 
-def reference_facts(
-    history: Sequence[BookEvent],
-    history_book: OrderBook | None,
-    start_ns: int,
-    end_ns: int,
-    config: DetectionConfig,
-) -> FactSamples | None:
-    """The facts of the real window before the fork (``[start - length, start)``, the model's
-    context), which floor the tail facts' cut (``SimulationNull``); ``None`` without that
-    window's opening book or when no tail fact is scored."""
-    if history_book is None or not history or not any(f in TAIL_FACTS for f in config.facts):
+def simulate(
+    windows: Sequence[ClosedWindow], engine: Engine, config: DetectionConfig
+) -> list[Simulation]:
+    """Fork every window's rollouts in one engine call and fit each window's null."""
+    prepared = [fork_request(w, config) for w in windows]
+    futures = engine.fork([request for request, _ in prepared])
+    return [
+        Simulation.of(f.trajectories, config, _facts(context.trajectory))
+        for f, (_, context) in zip(futures, prepared, strict=True)
+    ]
+
+
+def reference_facts(window: ClosedWindow, config: DetectionConfig) -> FactSamples | None:
+    """The facts ``simulate`` floors the tail facts with, for a simulation read back from a
+    cache (one more replay of the history than ``simulate`` needs)."""
+    span = reference_span(window) if any(f in TAIL_FACTS for f in config.facts) else None
+    if span is None or window.history_book is None:
         return None
-    ref_start = min(start_ns - (end_ns - start_ns), history[0].ts_ns)
     return window_facts(
-        trajectory_from_events(history_book, history, ref_start, start_ns, config.tick_size)
+        trajectory_from_events(
+            window.history_book, window.history, span[0], span[1], config.tick_size
+        )
     )
 
 
-def score_real(
-    simulation: Simulation,
-    *,
-    instrument: str,
-    start_ns: int,
-    end_ns: int,
-    opening_book: OrderBook,
-    events: Sequence[BookEvent],
+def _facts(trajectory: Trajectory | None) -> FactSamples | None:
+    return None if trajectory is None else window_facts(trajectory)
+
+
+def skipped(window: ClosedWindow) -> str | None:
+    """Why a window is decided without a score, or None. The model forks from the book *and*
+    the recent order flow; a stream's first window has no earlier flow (never an alert)."""
+    if not window.events:
+        return "no events"
+    if not window.history:
+        return "no earlier order flow as context"
+    return None
+
+
+def baselines(
+    window: ClosedWindow, facts: FactSamples | None, config: DetectionConfig
+) -> dict[str, float | None]:
+    """The baseline detectors' scores: the window's facts against the instrument's earlier
+    windows."""
+    earlier = list(window.earlier_facts)
+    out: dict[str, float | None] = {"historical_diff": None, "spread_zscore": None}
+    if facts is not None:
+        out["historical_diff"] = historical_diff(facts, earlier, config.facts)  # type: ignore[arg-type]
+        out["spread_zscore"] = spread_zscore(facts, earlier)  # type: ignore[arg-type]
+    return out
+
+
+def score_window(
+    window: ClosedWindow,
+    simulation: Simulation | None,
     config: DetectionConfig,
-    real_facts: FactSamples | None = None,
+    calibration: Calibration | None,
+    *,
     with_evidence: bool = True,
-    real: Trajectory | None = None,
-) -> ScoredWindow:
-    """Score one real version of the window against its simulation (``real``: the window's
-    trajectory when the caller already has it)."""
-    if real is None:
-        real = trajectory_from_events(opening_book, events, start_ns, end_ns, config.tick_size)
-    if real_facts is None:
+) -> WindowScore:
+    """The decision's score of one window: its real facts against ``simulation`` (None for a
+    window ``skipped`` says why), the baselines, and the calibrated threshold when there is
+    a calibration (else the raw score, never an alert)."""
+    reason = skipped(window)
+    real = window.real_trajectory
+    real_facts = window.real_facts
+    if reason is None and real is None:
+        real = trajectory_from_events(
+            window.opening_book,
+            window.events,
+            window.start_ns,
+            window.horizon_end_ns,
+            config.tick_size,
+        )
+    if real_facts is None and real is not None:
         real_facts = window_facts(real)
+    base = baselines(window, real_facts, config)
+    if reason is not None or simulation is None or real is None or real_facts is None:
+        return WindowScore(
+            score=None,
+            p_value=None,
+            alert=False,
+            baselines=base,
+            detail={"skipped": reason or "not simulated", "calibrated": calibration is not None},
+        )
     verdict = simulation.null.score(real_facts)
-    return ScoredWindow(
-        instrument=instrument,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        verdict=verdict,
-        real_facts=real_facts,
-        n_events=len(events),
-        n_orders=len(real.ts_ns),
-        rollout_orders=simulation.orders,
-        evidence=(
+    cal = calibration
+    score = (
+        cal.score(verdict.score, verdict.fact_z(), window.instrument)
+        if cal is not None
+        else verdict.score
+    )
+    detail: dict[str, Any] = {
+        "raw_score": verdict.score,
+        "facts": {f: e.as_dict() for f, e in verdict.facts.items()},
+        "p_value_sim": verdict.p_value,
+        "p_value_sim_normal": verdict.p_value_normal,
+        "null_scores": [round(x, 4) for x in verdict.null_scores],
+        "rollouts": verdict.rollouts,
+        "rollout_orders": simulation.orders,
+        "real_orders": len(real.ts_ns),
+        "seed": window_seed(config.seed, window.instrument, window.start_ns),
+        "calibrated": cal is not None,
+        "evidence": (
             evidence(real, real_facts, simulation.sims, simulation.sim_facts, config.price_scale)
             if with_evidence
             else {}
         ),
-    )
-
-
-def simulate_window(
-    *,
-    instrument: str,
-    start_ns: int,
-    end_ns: int,
-    opening_book: OrderBook,
-    events: Sequence[BookEvent],
-    history: Sequence[BookEvent],
-    open_mid: float,
-    generator: OrderGenerator,
-    config: DetectionConfig,
-    history_book: OrderBook | None = None,
-    rules: MatchingRules | None = None,
-    real_facts: FactSamples | None = None,
-    real: Trajectory | None = None,
-) -> ScoredWindow:
-    """Fork the rollouts at the window's start and score the real window against them."""
-    simulation = fork_simulation(
-        instrument=instrument,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        opening_book=opening_book,
-        history=history,
-        open_mid=open_mid,
-        generator=generator,
-        config=config,
-        history_book=history_book,
-        rules=rules,
-    )
-    return score_real(
-        simulation,
-        instrument=instrument,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        opening_book=opening_book,
-        events=events,
-        config=config,
-        real_facts=real_facts,
-        real=real,
+    }
+    return WindowScore(
+        score=score,
+        # calibrated on normal windows when a calibration exists, else against the rollouts
+        p_value=cal.p_value(score) if cal is not None else verdict.p_value,
+        alert=cal.is_alert(score) if cal is not None else False,
+        facts={f: e.ovl for f, e in verdict.facts.items() if e.ovl is not None},
+        diverged=tuple(verdict.diverged()),
+        baselines=base,
+        expected={f: e.null_mean for f, e in verdict.facts.items() if e.null_mean is not None},
+        threshold=cal.threshold if cal is not None else None,
+        severity=cal.severity(score) if cal is not None else "none",
+        detail=detail,
     )

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,28 +41,28 @@ import numpy as np
 import pandas as pd
 
 from simulator.book import OrderBook
+from simulator.engine import Engine
 from simulator.lobster import load_lobster
 from simulator.manipulation import INTENSITIES, Campaign, Typology, inject, typical_touch_qty
 from simulator.normalized import iter_events, lobster_to_frame
 from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator
+from simulator.trajectory import trajectory_from_events
 from simulator.types import BookEvent
-from surveillance.detection.detector import Calibration, historical_diff, spread_zscore
+from simulator.units import NS_PER_MIN
+from surveillance.detection.detector import Calibration
 from surveillance.detection.metrics import window_facts
-from surveillance.detection.pipeline import first_two_sided_mid
+from surveillance.detection.pipeline import ClosedWindow, first_two_sided_mid
 from surveillance.detection.scoring import (
     DetectionConfig,
     Simulation,
-    fork_simulation,
     reference_facts,
-    score_real,
-    trajectory_from_events,
+    score_window,
+    simulate,
 )
 from surveillance.studies import simcache
 from surveillance.studies.simcache import SimCache
 
-NS_PER_S = 1_000_000_000
-NS_PER_MIN = 60 * NS_PER_S
 DETECTORS = ("simulation", "simulation_uncalibrated", "historical_diff", "spread_zscore")
 
 
@@ -199,18 +199,19 @@ def evaluate_day(
     if cache is not None and not generator_version:
         raise ValueError("a simulation cache needs the generator's version")
     det = config.detection
-    window = det.window_ns
+    window_ns = det.window_ns
     day = _Day(path)
+    engine = Engine(generator)
     starts = config.calibration_starts() if calibration else config.window_starts()
     earlier_of = {
         s: [
-            s - k * window
+            s - k * window_ns
             for k in range(det.baseline_windows, 0, -1)
-            if s - k * window >= config.session_open_ns
+            if s - k * window_ns >= config.session_open_ns
         ]
         for s in starts
     }
-    needed = set(starts) | {s - window for s in starts}
+    needed = set(starts) | {s - window_ns for s in starts}
     needed |= {t for ts in earlier_of.values() for t in ts}
     day.books_at(sorted(t for t in needed if t >= 0))
     touch = typical_touch_qty(day.frame)
@@ -220,7 +221,7 @@ def evaluate_day(
             progress(
                 f"{day.instrument} window at {s // NS_PER_MIN // 60:02d}:{s // NS_PER_MIN % 60:02d}"
             )
-        end = s + window
+        end = s + window_ns
         opening = day.book(s)
         cache_key = simcache.key(
             instrument=day.instrument,
@@ -235,65 +236,51 @@ def evaluate_day(
             refill=det.refill,
             open_mid=day.open_mid,
         )
+        window = ClosedWindow(
+            day.instrument,
+            s,
+            end,
+            opening,
+            tuple(day.slice(s, end)),
+            "event",
+            history=tuple(day.slice(s - window_ns, s)),
+            history_book=day.book(s - window_ns),
+            open_mid=day.open_mid,
+            earlier_facts=tuple(day.facts(t, t + window_ns, det.tick_size) for t in earlier_of[s]),
+        )
         cached = cache.load(cache_key) if cache is not None else None
         if cached is not None:
-            simulation = Simulation.from_trajectories(
-                cached,
-                det,
-                reference_facts(day.slice(s - window, s), day.book(s - window), s, end, det),
-            )
+            simulation = Simulation.of(cached, det, reference_facts(window, det))
         else:
-            simulation = fork_simulation(
-                instrument=day.instrument,
-                start_ns=s,
-                end_ns=end,
-                opening_book=opening,
-                history=day.slice(s - window, s),
-                history_book=day.book(s - window),
-                open_mid=day.open_mid,
-                generator=generator,
-                config=det,
-            )
+            (simulation,) = simulate([window], engine, det)
             if cache is not None:
                 cache.save(cache_key, simulation.sims)
-        earlier = [day.facts(t, t + window, det.tick_size) for t in earlier_of[s]]
 
         def score(
             events: list[BookEvent],
             variant: str,
             intensity: str | None,
             injected: int = 0,
-            s: int = s,
-            end: int = end,
-            opening: OrderBook = opening,
-            earlier=earlier,
-            simulation=simulation,
+            window: ClosedWindow = window,
+            simulation: Simulation = simulation,
         ) -> VariantScore:
-            scored = score_real(
-                simulation,
-                instrument=day.instrument,
-                start_ns=s,
-                end_ns=end,
-                opening_book=opening,
-                events=events,
-                config=det,
-                with_evidence=False,
+            scored = score_window(
+                replace(window, events=tuple(events)), simulation, det, None, with_evidence=False
             )
-            facts = scored.real_facts
+            facts = scored.detail["facts"]
             return VariantScore(
                 day.instrument,
-                s,
+                window.start_ns,
                 variant,
                 intensity,
                 {
-                    "simulation": scored.verdict.score,
-                    "simulation_uncalibrated": scored.verdict.score,
-                    "historical_diff": historical_diff(facts, earlier, det.facts),
-                    "spread_zscore": spread_zscore(facts, earlier),
+                    "simulation": scored.score,
+                    "simulation_uncalibrated": scored.score,
+                    **scored.baselines,
                 },
-                scored.verdict.diverged(),
+                list(scored.diverged),
                 injected,
-                scored.verdict.fact_z(),
+                {f: e["z"] for f, e in facts.items()},
             )
 
         out.append(score(day.slice(s, end), "clean", None))
@@ -317,28 +304,23 @@ def evaluate_day(
 
 def evaluate_task(
     path: str | Path,
-    generator: str,
-    model_path: str | None,
+    sampler: Callable[[], OrderGenerator],
     config: EvaluationConfig,
     calibration: bool,
     cache_dir: str | None = None,
     generator_version: str = "",
-    sampling: dict[str, Any] | None = None,
 ) -> list[VariantScore]:
-    """``evaluate_day`` in a worker process (the generator is built there, sampling as
-    ``make_generator`` says; progress goes to stderr), so days and phases can run on several
-    cores."""
+    """``evaluate_day`` in a worker process (``sampler``, a picklable factory such as
+    ``surveillance.cli.wiring.SamplerSpec``, builds the generator there; progress goes to
+    stderr), so days and phases can run on several cores."""
     import sys
-
-    from surveillance.detection.scorer import make_generator
 
     def say(message: str) -> None:
         print(f"  {message}{' (calibration)' if calibration else ''}", file=sys.stderr, flush=True)
 
-    gen = make_generator(generator, model_path, sampling=sampling)
     return evaluate_day(
         path,
-        gen,
+        sampler(),
         config,
         progress=say,
         calibration=calibration,

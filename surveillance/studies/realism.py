@@ -154,21 +154,21 @@ after ``HELD_OUT_START_NS`` (the report says whether they do).
 from __future__ import annotations
 
 import multiprocessing
-import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
+from simulator.engine import Engine, ForkRequest, window_seed
 from simulator.lobster import LobsterDay
 from simulator.matching import MatchingRules
 from simulator.orderstream import OrderStream, OrderType, from_lobster
 from simulator.replay import FeedReplayer, seed_from_first_row
-from simulator.rollout import OrderGenerator, RolloutResult, RolloutSummary, fork_rollouts
+from simulator.rollout import OrderGenerator, RolloutResult, RolloutSummary
+from simulator.units import clock
 from surveillance.detection.metrics import (
     DISCRETE_FACTS,
     FACTS,
@@ -253,55 +253,6 @@ class SpreadBudget:
 
 class RealismError(ValueError):
     """The requested windows cannot be evaluated on this data (user error)."""
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
-_UNIT_NS = {
-    "ms": 1_000_000,
-    "s": NS_PER_S,
-    "m": NS_PER_MIN,
-    "min": NS_PER_MIN,
-    "h": 60 * NS_PER_MIN,
-}
-
-
-def parse_duration(text: str) -> int:
-    """``"25m"``, ``"90s"``, ``"1h"``, ``"500ms"`` (a bare number means minutes) -> ns.
-
-    >>> parse_duration("25m") == 25 * 60 * 10**9, parse_duration("90s") == 90 * 10**9
-    (True, True)
-    """
-    m = _DURATION.match(text)
-    if m is None:
-        raise RealismError(f"not a duration: {text!r} (use e.g. 25m, 90s, 1h)")
-    ns = int(float(m[1]) * _UNIT_NS[m[2] or "m"])
-    if ns <= 0:
-        raise RealismError(f"duration must be positive: {text!r}")
-    return ns
-
-
-def parse_clock(text: str) -> int:
-    """``"HH:MM"`` or ``"HH:MM:SS"`` (exchange time) -> ns after midnight.
-
-    >>> parse_clock("14:30") == (14 * 60 + 30) * 60 * 10**9
-    True
-    """
-    parts = text.strip().split(":")
-    try:
-        if len(parts) not in (2, 3):
-            raise ValueError
-        h, mnt = int(parts[0]), int(parts[1])
-        s = int(parts[2]) if len(parts) == 3 else 0
-        if not (0 <= h < 24 and 0 <= mnt < 60 and 0 <= s < 60):
-            raise ValueError
-    except ValueError:
-        raise RealismError(f"not a time of day: {text!r} (use HH:MM)") from None
-    return ((h * 60 + mnt) * 60 + s) * NS_PER_S
-
-
-def clock(ts_ns: int) -> str:
-    s = ts_ns // NS_PER_S
-    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 class FeedTape:
@@ -620,11 +571,6 @@ def best_real_analog(
     return RealAnalog(clock(start), clock(start + span_ns), overlaps, spans, spans_at_bar)
 
 
-def window_seed(seed: int, window: int) -> int:
-    """The rollout seed of one window, derived from (seed, window start index)."""
-    return int(np.random.SeedSequence([seed, window]).generate_state(1, np.uint64)[0] >> 1)
-
-
 def previous_span_overlaps(
     day: LobsterDay,
     stream: OrderStream,
@@ -669,17 +615,16 @@ def _init_fork_worker(factory: Callable[[], OrderGenerator]) -> None:
 
 
 def _fork_timed(
-    generator: OrderGenerator | None, fork: dict[str, Any]
+    generator: OrderGenerator | None, fork: ForkRequest
 ) -> tuple[list[RolloutResult], float]:
     generator = generator if generator is not None else _WORKER_GENERATOR
     assert generator is not None, "worker process without a generator"
-    t0 = time.perf_counter()
-    results = fork_rollouts(generator=generator, **fork)
-    return results, time.perf_counter() - t0
+    futures = Engine(generator).fork_one(fork)
+    return futures.results, futures.seconds
 
 
 def _fork_windows(
-    forks: list[dict[str, Any]],
+    forks: list[ForkRequest],
     generator: OrderGenerator,
     factory: Callable[[], OrderGenerator] | None,
     jobs: int,
@@ -759,7 +704,7 @@ def evaluate_realism(
     sim_seconds = 0.0
     # Each window's fork inputs: the real book at its start (a copy: the tape moves on), the
     # real orders before it and the rows they met. Forks never touch them.
-    forks: list[dict[str, Any]] = []
+    forks: list[ForkRequest] = []
     firsts: list[int] = []  # each window's first order in ``stream``
     for w in range(windows):
         w_start = start_ns + w * window_ns
@@ -771,20 +716,21 @@ def evaluate_realism(
         c0 = int(np.searchsorted(stream.ts_ns, w_start - context_ns, side="left"))
         history = stream.take(slice(c0, i0))
         forks.append(
-            {
-                "book": book,
-                "history": history,
-                "history_rows": rows[np.maximum(history.source_row - 1, 0)],
-                "n": rollouts,
-                "start_ns": w_start,
-                "horizon_ns": window_ns,
-                "open_mid": open_mid,
-                "seed": window_seed(seed, w),
-                "rules": rules,
-                "max_orders": max_orders,
-                "max_depth": day.levels,
-                "refill": refill,
-            }
+            ForkRequest(
+                instrument=day.symbol,
+                book=book,
+                context=history,
+                context_rows=rows[np.maximum(history.source_row - 1, 0)],
+                rollouts=rollouts,
+                start_ns=w_start,
+                horizon_ns=window_ns,
+                open_mid=open_mid,
+                seed=window_seed(seed, day.symbol, w_start),
+                rules=rules,
+                max_orders=max_orders,
+                max_depth=day.levels,
+                refill=refill,
+            )
         )
     for w, (results, seconds) in enumerate(
         _fork_windows(forks, generator, generator_factory, jobs)

@@ -506,7 +506,7 @@ def test_v4_sweep_tokens_take_exactly_what_rests_up_to_their_price(
 def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch, tmp_path):
     import models.generator as generator
     from models.checkpoint import CHECKPOINT_DIR
-    from surveillance.detection.scorer import checkpoint_version
+    from tests.conftest import checkpoint_version
 
     bundled = checkpoint_version(None)
     assert bundled.startswith("lmm-lmm-small-") and bundled.endswith(generator.sampler_version())
@@ -542,10 +542,10 @@ def test_the_realistic_model_ships_with_its_sampling_and_its_own_calibration():
     """``lmm-depth``: the v4 + feed-depth model (seed 1), sampled with the price tail cut; a
     stream worker or replay pointed at it finds its calibration as they find the default's."""
     from models.checkpoint import sampling_of
-    from surveillance.detection.detector import bundled_calibration
-    from surveillance.detection.scorer import checkpoint_version
+    from surveillance.cli.wiring import bundled_calibration
     from surveillance.detection.scoring import DetectionConfig
     from surveillance.studies.evaluate import EvaluationConfig
+    from tests.conftest import checkpoint_version
 
     path = CHECKPOINT_DIR / "lmm-depth.pt"
     assert path.stat().st_size < 25 * 2**20
@@ -572,7 +572,7 @@ def test_the_realistic_model_ships_with_its_sampling_and_its_own_calibration():
 
 def test_a_checkpoints_own_sampling_is_part_of_its_version(tmp_path):
     from models.checkpoint import DEFAULT_CHECKPOINT, sampling_of
-    from surveillance.detection.scorer import checkpoint_version
+    from tests.conftest import checkpoint_version
 
     copy = tmp_path / "lmm-small.pt"
     copy.write_bytes(DEFAULT_CHECKPOINT.read_bytes())
@@ -601,8 +601,9 @@ def test_sampling_set_for_a_run_reaches_the_scorers_model_and_its_version(tmp_pa
     them, and its model version (which calibrations and cached forks are keyed by) is that of
     a checkpoint carrying the same settings."""
     from models.checkpoint import DEFAULT_CHECKPOINT
-    from surveillance.detection.scorer import SimulationScorer, checkpoint_version, make_generator
-    from surveillance.detection.scoring import DetectionConfig
+    from surveillance.cli.wiring import SamplerSpec, make_scorer
+    from surveillance.detection.settings import DetectionSettings, SettingsError
+    from tests.conftest import checkpoint_version
 
     top_p = (1.0, 0.8, 1.0, 1.0)
     copy = tmp_path / "lmm-small.pt"
@@ -611,7 +612,7 @@ def test_sampling_set_for_a_run_reaches_the_scorers_model_and_its_version(tmp_pa
     meta["sampling"] = {"top_p": list(top_p)}
     copy.with_suffix(".json").write_text(json.dumps(meta))
 
-    scorer = SimulationScorer(DetectionConfig(), sampling={"top_p": top_p})
+    scorer, _ = make_scorer(DetectionSettings(sampling={"top_p": top_p}))
     assert scorer.model_version == checkpoint_version(None, {"top_p": top_p})
     assert scorer.model_version != checkpoint_version(None)
     assert scorer.model_version == checkpoint_version(copy)  # same bytes, same name
@@ -620,14 +621,12 @@ def test_sampling_set_for_a_run_reaches_the_scorers_model_and_its_version(tmp_pa
     defaults = {"temperature": (1.0, 0.8, 1.0, 1.0), "top_p": (1.0, 0.95, 1.0, 1.0)}
     assert checkpoint_version(None, defaults) == checkpoint_version(None)
 
-    tuned = make_generator("lmm", sampling={"top_p": top_p})
+    tuned = SamplerSpec(sampling=(("top_p", top_p),))()
     assert tuned.top_p == top_p  # type: ignore[attr-defined]
-    assert make_generator("lmm").top_p == (1.0, 0.95, 1.0, 1.0)  # type: ignore[attr-defined]
-    assert make_generator("lmm", sampling={"top_p": top_p}) is tuned  # one per process
-    with pytest.raises(ValueError, match="the empirical generator has none"):
-        make_generator("empirical", sampling={"top_p": top_p})
-    with pytest.raises(ValueError, match="generator lmm"):
-        SimulationScorer(DetectionConfig(), generator="empirical", sampling={"top_p": 0.9})
+    assert SamplerSpec()().top_p == (1.0, 0.95, 1.0, 1.0)  # type: ignore[attr-defined]
+    assert SamplerSpec(sampling=(("top_p", top_p),))() is tuned  # one per process
+    with pytest.raises(SettingsError, match="generator lmm"):
+        DetectionSettings(generator="empirical", sampling={"top_p": 0.9})
 
 
 def test_a_flow_model_reads_the_order_flow_of_its_history_and_of_its_own_orders(

@@ -24,6 +24,7 @@ from alerts.schema import validate_alert, window_id
 from alerts.store import AlertStore
 from simulator.lobster import load_lobster
 from simulator.normalized import lobster_to_frame
+from surveillance.cli.wiring import EMPIRICAL_VERSION, SamplerSpec
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import ClosedWindow, WindowScore
 from surveillance.detection.scorer import SimulationScorer
@@ -68,7 +69,7 @@ def test_streamed_day_decides_exactly_like_the_offline_replay(
     kafka_bootstrap, amzn_slice, lobster_dir, tmp_path
 ) -> None:
     config = DetectionConfig(window_ns=5 * 60 * NS, rollouts=GOLDEN_ROLLOUTS, seed=0)
-    scorer = SimulationScorer(config, generator="empirical")
+    scorer = SimulationScorer(config, SamplerSpec("empirical"), EMPIRICAL_VERSION)
     item = ReplayInput(lobster_zip(lobster_dir, "AMZN", 1), "AMZN", amzn_slice, OPEN_NS, None)
     first = replay([item], scorer).records
     # A fixed calibration: the median of the scores, so some windows alert and some do not.
@@ -82,7 +83,7 @@ def test_streamed_day_decides_exactly_like_the_offline_replay(
     assert 0 < len(alerting) < len(offline)
 
     setup = WorkerSetup(kafka_bootstrap, tmp_path)
-    setup.env.pop("SURV_SCORER")  # the worker's default: surveillance.cli.wiring:make_scorer
+    setup.env.pop("SURV_SCORER")  # the worker's default: surveillance.cli.wiring:worker_scorer
     setup.env.pop("SURV_WINDOW_S")
     setup.env |= {
         "SURV_GENERATOR": "empirical",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from surveillance.cli.wiring import bundled_calibration
 from surveillance.detection.detector import (
     DETECTION_FACTS,
     POOLED,
     Calibration,
     FactNorms,
-    bundled_calibration,
     historical_diff,
     score_window,
     spread_zscore,

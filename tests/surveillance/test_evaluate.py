@@ -243,7 +243,7 @@ def test_the_benchmark_forks_a_window_exactly_as_the_replay_does(
     import torch
 
     from simulator.lobster import load_lobster
-    from surveillance.detection.scorer import make_generator
+    from surveillance.cli.wiring import SamplerSpec
     from surveillance.detection.scoring import DetectionConfig
     from surveillance.studies.evaluate import EvaluationConfig, _Day, evaluate_day
 
@@ -275,7 +275,7 @@ def test_the_benchmark_forks_a_window_exactly_as_the_replay_does(
         calibration_start_ns=open_ns + 5 * minute,
         calibration_end_ns=open_ns + 10 * minute,
     )
-    (window,) = evaluate_day(short, make_generator("lmm"), config, calibration=True)
+    (window,) = evaluate_day(short, SamplerSpec()(), config, calibration=True)
     assert window.window_start_ns == open_ns + 5 * minute
     assert window.fact_z == pytest.approx(replayed["09:35"])
     day = _Day(short)

@@ -250,10 +250,10 @@ def test_unknown_fact_is_a_clear_error():
 def test_docstring_examples():
     import doctest
 
+    import simulator.units
     import surveillance.detection.metrics
-    import surveillance.studies.realism
 
-    for module in (surveillance.detection.metrics, surveillance.studies.realism):
+    for module in (surveillance.detection.metrics, simulator.units):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

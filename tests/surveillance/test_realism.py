@@ -11,6 +11,7 @@ import pytest
 from simulator.book import EMPTY_BID_PRICE
 from simulator.lobster import load_lobster
 from simulator.orderstream import from_lobster
+from simulator.units import UnitError, parse_clock, parse_duration
 from surveillance.cli import main
 from surveillance.cli.commands.realism import build_generator
 from surveillance.cli.commands.realism import command as realism_command
@@ -19,13 +20,10 @@ from surveillance.detection.metrics import FACTS, StylizedFacts, Trajectory, com
 from surveillance.studies.realism import (
     BUDGET_CLASSES,
     ExchangeableCeiling,
-    RealismError,
     SpreadBudget,
     bar_of,
     best_real_analog,
     exchangeable_overlaps,
-    parse_clock,
-    parse_duration,
     previous_span_overlaps,
     real_trajectory,
     spread_budget,
@@ -241,9 +239,9 @@ def test_durations_and_clock_times_parse():
     assert parse_duration("1h") == 3600 * 10**9
     assert parse_duration("500ms") == 500 * 10**6
     assert parse_clock("09:30:15") == (9 * 3600 + 30 * 60 + 15) * 10**9
-    with pytest.raises(RealismError):
+    with pytest.raises(UnitError):
         parse_duration("-5m")
-    with pytest.raises(RealismError):
+    with pytest.raises(UnitError):
         parse_clock("12:60")
 
 

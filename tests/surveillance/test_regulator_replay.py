@@ -170,7 +170,7 @@ def test_sampling_set_for_a_replay_names_its_model_version(
     """``--top-p`` reaches the order model: the records carry the version of a model sampled
     so, which the bundled calibration (fitted with the checkpoint's own sampling) does not
     match, so ``auto`` calibrates on the replay itself."""
-    from surveillance.detection.scorer import checkpoint_version
+    from tests.conftest import checkpoint_version
 
     # the first 11 minutes: two 5-minute windows, the second scored with the first as context
     book = next(first_hour.parent.glob("*_orderbook_1.csv"))

@@ -94,9 +94,9 @@ def command(
     and the alerts in SQLite, publishes the alerts on the alert topic, prints a summary and stops
     everything it started. Needs no services installed by hand.
     """
+    from simulator.units import UnitError, parse_clock, parse_duration
     from streams.publisher import parse_speed
     from surveillance.cli.demo import DEFAULT_DAY, DemoError, DemoOptions, format_summary, run_demo
-    from surveillance.studies.realism import RealismError, parse_clock, parse_duration
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -112,7 +112,7 @@ def command(
         for text in (until, inject_at):
             if text is not None:
                 parse_clock(text)
-    except RealismError as exc:
+    except UnitError as exc:
         raise click.ClickException(str(exc)) from None
     if inject_at is not None and inject is None:
         raise click.BadParameter("--at needs --inject", param_hint="--at")

@@ -125,7 +125,8 @@ def command(
     intensity."""
     sampling = sampling_settings(generator, temperature=temperature, top_p=top_p)
     from simulator.manipulation import INTENSITIES, Typology
-    from surveillance.detection.scorer import SimulationScorer, make_generator
+    from simulator.units import parse_clock, parse_duration
+    from surveillance.cli.wiring import SamplerSpec
     from surveillance.detection.scoring import DetectionConfig
     from surveillance.studies.evaluate import (
         EvaluationConfig,
@@ -134,7 +135,6 @@ def command(
         evaluate_task,
         summarize,
     )
-    from surveillance.studies.realism import parse_clock, parse_duration
 
     days = list(paths) or list(DEFAULT_DAYS)
     for p in days:
@@ -177,18 +177,16 @@ def command(
         raise click.ClickException("no window fits between --start and --end")
     if not config.calibration_starts():
         raise click.ClickException("no calibration window fits before the evaluation span")
-    scorer = SimulationScorer(
-        detection,
-        generator=generator,
-        model_path=str(model_path) if model_path else None,
-        sampling=sampling,
+    spec = SamplerSpec(
+        generator, str(model_path) if model_path else None, "cpu", tuple(sorted(sampling.items()))
     )
+    model_version, config_version = spec.model_version, detection.version()
     tasks = [(p, phase) for p in days for phase in (True, False)]
     cache_dir = str(sim_cache) if sim_cache is not None else None
     if jobs == 1:
         from surveillance.studies.simcache import SimCache
 
-        gen = make_generator(generator, scorer.model_path, sampling=sampling)
+        gen = spec()
         say = lambda m: click.echo(f"  {m}", err=True)  # noqa: E731
         cache = SimCache(cache_dir) if cache_dir else None
         done = [
@@ -199,7 +197,7 @@ def command(
                 progress=say,
                 calibration=c,
                 cache=cache,
-                generator_version=scorer.model_version,
+                generator_version=model_version,
             )
             for p, c in tasks
         ]
@@ -208,17 +206,7 @@ def command(
 
         with ProcessPoolExecutor(jobs) as pool:
             futures = [
-                pool.submit(
-                    evaluate_task,
-                    p,
-                    generator,
-                    scorer.model_path,
-                    config,
-                    c,
-                    cache_dir,
-                    scorer.model_version,
-                    sampling,
-                )
+                pool.submit(evaluate_task, p, spec, config, c, cache_dir, model_version)
                 for p, c in tasks
             ]
             done = [f.result() for f in futures]
@@ -230,8 +218,8 @@ def command(
         far=far,
         method=f"clean windows {calibration_span} every {calibration_stride} of "
         + ", ".join(p.name for p in days),
-        model_version=scorer.model_version,
-        config_version=scorer.config_version,
+        model_version=model_version,
+        config_version=config_version,
         window_ns=config.detection.window_ns,
     )
     summary = summarize(results, config.target_fpr)
@@ -260,10 +248,10 @@ def command(
             for v, i in sorted({(r.variant, r.intensity) for r in results if r.variant != "clean"})
         },
     }
-    summary["model_version"] = scorer.model_version
+    summary["model_version"] = model_version
     if sampling:  # set for this run (the model version says so too)
         summary["sampling"] = sampling
-    summary["config_version"] = scorer.config_version
+    summary["config_version"] = config_version
     summary["rollouts"] = rollouts
     summary["days"] = [str(p) for p in days]
     if out is not None:

@@ -159,21 +159,20 @@ def command(
     """
     from simulator.lobster import load_lobster
     from simulator.orderstream import from_lobster
+    from simulator.units import UnitError, parse_clock, parse_duration
     from surveillance.detection.metrics import FACTS
     from surveillance.studies.realism import (
         BUDGET_CLASSES,
         RealismError,
         bar_of,
         evaluate_realism,
-        parse_clock,
-        parse_duration,
     )
 
     try:
         start_ns = parse_clock(start)
         window_ns = parse_duration(window)
         context_ns = parse_duration(context)
-    except RealismError as exc:
+    except UnitError as exc:
         raise click.BadParameter(str(exc)) from None
     if windows <= 0:
         raise click.BadParameter("--windows must be positive")

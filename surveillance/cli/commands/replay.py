@@ -6,14 +6,10 @@ import datetime as dt
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from surveillance.cli.options import rollouts_option, sampling_options, sampling_settings
-
-if TYPE_CHECKING:
-    from surveillance.detection.detector import Calibration
+from surveillance.cli.options import detection_options, detection_settings
 
 
 @click.command("replay")
@@ -26,38 +22,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Input format.",
 )
-@click.option("--window", default="25m", show_default=True, help="Window length (25m, 90s, 1h).")
-@rollouts_option()
-@click.option("--seed", default=0, show_default=True, help="Seed (same seed, same output).")
-@click.option(
-    "--generator",
-    type=click.Choice(["lmm", "empirical"]),
-    default="lmm",
-    show_default=True,
-    help="Order model: the trained LMM, or i.i.d. empirical flow.",
-)
-@click.option(
-    "--model",
-    "model_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="LMM checkpoint (default: the bundled one).",
-)
-@sampling_options()
-@click.option(
-    "--calibration",
-    default="auto",
-    show_default=True,
-    help="Calibration JSON, 'self' (fit on this replay's windows) or 'auto' (the "
-    "bundled one fitted for this model and its sampling, else self).",
-)
-@click.option(
-    "--far",
-    default=0.05,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    help="Target false-alarm rate for 'self' calibration.",
-)
+@detection_options()
 @click.option(
     "--date",
     "session_date",
@@ -73,23 +38,13 @@ if TYPE_CHECKING:
     default=None,
     help="Write the investigator's HTML report here.",
 )
-@click.option("--device", default="cpu", show_default=True, help="torch device for the LMM.")
 def command(
     paths: tuple[Path, ...],
     fmt: str,
-    window: str,
-    rollouts: int,
-    seed: int,
-    generator: str,
-    model_path: Path | None,
-    temperature: float | tuple[float, ...] | None,
-    top_p: float | tuple[float, ...] | None,
-    calibration: str,
-    far: float,
     session_date: str | None,
     out: Path,
     report: Path | None,
-    device: str,
+    **options: object,
 ) -> None:
     """Replay historical files through the detection pipeline; one JSON line per window.
 
@@ -97,11 +52,10 @@ def command(
     scores, p-values, alerts, per-fact overlaps with their null statistics and the baselines
     go to OUT, and optionally an investigator's report to REPORT.
     """
-    sampling = sampling_settings(generator, temperature=temperature, top_p=top_p)
-    from surveillance.detection.scorer import SimulationScorer
-    from surveillance.detection.scoring import DetectionConfig
+    window = str(options["window"])
+    settings = detection_settings(options)
+    from surveillance.cli.wiring import make_scorer
     from surveillance.replay import read_input, replay, write_scores
-    from surveillance.studies.realism import parse_duration
 
     date = None
     if session_date is not None:
@@ -109,17 +63,15 @@ def command(
             date = dt.date.fromisoformat(session_date)
         except ValueError:
             raise click.BadParameter(f"not a date: {session_date!r}", param_hint="--date") from None
-    config = DetectionConfig(window_ns=parse_duration(window), rollouts=rollouts, seed=seed)
     inputs = [read_input(p, fmt, session_date=date) for p in paths]
-    scorer = SimulationScorer(
-        config,
-        generator=generator,
-        model_path=str(model_path) if model_path else None,
-        device=device,
-        sampling=sampling,
-    )
-    cal, self_far = _calibration(calibration, scorer.model_version, far)
-    scorer.calibration = cal
+    scorer, resolved = make_scorer(settings, can_self=True)
+    if resolved.self_far is not None and settings.calibration == "auto":
+        click.echo(
+            "no calibration for this model: fitting the threshold on this replay's own "
+            "windows (--calibration self)",
+            err=True,
+        )
+    cal, self_far = resolved.calibration, resolved.self_far
     total = sum(len(i.frame) for i in inputs)
     with click.progressbar(length=total, label="replaying", file=sys.stderr, show_pos=True) as bar:
         result = replay(
@@ -138,8 +90,8 @@ def command(
             "title": "Replay " + ", ".join(sorted({i.instrument for i in inputs})),
             "files": [str(p) for p in paths],
             "window": window,
-            "rollouts": rollouts,
-            "seed": seed,
+            "rollouts": settings.rollouts,
+            "seed": settings.seed,
             "model_version": scorer.model_version,
             "calibration": _cal_meta(cal, result.records, self_far),
             "malformed_rows": result.malformed_rows,
@@ -147,30 +99,6 @@ def command(
         }
         write_report(report, result.records, meta)
         click.echo(f"report -> {report}")
-
-
-def _calibration(
-    choice: str, model_version: str, far: float
-) -> tuple[Calibration | None, float | None]:
-    """(calibration or None, far for self-calibration or None)."""
-    from surveillance.detection.detector import Calibration, bundled_calibration
-
-    if choice == "self":
-        return None, far
-    if choice == "auto":
-        found = bundled_calibration(model_version)
-        if found is not None:
-            return found[1], None
-        click.echo(
-            "no calibration for this model: fitting the threshold on this replay's own "
-            "windows (--calibration self)",
-            err=True,
-        )
-        return None, far
-    path = Path(choice)
-    if not path.exists():
-        raise click.BadParameter(f"no such calibration file: {path}", param_hint="--calibration")
-    return Calibration.load(path), None
 
 
 def _cal_meta(cal, records, self_far):  # type: ignore[no-untyped-def]

@@ -1,0 +1,157 @@
+"""The engine: fork simulated futures for a batch of requests. Every use of the simulator calls
+this (detection, the realism study, the manipulation benchmark, benchmarks; forecasting and
+what-if runs next), and none runs its own fork loop.
+
+A ``ForkRequest`` says what to fork: an instrument's book at a moment, the real orders before it
+(the order model's context), the day's open mid, the horizon, how many rollouts and the seed.
+``Engine.fork`` returns one ``Futures`` per request, in request order: each rollout's orders and
+touches (``RolloutResult``), its ``Trajectory`` (what the stylized facts read) and, where the
+request asks for them, its book at chosen times.
+
+The engine reaches the order model only through the sampler protocol (``Sampler``, which
+``models.generator.LMMGenerator`` and ``simulator.generators.EmpiricalGenerator`` implement),
+so this layer never imports torch. It takes a batch so that a later version can run many
+windows' rollouts in one model call without touching its callers; today it forks the requests
+one after the other, each in one batched model call per step across its rollouts.
+
+Agents acting inside a rollout (a TWAP, a manipulator) come with the request: each rollout gets
+its own agent from each factory, and their orders are matched in that rollout's clearing house
+alongside the model's (``simulator.agents``).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulator.agents import AgentFactory, AgentMux
+from simulator.book import OrderBook
+from simulator.matching import MatchingRules
+from simulator.orderstream import OrderStream
+from simulator.rollout import OrderGenerator, RolloutResult, RolloutSummary, fork_rollouts
+from simulator.trajectory import Trajectory
+from simulator.units import NS_PER_S
+
+# What the engine asks of an order model (``simulator.rollout.OrderGenerator``).
+Sampler = OrderGenerator
+
+
+@dataclass(frozen=True, slots=True)
+class ForkRequest:
+    """One fork: ``rollouts`` futures of ``[start_ns, start_ns + horizon_ns)`` from ``book``.
+
+    ``context`` is the real order flow before the fork (the model conditions on it) and
+    ``context_rows[j]`` the level-N book row just before ``context[j]`` (LOBSTER layout), or
+    ``None`` (the model reads the forked book). ``max_depth`` keeps rollout books to the depth a
+    level-N feed shows, ``refill`` keeps them full to it (``simulator.rollout``).
+    ``snapshot_times_ns``: times at which each rollout's book is kept (``snapshot_levels``
+    levels per side, LOBSTER layout).
+    """
+
+    instrument: str
+    book: OrderBook
+    context: OrderStream
+    open_mid: float
+    start_ns: int
+    horizon_ns: int
+    rollouts: int
+    seed: int
+    context_rows: np.ndarray | None = None
+    rules: MatchingRules | None = None
+    max_depth: int | None = None
+    refill: bool = False
+    max_orders: int | None = None
+    agents: tuple[AgentFactory, ...] = ()
+    snapshot_times_ns: tuple[int, ...] = ()
+    snapshot_levels: int = 10
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + self.horizon_ns
+
+    @property
+    def tick_size(self) -> int:
+        return (self.rules or MatchingRules()).tick_size
+
+
+@dataclass(slots=True)
+class Futures:
+    """The simulated futures of one ``ForkRequest``."""
+
+    request: ForkRequest
+    results: list[RolloutResult]
+    seconds: float  # wall time of the fork (model and matching)
+    # per rollout, (position in its orders, agent index) of each order its agents sent
+    agent_orders: list[list[tuple[int, int]]] = field(default_factory=list)
+    _trajectories: list[Trajectory] | None = field(default=None, repr=False)
+
+    @property
+    def trajectories(self) -> list[Trajectory]:
+        """Each rollout's orders that reached the market with the touch after each."""
+        if self._trajectories is None:
+            tick = self.request.tick_size
+            self._trajectories = [Trajectory.from_rollout(r, tick_size=tick) for r in self.results]
+        return self._trajectories
+
+    @property
+    def summary(self) -> RolloutSummary:
+        return RolloutSummary.of(self.results)
+
+    def books_at(self, ts_ns: int) -> np.ndarray:
+        """Every rollout's book at ``ts_ns`` (one of the request's ``snapshot_times_ns``):
+        shape ``(rollouts, 4 * snapshot_levels)``."""
+        try:
+            k = self.request.snapshot_times_ns.index(ts_ns)
+        except ValueError:
+            raise KeyError(f"no book kept at {ts_ns} ns; ask for it in snapshot_times_ns") from None
+        return np.stack([r.snapshots[k] for r in self.results])
+
+
+class Engine:
+    """Forks futures with one sampler (the order model or a baseline generator)."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+
+    def fork(self, requests: Sequence[ForkRequest]) -> list[Futures]:
+        """The futures of each request, in request order. Rollout ``i`` of a request depends
+        only on that request and its seed, never on the other requests of the batch."""
+        out: list[Futures] = []
+        for req in requests:
+            t0 = time.perf_counter()
+            sampler: Sampler = self.sampler
+            mux = AgentMux(sampler, req.agents) if req.agents else None
+            results = fork_rollouts(
+                req.book,
+                req.context,
+                req.context_rows,
+                mux or sampler,
+                n=req.rollouts,
+                start_ns=req.start_ns,
+                horizon_ns=req.horizon_ns,
+                open_mid=req.open_mid,
+                seed=req.seed,
+                rules=req.rules,
+                max_orders=req.max_orders,
+                max_depth=req.max_depth,
+                refill=req.refill,
+                snapshot_times_ns=req.snapshot_times_ns,
+                snapshot_levels=req.snapshot_levels,
+            )
+            steps = mux.agent_steps if mux is not None else []
+            out.append(Futures(req, results, time.perf_counter() - t0, steps))
+        return out
+
+    def fork_one(self, request: ForkRequest) -> Futures:
+        return self.fork([request])[0]
+
+
+def window_seed(seed: int, instrument: str, start_ns: int) -> int:
+    """The rollout seed of a fork, from (seed, instrument, start): a replay reproduces a live
+    run whatever else ran before, and every use of the engine seeds its forks so."""
+    ss = np.random.SeedSequence([seed, zlib.crc32(instrument.encode()), start_ns // NS_PER_S])
+    return int(ss.generate_state(1)[0])

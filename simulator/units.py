@@ -1,0 +1,90 @@
+"""Times and units: integer nanoseconds, durations and clock times as users write them.
+
+One module for every layer, so a bad ``SURV_WINDOW`` and a bad ``--window`` fail the same way
+(``UnitError``, a ``ValueError``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo
+
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+NS_PER_MIN = 60 * NS_PER_S
+NS_PER_HOUR = 60 * NS_PER_MIN
+NS_PER_DAY = 24 * NS_PER_HOUR
+
+
+class UnitError(ValueError):
+    """A duration or a time of day that cannot be read."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+_UNIT_NS = {"ms": NS_PER_MS, "s": NS_PER_S, "m": NS_PER_MIN, "min": NS_PER_MIN, "h": NS_PER_HOUR}
+
+
+def parse_duration(text: str) -> int:
+    """``"25m"``, ``"90s"``, ``"1h"``, ``"500ms"`` (a bare number means minutes) -> ns.
+
+    >>> parse_duration("25m") == 25 * NS_PER_MIN, parse_duration("90s") == 90 * NS_PER_S
+    (True, True)
+    """
+    m = _DURATION.match(text)
+    if m is None:
+        raise UnitError(f"not a duration: {text!r} (use e.g. 25m, 90s, 1h)")
+    ns = int(float(m[1]) * _UNIT_NS[m[2] or "m"])
+    if ns <= 0:
+        raise UnitError(f"duration must be positive: {text!r}")
+    return ns
+
+
+def parse_clock(text: str) -> int:
+    """``"HH:MM"`` or ``"HH:MM:SS"`` (exchange time) -> ns after midnight.
+
+    >>> parse_clock("14:30") == (14 * 60 + 30) * NS_PER_MIN
+    True
+    """
+    parts = text.strip().split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        h, mnt = int(parts[0]), int(parts[1])
+        s = int(parts[2]) if len(parts) == 3 else 0
+        if not (0 <= h < 24 and 0 <= mnt < 60 and 0 <= s < 60):
+            raise ValueError
+    except ValueError:
+        raise UnitError(f"not a time of day: {text!r} (use HH:MM)") from None
+    return ((h * 60 + mnt) * 60 + s) * NS_PER_S
+
+
+def clock(ts_ns: int) -> str:
+    """``HH:MM:SS`` of a time counted from midnight.
+
+    >>> clock(parse_clock("09:30:15"))
+    '09:30:15'
+    """
+    s = ts_ns // NS_PER_S
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def iso_time(ts_ns: int, session_date: dt.date | None, tz: str) -> str:
+    """ISO 8601 of a feed time: exchange-local for times counted from midnight (LOBSTER), else
+    UTC for epoch times.
+
+    >>> iso_time(parse_clock("09:30"), dt.date(2012, 6, 21), "America/New_York")
+    '2012-06-21T09:30:00-04:00'
+    """
+    if ts_ns < NS_PER_DAY:
+        if session_date is None:
+            return (
+                (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ts_ns // 1000))
+                .time()
+                .isoformat()
+            )
+        midnight = dt.datetime.combine(session_date, dt.time(), tzinfo=ZoneInfo(tz))
+        return (midnight + dt.timedelta(microseconds=ts_ns // 1000)).isoformat()
+    return (
+        dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ts_ns // 1000)
+    ).isoformat()

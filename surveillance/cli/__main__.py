@@ -1,0 +1,7 @@
+"""``python -m surveillance.cli``: the command line."""
+
+import sys
+
+from surveillance.cli import main
+
+sys.exit(main())
