@@ -9,26 +9,15 @@ One token per order: ``type (3) x price slot (32) x volume slot (32) x interval 
   drift past the other side when the spread narrows); a marketable order as its depth past the
   opposite best. CANCEL: the side (by price against the touch) and, in v3 tokenizers, the
   *level* it names: its rank among that side's resting levels (0 = the best), so a decoded
-  cancel always lands on a level of the rollout book (v2: the ticks behind that side's best,
-  which in a rollout book with other gaps between levels missed a level about half of the
-  time, and the engine redirected the cancel to the nearest level). Decoding uses the rollout book's current touch, so a
-  limit order crosses only if its token is marketable (bins never mix marketable and passive
-  codes, nor the two sides of a cancel). v1 priced orders as half-tick offsets from the mid: a
-  cancel could not name the order inside the spread it meant to take back, and rollouts' spread
-  collapsed from ~30 ticks (GOOG) to ~5 within 50 orders.
+  cancel always lands on a level of the rollout book (v2: the ticks behind that side's best).
+  Decoding uses the rollout book's current touch, so a limit order crosses only if its token is
+  marketable (bins never mix marketable and passive codes, nor the two sides of a cancel). Why
+  not v1's offsets from the mid or v2's cancels by ticks: docs/decisions/tokenizer-price-codes.md.
 - **volume**: shares; separate bins for limit orders and for cancels. v4: the last limit slot
   (``SWEEP_SLOT``) is not a size but "exactly what rests on the other side up to the order's
-  price", decoded on the book the order meets. In the shared data 61% (GOOG) and 58% (AMZN) of
-  the aggressive orders of 14:30-15:45 take exactly that; a size bin that happens to hold it
-  cannot say so, and a rollout's aggressive orders then rarely clear the touch (the spread
-  budget in ``surveillance.realism``). Not the default (``surveillance train --sweep``): on
-  the held-out windows (mean overlap of the report's twelve facts, GOOG and AMZN) the v4
-  model of seed 0 scored 0.80 and 0.81 against 0.78 and 0.77 for the bundled v3 one, but
-  with seed 1 v4 scored 0.62 and 0.74 and v3 0.72 and 0.76; on windows of the training hours
-  (11:00-12:15, both instruments pooled per model) v4 scored 0.72 (seed 0) and 0.63 (seed 1)
-  against 0.78 and 0.74 for v3. Clearing the touch is not what keeps rollout spreads narrow:
-  a cleared touch widens a simulated GOOG spread by about half as many ticks as a real one,
-  because the simulated book is denser behind the touch.
+  price", decoded on the book the order meets, because most aggressive orders take exactly
+  that. Not the default (``surveillance train --sweep``); measurements in
+  docs/decisions/tokenizer-sweep-slot.md.
 - **interval**: nanoseconds since the previous order.
 
 Bins are fitted on training data: a value that carries at least ``heavy_share`` of the mass (a
@@ -68,64 +57,12 @@ LOB_DIM = 2 * N_LEVELS + 1  # ask levels 1..N, bid levels 1..N, then the spread
 # with level gaps (``features_from_rows(gaps=True)``): then, per side, the distance in ticks of
 # levels 2..N from that side's best, log1p(ticks) / GAP_SCALE (0 for an empty level)
 LOB_DIM_GAPS = LOB_DIM + 2 * (N_LEVELS - 1)
-# Measured (``surveillance train --level-gaps``), not the bundled model: with the v4 tokenizer,
-# the feed depth and level dropout 0.5, training seeds 0 and 1 reach validation 7.135 and 7.145
-# nats (7.151 without the gaps, seed 1). On the held-out 14:30-15:45 windows (16 rollouts, mean
-# of the twelve held facts) GOOG gains with both seeds, 0.837 and 0.844 (volatility 0.72 and 0.71,
-# 9 facts at their bar with seed 1; without the gaps 0.807 and 0.841, seed 1's volatility 0.67),
-# and AMZN loses, 0.767 and 0.766 (0.770 and 0.809; its cancel ratio falls to 0.71-0.73).
+# Measured: gaps help GOOG and cost AMZN; neither bundled model uses them:
+# docs/decisions/tokenizer-level-gaps.md.
 GAP_SCALE = 4.0
-# With the feed depth (``features_from_rows(depth=...)``): one more column, the number of levels
-# per side the feed shows (10 for GOOG level 10, 5 for AMZN level 5) / N_LEVELS
-# (``surveillance train --feed-depth``, usually with ``--level-dropout``). Not the default model;
-# the other bundled one, ``lmm-depth``, has it (below).
-# Why it exists: a rollout book cannot see what enters the feed's depth from below, so it
-# drains. GOOG level-10 rollouts hold about 7 levels per side on average, and their features
-# then show empty levels 8 to 10. In training only the level-5 AMZN feed looked like that. The
-# bundled model reads such books as AMZN-like: its GOOG rollout spread settles within a few
-# hundred orders at 18 to 22 ticks (real 26 to 29), whatever the spread at the fork. Yet,
-# teacher-forced on the real book, its inside-the-spread price classes match the real ones. (Script,
-# GOOG 14:30: rollout spread improvements averaged 2.9 ticks against 4.7 real at spreads of 20
-# to 30 ticks.) Filling the empty levels' features with the fork history's mean (no retraining)
-# raised the GOOG spread overlap on the training-hour windows 11:00-12:15 from 0.64 to 0.84, but
-# cost the held-out returns, and AMZN fell from 0.796 to 0.670.
-# Measured with the bundled model's command plus ``--feed-depth --level-dropout 0.5``, seeds 0 to 3
-# (mean of the twelve facts, GOOG / AMZN, 16 rollouts; training hours 11:00-12:15, then the
-# held-out 14:30-15:45): 0.814 / 0.783, 0.740 / 0.653; 0.837 / 0.820, 0.811 / 0.825; 0.806 /
-# 0.786, 0.808 / 0.760; 0.804 / 0.805, 0.767 / 0.834 (the bundled model: 0.801 / 0.780, 0.803 /
-# 0.796). Every seed lifts GOOG's held-out spread (0.79 to 0.84, against 0.635) and its books
-# keep more depth (7.7 of 10 levels per side). But the detector built on the best of them (seed
-# 1, validation 7.208 nats against 7.233) loses what issue 4 measured
-# (``surveillance evaluate``, seed 0, its own calibration on the 20 windows of the former
-# 25-minute calibration stride; the figures below too): mean calibrated AUC 0.797 against
-# 0.849, spoofing at moderate intensity 0.713 against 0.931. Its calibration threshold falls to
-# 5.2 (9.3), and the clean held-out windows then alert at 46% against a 5% target. The model
-# fits the calibration hours better than the afternoon, so norms fitted in the morning do not
-# carry over. The raw, uncalibrated AUC is 0.833 against 0.828.
-# Without dropout (seed 0) the depth alone scored 0.757 / 0.703 and 0.786 / 0.746.
-# With the v4 tokenizer as well (``--sweep --feed-depth --level-dropout 0.5``, same figures),
-# seed 0: 0.788 / 0.774, 0.807 / 0.770; seed 1: 0.843 / 0.789, 0.841 / 0.809 (held-out GOOG
-# spread 0.89, AMZN aggressive ratio 0.87), the best of any model on both spans; validation
-# 7.151 nats (v4 losses compare with v3 ones on limit orders only). Seed 1's detector (same
-# evaluation) does keep its calibration: mean calibrated AUC 0.866 against 0.849 (raw 0.845
-# against 0.828), threshold 7.47, 3.6% false alarms on the clean held-out windows; at moderate
-# intensity (AUC / TPR at 5% FPR) spoofing 0.897 / 0.50 (0.931 / 0.43), layering 0.962 / 0.86
-# (0.992 / 0.89), quote stuffing 0.968 / 0.96 (0.995 / 0.93), momentum ignition 0.981 / 0.93
-# (0.952 / 0.68), pump and dump 0.883 / 0.61 (0.702 / 0.11). Evaluation seed 1: 0.845 against
-# 0.865 (raw 0.843 against 0.837), threshold 7.42 (8.33), 3.6% false alarms for both; at
-# moderate intensity quote stuffing 0.846 (0.995) and spoofing 0.899 (0.957), pump and dump
-# 0.828 (0.786). Seed 2: 0.848 against 0.866 (raw 0.835 against 0.832), threshold 8.36
-# (8.38), 3.6% false alarms (0%); quote stuffing 0.899 (1.000), layering 0.936 (0.997). Over
-# the three seeds a more realistic model with a detector a little weaker on average (mean
-# calibrated AUC 0.853 against 0.860: better on momentum ignition and pump and dump, worse on
-# the order-book typologies); not the default model. With the 100 calibration windows now the
-# default, seed 0: 0.860 against 0.883. All these detector figures come from the benchmark's
-# forks before 2026-12-02, which read the mid's move from the window's start, not the day's
-# open as the deployed detector does; on the deployed detector's forks, seed 1 (``lmm-depth``)
-# 0.853 against 0.869 (``deploy/OPERATIONS.md``). Bundled beside the default as
-# ``models/checkpoints/lmm-depth`` (seed 1, sampled at price temperature 1.0 and top-p 0.8,
-# ``models.generator``), with its own calibration, for runs where the simulated futures are
-# the product; retrained by its recorded command, its weights equal the experiment's.
+# With the feed depth (``features_from_rows(depth=...)``): one more column, the levels per side
+# the feed shows / N_LEVELS, so that a drained level-10 rollout book is not read as a level-5
+# feed. Used by ``lmm-depth``, not the default model: docs/decisions/tokenizer-depth-features.md.
 DEPTH_DIM = 1
 LOB_SCALE = 8.0  # log1p(shares) / LOB_SCALE keeps typical level volumes in ~[0, 1.2]
 SPREAD_MAX_TICKS = 100  # spread feature: log1p(min(spread ticks, 100)) / SPREAD_SCALE
@@ -493,23 +430,9 @@ def hide_levels(
 
 
 # Order-flow features (``OrderTokenizer.flow``, ``surveillance train --flow``): exponential
-# moving averages, over the orders so far, of what each order was. The transformer's context
-# (``block_size`` orders, well under a minute of a busy book) cannot see a regime that builds
-# over half an hour, such as the closing ramp: the share of marketable GOOG limit orders is 5%
-# to 8% in every half hour from 10:00 to 14:30, then 10% over 15:00-15:30 and 18% over
-# 15:30-16:00. Not the bundled model. Measured with the bundled model's command plus ``--flow``,
-# seeds 0 and 1 (without it in brackets): validation 7.208 and 7.193 nats (7.233 and 7.221), but
-# less realistic rollouts. On the held-out 14:30-15:45 windows (``surveillance realism``, 16
-# rollouts) the mean of the twelve facts is GOOG 0.726 and 0.598 (0.783 and 0.718), AMZN 0.739
-# and 0.692 (0.786 and 0.768).
-# Mean order volume, the cancel ratio and the returns drift furthest. Holding the averages at
-# their value at the fork (no update from the rollout's own orders) does not help: GOOG 0.713
-# and 0.610, AMZN 0.796 and 0.734. GOOG's 2,048-order average of the marketable signal is
-# 0.039, 0.029 and 0.061 at the three window starts (0.076 at 15:45), against 0.018 to 0.050
-# (1% to 99% quantiles) from 10:00 to 14:30: the last window starts beyond what training saw.
-# With the time features held inside the training span (``OrderTokenizer.clock``; seed 0, clock
-# held at 14:29:57 by a script) the seed-0 flow model scores GOOG 0.764 and AMZN 0.745, still
-# below the plain model's 0.803 and 0.796.
+# moving averages, over the orders so far, of what each order was, for regimes longer than the
+# model's context (the closing ramp). Lower validation loss but less realistic rollouts, so not
+# the bundled model: docs/decisions/order-flow-features.md.
 FLOW_HALF_LIVES = (256, 2048)  # in orders
 FLOW_SIGNALS = ("cancel", "marketable", "bid", "limit_log_size", "log_interval")
 FLOW_DIM = len(FLOW_HALF_LIVES) * len(FLOW_SIGNALS)
@@ -800,11 +723,8 @@ class OrderTokenizer:
 
         A rollout past the end of the training span would otherwise feed the time features
         values the model never saw, and their sines and cosines do not extrapolate: past 14:30
-        the 2-pi pair turns back towards the values of the open. Measured with the bundled model
-        (trained on 09:30-14:30): on the held-out last 90 minutes its validation loss is 7.185
-        nats with the clock held at 14:30, against 7.233 with the real clock, and every saved
-        checkpoint of two training runs gains 0.013 to 0.056 nats. Held-out rollouts
-        (``surveillance realism``, 14:30-15:45, 16 rollouts): see ``surveillance.realism``.
+        the 2-pi pair turns back towards the values of the open. Measurements:
+        docs/decisions/held-clock.md.
         """
         ts = np.asarray(ts_ns, np.int64)
         if self.clock_span is None:
