@@ -62,67 +62,14 @@ from simulator.rollout import (
     rollout_rng,
 )
 
-# Sampling temperatures of rollouts (type, price, volume, interval): the price field is sharpened.
-# Held-out windows 14:30-15:45, 16 rollouts (mean spread, ticks; real GOOG 25.7, AMZN 12.0):
-# all 1.0: GOOG 13.5 / AMZN 9.5; all 0.85: 18.8 / 15.2 (and the cancel ratio drifts);
-# price 0.8: 17.0 / 12.6 (the default); 0.75: 18.2 / 14.1; 0.7: 19.4 / 15.5. GOOG wants a colder
-# price field than AMZN; 0.8 passes the most stylized facts over both (7 of 26). (Measured with
-# the v2 checkpoint; the v3 one, cancels by level rank, keeps these defaults untuned.)
+# Sampling temperatures of rollouts (type, price, volume, interval): the price field is sharpened,
+# which brings rollout spreads closer to the real ones (docs/decisions/sampling.md).
 DEFAULT_TEMPERATURE = (1.0, 0.8, 1.0, 1.0)
 # Nucleus mass per field: the price field never draws the improbable tail of its 32 classes.
-# Chosen on training-hour windows (11:00-12:15, mean overlap of 12 facts GOOG / AMZN: top-p 0.95
-# 0.801 / 0.780 against 0.780 / 0.776 without) and confirmed on the held-out 14:30-15:45 ones
-# (0.783 / 0.786 against 0.775 / 0.771; spread 0.599 / 0.909 against 0.564 / 0.885), v3 checkpoint.
-DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
-# Measured and not adopted (16 rollouts, 3 windows of 25 minutes): keeping the model's own
-# mass of each limit-price category (behind, join, inside the spread, marketable) and applying
-# the temperature and top-p only within a category. Sharpening halves the inside placements
-# (bundled v3 checkpoint with refill, AMZN 11:00-12:15: 305 spread-narrowing orders per window
-# against 675 real); keeping their mass restores them (622) and the AMZN volatility (overlap
-# 0.42 to 0.69 with refill, 0.64 to 0.80 without). But nothing then widens the spread as often
-# as in the real book, so it settles narrower (without refill, 11:00-12:15): GOOG 18.0 ticks
-# against 21.3 (real 28.9), spread overlap 0.53 against 0.64. On the held-out 14:30-15:45
-# windows: GOOG spread 0.50 against 0.60, mean of the twelve facts 0.767 against 0.783 (AMZN
-# 0.777 against 0.786). Keeping the marketable category's mass alone does not raise the
-# marketable share: with refill, 0.076 against 0.084 (GOOG, v3); v4 sweep checkpoints of seeds
-# 0 and 1, 0.058 and 0.049 against 0.061 and 0.049.
-# Nor one price temperature for limit orders and another for cancels (the level they name), on
-# the training-hour windows 11:00-12:15 (mean of the twelve facts, GOOG / AMZN, no refill):
-# 0.8 and 0.8 (the default) 0.801 / 0.780; 0.8 and 0.6: 0.712 / 0.771; 0.8 and 1.0: 0.784 /
-# 0.785; 1.0 and 0.6: 0.794 / 0.808, with the spread at 0.54 / 0.64 against 0.64 / 0.76.
-# Nor anchoring each rollout's order flow to the real history before the fork (a script, not code
-# here; the v4 + feed-depth model of training seed 1 below, price temperature 1.0, top-p 0.8). One
-# step ahead on the real orders that model is calibrated: GOOG 14:30-15:45, 9.4% of its sampled
-# limit orders marketable against 9.3% real, mean size 68.9 shares against 65.1. Its rollouts are
-# not (per-minute means 6.5% and 58.7 shares against the real 8.9% and 65.2): they stay flat while
-# the real window runs into the closing ramp (marketable share per 25-minute window 6.1%, 9.0%,
-# 11.9%; the 30 minutes before each 7.0%, 6.4%, 8.6%). An integral controller on a logit offset of
-# the marketable price slots (0.05 per limit order towards the history's share), mean of the twelve
-# facts GOOG / AMZN on the training hours 11:00-12:15, 8 rollouts: 0.853 / 0.824 (0.829 / 0.832
-# without); held out, 16 rollouts: 0.856 / 0.837 (0.844 / 0.833). Offsets on the buy share and the
-# mean log size too: at 0.05 and 0.02 they pin every minute (buy ratio standard deviation 0.041
-# against 0.102 real; held out 0.798 / 0.793); at 0.002 and 0.0007, training hours 0.866 / 0.808,
-# held out 0.856 / 0.814. The history's regime is not the window's: AMZN's 10:30-11:00 is 9.4%
-# marketable, its 11:00-11:25 5.6%, so an anchor overshoots there.
-# These defaults were tuned for the bundled tokenizer-v3 model. A checkpoint can carry its own
+# These defaults were tuned for the bundled tokenizer-v3 model; a checkpoint can carry its own
 # (``models.checkpoint.sampling_of``, written by ``surveillance train --temperature --top-p``).
-# The v4 + feed-depth model of training seed 1 (``models.tokenizer.DEPTH_DIM``), 16 rollouts,
-# mean of the twelve held facts over GOOG and AMZN on the training-hour windows 11:00-12:15 (the
-# held-out 14:30-15:45 in brackets), by price temperature and price top-p: 0.8 and 0.95 (these
-# defaults) 0.816 (0.825); 0.9 and 0.95 0.816 (0.833); 1.0 and 0.95 0.807 (0.812); 1.0 and 0.9
-# 0.825 (0.833); 1.0 and 0.8 0.835 (0.839: GOOG 0.844 with the spread at 0.90, AMZN 0.833); 1.0
-# and 0.7 0.801. So this model samples best unsharpened with the price tail cut; the held-out
-# windows confirm the choice made on the training hours. Its detector (``surveillance
-# evaluate``, seed 0, its own calibration on the 20 windows of the former 25-minute stride) had
-# threshold 4.86 (7.47 at these defaults), 21% false alarms on the clean held-out windows
-# (3.6%), mean calibrated AUC 0.844 (0.866), spoofing at moderate intensity 0.816 (0.897); with
-# 100 calibration windows (the 5-minute stride, now the default) 7.48, 3.6% and 0.860, spoofing
-# 0.866: the 20-window threshold, not the model, had failed (the bundled model with 100
-# windows: 7.05, 3.6%, 0.883). These are the benchmark's forks before 2026-12-02, read against
-# the window's start mid; on the deployed detector's forks (the day's open mid): threshold 5.71,
-# 14.3% false alarms (four GOOG windows, all into the close), mean calibrated AUC 0.853; the
-# bundled model 6.93, 10.7%, 0.869 (``deploy/OPERATIONS.md``). The bundled model sampled at 1.0
-# and 0.8 gains nothing on the training hours: GOOG / AMZN 0.813 / 0.766 (0.801 / 0.780).
+# What was measured, and the alternatives not adopted: docs/decisions/sampling.md.
+DEFAULT_TOP_P = (1.0, 0.95, 1.0, 1.0)
 # Bump whenever a change to the sampling or decoding rules changes the orders a checkpoint
 # generates: it is part of the model version that calibrations and cached forks are keyed by
 # (``sampler_version``, ``surveillance.detection.scorer.checkpoint_version``).

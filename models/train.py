@@ -13,20 +13,13 @@ baselines are scored on exactly the same targets; their add-k constant is the be
 grid on the held-out data, which only flatters the baselines.
 
 The held-out orders' time features read their real clock, although rollouts hold the clock
-inside the training span (``OrderTokenizer.clock``): the checkpoint choice stays what it was
-when the bundled model was trained. Held at the span, the bundled configuration's validation
-losses are lower at every saved step (seed 0, steps 1,000 to 1,600: 7.239, 7.227, 7.185, 7.179
-nats against 7.277, 7.280, 7.233, 7.235), and step 1,600 would be chosen over the bundled 1,400.
-Its rollouts are not more realistic: on the held-out windows 14:30-15:45 (16 rollouts, held
-clock) the mean of the twelve stylized facts is GOOG 0.775 and AMZN 0.796, against 0.803 and
-0.796 for step 1,400 (``surveillance.studies.realism``).
+inside the training span (``OrderTokenizer.clock``), so that the checkpoint choice stays what it
+was when the bundled model was trained (docs/decisions/held-clock.md).
 
 ``level_dropout`` (``--level-dropout``) hides each side's deepest levels in a share of the
 training windows (``sample_batch``), and ``feed_depth`` (``--feed-depth``) tells the model how
-many levels the feed shows (``models.tokenizer.DEPTH_DIM`` says why, and why the bundled model
-uses neither). The bundled model's command plus both (``--level-dropout 0.5``) validates at
-7.204, 7.208, 7.172 and 7.211 nats with seeds 0 to 3, against 7.233; plus the depth alone (seed
-0), at 7.222.
+many levels the feed shows. Why, what they measured, and why the bundled model uses neither:
+docs/decisions/tokenizer-depth-features.md.
 """
 
 from __future__ import annotations
@@ -427,13 +420,8 @@ def train(
     )
     log(f"model: {model.num_params():,} parameters, {cfg.model}")
     history: list[dict[str, float]] = []
-    # The checkpoint kept is the one with the lowest validation loss. Rollout realism varies far
-    # more between checkpoints than the loss does. Measured with the bundled configuration
-    # (``surveillance realism`` settings, windows 11:00-12:15, 16 rollouts; mean of the twelve
-    # facts over GOOG and AMZN) at steps 800 to 1600: seed 0 0.664, 0.513, 0.738, 0.790 (step
-    # 1400, the bundled weights, reproduced bit for bit), 0.779; seed 1 0.775, 0.695, 0.749,
-    # 0.757, 0.722. The runner-up, seed 1 at step 800, scores 0.714 on the held-out windows
-    # against 0.784 for the bundled model, so choosing by realism on training hours is noisy too.
+    # The checkpoint kept is the one with the lowest validation loss; rollout realism varies far
+    # more between checkpoints and is noisy to choose by (docs/decisions/checkpoint-choice.md).
     best_loss, best_state, best_step = math.inf, None, -1
     t_train = time.perf_counter()
     step = 0

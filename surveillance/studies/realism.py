@@ -11,141 +11,16 @@ how many aggressive orders and cancels widened it, real against simulated. A spr
 at the wrong level shows there as the mechanism that is off.
 
 Rollout books are kept to the file's depth (``fork_rollouts(max_depth=day.levels)``), as the
-replayed real book is. Reference points measured on GOOG level 10, 14:30-15:45 (3 windows):
+replayed real book is. Every report also carries three yardsticks for its overlaps: the
+persistence reference (``previous_span_overlaps``: the real span just before the windows), the
+best real analog of the training hours (``best_real_analog``) and, with two or more rollouts,
+the exchangeable ceiling (``exchangeable_overlaps``: each rollout in turn against the others).
+``--refill`` (``fork_rollouts(refill=True)``) draws the levels the feed would bring into view
+from the forked book's own depth; it is off by default because, with the bundled model, it
+lowered the mean overlap of the facts and the detector's calibrated AUC.
 
-- replaying the *real* orders of each window into its fork (``--generator replay``, not a
-  forecast) scores spread 0.955, volatility 0.97, the order-flow facts 0.94-1.0 (AMZN level
-  5: spread 0.94): the engine and the data leave a generator that much room. A level-N file
-  does not show what happens below level N (orders leave and re-enter the visible depth
-  silently), so the true order flow does drift a little from the real book. (Replayed as
-  plain price-only GTC orders, unfilled parts of real executions rested as phantom orders
-  inside the spread and redirected cancels removed liquidity still there in reality: spread
-  0.71; ``ReplayGenerator`` now applies them as ``simulator.fidelity`` does.)
-- the bundled order model (``lmm-small``, tokenizer v3, training seed 0), 16 rollouts: spread
-  0.635 (18.9 ticks simulated, 25.7 real), volatility 0.653, mean order volume 0.804, returns
-  0.73-0.88, mean of the twelve facts 0.803, 9 of them at their bar; AMZN level 5: spread 0.914,
-  volatility 0.671, mean order volume 0.682, returns 0.74-0.81, mean 0.796, 5 at their bar (its
-  level-5 rollout books have an empty side after 20% to 26% of the events: nothing refills them
-  from below the visible depth). Its time features are held at the end of the training span,
-  14:30 (``OrderTokenizer.clock``). Fed the real clock, as before sampler revision 3, it scored
-  GOOG 0.783 (spread 0.599, mean order volume 0.718) and AMZN 0.786 (mean order volume 0.593).
-  Measured through a script holding the clock at 14:29:57: rollout seed 1 gives the same gain
-  (GOOG 0.785 to 0.805, AMZN 0.789 to 0.798). The same training command with seeds 1 and 2, held
-  clock (real clock in brackets): GOOG 0.755 and 0.804 (0.718 and 0.761), AMZN 0.770 and 0.801
-  (0.768 and 0.802): GOOG gains with every training seed, AMZN with seed 0 only. On windows of
-  the training hours (11:00-12:15), where the clock is inside the span and a choice does not
-  look at the held-out ones, seed 0 scores best over both instruments (GOOG / AMZN 0.801 /
-  0.780; seed 1 0.809 / 0.705, seed 2 0.762 / 0.757);
-- models trained with the feed depth and hidden levels (``surveillance train --feed-depth
-  --level-dropout 0.5``, seeds 0 to 3): GOOG held-out spread 0.79 to 0.84, mean of the twelve
-  facts GOOG / AMZN from 0.740 / 0.653 to 0.811 / 0.825 by seed; not bundled because the
-  detector's calibration, on the 20 windows of the former 25-minute calibration stride, does
-  not carry over to them (``models.tokenizer.DEPTH_DIM``; with 100 not measured). With
-  ``--refill`` (seed 1) 0.756 / 0.739: volatility 0.52 / 0.48, as with the bundled model below.
-  With the v4 tokenizer as well (``--sweep --feed-depth --level-dropout 0.5``), seeds 0 and 1:
-  GOOG 0.807 / 0.841 (spread 0.88 / 0.89, 6 / 7 facts at their bar), AMZN 0.770 / 0.809
-  (spread 0.86 / 0.90, aggressive ratio 0.80 / 0.87; 3 / 5 at their bar), the best GOOG
-  figures measured (on the training-hour windows 11:00-12:15 as well: seed 1 0.843 / 0.789,
-  seed 0 0.788 / 0.774), with a detector whose calibration does carry over but which is a
-  little weaker on average (seed 1, ``models.tokenizer.DEPTH_DIM``). Seed 1 sampled with the
-  price temperature at 1.0 and its top-p at 0.8 (chosen on the training-hour windows, see
-  ``models.generator.DEFAULT_TEMPERATURE``; a checkpoint can carry it): GOOG 0.844 (spread
-  0.90, 8 facts at their bar), AMZN 0.833 (8 at their bar), the best mean over both instruments
-  measured, bundled as ``models/checkpoints/lmm-depth`` (``--model``); its detector's
-  calibration carries over with 100 calibration windows (the default), not with 20
-  (``models.generator``; measured on the benchmark's forks before 2026-12-02, see
-  ``deploy/OPERATIONS.md`` for the deployed detector's). The v4 tokenizer alone (``--sweep``,
-  seed 0, rolled out with the held clock): GOOG 0.787 (spread
-  0.62), AMZN 0.803 (8 facts at their bar);
-- what the volatility shortfall is made of (v4 + feed-depth seed 1, default sampling, GOOG
-  14:30-14:55, 8 rollouts, per minute): the mean realized volatility is right (4.16 against
-  4.22 basis points) but its spread across minutes is not (standard deviation 4.95 against
-  1.74). The most volatile fifth of the simulated minutes hold 34 aggressive orders (the real
-  mean is 11) and about 96 events a minute after which one side of the book is empty, and a
-  single 5-second return dominates their volatility; the calmest fifth move 1.1 basis points,
-  against a real 10th percentile of 2.1. Of the real mid moves an aggressive order makes, the
-  median is 4 ticks; in 4 refilled rollouts of the same window 1 to 1.5 (the rollout book is
-  denser behind the touch). Neither refill (0.788 / 0.762), nor keeping only 1 or 3 levels
-  per side (GOOG 0.826 / 0.816; the spread at 0.90 but the aggressive ratio at 0.65-0.68), nor
-  dropping orders that would cross an empty side's made-up touch (0.822 / 0.789) beat plain
-  rollouts (0.841 / 0.809). Nor a hidden reservoir (rollout books kept to more levels than the
-  file shows; price temperature 1.0, top-p 0.8, training-hour windows 11:00-12:15, 8
-  rollouts): at 1.5 times the depth GOOG's volatility spreads across minutes as the real one
-  does (standard deviation 2.4 against 2.2 basis points, 3.5 at the file's depth) but its mean
-  falls to 3.2 against 3.8 (overlap 0.73 against 0.82); AMZN's mean falls to 3.8 basis points
-  at 1.4 times the depth and 2.8 at twice (real 5.7; overlap 0.58 and 0.45 against 0.68). The
-  price moves of plain rollouts come in good part from drained sides;
-- where a shortfall comes from (the report's per-window overlaps, same model and sampling, 16
-  rollouts, GOOG 14:30, 14:55, 15:20): the aggressive ratio 0.911, 0.760, 0.398 (pooled 0.739):
-  the real windows' marketable share rises 6.1%, 9.0%, 11.9% into the close while the rollouts'
-  stays between 6% and 8% in every five minutes, though one step ahead on the real orders the
-  model is calibrated (9.4% against 9.3%; ``models.generator``); the volatility 0.627, 0.789,
-  0.626 (pooled 0.689): not the close alone;
-- ``--refill`` (``fork_rollouts(refill=True)``: levels that the feed would bring into view
-  behind a taken or cancelled one are drawn from the forked book's own depth). Without it the
-  bundled model's books drain (the report's ``levels_per_side``): GOOG rollouts hold 6.6 to 6.8
-  of their 10 levels per side on average and one side is empty after 6% to 7% of the events;
-  AMZN rollouts hold 3.2 to 3.4 of 5, with one side empty after 20% to 26% of the events. The
-  real books show every level in every row. With refill no side is ever empty, and a rollout
-  window adds about 1,660 to 1,700 levels from depth on GOOG (AMZN 970 to 1,110), against about
-  2,850 (AMZN 2,170) that enter the real book from below its depth in an average 25 minutes of
-  the day (``book-check``'s ``entered_from_depth``). Scores with refill (16 rollouts, GOOG /
-  AMZN; without it in brackets): spread 0.796 / 0.909 (0.635 / 0.914; GOOG simulated 21.8
-  ticks), aggressive ratio 0.904 / 0.931 (0.814 / 0.729), volatility 0.491 / 0.435 (0.653 /
-  0.671), 1-minute returns 0.625 / 0.694 (0.727 / 0.791), mean of the twelve facts 0.736 / 0.749
-  (0.803 / 0.796). The simulated volatility falls to less than half the real one (GOOG 0.00023
-  against 0.00041 per minute, AMZN 0.00024 against 0.00055): part of the price movement of plain
-  rollouts comes from drained and one-sided books, not from the model's order flow, which almost
-  never sweeps more than the touch. Measured with the real clock (sampler revision 2), a v4
-  (``--sweep``) model trained with seed 0 and rolled out with refill: spread 0.829 / 0.866,
-  volatility 0.719 / 0.437, mean 0.772 / 0.686 (seed 1: spread 0.890 / 0.865, mean 0.750 /
-  0.752; both send too few aggressive orders, 4% to 7% of orders against 9% real). Refill is off
-  by default because it lowers the mean of the facts with the bundled model and, measured with
-  the real clock, the detector's calibrated AUC (``surveillance evaluate --refill``);
-- the persistence reference, which every report carries (``reference``, the text output's
-  ``prev``): the real span just before the windows against them (``previous_span_overlaps``).
-  On 13:15-14:30 against 14:30-15:45 it scores, GOOG / AMZN: spread 0.893 / 0.880,
-  volatility 0.890 / 0.855, mean order volume 0.726 / 0.880, aggressive ratio 0.702 / 0.717,
-  cancel ratio 0.739 / 0.765, returns 0.70-0.83 / 0.77-0.90; mean of the twelve facts 0.806 /
-  0.841, 4 / 8 of them at their bar. The bundled model (above): 0.803 / 0.796, 9 / 5;
-- the best real analog, which every report carries (``analog``, the text output's ``best``;
-  ``best_real_analog``): of every real span of the training hours (3 windows, starting every
-  5 minutes), the one closest to the windows, chosen in hindsight. On the held-out windows it
-  is GOOG 10:50-12:05 (10 of the 12 held facts at their bar, mean 0.853) and AMZN 12:10-13:25
-  (9 of 12, mean 0.853); none of the 45 spans is at the bar on every fact on either
-  instrument. So a generator that reproduced the hours it learned from exactly, at their
-  best-matching stretch, would not meet the bar either: it asks for the closing regime, which
-  the training hours of these one-day files do not hold (aggressive share of GOOG limit orders
-  per 15 minutes: 4.1% to 9.8% from 09:30 to 14:30, 11.3%, 12.9% and 22.4% from 15:15; the
-  open does not resemble it, 4.3% to 6.0% to 10:30);
-- the exchangeable ceiling, which every report with two or more rollouts carries (``ceiling``,
-  the text output's ``ceil``, ``at bar`` and ``rank``; ``exchangeable_overlaps``): each rollout
-  in turn plays the real market against the other rollouts, so it is what a forecast as good as the
-  market's own randomness would score with this many windows, if the market were as dispersed
-  as the generator's rollouts. Bundled model, GOOG / AMZN, median over the 16 left-out
-  rollouts: spread 0.913 / 0.893 (at the bar in 94% / 44% of them), volatility 0.887 / 0.869,
-  mean order volume 0.924 / 0.914, aggressive ratio 0.908 / 0.911, buy ratio 0.916 / 0.925,
-  cancel ratio 0.914 / 0.914, returns 0.83-0.89 / 0.82-0.87 (the 5-minute return at the bar in
-  75% / 81%), inter-arrival 0.960 / 0.955; every held fact at its bar in 11 / 4 of the 16. So
-  three 25-minute windows leave a perfect forecast little room under the bar on the returns
-  and the AMZN spread, and the real gaps are where the model's overlap sits far below the
-  ceiling: the GOOG spread (0.635 against 0.913), the volatility (0.653 / 0.671 against
-  0.887 / 0.869), the 1-minute return (0.727 / 0.791 against 0.892 / 0.848) and the AMZN mean
-  order volume and aggressive ratio (0.682 and 0.729 against 0.914 and 0.911). The ``rank``
-  (share of left-out rollouts that scored no better than the model) says the same per fact:
-  0 for the GOOG spread, volatility, 1-minute return, mean order volume, aggressive and buy
-  ratios and inter-arrival (below every left-out rollout, even where they pass the bar), but
-  0.75 / 0.81 for the GOOG 4- and 5-minute returns and 0.69 for the AMZN spread and cancel
-  ratio: those are as good as three windows can tell;
-- mixtures of independently trained models (``--model A --model B ...``, rollout i driven by
-  model i mod M; ``simulator.generators.MixtureGenerator``), GOOG / AMZN means of the twelve
-  held facts: the tokenizer-v3 command with training seeds 0, 1, 2 (6 rollouts each) 0.777 /
-  0.807 (spread 0.63 / 0.88), against 0.803 / 0.796, 0.755 / 0.770 and 0.804 / 0.801 for the
-  three alone; the feed-depth models of seeds 0 to 3 (4 rollouts each) 0.808 / 0.781 (spread
-  0.82 / 0.85, 8 / 3 facts at their bar), against 0.740-0.811 / 0.653-0.834 alone. A mixture
-  evens out the seeds (it never scored like the worst one; the v3 GOOG one fell below the three
-  models' mean, 0.787, which a mixture cannot do in distribution: 6 rollouts a member are a
-  noisy estimate) but it lifts no fact to its bar.
+Measured reference points (the engine replaying real orders, the bundled and other models,
+refill, the three yardsticks, mixtures of models) are in docs/studies/realism.md.
 
 Held-out period: the order model is trained on the day up to 14:30; windows should start at or
 after ``HELD_OUT_START_NS`` (the report says whether they do).
