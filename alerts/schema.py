@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 
+from simulator.units import NS_PER_DAY
 from surveillance.detection.pipeline import WindowDecision
 
 SCHEMA_VERSION = 1
@@ -26,7 +27,6 @@ SEVERITIES = ("low", "medium", "high")
 ALERT_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e0a-9c1f-2d8e4b6a0c13")
 #: Default severity bands on the p-value: below 0.001 high, below 0.01 medium, else low.
 SEVERITY_P_VALUES = (0.001, 0.01)
-NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 class AlertSchemaError(ValueError):
@@ -88,14 +88,14 @@ def build_alert(
         {
             "name": name,
             "overlap": float(overlap),
-            "expected": _opt_float(decision.expected.get(name)),
-            "diverged": name in decision.diverged,
+            "expected": _opt_float(decision.verdict.expected.get(name)),
+            "diverged": name in decision.verdict.diverged,
         }
-        for name, overlap in sorted(decision.facts.items(), key=lambda kv: (kv[1], kv[0]))
+        for name, overlap in sorted(decision.verdict.facts.items(), key=lambda kv: (kv[1], kv[0]))
     ]
     if severity is None:
         severity = (
-            decision.severity if decision.severity in SEVERITIES else severity_for(decision.p_value)
+            decision.verdict.severity if decision.verdict.severity in SEVERITIES else severity_for(decision.verdict.p_value)
         )
     alert = {
         "schema_version": SCHEMA_VERSION,
@@ -109,13 +109,13 @@ def build_alert(
             "start_ns": decision.start_ns,
             "end_ns": decision.end_ns,
         },
-        "score": _opt_float(decision.score),
-        "p_value": _opt_float(decision.p_value),
+        "score": _opt_float(decision.verdict.score),
+        "p_value": _opt_float(decision.verdict.p_value),
         "severity": severity,
-        "threshold": _opt_float(decision.threshold),
+        "threshold": _opt_float(decision.verdict.threshold),
         "facts": facts,
-        "diverged_facts": list(decision.diverged),
-        "baselines": {k: _opt_float(v) for k, v in sorted(decision.baselines.items())},
+        "diverged_facts": list(decision.verdict.diverged),
+        "baselines": {k: _opt_float(v) for k, v in sorted(decision.verdict.baselines.items())},
         "model_version": decision.model_version,
         "config_version": config_version,
         "n_events": decision.n_events,

@@ -132,12 +132,12 @@ class AlertStore:
             "window_start_ns": decision.start_ns,
             "window_end_ns": decision.end_ns,
             "model_version": decision.model_version,
-            "alert": decision.alert,
-            "score": decision.score,
-            "p_value": decision.p_value,
+            "alert": decision.verdict.alert,
+            "score": decision.verdict.score,
+            "p_value": decision.verdict.p_value,
             "n_events": decision.n_events,
             "closed_by": decision.closed_by,
-            "facts": {k: float(v) for k, v in decision.facts.items()},
+            "facts": {k: float(v) for k, v in decision.verdict.facts.items()},
             "decided_at": dt.datetime.now(dt.UTC),
         }
         return self._insert_or_ignore(DecisionRow, row)

@@ -53,7 +53,7 @@ from models.tokenizer import (
 )
 from simulator.lobster import LobsterDay, load_lobster
 from simulator.orderstream import OrderStream, intervals_ns
-from simulator.types import NS_PER_S
+from simulator.units import NS_PER_S
 
 DEFAULT_FILES = (
     "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip",

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.types import NS_PER_S, BookEvent, EventKind, Instrument, Side
+from simulator.types import BookEvent, EventKind, Instrument, Side
+from simulator.units import NS_PER_S
 
 _NAME = re.compile(
     r"(?P<symbol>[A-Za-z0-9.\-]+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_"

@@ -58,9 +58,8 @@ from simulator.book import OrderBook
 from simulator.normalized import COLUMNS, KIND_NAMES, KINDS, SIDES
 from simulator.replay import FeedReplayer
 from simulator.types import EventKind
+from simulator.units import NS_PER_MS, NS_PER_S
 
-NS_PER_MS = 1_000_000
-NS_PER_S = 1_000_000_000
 WINDOW_25M_NS = 25 * 60 * NS_PER_S
 
 _ADD, _DELETE, _EXECUTE = int(EventKind.ADD), int(EventKind.DELETE), int(EventKind.EXECUTE)

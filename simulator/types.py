@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-NS_PER_S = 1_000_000_000
-
 
 class Side(IntEnum):
     """Side of a resting order. Values follow LOBSTER's direction column (1 buy, -1 sell)."""

@@ -58,6 +58,7 @@ from alerts.schema import build_alert, window_id
 from alerts.store import AlertStore
 from simulator.book import OrderBook
 from simulator.types import BookEvent
+from simulator.units import NS_PER_DAY
 from streams.records import dead_letter, decode_record, encode_event, is_end_of_stream
 from streams.recovery import rebuild
 from streams.settings import StreamSettings
@@ -68,7 +69,7 @@ from surveillance.detection.pipeline import (
     InstrumentPipeline,
     WindowDecision,
     WindowScorer,
-    score_window,
+    decide_window,
 )
 
 log = logging.getLogger(__name__)
@@ -100,9 +101,6 @@ class Outcome:
     @property
     def reason(self) -> str | None:
         return self.letters[0][0] if self.letters else None
-
-
-NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 def session_origin_ns(ts_ns: int, *, session_open: dt.time, tz: str) -> int:
@@ -139,8 +137,12 @@ class EventProcessor:
         origin_ns: int | None = None,
         session_open: dt.time = dt.time(9, 30),
         tz: str = "America/New_York",
+        tick_size: int = 100,
+        baseline_windows: int = 6,
     ) -> None:
         self.window_ns = window_ns
+        self.tick_size = tick_size
+        self.baseline_windows = baseline_windows
         self.origin_ns = origin_ns
         self.session_open = session_open
         self.tz = tz
@@ -160,7 +162,11 @@ class EventProcessor:
             if origin is None:
                 origin = session_origin_ns(first_ts_ns, session_open=self.session_open, tz=self.tz)
             pipe = self.pipelines[instrument] = InstrumentPipeline(
-                instrument, window_ns=self.window_ns, origin_ns=origin
+                instrument,
+                window_ns=self.window_ns,
+                origin_ns=origin,
+                tick_size=self.tick_size,
+                baseline_windows=self.baseline_windows,
             )
         return pipe
 
@@ -321,9 +327,9 @@ def load_scorer(spec: str, settings: StreamSettings) -> WindowScorer | None:
 
 
 def _timed_score(scorer: WindowScorer, window: ClosedWindow) -> tuple[WindowDecision, float]:
-    """``score_window`` and its duration (module level: a process pool pickles the call)."""
+    """``decide_window`` and its duration (module level: a process pool pickles the call)."""
     start = time.perf_counter()
-    decision = score_window(scorer, window)
+    decision = decide_window(scorer, window)
     return decision, time.perf_counter() - start
 
 
@@ -421,7 +427,7 @@ class Decisions:
         scored_at = time.time()
         self.counts["decisions"] += 1
         alert = None
-        if decision.alert:
+        if decision.verdict.alert:
             alert = build_alert(
                 decision,
                 # A scorer that knows its configuration's version (a digest) stamps it.
@@ -445,7 +451,7 @@ class Decisions:
             {
                 "instrument": decision.instrument,
                 "start_ns": decision.start_ns,
-                "alert": decision.alert,
+                "alert": decision.verdict.alert,
                 "closed_at": closed_at,
                 "score_s": round(score_s, 6),
                 "scored_at": scored_at,
@@ -547,11 +553,14 @@ def build_app(
         value_type=int,
         help="dead-lettered input records per reason",
     )
+    detection = settings.detection().config()
     processor = EventProcessor(
-        window_ns=settings.window_ns,
+        window_ns=detection.window_ns,
         origin_ns=settings.window_origin_ns,
         session_open=settings.session_open,
         tz=settings.exchange_tz,
+        tick_size=detection.tick_size,
+        baseline_windows=detection.baseline_windows,
     )
     decisions = Decisions(settings=settings, scorer=scorer, store=store, alerts_topic=alerts_topic)
 

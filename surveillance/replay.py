@@ -15,19 +15,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from simulator.lobster import FeedError, FileName, load_lobster
 from simulator.normalized import iter_events, lobster_to_frame, read_events
+from simulator.units import NS_PER_S, iso_time
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
 from surveillance.detection.scorer import SimulationScorer
 
 FORMATS = ("lobster", "normalized")
-NS_PER_S = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_S
 EXCHANGE_TZ = "America/New_York"
 
 
@@ -84,22 +82,6 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
     return ReplayInput(path, str(instruments[0]), frame, origin, session_date, bad)
 
 
-def iso_time(ts_ns: int, session_date: dt.date | None, tz: str = EXCHANGE_TZ) -> str:
-    """ISO 8601 of a feed time: exchange-local for since-midnight times, else UTC."""
-    if ts_ns < NS_PER_DAY:
-        if session_date is None:
-            return (
-                (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ts_ns // 1000))
-                .time()
-                .isoformat()
-            )
-        midnight = dt.datetime.combine(session_date, dt.time(), tzinfo=ZoneInfo(tz))
-        return (midnight + dt.timedelta(microseconds=ts_ns // 1000)).isoformat()
-    return (
-        dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ts_ns // 1000)
-    ).isoformat()
-
-
 def _clean(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None
@@ -114,24 +96,24 @@ def decision_record(
     decision: WindowDecision, *, session_date: dt.date | None, seed: int
 ) -> dict[str, Any]:
     """One ``scores.jsonl`` line (also the report's input)."""
-    detail = dict(decision.detail)
+    detail = dict(decision.verdict.detail)
     evidence = detail.pop("evidence", None)
     facts = detail.pop("facts", {})
     record = {
         "instrument": decision.instrument,
-        "window_start": iso_time(decision.start_ns, session_date),
-        "window_end": iso_time(decision.end_ns, session_date),
+        "window_start": iso_time(decision.start_ns, session_date, EXCHANGE_TZ),
+        "window_end": iso_time(decision.end_ns, session_date, EXCHANGE_TZ),
         "window_start_ns": decision.start_ns,
         "window_end_ns": decision.end_ns,
-        "score": decision.score,
-        "p_value": decision.p_value,
+        "score": decision.verdict.score,
+        "p_value": decision.verdict.p_value,
         "p_value_normal": detail.get("p_value_sim_normal"),
-        "alert": decision.alert,
-        "threshold": decision.threshold,
-        "severity": decision.severity,
+        "alert": decision.verdict.alert,
+        "threshold": decision.verdict.threshold,
+        "severity": decision.verdict.severity,
         "facts": facts,
-        "diverged": list(decision.diverged),
-        "baselines": dict(decision.baselines),
+        "diverged": list(decision.verdict.diverged),
+        "baselines": dict(decision.verdict.baselines),
         "rollouts": detail.get("rollouts"),
         "seed": seed,
         "window_seed": detail.get("seed"),
@@ -169,8 +151,13 @@ def replay(
     """
     result = ReplayResult()
     for item in inputs:
+        config = scorer.config
         detector = WindowedDetector(
-            scorer, window_ns=scorer.config.window_ns, origin_ns=item.origin_ns
+            scorer,
+            window_ns=config.window_ns,
+            origin_ns=item.origin_ns,
+            tick_size=config.tick_size,
+            baseline_windows=config.baseline_windows,
         )
         result.files.append(str(item.path))
         result.malformed_rows += item.malformed_rows

@@ -19,9 +19,9 @@ def lobster_dir() -> Path:
 def checkpoint_version(path, sampling=None):
     from surveillance.cli.wiring import SamplerSpec
 
-    return SamplerSpec(
-        "lmm", str(path) if path else None, "cpu", tuple(sorted((sampling or {}).items()))
-    ).model_version
+    models = (str(path),) if path else ()
+    spec = SamplerSpec("lmm", models, sampling=tuple(sorted((sampling or {}).items())))
+    return spec.model_version
 
 
 def lobster_zip(lobster_dir: Path, symbol: str, levels: int) -> Path:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
-from simulator.types import NS_PER_S, Side
+from simulator.types import Side
+from simulator.units import NS_PER_S
 
 N_LEVELS = 10  # LOB levels per side in the features (AMZN level-5 files are zero-padded)
 LOB_DIM = 2 * N_LEVELS + 1  # ask levels 1..N, bid levels 1..N, then the spread

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.units import NS_PER_S
 from streams.broker import EmbeddedBroker, free_port, stop_process
 from streams.publisher import publish_frame
 from streams.settings import load_settings
@@ -41,7 +42,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DAY = (
     ROOT.parent / "shared" / "data" / "lobster" / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip"
 )
-NS_PER_S = 1_000_000_000
 STATE_PATH = "/surveillance/state/"
 
 

@@ -19,10 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from simulator.engine import Sampler
-from simulator.generators import EmpiricalGenerator
+from simulator.generators import EmpiricalGenerator, MixtureGenerator
 from surveillance.detection.detector import Calibration
 from surveillance.detection.scorer import SimulationScorer
-from surveillance.detection.settings import DetectionSettings, Sampling, SettingsError
+from surveillance.detection.settings import (
+    GENERATORS,
+    DetectionSettings,
+    Sampling,
+    SettingsError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +46,45 @@ _SAMPLERS: dict[SamplerSpec, Sampler] = {}
 
 @dataclass(frozen=True, slots=True)
 class SamplerSpec:
-    """An order model (``lmm``: a checkpoint) or the empirical baseline, on a device, sampled
-    at the checkpoint's own settings unless ``sampling`` overrides them."""
+    """An order model (``lmm``: one checkpoint, the bundled one by default, or several rolled
+    out as a mixture, rollout i driven by model i mod M) or the empirical baseline, on a
+    device, sampled at each checkpoint's own settings unless ``sampling`` overrides them."""
 
     kind: str = "lmm"
-    model: str | None = None
+    models: tuple[str, ...] = ()
     device: str = "cpu"
     sampling: tuple[tuple[str, Any], ...] = field(default=())
+    threads: int = 1  # torch threads (CPU): a small model on shared cores, more only contend
+    tick_size: int = 100  # the empirical generator's
 
     @classmethod
     def of(cls, settings: DetectionSettings) -> SamplerSpec:
-        model = None
-        if settings.generator == "lmm":
-            path = Path(settings.model) if settings.model else DEFAULT_MODEL
+        return cls(
+            settings.generator,
+            (settings.model,) if settings.model else (),
+            settings.device,
+            tuple(sorted(settings.sampling.items())),
+        ).checked()
+
+    def checked(self) -> SamplerSpec:
+        """This spec, once its kind and checkpoints are known to exist (one clear error)."""
+        if self.kind not in GENERATORS:
+            raise SettingsError(f"unknown generator {self.kind!r}; choose from {GENERATORS}")
+        if self.sampling and self.kind != "lmm":
+            raise SettingsError("sampling settings are the order model's (generator lmm)")
+        for path in self.paths:
             if not path.exists():
                 raise ScorerSetupError(
                     f"no order-model checkpoint at {path}: train one, point --model / "
                     "SURV_MODEL at one, or use the empirical generator"
                 )
-            model = str(path)
-        return cls(
-            settings.generator, model, settings.device, tuple(sorted(settings.sampling.items()))
-        )
+        return self
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        if self.kind != "lmm":
+            return ()
+        return tuple(Path(m) for m in self.models) or (DEFAULT_MODEL,)
 
     @property
     def sampling_dict(self) -> Sampling:
@@ -76,7 +98,7 @@ class SamplerSpec:
 
     def _build(self) -> Sampler:
         if self.kind == "empirical":
-            return EmpiricalGenerator()
+            return EmpiricalGenerator(tick_size=self.tick_size)
         if self.kind != "lmm":
             raise SettingsError(f"unknown generator {self.kind!r}")
         from models.generator import load_generator
@@ -84,28 +106,31 @@ class SamplerSpec:
         if self.device == "cpu":
             import torch
 
-            # The model is small: one thread per process beats two fighting over tiny
-            # matrices (and leaves the other core to matching and to sibling processes).
-            torch.set_num_threads(1)
-        return load_generator(self.model or DEFAULT_MODEL, device=self.device, **self.sampling_dict)
+            torch.set_num_threads(self.threads)
+        members = [load_generator(p, device=self.device, **self.sampling_dict) for p in self.paths]
+        if len(members) == 1:
+            return members[0]
+        return MixtureGenerator(members)  # type: ignore[arg-type]
 
     @property
     def model_version(self) -> str:
         """``lmm-<name>-<crc of the weights>-<sampler version>``: changes whenever the weights,
         the sampling rules or the sampling settings do (the checkpoint's own unless ``sampling``
-        sets them); ``empirical-v1`` for the baseline. Calibrations, alert ids and cached forks
-        are keyed by it."""
+        sets them); a mixture joins its members' with ``+``; ``empirical-v1`` for the
+        baseline. Calibrations, alert ids, cached forks and study reports are keyed by it."""
         if self.kind != "lmm":
             return EMPIRICAL_VERSION
         from models.checkpoint import checkpoint_sampling
         from models.generator import sampler_version
 
-        path = Path(self.model) if self.model else DEFAULT_MODEL
-        if not path.exists():
-            raise FileNotFoundError(f"no model checkpoint at {path}")
-        settings = {**checkpoint_sampling(path), **self.sampling_dict}
-        sampler = sampler_version(**settings)  # type: ignore[arg-type]
-        return f"lmm-{path.stem}-{zlib.crc32(path.read_bytes()):08x}-{sampler}"
+        versions = []
+        for path in self.paths:
+            if not path.exists():
+                raise FileNotFoundError(f"no model checkpoint at {path}")
+            settings = {**checkpoint_sampling(path), **self.sampling_dict}
+            sampler = sampler_version(**settings)  # type: ignore[arg-type]
+            versions.append(f"lmm-{path.stem}-{zlib.crc32(path.read_bytes()):08x}-{sampler}")
+        return "+".join(versions)
 
 
 def bundled_calibration(

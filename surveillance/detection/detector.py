@@ -282,7 +282,7 @@ class SimulationNull:
         return Verdict(score, p_emp, p_norm, evidence, [float(x) for x in null_scores], n)
 
 
-def score_window(
+def score_against(
     real: Trajectory | FactSamples,
     sims: Sequence[Trajectory | FactSamples],
     facts: Sequence[str] = DETECTION_FACTS,

@@ -123,9 +123,8 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from simulator.trajectory import Trajectory
+from simulator.units import NS_PER_MIN, NS_PER_S
 
-NS_PER_S = 1_000_000_000
-NS_PER_MIN = 60 * NS_PER_S
 EMPTY_ASK_PRICE = 9_999_999_999  # the book's sentinels (simulator.book)
 EMPTY_BID_PRICE = -9_999_999_999
 ASK, BID, CANCEL = 0, 1, 2  # simulator.orderstream.OrderType values

@@ -97,24 +97,20 @@ class WindowScore:
 
 @dataclass(frozen=True, slots=True)
 class WindowDecision:
-    """The decision for one closed window (alert or not); every closed window gets one."""
+    """The decision for one closed window (alert or not); every closed window gets one: the
+    window it is about and its scorer's verdict."""
 
     instrument: str
     start_ns: int
     end_ns: int
-    score: float | None
-    p_value: float | None
-    alert: bool
-    facts: Mapping[str, float]
-    diverged: tuple[str, ...]
-    baselines: Mapping[str, float | None]
     model_version: str
     n_events: int
     closed_by: ClosedBy
-    expected: Mapping[str, float] = field(default_factory=dict)
-    threshold: float | None = None
-    severity: str = "none"
-    detail: Mapping[str, Any] = field(default_factory=dict)
+    verdict: WindowScore
+
+    @property
+    def alert(self) -> bool:
+        return self.verdict.alert
 
 
 @runtime_checkable
@@ -144,23 +140,14 @@ def decide(window: ClosedWindow, score: WindowScore, model_version: str) -> Wind
         instrument=window.instrument,
         start_ns=window.start_ns,
         end_ns=window.end_ns,
-        score=score.score,
-        p_value=score.p_value,
-        alert=score.alert,
-        facts=dict(score.facts),
-        diverged=tuple(score.diverged),
-        baselines=dict(score.baselines),
         model_version=model_version,
         n_events=len(window.events),
         closed_by=window.closed_by,
-        expected=dict(score.expected),
-        threshold=score.threshold,
-        severity=score.severity,
-        detail=dict(score.detail),
+        verdict=score,
     )
 
 
-def score_window(scorer: WindowScorer, window: ClosedWindow) -> WindowDecision:
+def decide_window(scorer: WindowScorer, window: ClosedWindow) -> WindowDecision:
     """Score and decide; a module-level function so a process pool can pickle the call."""
     return decide(window, scorer(window), scorer.model_version)
 
@@ -290,28 +277,42 @@ class WindowedDetector:
     The offline replay path. The stream worker runs the same pipelines but scores in a pool.
     """
 
-    def __init__(self, scorer: WindowScorer, *, window_ns: int, origin_ns: int = 0) -> None:
+    def __init__(
+        self,
+        scorer: WindowScorer,
+        *,
+        window_ns: int,
+        origin_ns: int = 0,
+        tick_size: int = 100,
+        baseline_windows: int = 6,
+    ) -> None:
         self.scorer = scorer
         self.window_ns = window_ns
         self.origin_ns = origin_ns
+        self.tick_size = tick_size
+        self.baseline_windows = baseline_windows
         self.pipelines: dict[str, InstrumentPipeline] = {}
 
     def pipeline(self, instrument: str) -> InstrumentPipeline:
         pipe = self.pipelines.get(instrument)
         if pipe is None:
             pipe = self.pipelines[instrument] = InstrumentPipeline(
-                instrument, window_ns=self.window_ns, origin_ns=self.origin_ns
+                instrument,
+                window_ns=self.window_ns,
+                origin_ns=self.origin_ns,
+                tick_size=self.tick_size,
+                baseline_windows=self.baseline_windows,
             )
         return pipe
 
     def on_event(self, event: BookEvent) -> list[WindowDecision]:
         closed = self.pipeline(event.instrument).on_event(event)
-        return [score_window(self.scorer, w) for w in closed]
+        return [decide_window(self.scorer, w) for w in closed]
 
     def flush(self) -> list[WindowDecision]:
         out: list[WindowDecision] = []
         for pipe in self.pipelines.values():
-            out.extend(score_window(self.scorer, w) for w in pipe.flush())
+            out.extend(decide_window(self.scorer, w) for w in pipe.flush())
         return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import re
 
@@ -18,7 +19,7 @@ from alerts.schema import (
     window_id,
 )
 from alerts.store import AlertStore
-from surveillance.detection.pipeline import WindowDecision
+from surveillance.detection.pipeline import WindowDecision, WindowScore
 
 NS = 1_000_000_000
 OPEN_NS = 34_200 * NS  # 09:30 after midnight (LOBSTER time)
@@ -36,16 +37,18 @@ def decision(
         instrument=instrument,
         start_ns=start_ns,
         end_ns=start_ns + 1500 * NS,
-        score=3.2,
-        p_value=p_value,
-        alert=alert,
-        facts={"spread": 0.61, "volatility": 0.88, "buy_ratio": 0.93},
-        diverged=("spread",),
-        baselines={"historical_diff": 0.21, "spread_zscore": None},
-        expected={"spread": 0.97, "volatility": 0.87, "buy_ratio": 0.93},
         model_version=model_version,
         n_events=1234,
         closed_by="event",
+        verdict=WindowScore(
+            score=3.2,
+            p_value=p_value,
+            alert=alert,
+            facts={"spread": 0.61, "volatility": 0.88, "buy_ratio": 0.93},
+            diverged=("spread",),
+            baselines={"historical_diff": 0.21, "spread_zscore": None},
+            expected={"spread": 0.97, "volatility": 0.87, "buy_ratio": 0.93},
+        ),
     )
 
 
@@ -125,9 +128,7 @@ def test_schema_validation_rejects_bad_alerts(mutate, where) -> None:
 
 def test_an_alert_needs_a_score() -> None:
     d = decision()
-    no_score = WindowDecision(
-        **{f: getattr(d, f) for f in d.__dataclass_fields__} | {"score": None}
-    )
+    no_score = dataclasses.replace(d, verdict=dataclasses.replace(d.verdict, score=None))
     with pytest.raises(AlertSchemaError, match="score"):
         alert_of(no_score)
 

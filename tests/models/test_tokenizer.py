@@ -35,7 +35,8 @@ from models.tokenizer import (
 from simulator.book import OrderBook
 from simulator.orderstream import OrderStream, OrderType
 from simulator.rollout import cancel_side
-from simulator.types import NS_PER_S, Side
+from simulator.types import Side
+from simulator.units import NS_PER_S
 
 TICK = 100
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -166,7 +166,7 @@ class SlowEventCountScorer(EventCountTestScorer):
 
 
 def make_slow_scorer(settings: object) -> SlowEventCountScorer:
-    """``SURV_SCORER=tests.test_stream_service:make_slow_scorer``."""
+    """``SURV_SCORER=tests.streams.test_stream_service:make_slow_scorer``."""
     return SlowEventCountScorer(min_events=int(os.environ.get("TEST_SCORER_MIN_EVENTS", "1")))
 
 
@@ -197,7 +197,7 @@ def test_a_worker_killed_mid_stream_still_decides_every_window_once(
     }
     setup = WorkerSetup(kafka_bootstrap, tmp_path)
     setup.env |= {
-        "SURV_SCORER": "tests.test_stream_service:make_slow_scorer",
+        "SURV_SCORER": "tests.streams.test_stream_service:make_slow_scorer",
         "TEST_SCORER_DELAY_S": "0.4",
         # The killed member holds its partitions until its session expires.
         "SURV_SESSION_TIMEOUT_S": "6",

@@ -268,7 +268,7 @@ def test_closed_windows_can_be_scored_in_a_process_pool() -> None:
     import concurrent.futures
     import multiprocessing
 
-    from surveillance.detection.pipeline import score_window
+    from surveillance.detection.pipeline import decide_window
 
     pipe = InstrumentPipeline("X", window_ns=10)
     pipe.on_event(ev(1, EventKind.ADD, 1, 10, 100, Side.BID))
@@ -276,8 +276,8 @@ def test_closed_windows_can_be_scored_in_a_process_pool() -> None:
     (window,) = pipe.on_event(ev(12, EventKind.DELETE, 1, 10, 100, Side.BID))
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        remote = pool.submit(score_window, EventCountTestScorer(2), window).result(timeout=60)
-    assert remote == score_window(EventCountTestScorer(2), window)
+        remote = pool.submit(decide_window, EventCountTestScorer(2), window).result(timeout=60)
+    assert remote == decide_window(EventCountTestScorer(2), window)
     assert remote.alert and remote.n_events == 2
 
 

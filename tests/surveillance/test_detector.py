@@ -12,7 +12,7 @@ from surveillance.detection.detector import (
     Calibration,
     FactNorms,
     historical_diff,
-    score_window,
+    score_against,
     spread_zscore,
     window_facts,
 )
@@ -39,7 +39,7 @@ def window(
 def test_normal_windows_get_roughly_uniform_p_values() -> None:
     rng = np.random.default_rng(1)
     p_values = [
-        score_window(window(rng), [window(rng) for _ in range(12)]).p_value for _ in range(16)
+        score_against(window(rng), [window(rng) for _ in range(12)]).p_value for _ in range(16)
     ]
     assert np.mean(np.array(p_values) <= 0.1) <= 0.35
     assert np.mean(p_values) > 0.3
@@ -55,8 +55,8 @@ def test_normal_windows_get_roughly_uniform_p_values() -> None:
 def test_a_changed_market_scores_high_and_names_the_fact(change: dict, fact: str) -> None:
     rng = np.random.default_rng(2)
     sims = [window(rng) for _ in range(12)]
-    normal = score_window(window(rng), sims)
-    odd = score_window(window(rng, **change), sims)
+    normal = score_against(window(rng), sims)
+    odd = score_against(window(rng, **change), sims)
     assert odd.score is not None and normal.score is not None
     # one fact of 17 moved: Stouffer's sum divides its z by sqrt(17)
     assert odd.score > normal.score + 2.5
@@ -71,11 +71,11 @@ def test_a_few_dozen_large_orders_show_in_the_tail_fact_not_in_the_densities() -
     futures show among themselves."""
     rng = np.random.default_rng(4)
     sims = [window(rng) for _ in range(12)]
-    normal = score_window(window(rng), sims)
+    normal = score_against(window(rng), sims)
     real = window(rng)
     limit = np.flatnonzero(real.type != 2)[:: max(1, int(np.sum(real.type != 2)) // 30)][:30]
     real.qty[limit] = 2_000
-    spoofed = score_window(real, sims)
+    spoofed = score_against(real, sims)
     z_tail = spoofed.facts["large_orders"].z
     assert z_tail is not None and z_tail < -10
     assert normal.facts["large_orders"].z > -3
@@ -103,7 +103,7 @@ def test_the_sweep_tail_is_cut_at_a_ratio_of_one_and_the_size_tails_at_the_refer
     sims = [samples(ratios(400, 0.0, 1.0), rng.normal(2.0, 0.2, 2_000)) for _ in range(12)]
     reference = samples(ratios(400, 0.2, 5.0), rng.normal(3.5, 0.1, 2_000))
     real = samples(ratios(400, 0.1, 2.0), np.concatenate([rng.normal(2.0, 0.2, 1_950), [3.2] * 50]))
-    verdict = score_window(real, sims, ("sweep_ratio", "large_orders"), reference)
+    verdict = score_against(real, sims, ("sweep_ratio", "large_orders"), reference)
     sweep = verdict.facts["sweep_ratio"]
     assert sweep.ovl == pytest.approx(0.9)  # 1 - |0.1 - 0|
     assert sweep.null_mean == pytest.approx(1.0)
@@ -130,7 +130,7 @@ def test_tail_cuts_and_detection_facts() -> None:
 def test_scoring_needs_enough_rollouts() -> None:
     rng = np.random.default_rng(3)
     with pytest.raises(ValueError, match="rollouts"):
-        score_window(window(rng), [window(rng), window(rng)])
+        score_against(window(rng), [window(rng), window(rng)])
 
 
 def test_calibration_sets_threshold_from_false_alarm_rate(tmp_path) -> None:

@@ -28,7 +28,7 @@ from surveillance.studies.realism import (
     real_trajectory,
     spread_budget,
 )
-from tests.conftest import lobster_zip
+from tests.conftest import checkpoint_version, lobster_zip
 
 
 def run_json(capsys, *args: str) -> dict:
@@ -260,7 +260,7 @@ def test_realism_with_the_trained_order_model(lobster_dir: Path, capsys):
     out = capsys.readouterr()
     assert code == 0, out.err
     report = json.loads(out.out)
-    assert report["generator"] == "lmm:lmm-small.pt"
+    assert report["generator"] == checkpoint_version(CHECKPOINT)
     assert report["windows"][0]["sim_orders_mean"] > 100
 
 
@@ -383,7 +383,8 @@ def test_repeated_models_roll_out_a_mixture(lobster_dir: Path, capsys):
     out = capsys.readouterr()
     assert code == 0, out.err
     report = json.loads(out.out)
-    assert report["generator"] == "lmm-mixture:lmm-small.pt+lmm-small.pt"
+    one = checkpoint_version(CHECKPOINT)
+    assert report["generator"] == f"{one}+{one}"
     assert report["windows"][0]["sim_orders_mean"] > 50
     # one missing member is the same clear error as one missing model
     code = main([*args, *model, "--model", "/no/such.pt"])
@@ -438,18 +439,18 @@ def test_sampling_settings_reach_every_member_and_name_the_run():
     from models.generator import DEFAULT_TEMPERATURE, field_top_p
 
     gen, name = build_generator("lmm", (CHECKPOINT,), 100, sampling={"temperature": None})
-    assert name == "lmm:lmm-small.pt" and gen.temperature == DEFAULT_TEMPERATURE
+    assert name == checkpoint_version(CHECKPOINT) and gen.temperature == DEFAULT_TEMPERATURE
     sampling = {"temperature": (1.0, 0.9, 1.0, 1.0), "top_p": 0.99}
     gen, name = build_generator("lmm", (CHECKPOINT,), 100, sampling=sampling)
-    assert name == "lmm:lmm-small.pt[temperature=1/0.9/1/1,top_p=0.99]"
+    assert name == checkpoint_version(CHECKPOINT, sampling) != checkpoint_version(CHECKPOINT)
     assert gen.temperature == (1.0, 0.9, 1.0, 1.0) and gen.top_p == field_top_p(0.99)
     mix, name = build_generator("lmm", (CHECKPOINT, CHECKPOINT), 100, sampling=sampling)
-    member = "lmm-small.pt[temperature=1/0.9/1/1,top_p=0.99]"
-    assert name == f"lmm-mixture:{member}+{member}"
+    member = checkpoint_version(CHECKPOINT, sampling)
+    assert name == f"{member}+{member}"
     assert all(m.temperature == (1.0, 0.9, 1.0, 1.0) for m in mix.members)
     # the sampler's defaults, set explicitly, are no change
     _, name = build_generator("lmm", (CHECKPOINT,), 100, sampling={"temperature": (1, 0.8, 1, 1)})
-    assert name == "lmm:lmm-small.pt"
+    assert name == checkpoint_version(CHECKPOINT)
 
 
 def test_the_report_names_the_sampling_a_checkpoint_carries(tmp_path):
@@ -461,7 +462,8 @@ def test_the_report_names_the_sampling_a_checkpoint_carries(tmp_path):
     meta["sampling"] = {"temperature": 1.0, "top_p": [1.0, 0.8, 1.0, 1.0]}
     own.with_suffix(".json").write_text(json.dumps(meta))
     gen, name = build_generator("lmm", (own,), 100)
-    assert name == "lmm:tuned.pt[temperature=1,top_p=1/0.8/1/1]"
+    carried = {"temperature": 1.0, "top_p": (1.0, 0.8, 1.0, 1.0)}
+    assert name == checkpoint_version(CHECKPOINT, carried).replace("lmm-small", "tuned")
     assert gen.top_p == (1.0, 0.8, 1.0, 1.0)
     _, name = build_generator("lmm", (own,), 100, sampling={"top_p": 0.9})  # a run's own wins
-    assert name == "lmm:tuned.pt[temperature=1,top_p=0.9]"
+    assert name == checkpoint_version(own, {"top_p": 0.9}) != checkpoint_version(own)

@@ -10,8 +10,6 @@ import click
 
 from surveillance.cli.options import rollouts_option, sampling_options, sampling_settings
 
-DEFAULT_MODEL = Path("models/checkpoints/lmm-small.pt")
-
 
 def build_generator(
     kind: str,
@@ -21,57 +19,29 @@ def build_generator(
     threads: int = 1,
     sampling: dict[str, object] | None = None,
 ) -> tuple[object, str]:
-    """The order generator a run uses, and the name the report gives it. No checkpoint means
-    the bundled one; several make a ``MixtureGenerator`` (rollout i driven by model i mod M).
-    ``sampling``: ``temperature`` / ``top_p`` for the order model (absent or None: the
-    checkpoint's own, else the sampler's defaults). The name says how each model samples where
-    that is not the sampler's defaults, e.g. ``lmm:m.pt[temperature=1]``."""
+    """The order generator a run uses and its model version (the report's name for it): the
+    product's sampler (``surveillance.cli.wiring.SamplerSpec``: no checkpoint means the
+    bundled one, several make a mixture), or the study's own ``replay`` reference (the real
+    orders themselves)."""
     sampling = sampling_settings(kind, **(sampling or {}))
-    if kind == "empirical":
-        from simulator.generators import EmpiricalGenerator
-
-        return EmpiricalGenerator(tick_size=tick_size), "empirical"
     if kind == "replay":
         from simulator.generators import ReplayGenerator
 
         return ReplayGenerator(stream), "replay"  # type: ignore[arg-type]
-    paths = models or (DEFAULT_MODEL,)
-    for path in paths:
-        if not path.exists():
-            raise click.ClickException(
-                f"no model checkpoint at {path}; pass --model PATH or use --generator empirical"
-            )
+    from surveillance.cli.wiring import SamplerSpec, ScorerSetupError
+
+    spec = SamplerSpec(
+        kind,
+        tuple(str(p) for p in models),
+        sampling=tuple(sorted(sampling.items())),
+        threads=threads,
+        tick_size=tick_size,
+    )
     try:
-        import torch
-
-        from models.generator import load_generator  # torch: imported only on this path
-    except ImportError as exc:
-        raise click.ClickException(f"the order model is not available ({exc})") from exc
-    torch.set_num_threads(threads)  # a small model on shared cores: more threads only contend
-    members = [load_generator(p, **sampling) for p in paths]  # type: ignore[arg-type]
-    names = [p.name + _sampling_suffix(m) for p, m in zip(paths, members, strict=True)]
-    if len(paths) == 1:
-        return members[0], f"lmm:{names[0]}"
-    from simulator.generators import MixtureGenerator
-
-    return MixtureGenerator(members), "lmm-mixture:" + "+".join(names)
-
-
-def _sampling_suffix(generator) -> str:
-    """``[temperature=..,top_p=..]`` for the settings a loaded order model samples with that
-    are not the sampler's defaults (set for the run or carried by its checkpoint); "" if none."""
-    from models.generator import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-    from models.model import field_temperatures, field_top_p
-
-    parts = []
-    for key, value, default in (
-        ("temperature", field_temperatures(generator.temperature), DEFAULT_TEMPERATURE),
-        ("top_p", field_top_p(generator.top_p), DEFAULT_TOP_P),
-    ):
-        if value != tuple(default):
-            shown = value[:1] if len(set(value)) == 1 else value
-            parts.append(f"{key}=" + "/".join(f"{x:g}" for x in shown))
-    return f"[{','.join(parts)}]" if parts else ""
+        spec.checked()
+        return spec(), spec.model_version
+    except (ScorerSetupError, ImportError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def generator_of(*args: object) -> object:
@@ -110,7 +80,7 @@ def generator_of(*args: object) -> object:
     "models",
     type=click.Path(path_type=Path),
     multiple=True,
-    help=f"Order-model checkpoint (default {DEFAULT_MODEL}). Repeat it to roll out a "
+    help="Order-model checkpoint (default: the bundled one). Repeat it to roll out a "
     "mixture: rollout i is driven by model i mod M (e.g. models trained with other seeds).",
 )
 @click.option("--max-orders", type=int, default=None, help="Cap on orders per rollout.")
