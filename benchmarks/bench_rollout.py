@@ -40,11 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.engine import Engine, ForkRequest
 from simulator.generators import EmpiricalGenerator
 from simulator.lobster import load_lobster
 from simulator.matching import MatchingRules
 from simulator.orderstream import from_lobster
-from simulator.rollout import RolloutSummary, fork_rollouts
+from simulator.rollout import RolloutSummary
 from simulator.units import parse_clock
 from surveillance.studies.realism import FeedTape
 
@@ -163,20 +164,25 @@ def main() -> int:
     for run in range(args.runs):
         timed = TimedGenerator(generator)
         t0 = time.perf_counter()
-        results = fork_rollouts(
-            book,
-            history,
-            rows,
-            timed,  # type: ignore[arg-type]
-            n=args.rollouts,
-            start_ns=start_ns,
-            horizon_ns=3_600 * 10**9,
-            open_mid=open_mid,
-            seed=run,
-            rules=rules,
-            max_orders=args.orders,
-            max_depth=day.levels,
+        (futures,) = Engine(timed).fork(  # type: ignore[arg-type]
+            [
+                ForkRequest(
+                    instrument=day.symbol,
+                    book=book,
+                    context=history,
+                    context_rows=rows,
+                    open_mid=open_mid,
+                    start_ns=start_ns,
+                    horizon_ns=3_600 * 10**9,
+                    rollouts=args.rollouts,
+                    seed=run,
+                    rules=rules,
+                    max_orders=args.orders,
+                    max_depth=day.levels,
+                )
+            ]
         )
+        results = futures.results
         seconds = time.perf_counter() - t0
         orders = RolloutSummary.of(results).orders
         if orders / seconds > best:

@@ -1,0 +1,146 @@
+"""The engine API: batches of fork requests, books at chosen times, agents inside rollouts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from simulator.agents import AgentMux, Twap
+from simulator.book import OrderBook
+from simulator.engine import Engine, ForkRequest, window_seed
+from simulator.generators import EmpiricalGenerator
+from simulator.matching import MatchingRules
+from simulator.orderstream import OrderType
+from simulator.rollout import GeneratedOrder
+from tests.simulator.test_rollout import ScriptGenerator, synthetic_history
+
+S = 1_000_000_000
+RULES = MatchingRules(tick_size=100)
+BID, ASK, CANCEL = int(OrderType.BID), int(OrderType.ASK), int(OrderType.CANCEL)
+
+
+def deep_book() -> OrderBook:
+    book = OrderBook("TEST")
+    oid = 1
+    for k in range(5):
+        book.add(oid, 1, 9_900 - 100 * k, 300)
+        book.add(oid + 1, -1, 10_100 + 100 * k, 300)
+        oid += 2
+    return book
+
+
+def request(**changes) -> ForkRequest:
+    history, rows = synthetic_history(np.random.default_rng(1))
+    base = ForkRequest(
+        instrument="TEST",
+        book=deep_book(),
+        context=history,
+        context_rows=rows,
+        open_mid=10_000.0,
+        start_ns=100 * S,
+        horizon_ns=60 * S,
+        rollouts=3,
+        seed=7,
+        rules=RULES,
+        max_depth=5,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def columns(futures) -> list[tuple]:
+    return [
+        (r.ts_ns.tolist(), r.type.tolist(), r.price.tolist(), r.qty.tolist(), r.best_bid.tolist())
+        for r in futures.results
+    ]
+
+
+def test_a_request_forks_the_same_futures_alone_or_in_a_batch() -> None:
+    alone = Engine(EmpiricalGenerator()).fork([request(seed=3)])[0]
+    batch = Engine(EmpiricalGenerator()).fork([request(seed=5), request(seed=3), request()])
+    assert columns(batch[1]) == columns(alone)
+    assert columns(batch[0]) != columns(alone)  # another seed, other futures
+    assert [f.request.seed for f in batch] == [5, 3, 7]  # in request order
+    assert all(len(t.ts_ns) > 0 for t in alone.trajectories)
+
+
+def test_books_are_kept_at_the_chosen_times() -> None:
+    times = (100 * S, 130 * S, 200 * S)
+    (futures,) = Engine(EmpiricalGenerator()).fork([request(snapshot_times_ns=times)])
+    at_start = futures.books_at(100 * S)
+    assert at_start.shape == (3, 40)
+    assert (at_start == deep_book().snapshot(10)).all()  # no order before the first time
+    for r, book_end in zip(futures.results, futures.books_at(200 * S), strict=True):
+        # the touch after the last order is the touch of the book kept at the horizon
+        assert (book_end[2], book_end[0]) == (r.best_bid[-1], r.best_ask[-1])
+    with pytest.raises(KeyError, match="snapshot_times_ns"):
+        futures.books_at(150 * S)
+    with pytest.raises(ValueError, match="ascending"):
+        Engine(EmpiricalGenerator()).fork([request(snapshot_times_ns=(2 * S, 1 * S))])
+
+
+def test_a_twap_agent_sends_its_slices_inside_every_rollout_and_moves_the_price() -> None:
+    # the model only takes a share off the deepest bid each second: the ask side moves by the
+    # agent alone
+    idle = [[GeneratedOrder(CANCEL, 1, 1, S) for _ in range(200)]]
+    twap = Twap(side=1, qty=1_200, start_ns=100 * S, end_ns=160 * S, slices=6, tick_size=100)
+    req = request(agents=(twap,), max_depth=None, context_rows=None)
+    (futures,) = Engine(ScriptGenerator(idle)).fork([req])
+    for r, steps in zip(futures.results, futures.agent_orders, strict=True):
+        sent = [k for k, agent in steps]
+        assert len(sent) == 6 and {a for _, a in steps} == {0}
+        assert (r.type[sent] == BID).all() and r.aggressive[sent].all()
+        assert r.ts_ns[sent].tolist() == [100 * S + k * 10 * S for k in range(6)]
+        # IOC at the touch: 200 of the first level's 300, then the 100 left, and so on
+        assert r.filled_qty[sent].tolist() == [200, 100] * 3
+        assert r.best_ask[-1] == 10_100 + 300  # the buyer took three levels
+    # allowed one level past the touch, every slice fills
+    deeper = dataclasses.replace(req, agents=(dataclasses.replace(twap, levels=2),))
+    (futures,) = Engine(ScriptGenerator(idle)).fork([deeper])
+    assert all(
+        int(r.filled_qty[[k for k, _ in steps]].sum()) == 1_200
+        for r, steps in zip(futures.results, futures.agent_orders, strict=True)
+    )
+    # without the agent the same model leaves the touch where it was
+    (plain,) = Engine(ScriptGenerator(idle)).fork([dataclasses.replace(req, agents=())])
+    assert all(r.best_ask[-1] == 10_100 for r in plain.results)
+
+
+def test_agent_orders_keep_the_models_clock() -> None:
+    """The model's orders go out when it said, whatever the agents sent in between."""
+    script = [[GeneratedOrder(BID, 9_800, 100, 7 * S) for _ in range(20)]]
+    twap = Twap(side=-1, qty=300, start_ns=101 * S, end_ns=131 * S, slices=3, tick_size=100)
+    req = request(agents=(twap,), max_depth=None, context_rows=None, horizon_ns=40 * S)
+    (futures,) = Engine(ScriptGenerator(script)).fork([req])
+    r = futures.results[0]
+    agent = {k for k, _ in futures.agent_orders[0]}
+    model_ts = [t for k, t in enumerate(r.ts_ns.tolist()) if k not in agent]
+    assert model_ts == [100 * S + 7 * S * (k + 1) for k in range(5)]
+
+
+def test_the_window_seed_rule_depends_on_seed_instrument_and_start() -> None:
+    a = window_seed(0, "GOOG", 36_000 * S)
+    assert a == window_seed(0, "GOOG", 36_000 * S)
+    assert len({a, window_seed(1, "GOOG", 36_000 * S), window_seed(0, "AMZN", 36_000 * S),
+                window_seed(0, "GOOG", 37_500 * S)}) == 4  # fmt: skip
+
+
+def test_a_mux_without_agents_changes_nothing() -> None:
+    from simulator.rollout import fork_rollouts
+
+    req = request()
+    kwargs = dict(
+        n=req.rollouts,
+        start_ns=req.start_ns,
+        horizon_ns=req.horizon_ns,
+        open_mid=req.open_mid,
+        seed=req.seed,
+        rules=req.rules,
+        max_depth=req.max_depth,
+    )
+    book, ctx, rows = req.book, req.context, req.context_rows
+    plain = fork_rollouts(book, ctx, rows, EmpiricalGenerator(), **kwargs)
+    muxed = fork_rollouts(book, ctx, rows, AgentMux(EmpiricalGenerator(), ()), **kwargs)
+    assert [r.ts_ns.tolist() for r in plain] == [r.ts_ns.tolist() for r in muxed]
+    assert [r.price.tolist() for r in plain] == [r.price.tolist() for r in muxed]
