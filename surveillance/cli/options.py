@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import click
 
-# ``surveillance.detection.scoring.DetectionConfig.rollouts``: what the bundled calibrations were fitted
-# with (a test holds the two equal; the CLI does not import the detection stack to start).
-DETECTION_ROLLOUTS = 16
 MAX_ROLLOUTS = 4096
 # The detector's leave-one-out null compares each rollout with the pool of the others.
 MIN_DETECTION_ROLLOUTS = 3
 
 
 def rollouts_option(
-    default: int = DETECTION_ROLLOUTS,
+    default: int | None = None,
     minimum: int = MIN_DETECTION_ROLLOUTS,
     help: str = "Simulated futures per window.",
 ):
-    """``--rollouts N``: simulated futures forked per window, ``minimum..MAX_ROLLOUTS``."""
+    """``--rollouts N``: simulated futures forked per window, ``minimum..MAX_ROLLOUTS``; by
+    default the detection's (``DetectionConfig.rollouts``, what the bundled calibrations
+    were fitted with)."""
+    if default is None:
+        from surveillance.detection.scoring import DetectionConfig
+
+        default = DetectionConfig().rollouts
     return click.option(
         "--rollouts",
         default=default,

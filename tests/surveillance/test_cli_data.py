@@ -55,11 +55,13 @@ def test_console_script_reports_unknown_options_without_traceback(tmp_path: Path
 def test_detection_commands_share_the_calibrated_rollout_count(
     lobster_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from surveillance.cli.options import DETECTION_ROLLOUTS, MIN_DETECTION_ROLLOUTS
+    from surveillance.cli.commands.replay import command as replay_command
+    from surveillance.cli.options import MIN_DETECTION_ROLLOUTS
     from surveillance.detection.scoring import DetectionConfig
 
-    # the bundled calibrations were fitted with the detection default; the CLI must match it
-    assert DetectionConfig().rollouts == DETECTION_ROLLOUTS
+    # the bundled calibrations were fitted with the detection default; the CLI reads it there
+    rollouts = next(p for p in replay_command.params if p.name == "rollouts")
+    assert rollouts.default == DetectionConfig().rollouts
     data = str(lobster_zip(lobster_dir, "GOOG", 1))
     for command in (["replay", data, "--out", "x.jsonl"], ["evaluate"], ["demo", data]):
         code = main([*command, "--rollouts", str(MIN_DETECTION_ROLLOUTS - 1)])
