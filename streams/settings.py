@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from simulator.units import parse_duration
@@ -95,6 +95,13 @@ class StreamSettings(BaseSettings):
         None, description="date of a feed whose ts_ns counts from midnight (LOBSTER)"
     )
     exchange_tz: str = "America/New_York"
+
+    @field_validator("window")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # a UnitError (ValueError): pydantic names SURV_WINDOW
+        return value
 
     @property
     def window_ns(self) -> int:

@@ -873,3 +873,15 @@ def test_fast_event_decoding_accepts_and_rejects_exactly_like_the_format() -> No
         events, bad = decode_record(b"X", json.dumps([item]).encode())
         assert events == want, item
         assert len(bad) == (0 if want else 1), item
+
+
+def test_a_bad_window_setting_is_refused_when_the_settings_load() -> None:
+    from pydantic import ValidationError
+
+    from streams.settings import load_settings
+
+    with pytest.raises(ValidationError, match="not a duration"):
+        load_settings(window="25 parsecs")
+    detection = load_settings(window="10m", rollouts=8, generator="empirical").detection()
+    assert (detection.window_ns, detection.rollouts) == (600 * 10**9, 8)
+    assert detection.config().window_ns == 600 * 10**9

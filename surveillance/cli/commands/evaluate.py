@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from surveillance.cli.options import rollouts_option, sampling_options, sampling_settings
+from surveillance.cli.options import detection_options, detection_settings
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "lobster"
 DEFAULT_DAYS = (
@@ -48,19 +49,12 @@ DEFAULT_DAYS = (
     "more of them for the fact norms, and each is scored for the threshold with norms fitted "
     "without the windows it overlaps.",
 )
-@click.option("--window", default="25m", show_default=True, help="Window length.")
 @click.option("--stride", default="5m", show_default=True, help="Between window starts.")
-@rollouts_option()
+@detection_options(calibration=False)
 @click.option(
     "--typologies", default="all", show_default=True, help="Comma-separated typologies, or all."
 )
 @click.option("--intensities", default="low,moderate,high", show_default=True)
-@click.option(
-    "--generator", type=click.Choice(["lmm", "empirical"]), default="lmm", show_default=True
-)
-@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None)
-@sampling_options()
-@click.option("--seed", default=0, show_default=True)
 @click.option(
     "--jobs",
     default=1,
@@ -82,7 +76,13 @@ DEFAULT_DAYS = (
     help="Write the calibration (fact norms and alert threshold) fitted on the calibration "
     "windows here: what `replay` and the worker load.",
 )
-@click.option("--far", default=0.05, show_default=True, help="Target false-alarm rate.")
+@click.option(
+    "--far",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    help="Target false-alarm rate.",
+)
 @click.option(
     "--sim-cache",
     type=click.Path(path_type=Path, file_okay=False),
@@ -96,22 +96,15 @@ DEFAULT_DAYS = (
     show_default=True,
     help="Keep rollout books at the feed's depth (simulator.rollout, refill).",
 )
-def command(
+def command(  # type: ignore[no-untyped-def]
     paths,
     start,
     end,
     calibration_span,
     calibration_stride,
-    window,
     stride,
-    rollouts,
     typologies,
     intensities,
-    generator,  # type: ignore[no-untyped-def]
-    model_path,
-    temperature,
-    top_p,
-    seed,
     jobs,
     as_json,
     out,
@@ -119,15 +112,15 @@ def command(
     far,
     sim_cache,
     refill,
+    **options,
 ) -> None:
     """Score clean and manipulated variants of real days with the simulation detector and two
     baselines; print ROC AUC and the true-positive rate at 5% false positives per typology and
     intensity."""
-    sampling = sampling_settings(generator, temperature=temperature, top_p=top_p)
+    settings = dataclasses.replace(detection_settings(options), far=far, refill=refill)
     from simulator.manipulation import INTENSITIES, Typology
     from simulator.units import parse_clock, parse_duration
     from surveillance.cli.wiring import SamplerSpec
-    from surveillance.detection.scoring import DetectionConfig
     from surveillance.studies.evaluate import (
         EvaluationConfig,
         calibrate,
@@ -158,9 +151,7 @@ def command(
     span = calibration_span.split("-")
     if len(span) != 2:
         raise click.BadParameter("use HH:MM-HH:MM", param_hint="--calibration-span")
-    detection = DetectionConfig(
-        window_ns=parse_duration(window), rollouts=rollouts, seed=seed, refill=refill
-    )
+    detection = settings.config()
     config = EvaluationConfig(
         detection=detection,
         start_ns=parse_clock(start),
@@ -177,9 +168,7 @@ def command(
         raise click.ClickException("no window fits between --start and --end")
     if not config.calibration_starts():
         raise click.ClickException("no calibration window fits before the evaluation span")
-    spec = SamplerSpec(
-        generator, str(model_path) if model_path else None, "cpu", tuple(sorted(sampling.items()))
-    )
+    spec = SamplerSpec.of(settings)
     model_version, config_version = spec.model_version, detection.version()
     tasks = [(p, phase) for p in days for phase in (True, False)]
     cache_dir = str(sim_cache) if sim_cache is not None else None
@@ -249,10 +238,10 @@ def command(
         },
     }
     summary["model_version"] = model_version
-    if sampling:  # set for this run (the model version says so too)
-        summary["sampling"] = sampling
+    if settings.sampling:  # set for this run (the model version says so too)
+        summary["sampling"] = settings.sampling
     summary["config_version"] = config_version
-    summary["rollouts"] = rollouts
+    summary["rollouts"] = settings.rollouts
     summary["days"] = [str(p) for p in days]
     if out is not None:
         out.write_text(
