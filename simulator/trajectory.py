@@ -190,12 +190,18 @@ class TrajectoryRecorder:
             self._ask_qty.append(ask.qty)
 
     def finish(
-        self, events: Sequence[BookEvent], start_ns: int, end_ns: int, tick_size: int
+        self,
+        events: Sequence[BookEvent],
+        start_ns: int,
+        end_ns: int,
+        tick_size: int,
+        orders: tuple[OrderStream, np.ndarray] | None = None,
     ) -> Trajectory:
-        """The trajectory of ``events`` (one ``note`` each, in order) over ``[start, end)``."""
+        """The trajectory of ``events`` (one ``note`` each, in order) over ``[start, end)``;
+        ``orders``: their ``order_stream`` when the caller has it already."""
         if len(events) != len(self._bids):
             raise ValueError(f"{len(events)} events but {len(self._bids)} touches noted")
-        stream, last = order_stream(events)
+        stream, last = orders if orders is not None else order_stream(events)
         i64 = np.int64
         return Trajectory(
             start_ns=start_ns,

@@ -103,7 +103,8 @@ def history_context(
     ``span`` as well, the same pass records the history's trajectory over that span.
     """
     first = np.array([i for i, e in enumerate(history) if not e.synthetic], dtype=np.int64)
-    stream, _ = order_stream(history)
+    orders = order_stream(history)
+    stream = orders[0]
     starts = first[stream.source_row] if len(stream) else np.zeros(0, np.int64)
     k = max(len(stream) - n, 0)
     stream = stream.take(slice(k, None))
@@ -121,7 +122,7 @@ def history_context(
             recorder.note()
     trajectory = None
     if recorder is not None and span is not None:
-        trajectory = recorder.finish(history, span[0], span[1], tick_size)
+        trajectory = recorder.finish(history, span[0], span[1], tick_size, orders)
     # the book before an order is the book after the message preceding its first message
     return HistoryContext(stream, snapshots[starts[k:]], trajectory)
 
