@@ -75,8 +75,8 @@ class SamplerSpec:
         for path in self.paths:
             if not path.exists():
                 raise ScorerSetupError(
-                    f"no order-model checkpoint at {path}: train one, point --model / "
-                    "SURV_MODEL at one, or use the empirical generator"
+                    f"no model checkpoint at {path}: train one, point --model (SURV_MODEL) at "
+                    "one, or use --generator empirical"
                 )
         return self
 

@@ -42,7 +42,7 @@ def test_realism_on_a_short_held_out_goog_window(lobster_dir: Path, capsys):
     data = str(lobster_zip(lobster_dir, "GOOG", 10))
     args = ["--data", data, "--start", "14:30", "--windows", "2", "--window", "3m"]
     report = run_json(capsys, *args, "--rollouts", "3", "--seed", "7")
-    assert report["generator"] == "empirical" and report["held_out"] is True
+    assert report["generator"] == "empirical-v1" and report["held_out"] is True
     assert [w["start"] for w in report["windows"]] == ["14:30:00", "14:33:00"]
     assert all(w["real_orders"] > 100 and w["sim_orders_mean"] > 100 for w in report["windows"])
     assert set(report["facts"]) == set(FACTS)
