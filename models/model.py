@@ -16,10 +16,8 @@ Output: ``FactorizedHead`` writes the joint distribution over the 49,152 ids by 
 p(type) p(price | type) p(volume | type, price) p(interval | type, price, volume), each factor a
 small MLP on the hidden state plus embeddings of the fields already chosen; it is exactly
 normalized, so its loss is directly comparable to a flat softmax's. ``FlatHead`` is the plain
-49,152-way softmax, kept as the reference option. Measured on the 2-core dev CPU for a batch of
-32: the flat head's d=128 projection alone takes 8.5 ms and ``torch.multinomial`` over 49,152
-categories 39 ms (inverse-CDF sampling 7.6 ms), while the factorized head samples all four
-fields in ~0.3 ms, and its parameters are ~40k instead of 4.7M (d=96).
+49,152-way softmax, kept as the reference option; the factorized head samples two orders of
+magnitude faster (docs/decisions/model-head-and-rope.md).
 
 Positions are rotary (RoPE), so the KV cache is a ring buffer: generation can run past
 ``block_size`` as sliding-window attention (every layer attends to the last ``block_size``
@@ -486,9 +484,7 @@ class OrderModel(nn.Module):
     def _rope_at(self, pos: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         """``rope_tables`` of one position, bit for bit, from a table of every position so far
         (grown by doubling): a generation step slices two rows instead of recomputing the
-        angles in ~10 small tensor ops (measured, lmm-small, 32 sequences on one CPU thread,
-        medians of 15 alternating blocks, two runs: 0.955 and 0.982 against 1.026 and 1.016 ms
-        per step)."""
+        angles in ~10 small tensor ops (docs/decisions/model-head-and-rope.md)."""
         table = self._rope
         if table is None or pos >= len(table[0]) or table[0].device != torch.device(device):
             n = max(2 * pos + 1, 4096)

@@ -79,12 +79,8 @@ class EvaluationConfig:
     target_fpr: float = 0.05
     # normal windows the simulation detector's fact norms and threshold are fitted on: before
     # the evaluation span, one starting every 5 minutes, so they overlap (``calibrate`` leaves
-    # out the windows that overlap the one scored together). Measured on the bundled model
-    # (seed 0, 16 rollouts, 28 clean held-out windows): 100 windows give a threshold of 6.93
-    # and a mean calibrated AUC of 0.869, the 20 non-overlapping ones of a 25-minute stride
-    # 6.92 and 0.846 (pump and dump at moderate intensity 0.848 against 0.750); 10.7% false
-    # alarms with either, all three in the windows that run into the close
-    # (``deploy/OPERATIONS.md``)
+    # out the windows that overlap the one scored together); the stride's measurements are in
+    # docs/decisions/calibration-windows.md
     calibration_start_ns: int = 10 * 60 * NS_PER_MIN
     calibration_end_ns: int = (14 * 60 + 30) * NS_PER_MIN
     calibration_stride_ns: int = 5 * NS_PER_MIN

@@ -406,11 +406,7 @@ def best_real_analog(
 
     It is chosen in hindsight, so it is what a generator would score that reproduced exactly
     the real flow of the best-matching stretch of the hours it learned from: a bar that no span
-    reaches asks for a regime those hours do not hold. Measured, 3 windows of 25 minutes from
-    14:30 against the 45 spans starting 09:35 to 13:15: GOOG level 10, best 10:50-12:05 with
-    10 of the 12 held facts at their bar (spread 0.86, mean order volume 0.67), mean overlap
-    0.853; AMZN level 5, best 12:10-13:25, 9 of 12 (spread 0.86, aggressive ratio 0.79, 5-minute
-    return 0.77), mean 0.853. No span is at the bar on every fact, on either instrument."""
+    reaches asks for a regime those hours do not hold (figures: docs/studies/realism.md)."""
     span_ns = windows * window_ns
     first = SESSION_OPEN_NS
     while first < int(day.messages.ts_ns[0]):
@@ -458,16 +454,8 @@ def previous_span_overlaps(
     """Overlaps of the real windows' facts (``real``) with those of the ``windows`` real
     windows just before ``start_ns``: the persistence forecast ("the next span looks like the
     last one"), the reference any generator should beat. ``None`` if the day does not reach back
-    that far.
-
-    It also shows how far a day's facts drift within the horizon of one forecast. Measured,
-    3 windows of 25 minutes, over the eleven facts besides the spread (mean overlap, and how
-    many reach 0.80): GOOG level 10 from 14:30, 0.799 and 4; from 11:00, 0.830 and 8; AMZN
-    level 5 from 14:30, 0.838 and 8; from 11:00, 0.830 and 8. The held-out GOOG windows run
-    into the closing ramp: the share of marketable limit orders is 6% over 14:30-15:00, 10%
-    over 15:00-15:30 and 18% over 15:30-16:00, and the mean new limit order 61, 66 and 81
-    shares, against 5% to 8% and 52.5 to 62 shares in every half hour from 10:00 to 14:30.
-    """
+    that far. It also shows how far a day's facts drift within the horizon of one forecast
+    (figures: docs/studies/realism.md)."""
     first = start_ns - windows * window_ns
     if first < int(day.messages.ts_ns[0]):
         return None
