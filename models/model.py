@@ -69,7 +69,7 @@ class LMMConfig:
 
 # ---------------------------------------------------------------------- token fields
 def split_ids(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Token ids -> (type, price slot, volume slot, interval slot); see models/tokenizer.py."""
+    """Token ids -> (type, price slot, volume slot, interval slot); see models/tokenizer/slots.py."""
     interval = ids % N_INTERVAL
     rest = ids // N_INTERVAL
     volume = rest % N_VOLUME
