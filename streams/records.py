@@ -81,17 +81,6 @@ def is_end_of_stream(headers: Any) -> bool:
     return any(k == CONTROL_HEADER and bytes(v) == END_OF_STREAM for k, v in items)
 
 
-def decode_event(key: bytes | None, value: bytes | None) -> BookEvent:
-    """The event of a single-event input record, or ``MalformedRecord`` saying why not."""
-    if value is None:
-        raise MalformedRecord("empty", "record has no value")
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRecord("not_json", str(exc)) from None
-    return _event(data, None if key is None else key.decode("utf-8", errors="replace"))
-
-
 _KINDS = {name: kind for name, kind in KINDS.items()}
 _SIDES = {name: side for name, side in SIDES.items()}
 _ADD = EventKind.ADD

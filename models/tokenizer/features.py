@@ -176,19 +176,3 @@ def pad_rows(rows: np.ndarray, levels: int = N_LEVELS) -> np.ndarray:
     out[..., 2::4] = EMPTY_BID_PRICE
     out[..., : 4 * have] = rows
     return out
-
-
-def _ffill(x: np.ndarray) -> np.ndarray:
-    """Forward-fill NaNs (then back-fill a leading run) of a 1-d array."""
-    x = np.asarray(x, np.float64).copy()
-    bad = np.isnan(x)
-    if not bad.any():
-        return x
-    if bad.all():
-        raise ValueError("no book row with a price to take a mid from")
-    idx = np.where(~bad, np.arange(len(x)), 0)
-    np.maximum.accumulate(idx, out=idx)
-    x = x[idx]
-    first = np.flatnonzero(~np.isnan(x))[0]
-    x[:first] = x[first]
-    return x

@@ -249,8 +249,3 @@ def worker_scorer(stream_settings: Any) -> SimulationScorer:
     """The stream worker's scorer (``SURV_SCORER``'s default): ``make_scorer`` on the
     detection settings the worker reads from ``SURV_*``."""
     return make_scorer(stream_settings.detection())[0]
-
-
-def lmm_available(model: str | None = None) -> bool:
-    """Whether the order-model checkpoint named (or the bundled one) exists."""
-    return (Path(model) if model else DEFAULT_MODEL).exists()

@@ -3,7 +3,7 @@
 The same code runs offline (a file replayed in a loop) and in the stream worker:
 
 - ``InstrumentPipeline`` keeps one instrument's ``OrderBook`` (through ``FeedReplayer`` and its
-  policies) and its ``WindowTracker``; ``on_event`` returns the windows the event closed.
+  policies) and its event-time windows; ``on_event`` returns the windows the event closed.
 - A ``WindowScorer`` turns a ``ClosedWindow`` into a ``WindowScore`` (rollouts, stylized facts,
   overlap, calibration: the detection engineers' part). A closed window is plain picklable data
   (a fork of the opening book, the window's events, the previous window's events and opening
@@ -32,7 +32,7 @@ counted in the open window, and counted in ``late_events``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -315,5 +315,3 @@ class WindowedDetector:
             out.extend(decide_window(self.scorer, w) for w in pipe.flush())
         return out
 
-
-ScorerFactory = Callable[..., WindowScorer]
