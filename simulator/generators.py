@@ -271,22 +271,22 @@ class EmpiricalGenerator:
                     break
             if emitted:
                 continue
-            bid_keys, ask_keys = book._bid_keys, book._ask_keys
-            if bid_keys and ask_keys:
-                j = self._draw(slot, (-ask_keys[-1] - bid_keys[-1]) // tick)
+            bid, ask = book.best_bid, book.best_ask
+            if bid is not None and ask is not None:
+                j = self._draw(slot, (ask - bid) // tick)
             else:
                 j = self._draw(slot, 1 << 40)
             kind = types[j]
             step_in = inside[j]
-            if step_in and bid_keys and ask_keys:
-                spread_ticks = (-ask_keys[-1] - bid_keys[-1]) // tick
+            if step_in and bid is not None and ask is not None:
+                spread_ticks = (ask - bid) // tick
                 improve = int(step_in * spread_ticks) * tick
-                price = bid_keys[-1] + improve if refs[j] > 0 else -ask_keys[-1] - improve
+                price = bid + improve if refs[j] > 0 else ask - improve
             elif refs[j] > 0:
-                base = bid_keys[-1] if bid_keys else (-ask_keys[-1] if ask_keys else 0)
+                base = bid if bid is not None else (ask if ask is not None else 0)
                 price = base + offsets[j]
             else:
-                base = -ask_keys[-1] if ask_keys else (bid_keys[-1] if bid_keys else 0)
+                base = ask if ask is not None else (bid if bid is not None else 0)
                 price = base + offsets[j]
             qty = qtys[j]
             if refs[j] != (1 if kind == _BID_TYPE else -1) and kind != _CANCEL_TYPE:
@@ -303,10 +303,10 @@ class EmpiricalGenerator:
 def _below_book(book: OrderBook, side: int, price: int) -> bool:
     """Whether ``price`` lies beyond the deepest level of a side (where a rollout kept to the
     feed's depth has dropped orders the real trader may still cancel)."""
-    keys = book._bid_keys if side > 0 else book._ask_keys
-    if not keys:
+    deepest = book.deepest_price(side)
+    if deepest is None:
         return False
-    return price < keys[0] if side > 0 else price > -keys[0]
+    return price < deepest if side > 0 else price > deepest
 
 
 class ReplayGenerator:

@@ -110,12 +110,11 @@ class FeedReplayer:
         """Take ``qty`` from anonymous orders at ``(side, price)``, oldest first."""
         self.stats.unknown_order_ids += 1
         book = self.book
-        level = book.level(side, price)
         wanted = qty
-        if level is not None:
-            for order_id in [o for o in level.orders if o < 0]:
-                if qty <= 0:
-                    break
+        for order_id, _ in book.orders_at(side, price):
+            if qty <= 0:
+                break
+            if order_id < 0:
                 qty -= book.reduce(order_id, qty)
         if qty > 0:
             self.stats.unresolved_qty += qty

@@ -310,28 +310,20 @@ class _Recorder:
         )
 
 
-def _touch(book: OrderBook) -> tuple[int, int]:
-    bid_keys, ask_keys = book._bid_keys, book._ask_keys
-    return (
-        bid_keys[-1] if bid_keys else EMPTY_BID_PRICE,
-        -ask_keys[-1] if ask_keys else EMPTY_ASK_PRICE,
-    )
-
-
 def cancel_side(book: OrderBook, price: int) -> int:
     """The side a price-only cancel applies to (module docstring); 0 when the book is empty."""
-    bid_keys, ask_keys = book._bid_keys, book._ask_keys
-    if ask_keys and price >= -ask_keys[-1]:
+    bid, ask = book.best_bid, book.best_ask
+    if ask is not None and price >= ask:
         return -1
-    if bid_keys and price <= bid_keys[-1]:
+    if bid is not None and price <= bid:
         return 1
-    if not bid_keys:
-        return -1 if ask_keys else 0
-    if not ask_keys:
+    if bid is None:
+        return -1 if ask is not None else 0
+    if ask is None:
         return 1
     # Strictly inside the spread: the nearer touch; at the mid, the ask (as the tokenizer reads
     # a cancel's signed offset from the mid).
-    return -1 if (-ask_keys[-1] - price) <= (price - bid_keys[-1]) else 1
+    return -1 if (ask - price) <= (price - bid) else 1
 
 
 def available_qty(book: OrderBook, type_: int, price: int, limit: int | None = None) -> int:
@@ -383,41 +375,52 @@ def apply_cancel(
     side = cancel_side(book, price)
     if side == 0:
         return 0, 0, False, 0
-    level = book.level(side, price)
     redirected = False
-    if level is None:
+    if book.level(side, price) is None:
         if exact:
             return 0, 0, False, 0
         if max_depth is not None and book.level_count(side) >= max_depth:
-            deepest = book._bid_keys[0] if side > 0 else -book._ask_keys[0]
+            deepest = book.deepest_price(side)
+            assert deepest is not None
             if (price < deepest) if side > 0 else (price > deepest):
                 return 0, 0, False, 0  # below the tracked depth: nothing the rollout knows of
         near = nearest_level_price(book, side, price)
         if near is None:
             return 0, 0, False, 0
-        level = book.level(side, near)
+        price = near
         redirected = True
-    assert level is not None
-    orders = level.orders
     left = qty
     removed = 0
     first = 0
-    while left > 0 and orders:
-        if policy == "newest":
-            order_id = next(reversed(orders))
-        elif policy == "random":
-            if rng is None:
-                raise ValueError("the random cancel policy needs the rollout's generator")
-            ids = list(orders)
-            order_id = ids[int(rng.integers(len(ids)))]
-        else:
-            raise ValueError(f"unknown cancel policy {policy!r}")
-        resting = orders[order_id]
-        take = left if left < resting else resting
-        first = first or order_id
-        house.cancel(order_id, take, ts_ns)
-        left -= take
-        removed += take
+    if policy == "newest":
+        while left > 0:
+            newest = book.newest_order(side, price)
+            if newest is None:  # the level is gone
+                break
+            order_id, resting = newest
+            take = left if left < resting else resting
+            first = first or order_id
+            house.cancel(order_id, take, ts_ns)
+            left -= take
+            removed += take
+    elif policy == "random":
+        if rng is None:
+            raise ValueError("the random cancel policy needs the rollout's generator")
+        # Only this loop changes the level, so a copy stays in step: an order cancelled in full
+        # leaves it, a partial cancel ends the loop.
+        resting_orders = book.orders_at(side, price)
+        while left > 0 and resting_orders:
+            k = int(rng.integers(len(resting_orders)))
+            order_id, resting = resting_orders[k]
+            take = left if left < resting else resting
+            first = first or order_id
+            house.cancel(order_id, take, ts_ns)
+            if take == resting:
+                del resting_orders[k]
+            left -= take
+            removed += take
+    else:
+        raise ValueError(f"unknown cancel policy {policy!r}")
     return side, removed, redirected, first
 
 
@@ -460,26 +463,27 @@ class DepthRefill:
         """
         added = 0
         for k, side in ((0, 1), (1, -1)):
-            keys = book._bid_keys if side > 0 else book._ask_keys
-            if keys:
-                anchors[k] = keys[0] if side > 0 else -keys[0]
-            missing = self.depth - len(keys)
+            deepest = book.deepest_price(side)
+            if deepest is not None:
+                anchors[k] = deepest
+            missing = self.depth - book.level_count(side)
             if missing <= 0 or not 0 < anchors[k] < EMPTY_ASK_PRICE:
                 continue
             gaps = self.gaps[rng.integers(len(self.gaps), size=missing)]
             sizes = self.sizes[rng.integers(len(self.sizes), size=missing)]
-            opposite = book._ask_keys if side > 0 else book._bid_keys
+            opposite = book.best_ask if side > 0 else book.best_bid
             price = anchors[k]
             for gap, qty in zip(gaps.tolist(), sizes.tolist(), strict=True):
                 price = price - gap * self.tick if side > 0 else price + gap * self.tick
                 if price <= 0:
                     break
-                if opposite and (price >= -opposite[-1] if side > 0 else price <= opposite[-1]):
+                if opposite is not None and (price >= opposite if side > 0 else price <= opposite):
                     continue  # an emptied side starting again behind a moved touch
                 book.add(book.mint_id(), side, price, qty)
                 added += 1
-            if keys:
-                anchors[k] = keys[0] if side > 0 else -keys[0]
+            deepest = book.deepest_price(side)
+            if deepest is not None:
+                anchors[k] = deepest
         return added
 
 
@@ -523,8 +527,8 @@ def fork_rollouts(
     rngs = [rollout_rng(seed, i) for i in range(n)]
     recs = [_Recorder() for _ in range(n)]
     clock = [start_ns] * n
-    bid0, ask0 = _touch(book)
-    qty0 = book.touch_qty()
+    bid0, bid_qty0, ask0, ask_qty0 = book.touch()
+    qty0 = (bid_qty0, ask_qty0)
     tick = (rules or MatchingRules()).tick_size
     depth_refill = DepthRefill.of(book, max_depth, tick) if refill and max_depth else None
     refill_rngs = [rollout_rng(seed, i, REFILL_STREAM) for i in range(n)] if depth_refill else []
@@ -563,11 +567,11 @@ def fork_rollouts(
             if kind in (_BID, _ASK):
                 side = 1 if kind == _BID else -1
                 if side > 0:
-                    keys = b._ask_keys
-                    aggressive = bool(keys) and -keys[-1] <= price
+                    best = b.best_ask
+                    aggressive = best is not None and best <= price
                 else:
-                    keys = b._bid_keys
-                    aggressive = bool(keys) and keys[-1] >= price
+                    best = b.best_bid
+                    aggressive = best is not None and best >= price
                 res = (
                     house.submit_limit(side, price, qty, ts, None, _IOC)
                     if order.ioc
@@ -582,9 +586,7 @@ def fork_rollouts(
                 else:
                     applied = True
                     filled = res.filled_qty
-                    if max_depth is not None and len(b._bid_keys if side > 0 else b._ask_keys) > (
-                        max_depth
-                    ):
+                    if max_depth is not None and b.level_count(side) > max_depth:
                         rec.dropped += len(b.truncate(side, max_depth))
                     if res.trades:
                         for tr in res.trades:
@@ -629,20 +631,12 @@ def fork_rollouts(
             rec.applied.append(applied)
             rec.order_id.append(oid)
             rec.filled.append(filled)
-            bid_keys, ask_keys = b._bid_keys, b._ask_keys
-            rec.levels += len(bid_keys) + len(ask_keys)
-            if bid_keys:
-                rec.best_bid.append(bid_keys[-1])
-                rec.bid_qty.append(b._bids[bid_keys[-1]].qty)
-            else:
-                rec.best_bid.append(EMPTY_BID_PRICE)
-                rec.bid_qty.append(0)
-            if ask_keys:
-                rec.best_ask.append(-ask_keys[-1])
-                rec.ask_qty.append(b._asks[-ask_keys[-1]].qty)
-            else:
-                rec.best_ask.append(EMPTY_ASK_PRICE)
-                rec.ask_qty.append(0)
+            rec.levels += b.level_count()
+            bid, bid_qty, ask, ask_qty = b.touch()
+            rec.best_bid.append(bid)
+            rec.bid_qty.append(bid_qty)
+            rec.best_ask.append(ask)
+            rec.ask_qty.append(ask_qty)
             counts[i] += 1
             if max_orders is not None and counts[i] >= max_orders:
                 rec.stop = "max_orders"
