@@ -100,18 +100,19 @@ class EmpiricalGenerator:
     the spread it stepped in (rounded down to whole ticks, so it never crosses); an aggressive
     order keeps its distance to the opposite best price (how deep it sweeps) and is cut to the
     quantity resting up to its price (its real counterpart took exactly what was there; a
-    remainder would rest inside the spread and close it). Fixed offsets from
-    the mid, or inside-spread steps in absolute ticks, collapsed the spread in rollouts (GOOG:
-    28 ticks real, 5 simulated): every such step narrows a spread that nothing widens again.
+    remainder would rest inside the spread and close it). Fixed offsets from the mid, or
+    inside-spread steps in absolute ticks, collapsed the spread in rollouts: every such step
+    narrows a spread that nothing widens again (figures:
+    ``docs/decisions/rollout-depth-and-cancels.md``).
 
     Cancels follow their orders (``cancel_by_fate``, default): real cancels mostly remove
-    recent orders (GOOG: median 15 orders after the add). Cancels are therefore not drawn on
-    their own: when drawn order ``j`` was cancelled ``a`` orders after it arrived (within
-    ``fate_horizon`` orders), the rollout schedules a cancel of the same size at the generated
-    price ``a`` orders later, with the interval that preceded the real cancel; it is dropped if
-    nothing rests at that price by then (the order traded), unless the price now lies below the
-    book's deepest level (the order fell out of a depth-limited book: the cancel is still sent,
-    as the real feed would show it, and the engine records it as a void cancel). Cancels of orders added before the
+    recent orders. Cancels are therefore not drawn on their own: when drawn order ``j`` was
+    cancelled ``a`` orders after it arrived (within ``fate_horizon`` orders), the rollout
+    schedules a cancel of the same size at the generated price ``a`` orders later, with the
+    interval that preceded the real cancel; it is dropped if nothing rests at that price by then
+    (the order traded), unless the price now lies below the book's deepest level (the order fell
+    out of a depth-limited book: the cancel is still sent, as the real feed would show it, and
+    the engine records it as a void cancel). Cancels of orders added before the
     history (unknown age) are drawn like other orders. Orders of the last ``fate_horizon``
     history positions, whose fate is not yet known, are not drawn (the fork must not see the
     future). ``cancel_by_fate=False`` gives pure i.i.d. sampling.
@@ -320,12 +321,12 @@ class ReplayGenerator:
 
     - an aggressive order with no resting id (its real counterpart left no rest: the stream
       holds only its fills) is immediate-or-cancel; as GTC, whatever the fork's book could not
-      fill at its worst fill price would rest as a phantom order inside the spread, which no
-      real cancel ever removes (GOOG 14:30, level 10: the replayed spread was 20 ticks vs 26
-      real);
+      fill would rest as a phantom order inside the spread that no real cancel removes;
     - a cancel removes liquidity at exactly its price or nothing (a void cancel): the real
       cancel names an order at that price; redirected to the nearest level it would remove
-      liquidity that is still there in reality (about one cancel in five, GOOG level 10).
+      liquidity that is still there in reality.
+
+    The figures behind both rules are in ``docs/decisions/rollout-depth-and-cancels.md``.
 
     ``faithful=False`` replays the stream as plain price-only GTC orders, the way a generated
     stream is applied.

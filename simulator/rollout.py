@@ -29,38 +29,27 @@ How a generated order is applied:
     (ties: the level nearer the touch), counted in ``redirected_cancels`` (an ``exact``
     cancel is void instead).
   * **orders** (``cancel_policy``): ``"newest"`` (default) removes ``qty`` shares from the
-    level's most recent orders first (later orders are cancelled more often, and the queue
-    priority of older orders survives); ``"random"`` takes orders uniformly at random with the
-    rollout's seeded generator. At most the level's volume is removed. (Deleting instead the one
-    whole order nearest the cancel's size, as a real delete names one order, was measured with
-    the bundled model on 14:30-15:45: GOOG / AMZN means of the twelve held realism facts 0.760
-    / 0.523 against 0.803 / 0.796; the AMZN level-5 books drain faster.)
+    level's most recent orders first (later orders are cancelled more often, and older
+    orders keep their queue priority); ``"random"`` takes orders uniformly at random with the
+    rollout's seeded generator. At most the level's volume is removed.
   * a cancel that finds nothing at all (its side is empty, or, under ``max_depth``, its price
     lies below the deepest tracked level of a full side) is a **void cancel**: recorded with
     ``applied=False`` and counted in ``void_cancels``.
 
-Depth (``max_depth``, off by default): a level-N feed never reports what happens to orders
-below level N, so a stream converted from it never cancels them. Rolled out without a depth
-limit, such orders stay forever and drift back to the touch when the price returns (replaying
-the real GOOG level-10 orders of 14:30-15:45 into forks with ``ReplayGenerator``: mean spread
-20.9 ticks without the limit, 25.9 with it, 25.7 real; spread overlap 0.80 and 0.955). With
-``max_depth=N`` every rollout book is kept to N levels per side, exactly as the replayed real
-book is (``FeedReplayer.reconcile_depth``); dropped orders are counted in ``depth_dropped``.
+Depth (``max_depth``, off by default): every rollout book is kept to N levels per side, as the
+replayed real book is (``FeedReplayer.reconcile_depth``); dropped orders are counted in
+``depth_dropped``. Why: a level-N feed never cancels orders below level N; kept, they drift back.
 
-Refill (``refill=True``, with ``max_depth``): the other half of the depth window. When a level of
-a level-N feed is taken or cancelled, the level behind it comes into view with no message (the
-real GOOG level-10 book shows 10 levels per side in every row of the day). An order model
-trained on such a feed never generates that liquidity, so without refill a rollout book drains:
-bundled model, 14:30-15:45, GOOG level-10 rollout books held 6.9 to 7.4 levels per side on
-average and one side was empty after 4% to 5% of the events; AMZN level 5: 3.0 to 3.3 levels,
-one side empty after 23% to 32% (``surveillance.realism``). With refill,
-after every order each side that holds fewer than N levels (or is empty) gets new levels behind
-its deepest one until it holds N again: each new level's distance from the one before it and
-its size are drawn (``REFILL_STREAM``) from the gaps between adjacent levels and the sizes of the
-levels behind the touch of the forked book itself, so the hidden depth looks like the depth the
-instrument showed at the fork. A refilled level is one resting order, not a generated order: it
-is not recorded as an event (the real feed has no message for it either) and is counted in
-``depth_refilled``. A refill never crosses the other side's best price.
+Refill (``refill=True``, with ``max_depth``): after every applied order, each side holding fewer
+than N levels gets new levels behind its deepest one (an emptied side: behind the deepest price
+it last had) until it holds N again. Each new level's gap to the one before it and its size are
+drawn (``REFILL_STREAM``) from the gaps and the sizes behind the touch of the forked book itself.
+A refilled level is one resting order, is not recorded as an event, is counted in
+``depth_refilled``, and never crosses the other side's best price. Why: a level-N feed shows the
+level behind a removed one with no message, so an order model never generates it.
+
+The measurements behind the cancel policy, the depth limit and refill are in
+``docs/decisions/rollout-depth-and-cancels.md``.
 
 Determinism: rollout ``i`` of seed ``s`` draws from ``rollout_rng(s, i)`` (a numpy
 ``SeedSequence`` with spawn key ``(i, stream)``); generators are expected to do the same with
