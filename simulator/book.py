@@ -422,11 +422,9 @@ class OrderBook:
 
     def level_count(self, side: int = 0) -> int:
         """Price levels on one side; ``side=0``: on both sides together."""
-        if side > 0:
-            return len(self._bid_keys)
-        if side < 0:
-            return len(self._ask_keys)
-        return len(self._bid_keys) + len(self._ask_keys)
+        if not side:
+            return len(self._bid_keys) + len(self._ask_keys)
+        return len(self._bid_keys if side > 0 else self._ask_keys)
 
     def deepest_price(self, side: int) -> int | None:
         """The price of a side's level furthest from the touch (``None``: the side is empty)."""

@@ -365,7 +365,9 @@ def apply_cancel(
     if side == 0:
         return 0, 0, False, 0
     redirected = False
-    if book.level(side, price) is None:
+    # The newest policy's first pick doubles as the check that a level rests at the price.
+    newest = book.newest_order(side, price) if policy == "newest" else None
+    if newest is None and book.level(side, price) is None:
         if exact:
             return 0, 0, False, 0
         if max_depth is not None and book.level_count(side) >= max_depth:
@@ -383,10 +385,12 @@ def apply_cancel(
     first = 0
     if policy == "newest":
         while left > 0:
-            newest = book.newest_order(side, price)
-            if newest is None:  # the level is gone
-                break
+            if newest is None:
+                newest = book.newest_order(side, price)
+                if newest is None:  # the level is gone
+                    break
             order_id, resting = newest
+            newest = None
             take = left if left < resting else resting
             first = first or order_id
             house.cancel(order_id, take, ts_ns)
@@ -555,12 +559,6 @@ def fork_rollouts(
             qty = order.qty
             if kind in (_BID, _ASK):
                 side = 1 if kind == _BID else -1
-                if side > 0:
-                    best = b.best_ask
-                    aggressive = best is not None and best <= price
-                else:
-                    best = b.best_bid
-                    aggressive = best is not None and best >= price
                 res = (
                     house.submit_limit(side, price, qty, ts, None, _IOC)
                     if order.ioc
@@ -568,6 +566,9 @@ def fork_rollouts(
                 )
                 oid = res.order_id
                 if res.status is _REJECTED:
+                    # A refused order left the book as it was: its touch tells marketability.
+                    best = b.best_ask if side > 0 else b.best_bid
+                    aggressive = best is not None and (best <= price if side > 0 else best >= price)
                     rec.rejected += 1
                     applied = False
                     filled = 0
@@ -575,6 +576,9 @@ def fork_rollouts(
                 else:
                     applied = True
                     filled = res.filled_qty
+                    # Rollout orders have no owner (no self-trade prevention), so an accepted
+                    # order trades at least one share exactly when it was marketable.
+                    aggressive = filled > 0
                     if max_depth is not None and b.level_count(side) > max_depth:
                         rec.dropped += len(b.truncate(side, max_depth))
                     if res.trades:
