@@ -16,7 +16,7 @@ Layout, chosen for the replay hot path:
 That layout is this module's business only. Other modules read and change the book through its
 public methods: ``add``, ``reduce``/``delete`` (feed events, raising on unknown ids), ``remove``
 (a cancel that may miss), ``take`` (trade away the best levels), ``truncate``, and queries such
-as ``touch``, ``best_bid``/``best_ask``, ``deepest_price``, ``level_count``, ``newest_order``
+as ``touch``, ``best_prices``, ``deepest_price``, ``level_count``, ``newest_order``
 and ``orders_at``. A ``Level`` handed out by ``level``/``best``/``iter_levels`` is a read-only
 view.
 
@@ -390,14 +390,20 @@ class OrderBook:
     def best_ask(self) -> int | None:
         return -self._ask_keys[-1] if self._ask_keys else None
 
+    def best_prices(self) -> tuple[int | None, int | None]:
+        """``(best bid, best ask)`` in one call (``None`` for an empty side)."""
+        bid_keys, ask_keys = self._bid_keys, self._ask_keys
+        return (bid_keys[-1] if bid_keys else None, -ask_keys[-1] if ask_keys else None)
+
     def best(self, side: int) -> Level | None:
         if side > 0:
             return self._bids[self._bid_keys[-1]] if self._bid_keys else None
         return self._asks[-self._ask_keys[-1]] if self._ask_keys else None
 
-    def touch(self) -> tuple[int, int, int, int]:
-        """``(best bid, shares there, best ask, shares there)`` in one call; an empty side reads
-        as ``EMPTY_BID_PRICE`` / ``EMPTY_ASK_PRICE`` with 0 shares."""
+    def touch(self) -> tuple[int, int, int, int, int, int]:
+        """``(best bid, shares there, best ask, shares there, bid levels, ask levels)`` in one
+        call: the touch and how many levels stand on each side. An empty side reads as
+        ``EMPTY_BID_PRICE`` / ``EMPTY_ASK_PRICE`` with 0 shares and 0 levels."""
         bid_keys, ask_keys = self._bid_keys, self._ask_keys
         if bid_keys:
             bid = bid_keys[-1]
@@ -409,7 +415,7 @@ class OrderBook:
             ask_qty = self._asks[ask].qty
         else:
             ask, ask_qty = EMPTY_ASK_PRICE, 0
-        return bid, bid_qty, ask, ask_qty
+        return bid, bid_qty, ask, ask_qty, len(bid_keys), len(ask_keys)
 
     def touch_qty(self) -> tuple[int, int]:
         """Shares resting at the best bid and at the best ask (0 for an empty side)."""

@@ -301,7 +301,7 @@ class _Recorder:
 
 def cancel_side(book: OrderBook, price: int) -> int:
     """The side a price-only cancel applies to (module docstring); 0 when the book is empty."""
-    bid, ask = book.best_bid, book.best_ask
+    bid, ask = book.best_prices()
     if ask is not None and price >= ask:
         return -1
     if bid is not None and price <= bid:
@@ -520,7 +520,7 @@ def fork_rollouts(
     rngs = [rollout_rng(seed, i) for i in range(n)]
     recs = [_Recorder() for _ in range(n)]
     clock = [start_ns] * n
-    bid0, bid_qty0, ask0, ask_qty0 = book.touch()
+    bid0, bid_qty0, ask0, ask_qty0, _, _ = book.touch()
     qty0 = (bid_qty0, ask_qty0)
     tick = (rules or MatchingRules()).tick_size
     depth_refill = DepthRefill.of(book, max_depth, tick) if refill and max_depth else None
@@ -557,6 +557,7 @@ def fork_rollouts(
             kind = order.type
             price = order.price
             qty = order.qty
+            touch = None  # the book's touch() after the order, once read
             if kind in (_BID, _ASK):
                 side = 1 if kind == _BID else -1
                 res = (
@@ -579,8 +580,11 @@ def fork_rollouts(
                     # Rollout orders have no owner (no self-trade prevention), so an accepted
                     # order trades at least one share exactly when it was marketable.
                     aggressive = filled > 0
-                    if max_depth is not None and b.level_count(side) > max_depth:
-                        rec.dropped += len(b.truncate(side, max_depth))
+                    if max_depth is not None:
+                        touch = b.touch()
+                        if (touch[4] if side > 0 else touch[5]) > max_depth:  # side's levels
+                            rec.dropped += len(b.truncate(side, max_depth))
+                            touch = None
                     if res.trades:
                         for tr in res.trades:
                             rec.trade_ts.append(ts)
@@ -614,7 +618,10 @@ def fork_rollouts(
             else:
                 raise RolloutError(f"unknown order type {kind!r} from the generator")
             if depth_refill is not None and applied:
-                rec.refilled += depth_refill.fill(b, anchors[i], refill_rngs[i])
+                added = depth_refill.fill(b, anchors[i], refill_rngs[i])
+                if added:
+                    rec.refilled += added
+                    touch = None
             rec.ts.append(ts)
             rec.type.append(kind)
             rec.side.append(side)
@@ -624,8 +631,10 @@ def fork_rollouts(
             rec.applied.append(applied)
             rec.order_id.append(oid)
             rec.filled.append(filled)
-            rec.levels += b.level_count()
-            bid, bid_qty, ask, ask_qty = b.touch()
+            if touch is None:
+                touch = b.touch()
+            bid, bid_qty, ask, ask_qty, bid_levels, ask_levels = touch
+            rec.levels += bid_levels + ask_levels
             rec.best_bid.append(bid)
             rec.bid_qty.append(bid_qty)
             rec.best_ask.append(ask)

@@ -135,10 +135,10 @@ def test_integrity_check_reports_crossed_book_as_data() -> None:
     assert check_integrity(book, allow_crossed=True) == []
 
 
-def test_touch_reads_both_best_prices_and_their_sizes_in_one_call() -> None:
+def test_touch_reads_best_prices_their_sizes_and_level_counts_in_one_call() -> None:
     book = small_book()
-    assert book.touch() == (100, 30, 102, 7)
-    assert OrderBook().touch() == (EMPTY_BID_PRICE, 0, EMPTY_ASK_PRICE, 0)
+    assert book.touch() == (100, 30, 102, 7, 2, 2)
+    assert OrderBook().touch() == (EMPTY_BID_PRICE, 0, EMPTY_ASK_PRICE, 0, 0, 0)
 
 
 def test_deepest_price_and_level_counts_per_side_and_together() -> None:
@@ -201,4 +201,4 @@ def test_a_passive_add_refuses_an_order_that_would_cross_and_leaves_the_book_alo
     assert book.add(7, ASK, 99, 5, passive=True) is False  # through the best bid
     assert 6 not in book and 7 not in book and len(book) == 5
     assert book.add(8, BID, 101, 5, passive=True) is True
-    assert book.touch() == (101, 5, 102, 7)
+    assert book.touch() == (101, 5, 102, 7, 3, 2)
