@@ -139,6 +139,7 @@ def test_touch_reads_best_prices_their_sizes_and_level_counts_in_one_call() -> N
     book = small_book()
     assert book.touch() == (100, 30, 102, 7, 2, 2)
     assert OrderBook().touch() == (EMPTY_BID_PRICE, 0, EMPTY_ASK_PRICE, 0, 0, 0)
+    assert book.best_prices() == (100, 102) and OrderBook().best_prices() == (None, None)
 
 
 def test_deepest_price_and_level_counts_per_side_and_together() -> None:
