@@ -281,15 +281,13 @@ def cancel_target_qty(book: OrderBook, price: int) -> int | None:
     side = cancel_side(book, price)
     if side == 0:
         return None
-    level = book.level(side, price)
-    if level is None:
+    newest = book.newest_order(side, price)
+    if newest is None:
         near = nearest_level_price(book, side, price)
         if near is None:
             return None
-        level = book.level(side, near)
-    if level is None or not level.orders:
-        return None
-    return int(level.orders[next(reversed(level.orders))])
+        newest = book.newest_order(side, near)
+    return None if newest is None else int(newest[1])
 
 
 def sampler_version(

@@ -13,6 +13,13 @@ Layout, chosen for the replay hot path:
   negated prices;
 - ``_orders`` maps order id to ``(side, price)``.
 
+That layout is this module's business only. Other modules read and change the book through its
+public methods: ``add``, ``reduce``/``delete`` (feed events, raising on unknown ids), ``remove``
+(a cancel that may miss), ``take`` (trade away the best levels), ``truncate``, and queries such
+as ``touch``, ``best_prices``, ``deepest_price``, ``level_count``, ``newest_order``
+and ``orders_at``. A ``Level`` handed out by ``level``/``best``/``iter_levels`` is a read-only
+view.
+
 Order ids minted by a book (seed liquidity, simulated orders) are negative and count down from
 ``-1``; venue ids are positive, so the two never collide. ``fork`` copies the counter, so a
 fork keeps minting fresh ids in its own book without touching the parent's.
@@ -21,7 +28,7 @@ fork keeps minting fresh ids in its own book without touching the parent's.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterator, KeysView
+from collections.abc import Callable, Iterator, KeysView
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +85,10 @@ IntegrityProblem = OrdersCrossed | LevelQuantityMismatch | OrderIndexMismatch
 
 
 class Level:
-    """All resting orders at one price, oldest first."""
+    """All resting orders at one price, oldest first (``orders``: id -> shares).
+
+    Read-only outside this module: only ``OrderBook`` keeps ``qty`` and the id index in step.
+    """
 
     __slots__ = ("orders", "price", "qty")
 
@@ -119,16 +129,24 @@ class OrderBook:
         self._next_id = order_id - 1
         return order_id
 
-    def add(self, order_id: int, side: int, price: int, qty: int) -> None:
-        """Rest a new order at the back of its price level."""
+    def add(self, order_id: int, side: int, price: int, qty: int, *, passive: bool = False) -> bool:
+        """Rest a new order at the back of its price level; returns True.
+
+        ``passive=True``: an order at or through the opposite best price is not added and
+        False comes back, so a clearing house decides and rests a passive order in one call.
+        """
         if qty <= 0:
             raise InvalidQuantity(qty)
         orders = self._orders
         if order_id in orders:
             raise DuplicateOrder(order_id)
         if side > 0:
+            if passive and self._ask_keys and -self._ask_keys[-1] <= price:
+                return False
             levels, keys, key = self._bids, self._bid_keys, price
         else:
+            if passive and self._bid_keys and self._bid_keys[-1] >= price:
+                return False
             levels, keys, key = self._asks, self._ask_keys, -price
         level = levels.get(price)
         if level is None:
@@ -142,6 +160,7 @@ class OrderBook:
         orders[order_id] = (side, price)
         if order_id <= self._next_id:  # a book-style id from elsewhere: never mint it again
             self._next_id = order_id - 1
+        return True
 
     def reduce(self, order_id: int, qty: int) -> int:
         """Remove up to ``qty`` from a resting order (partial cancel or fill).
@@ -173,6 +192,106 @@ class OrderBook:
         resting = level.orders[order_id]
         self._remove(order_id, side, level, resting)
         return resting
+
+    def remove(self, order_id: int, qty: int | None = None) -> int:
+        """Take up to ``qty`` shares (``None``: all) from a resting order; never raises for an
+        unknown id. Returns what the order held before, 0 when the id is not resting.
+
+        What is left keeps its place in the queue. For callers that expect misses (a simulated
+        cancel of an order that has already traded); ``qty`` must be positive.
+        """
+        index = self._orders
+        entry = index.get(order_id)
+        if entry is None:
+            return 0
+        side, price = entry
+        level = (self._bids if side > 0 else self._asks)[price]
+        orders = level.orders
+        resting = orders[order_id]
+        if qty is None or qty >= resting:
+            # ``_remove`` inlined: a simulated cancel is one of the two hottest calls.
+            del orders[order_id]
+            del index[order_id]
+            level.qty -= resting
+            if not orders:
+                if side > 0:
+                    del self._bids[price]
+                    keys, key = self._bid_keys, price
+                else:
+                    del self._asks[price]
+                    keys, key = self._ask_keys, -price
+                if keys[-1] == key:
+                    keys.pop()
+                else:
+                    del keys[bisect_left(keys, key)]
+        elif qty > 0:
+            orders[order_id] = resting - qty
+            level.qty -= qty
+        else:
+            raise InvalidQuantity(qty)
+        return resting
+
+    def take(
+        self,
+        side: int,
+        qty: int,
+        limit: int | None = None,
+        max_levels: int | None = None,
+        skip: Callable[[int], bool] | None = None,
+    ) -> list[tuple[int, int, int]]:
+        """Trade away up to ``qty`` shares resting on ``side``: best price first, oldest order
+        first within a price. Returns the fills as ``(order_id, price, qty)`` in that order.
+
+        Stops before the first price worse than ``limit`` (below it for bids, above it for asks)
+        and after ``max_levels`` price levels. A resting order for which ``skip(order_id)`` is
+        true is removed without trading (self-trade prevention). Filled orders and emptied
+        levels leave the book; a partly filled order keeps its place.
+        """
+        index = self._orders
+        if side > 0:
+            levels, keys, sign = self._bids, self._bid_keys, 1
+        else:
+            levels, keys, sign = self._asks, self._ask_keys, -1
+        fills: list[tuple[int, int, int]] = []
+        append = fills.append
+        remaining = qty
+        swept = 0
+        while remaining and keys:
+            price = sign * keys[-1]
+            if limit is not None and (price < limit if side > 0 else price > limit):
+                break
+            if max_levels is not None and swept >= max_levels:
+                break
+            swept += 1
+            level = levels[price]
+            orders = level.orders
+            gone: list[int] = []
+            traded = 0
+            for order_id, resting in orders.items():
+                if skip is not None and skip(order_id):
+                    gone.append(order_id)
+                    level.qty -= resting
+                    continue
+                if remaining >= resting:
+                    fill = resting
+                    gone.append(order_id)
+                else:
+                    fill = remaining
+                    orders[order_id] = resting - fill  # same key: safe while iterating
+                append((order_id, price, fill))
+                traded += fill
+                remaining -= fill
+                if not remaining:
+                    break
+            level.qty -= traded
+            # Deleted after the walk: a dict cannot shrink while it is iterated.
+            for order_id in gone:
+                del orders[order_id]
+                del index[order_id]
+            if not orders:
+                del levels[price]
+                keys.pop()
+        return fills
 
     def _remove(self, order_id: int, side: int, level: Level, resting: int) -> None:
         del level.orders[order_id]
@@ -251,7 +370,7 @@ class OrderBook:
         return order_id in self._orders
 
     def order_ids(self) -> KeysView[int]:
-        """Ids of every resting order (a live view)."""
+        """Ids of every resting order: a live view, valid for the life of the book."""
         return self._orders.keys()
 
     def order(self, order_id: int) -> tuple[Side, int, int]:
@@ -271,10 +390,32 @@ class OrderBook:
     def best_ask(self) -> int | None:
         return -self._ask_keys[-1] if self._ask_keys else None
 
+    def best_prices(self) -> tuple[int | None, int | None]:
+        """``(best bid, best ask)`` in one call (``None`` for an empty side)."""
+        bid_keys, ask_keys = self._bid_keys, self._ask_keys
+        return (bid_keys[-1] if bid_keys else None, -ask_keys[-1] if ask_keys else None)
+
     def best(self, side: int) -> Level | None:
         if side > 0:
             return self._bids[self._bid_keys[-1]] if self._bid_keys else None
         return self._asks[-self._ask_keys[-1]] if self._ask_keys else None
+
+    def touch(self) -> tuple[int, int, int, int, int, int]:
+        """``(best bid, shares there, best ask, shares there, bid levels, ask levels)`` in one
+        call: the touch and how many levels stand on each side. An empty side reads as
+        ``EMPTY_BID_PRICE`` / ``EMPTY_ASK_PRICE`` with 0 shares and 0 levels."""
+        bid_keys, ask_keys = self._bid_keys, self._ask_keys
+        if bid_keys:
+            bid = bid_keys[-1]
+            bid_qty = self._bids[bid].qty
+        else:
+            bid, bid_qty = EMPTY_BID_PRICE, 0
+        if ask_keys:
+            ask = -ask_keys[-1]
+            ask_qty = self._asks[ask].qty
+        else:
+            ask, ask_qty = EMPTY_ASK_PRICE, 0
+        return bid, bid_qty, ask, ask_qty, len(bid_keys), len(ask_keys)
 
     def touch_qty(self) -> tuple[int, int]:
         """Shares resting at the best bid and at the best ask (0 for an empty side)."""
@@ -285,8 +426,30 @@ class OrderBook:
     def level(self, side: int, price: int) -> Level | None:
         return (self._bids if side > 0 else self._asks).get(price)
 
-    def level_count(self, side: int) -> int:
+    def level_count(self, side: int = 0) -> int:
+        """Price levels on one side; ``side=0``: on both sides together."""
+        if not side:
+            return len(self._bid_keys) + len(self._ask_keys)
         return len(self._bid_keys if side > 0 else self._ask_keys)
+
+    def deepest_price(self, side: int) -> int | None:
+        """The price of a side's level furthest from the touch (``None``: the side is empty)."""
+        if side > 0:
+            return self._bid_keys[0] if self._bid_keys else None
+        return -self._ask_keys[0] if self._ask_keys else None
+
+    def newest_order(self, side: int, price: int) -> tuple[int, int] | None:
+        """``(order_id, qty)`` of the most recent order resting at a price (``None``: no level)."""
+        level = (self._bids if side > 0 else self._asks).get(price)
+        if level is None:
+            return None
+        order_id = next(reversed(level.orders))
+        return order_id, level.orders[order_id]
+
+    def orders_at(self, side: int, price: int) -> list[tuple[int, int]]:
+        """``(order_id, qty)`` of every order resting at a price, oldest first (a copy)."""
+        level = (self._bids if side > 0 else self._asks).get(price)
+        return list(level.orders.items()) if level is not None else []
 
     def prices(self, side: int) -> list[int]:
         """Prices of one side, best first."""

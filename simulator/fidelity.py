@@ -257,12 +257,14 @@ def _cancel_anonymous(ch: ClearingHouse, side: int, price: int, qty: int, ts_ns:
 
     Returns the quantity that could not be found there.
     """
-    level = ch.book.level(side, price)
-    if level is None:
+    resting_orders = ch.book.orders_at(side, price)
+    if not resting_orders:
         return qty
-    for order_id, resting in [(o, q) for o, q in level.orders.items() if o < 0]:
+    for order_id, resting in resting_orders:
         if qty <= 0:
             break
+        if order_id >= 0:
+            continue
         take = min(qty, resting)
         ch.cancel(order_id, take, ts_ns)
         qty -= take

@@ -100,18 +100,19 @@ class EmpiricalGenerator:
     the spread it stepped in (rounded down to whole ticks, so it never crosses); an aggressive
     order keeps its distance to the opposite best price (how deep it sweeps) and is cut to the
     quantity resting up to its price (its real counterpart took exactly what was there; a
-    remainder would rest inside the spread and close it). Fixed offsets from
-    the mid, or inside-spread steps in absolute ticks, collapsed the spread in rollouts (GOOG:
-    28 ticks real, 5 simulated): every such step narrows a spread that nothing widens again.
+    remainder would rest inside the spread and close it). Fixed offsets from the mid, or
+    inside-spread steps in absolute ticks, collapsed the spread in rollouts: every such step
+    narrows a spread that nothing widens again (figures:
+    ``docs/decisions/rollout-depth-and-cancels.md``).
 
     Cancels follow their orders (``cancel_by_fate``, default): real cancels mostly remove
-    recent orders (GOOG: median 15 orders after the add). Cancels are therefore not drawn on
-    their own: when drawn order ``j`` was cancelled ``a`` orders after it arrived (within
-    ``fate_horizon`` orders), the rollout schedules a cancel of the same size at the generated
-    price ``a`` orders later, with the interval that preceded the real cancel; it is dropped if
-    nothing rests at that price by then (the order traded), unless the price now lies below the
-    book's deepest level (the order fell out of a depth-limited book: the cancel is still sent,
-    as the real feed would show it, and the engine records it as a void cancel). Cancels of orders added before the
+    recent orders. Cancels are therefore not drawn on their own: when drawn order ``j`` was
+    cancelled ``a`` orders after it arrived (within ``fate_horizon`` orders), the rollout
+    schedules a cancel of the same size at the generated price ``a`` orders later, with the
+    interval that preceded the real cancel; it is dropped if nothing rests at that price by then
+    (the order traded), unless the price now lies below the book's deepest level (the order fell
+    out of a depth-limited book: the cancel is still sent, as the real feed would show it, and
+    the engine records it as a void cancel). Cancels of orders added before the
     history (unknown age) are drawn like other orders. Orders of the last ``fate_horizon``
     history positions, whose fate is not yet known, are not drawn (the fork must not see the
     future). ``cancel_by_fate=False`` gives pure i.i.d. sampling.
@@ -123,7 +124,7 @@ class EmpiricalGenerator:
     ...     qty=np.array([5, 7, 5]), order_id=np.zeros(3, dtype=np.int64),
     ...     aggressive=np.zeros(3, dtype=bool), source_row=np.arange(3))
     >>> rows = np.array([[1100, 1, 900, 1]] * 3)
-    >>> book = OrderBook(); book.add(1, 1, 1900, 10); book.add(2, -1, 2100, 10)
+    >>> book = OrderBook(); _ = book.add(1, 1, 1900, 10); _ = book.add(2, -1, 2100, 10)
     >>> gen = EmpiricalGenerator(cancel_by_fate=False)
     >>> gen.begin([book], h, rows, 1000.0, 0, seed=1)
     >>> order = gen.next_orders([book], [0])[0]
@@ -243,21 +244,13 @@ class EmpiricalGenerator:
         self._due = [[] for _ in books]
         self._step = [0] * len(books)
 
-    def _draw(self, slot: int, spread_ticks: int) -> int:
-        pos = self._pos[slot]
-        draws = self._draws[slot]
-        if pos >= len(draws):
-            draws = self._draws[slot] = self._rngs[slot].random(_BLOCK).tolist()
-            pos = 0
-        self._pos[slot] = pos + 1
-        members = self._buckets[bisect_right(self._edges, spread_ticks)]
-        return members[int(draws[pos] * len(members))]
-
     def next_orders(self, books: list[OrderBook], ts_ns: list[int]) -> list[GeneratedOrder]:
         out = []
         slot_of = self._slot
         types, qtys, offsets, intervals = self._type, self._qty, self._offset, self._interval
         fates, refs, inside, tick = self._fate, self._ref, self._inside, self.tick_size
+        edges, buckets, rngs = self._edges, self._buckets, self._rngs
+        positions, pools = self._pos, self._draws
         for book in books:
             slot = slot_of[id(book)]
             step = self._step[slot] = self._step[slot] + 1
@@ -271,22 +264,29 @@ class EmpiricalGenerator:
                     break
             if emitted:
                 continue
-            bid_keys, ask_keys = book._bid_keys, book._ask_keys
-            if bid_keys and ask_keys:
-                j = self._draw(slot, (-ask_keys[-1] - bid_keys[-1]) // tick)
-            else:
-                j = self._draw(slot, 1 << 40)
+            bid, ask = book.best_prices()
+            # A one-sided book draws from the widest spread bucket.
+            spread_ticks = (ask - bid) // tick if bid is not None and ask is not None else 1 << 40
+            # A uniform draw from the pool of the spread's bucket, from pre-sampled blocks
+            # (inline: a helper call per order is measurable in rollouts).
+            pos = positions[slot]
+            draws = pools[slot]
+            if pos >= len(draws):
+                draws = pools[slot] = rngs[slot].random(_BLOCK).tolist()
+                pos = 0
+            positions[slot] = pos + 1
+            members = buckets[bisect_right(edges, spread_ticks)]
+            j = members[int(draws[pos] * len(members))]
             kind = types[j]
             step_in = inside[j]
-            if step_in and bid_keys and ask_keys:
-                spread_ticks = (-ask_keys[-1] - bid_keys[-1]) // tick
+            if step_in and bid is not None and ask is not None:
                 improve = int(step_in * spread_ticks) * tick
-                price = bid_keys[-1] + improve if refs[j] > 0 else -ask_keys[-1] - improve
+                price = bid + improve if refs[j] > 0 else ask - improve
             elif refs[j] > 0:
-                base = bid_keys[-1] if bid_keys else (-ask_keys[-1] if ask_keys else 0)
+                base = bid if bid is not None else (ask if ask is not None else 0)
                 price = base + offsets[j]
             else:
-                base = -ask_keys[-1] if ask_keys else (bid_keys[-1] if bid_keys else 0)
+                base = ask if ask is not None else (bid if bid is not None else 0)
                 price = base + offsets[j]
             qty = qtys[j]
             if refs[j] != (1 if kind == _BID_TYPE else -1) and kind != _CANCEL_TYPE:
@@ -303,10 +303,10 @@ class EmpiricalGenerator:
 def _below_book(book: OrderBook, side: int, price: int) -> bool:
     """Whether ``price`` lies beyond the deepest level of a side (where a rollout kept to the
     feed's depth has dropped orders the real trader may still cancel)."""
-    keys = book._bid_keys if side > 0 else book._ask_keys
-    if not keys:
+    deepest = book.deepest_price(side)
+    if deepest is None:
         return False
-    return price < keys[0] if side > 0 else price > -keys[0]
+    return price < deepest if side > 0 else price > deepest
 
 
 class ReplayGenerator:
@@ -320,12 +320,12 @@ class ReplayGenerator:
 
     - an aggressive order with no resting id (its real counterpart left no rest: the stream
       holds only its fills) is immediate-or-cancel; as GTC, whatever the fork's book could not
-      fill at its worst fill price would rest as a phantom order inside the spread, which no
-      real cancel ever removes (GOOG 14:30, level 10: the replayed spread was 20 ticks vs 26
-      real);
+      fill would rest as a phantom order inside the spread that no real cancel removes;
     - a cancel removes liquidity at exactly its price or nothing (a void cancel): the real
       cancel names an order at that price; redirected to the nearest level it would remove
-      liquidity that is still there in reality (about one cancel in five, GOOG level 10).
+      liquidity that is still there in reality.
+
+    The figures behind both rules are in ``docs/decisions/rollout-depth-and-cancels.md``.
 
     ``faithful=False`` replays the stream as plain price-only GTC orders, the way a generated
     stream is applied.

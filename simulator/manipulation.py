@@ -189,7 +189,7 @@ class _Manipulator:
             if level is None or traded >= qty:
                 break
             price = level.price
-            for maker, maker_qty in list(level.orders.items()):
+            for maker, maker_qty in self.book.orders_at(resting, price):
                 if traded >= qty:
                     break
                 if maker in self.own:
@@ -215,7 +215,7 @@ class _Manipulator:
             level = self.book.best(resting)
             if level is None or (price < level.price if side > 0 else price > level.price):
                 break
-            for maker, maker_qty in list(level.orders.items()):
+            for maker, maker_qty in self.book.orders_at(resting, level.price):
                 take = min(maker_qty, qty)
                 self.book.reduce(maker, take)
                 self._emit((ts, _EXECUTE, maker, take, level.price, resting, False))

@@ -10,12 +10,10 @@ A rejected order is not an error: the model may sample an off-tick price or canc
 was just filled. Rejections come back as data in ``OrderResult.reject`` (and are counted); only
 programming errors (a book that lost its integrity) raise.
 
-Speed: rollouts push millions of mostly passive orders and cancels through here, so the hot
-paths (``submit_limit`` for a passive order, ``cancel``) read the book's internal maps directly
-instead of going through its query methods. This module is the book's sanctioned co-writer in
-the ``simulator`` package; every mutation it makes keeps the invariants that
-``simulator.book.check_integrity`` verifies (FIFO dict per level, level totals, sorted keys with
-the best price last, the id index), and the property tests check exactly that.
+The house changes the book only through its public methods (``add``, ``remove``, ``take``), so
+the book's invariants stay the book's. Rollouts push millions of mostly passive orders and
+cancels through here: a passive order costs one ``add(passive=True)`` call, a cancel one
+``remove``.
 """
 
 from __future__ import annotations
@@ -149,6 +147,7 @@ class ClearingHouse:
         "_band_bps",
         "_band_on_trade",
         "_book",
+        "_ids",
         "_last_trade_price",
         "_lot",
         "_owners",
@@ -165,6 +164,7 @@ class ClearingHouse:
 
     def __init__(self, book: OrderBook, rules: MatchingRules | None = None) -> None:
         self._book = book
+        self._ids = book.order_ids()
         self._rules = rules if rules is not None else MatchingRules()
         self._init_rule_cache()
         self._owners: dict[int, int] = {}  # order id -> owner, only for owned resting orders
@@ -220,6 +220,7 @@ class ClearingHouse:
         """An independent clearing house on a fork of the book (own id counter, same rules)."""
         ch = ClearingHouse.__new__(ClearingHouse)
         ch._book = self._book.fork()
+        ch._ids = ch._book.order_ids()
         ch._rules = self._rules
         ch._init_rule_cache()
         ch._owners = self._owners.copy()
@@ -235,20 +236,6 @@ class ClearingHouse:
     def _reject(self, reason: RejectReason, order_id: int = 0) -> OrderResult:
         self.rejected += 1
         return OrderResult(_REJECTED, order_id, 0, 0, [], reason)
-
-    def _outside_band(self, price: int) -> bool:
-        book = self._book
-        ref: float | None
-        last = self._last_trade_price
-        if self._band_on_trade and last is not None:
-            ref = last
-        else:
-            ref = book.mid
-            if ref is None:
-                ref = last
-        if ref is None or ref <= 0:
-            return False  # no reference yet: nothing to band around
-        return abs(price - ref) * 10_000 > self._band_bps * ref  # type: ignore[operator]
 
     def submit_limit(
         self,
@@ -275,33 +262,38 @@ class ClearingHouse:
             return self._reject(RejectReason.OFF_TICK, order_id or 0)
         if qty % self._lot:
             return self._reject(RejectReason.OFF_LOT, order_id or 0)
-        if self._band_bps is not None and self._outside_band(price):
-            return self._reject(RejectReason.OUTSIDE_PRICE_BAND, order_id or 0)
         book = self._book
+        band = self._band_bps
+        if band is not None:
+            # Inline, not a helper: a call per order is measurable in rollouts.
+            ref: float | None = self._last_trade_price
+            if not (self._band_on_trade and ref is not None):
+                bid, ask = book.best_prices()
+                if bid is not None and ask is not None:
+                    ref = (bid + ask) / 2  # the mid; the last trade when a side is empty
+            # No reference yet (or a non-positive one): nothing to band around.
+            if ref is not None and ref > 0 and abs(price - ref) * 10_000 > band * ref:
+                return self._reject(RejectReason.OUTSIDE_PRICE_BAND, order_id or 0)
         if order_id is None:
             order_id = book.mint_id()
-        elif order_id in book._orders:
+        elif order_id in self._ids:  # the book's live id view: no Python call per order
             return self._reject(RejectReason.DUPLICATE_ORDER_ID, order_id)
         if tif is None:
             tif = self._tif
-        if side > 0:
-            keys = book._ask_keys
-            marketable = keys and -keys[-1] <= price
-        else:
-            keys = book._bid_keys
-            marketable = keys and keys[-1] >= price
-        if not marketable:
-            # The common case (passive add): no trade, no list of levels to walk.
-            if tif == TimeInForce.FOK:
-                return self._reject(RejectReason.FOK_NOT_FILLABLE, order_id)
-            if tif:  # IOC with nothing to trade
+        if not tif:
+            # GTC, the common case: one call rests a passive order, or refuses a marketable one.
+            if book.add(order_id, side, price, qty, passive=True):
+                if owner:
+                    self._owners[order_id] = owner
                 self.accepted += 1
+                return OrderResult(_ACCEPTED, order_id, 0, qty)
+        else:
+            best = book.best_ask if side > 0 else book.best_bid
+            if best is None or (best > price if side > 0 else best < price):
+                if tif == TimeInForce.FOK:
+                    return self._reject(RejectReason.FOK_NOT_FILLABLE, order_id)
+                self.accepted += 1  # IOC with nothing to trade
                 return OrderResult(_CANCELLED, order_id, 0, 0, [], None, qty)
-            book.add(order_id, side, price, qty)
-            if owner:
-                self._owners[order_id] = owner
-            self.accepted += 1
-            return OrderResult(_ACCEPTED, order_id, 0, qty)
         if tif == TimeInForce.FOK and self._available(side, price, qty, owner) < qty:
             return self._reject(RejectReason.FOK_NOT_FILLABLE, order_id)
         self.accepted += 1
@@ -330,7 +322,7 @@ class ClearingHouse:
         if qty % self._lot:
             return self._reject(RejectReason.OFF_LOT)
         book = self._book
-        if not (book._ask_keys if side > 0 else book._bid_keys):
+        if not book.level_count(-side):
             return self._reject(RejectReason.NO_LIQUIDITY)
         order_id = book.mint_id()
         self.accepted += 1
@@ -352,25 +344,19 @@ class ClearingHouse:
         no timestamps).
         """
         book = self._book
-        entry = book._orders.get(order_id)
-        if entry is None:
+        if qty is not None and qty <= 0:
+            # An unknown id is the first reason, as for a positive size.
+            if order_id not in self._ids:
+                return self._reject(RejectReason.UNKNOWN_ORDER, order_id)
+            return self._reject(RejectReason.NON_POSITIVE_QTY, order_id)
+        resting = book.remove(order_id, qty)
+        if not resting:
             return self._reject(RejectReason.UNKNOWN_ORDER, order_id)
-        side, price = entry
-        level = (book._bids if side > 0 else book._asks)[price]
-        resting = level.orders[order_id]
+        self.cancels += 1
         if qty is None or qty >= resting:
-            if qty is not None and qty <= 0:
-                return self._reject(RejectReason.NON_POSITIVE_QTY, order_id)
-            book._remove(order_id, side, level, resting)
             if self._owners:
                 self._owners.pop(order_id, None)
-            self.cancels += 1
             return OrderResult(_CANCELLED, order_id, 0, 0, [], None, resting)
-        if qty <= 0:
-            return self._reject(RejectReason.NON_POSITIVE_QTY, order_id)
-        level.orders[order_id] = resting - qty
-        level.qty -= qty
-        self.cancels += 1
         return OrderResult(_CANCELLED, order_id, 0, resting - qty, [], None, qty)
 
     # ------------------------------------------------------------------ matching
@@ -380,15 +366,10 @@ class ClearingHouse:
         stp_owner = owner if self._stp else 0
         owners = self._owners
         total = 0
-        if side > 0:
-            levels, keys, sign = book._asks, book._ask_keys, -1
-        else:
-            levels, keys, sign = book._bids, book._bid_keys, 1
-        for key in reversed(keys):
-            best = sign * key
+        for level in book.iter_levels(-side):
+            best = level.price
             if price is not None and (best > price if side > 0 else best < price):
                 break
-            level = levels[best]
             if stp_owner:
                 total += sum(q for o, q in level.orders.items() if owners.get(o) != stp_owner)
             else:
@@ -410,59 +391,34 @@ class ClearingHouse:
     ) -> int:
         """Trade an incoming order against the opposite side; returns the quantity filled.
 
-        Levels are taken best first and removed when emptied; within a level the oldest order
-        trades first. Fully filled makers are collected and deleted after the level walk, since
-        a dict cannot shrink while it is iterated.
+        The book's ``take`` walks the levels (best price first, oldest order first); with
+        self-trade prevention on, the owner's own resting orders are cancelled on the way.
         """
         book = self._book
-        index = book._orders
         owners = self._owners
-        stp_owner = owner if self._stp else 0
-        if side > 0:
-            levels, keys, sign, aggressor = book._asks, book._ask_keys, -1, _BID
-        else:
-            levels, keys, sign, aggressor = book._bids, book._bid_keys, 1, _ASK
+        skip = None
+        stp_cancelled: list[int] = []
+        if owner and self._stp:
+
+            def skip(maker_id: int) -> bool:
+                if owners.get(maker_id) == owner:
+                    stp_cancelled.append(maker_id)
+                    return True
+                return False
+
+        fills = book.take(-side, qty, price, max_levels, skip)
+        aggressor = _BID if side > 0 else _ASK
         append = trades.append
-        remaining = qty
-        swept = 0
-        while remaining and keys:
-            best = sign * keys[-1]
-            if price is not None and (best > price if side > 0 else best < price):
-                break
-            if max_levels is not None and swept >= max_levels:
-                break
-            swept += 1
-            level = levels[best]
-            orders = level.orders
-            gone: list[int] = []
-            traded = 0
-            for maker_id, maker_qty in orders.items():
-                if stp_owner and owners.get(maker_id) == stp_owner:
-                    gone.append(maker_id)  # self-trade prevention: cancel the resting order
-                    level.qty -= maker_qty
-                    continue
-                if remaining >= maker_qty:
-                    fill = maker_qty
-                    gone.append(maker_id)
-                else:
-                    fill = remaining
-                    orders[maker_id] = maker_qty - fill
-                append(Trade(ts_ns, best, fill, aggressor, maker_id, taker_id))
-                traded += fill
-                remaining -= fill
-                if not remaining:
-                    break
-            level.qty -= traded
-            for maker_id in gone:
-                del orders[maker_id]
-                del index[maker_id]
-            if owners:
-                for maker_id in gone:
+        filled = 0
+        for maker_id, best, fill in fills:
+            append(Trade(ts_ns, best, fill, aggressor, maker_id, taker_id))
+            filled += fill
+        if owners:
+            for maker_id in stp_cancelled:
+                owners.pop(maker_id, None)
+            for maker_id, _, _ in fills:
+                if maker_id not in self._ids:  # filled in full
                     owners.pop(maker_id, None)
-            if not orders:
-                del levels[best]
-                keys.pop()
-        filled = qty - remaining
         if filled:
             self._last_trade_price = trades[-1].price
             self.trades += len(trades)

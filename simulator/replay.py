@@ -31,7 +31,7 @@ import numpy as np
 
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.lobster import LobsterDay, Messages
-from simulator.types import EventKind, Side
+from simulator.types import BookEvent, EventKind, Side
 
 
 @dataclass(slots=True)
@@ -110,12 +110,11 @@ class FeedReplayer:
         """Take ``qty`` from anonymous orders at ``(side, price)``, oldest first."""
         self.stats.unknown_order_ids += 1
         book = self.book
-        level = book.level(side, price)
         wanted = qty
-        if level is not None:
-            for order_id in [o for o in level.orders if o < 0]:
-                if qty <= 0:
-                    break
+        for order_id, _ in book.orders_at(side, price):
+            if qty <= 0:
+                break
+            if order_id < 0:
                 qty -= book.reduce(order_id, qty)
         if qty > 0:
             self.stats.unresolved_qty += qty
@@ -157,6 +156,11 @@ class FeedReplayer:
         else:
             stats.other_events += 1
         return 0
+
+    def apply_event(self, event: BookEvent) -> int:
+        """Apply one ``BookEvent`` under the same policies as ``apply``; returns the quantity
+        added or removed (0 for an event skipped or counted only)."""
+        return self.apply(int(event.kind), event.order_id, event.qty, event.price, int(event.side))
 
     def replay(self, messages: Messages) -> ReplayStats:
         """Apply every message, in order. The hot loop of feed replay."""

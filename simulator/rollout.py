@@ -29,38 +29,27 @@ How a generated order is applied:
     (ties: the level nearer the touch), counted in ``redirected_cancels`` (an ``exact``
     cancel is void instead).
   * **orders** (``cancel_policy``): ``"newest"`` (default) removes ``qty`` shares from the
-    level's most recent orders first (later orders are cancelled more often, and the queue
-    priority of older orders survives); ``"random"`` takes orders uniformly at random with the
-    rollout's seeded generator. At most the level's volume is removed. (Deleting instead the one
-    whole order nearest the cancel's size, as a real delete names one order, was measured with
-    the bundled model on 14:30-15:45: GOOG / AMZN means of the twelve held realism facts 0.760
-    / 0.523 against 0.803 / 0.796; the AMZN level-5 books drain faster.)
+    level's most recent orders first (later orders are cancelled more often, and older
+    orders keep their queue priority); ``"random"`` takes orders uniformly at random with the
+    rollout's seeded generator. At most the level's volume is removed.
   * a cancel that finds nothing at all (its side is empty, or, under ``max_depth``, its price
     lies below the deepest tracked level of a full side) is a **void cancel**: recorded with
     ``applied=False`` and counted in ``void_cancels``.
 
-Depth (``max_depth``, off by default): a level-N feed never reports what happens to orders
-below level N, so a stream converted from it never cancels them. Rolled out without a depth
-limit, such orders stay forever and drift back to the touch when the price returns (replaying
-the real GOOG level-10 orders of 14:30-15:45 into forks with ``ReplayGenerator``: mean spread
-20.9 ticks without the limit, 25.9 with it, 25.7 real; spread overlap 0.80 and 0.955). With
-``max_depth=N`` every rollout book is kept to N levels per side, exactly as the replayed real
-book is (``FeedReplayer.reconcile_depth``); dropped orders are counted in ``depth_dropped``.
+Depth (``max_depth``, off by default): every rollout book is kept to N levels per side, as the
+replayed real book is (``FeedReplayer.reconcile_depth``); dropped orders are counted in
+``depth_dropped``. Why: a level-N feed never cancels orders below level N; kept, they drift back.
 
-Refill (``refill=True``, with ``max_depth``): the other half of the depth window. When a level of
-a level-N feed is taken or cancelled, the level behind it comes into view with no message (the
-real GOOG level-10 book shows 10 levels per side in every row of the day). An order model
-trained on such a feed never generates that liquidity, so without refill a rollout book drains:
-bundled model, 14:30-15:45, GOOG level-10 rollout books held 6.9 to 7.4 levels per side on
-average and one side was empty after 4% to 5% of the events; AMZN level 5: 3.0 to 3.3 levels,
-one side empty after 23% to 32% (``surveillance.studies.realism``). With refill,
-after every order each side that holds fewer than N levels (or is empty) gets new levels behind
-its deepest one until it holds N again: each new level's distance from the one before it and
-its size are drawn (``REFILL_STREAM``) from the gaps between adjacent levels and the sizes of the
-levels behind the touch of the forked book itself, so the hidden depth looks like the depth the
-instrument showed at the fork. A refilled level is one resting order, not a generated order: it
-is not recorded as an event (the real feed has no message for it either) and is counted in
-``depth_refilled``. A refill never crosses the other side's best price.
+Refill (``refill=True``, with ``max_depth``): after every applied order, each side holding fewer
+than N levels gets new levels behind its deepest one (an emptied side: behind the deepest price
+it last had) until it holds N again. Each new level's gap to the one before it and its size are
+drawn (``REFILL_STREAM``) from the gaps and the sizes behind the touch of the forked book itself.
+A refilled level is one resting order, is not recorded as an event, is counted in
+``depth_refilled``, and never crosses the other side's best price. Why: a level-N feed shows the
+level behind a removed one with no message, so an order model never generates it.
+
+The measurements behind the cancel policy, the depth limit and refill are in
+``docs/decisions/rollout-depth-and-cancels.md``.
 
 Determinism: rollout ``i`` of seed ``s`` draws from ``rollout_rng(s, i)`` (a numpy
 ``SeedSequence`` with spawn key ``(i, stream)``); generators are expected to do the same with
@@ -316,28 +305,20 @@ class _Recorder:
         )
 
 
-def _touch(book: OrderBook) -> tuple[int, int]:
-    bid_keys, ask_keys = book._bid_keys, book._ask_keys
-    return (
-        bid_keys[-1] if bid_keys else EMPTY_BID_PRICE,
-        -ask_keys[-1] if ask_keys else EMPTY_ASK_PRICE,
-    )
-
-
 def cancel_side(book: OrderBook, price: int) -> int:
     """The side a price-only cancel applies to (module docstring); 0 when the book is empty."""
-    bid_keys, ask_keys = book._bid_keys, book._ask_keys
-    if ask_keys and price >= -ask_keys[-1]:
+    bid, ask = book.best_prices()
+    if ask is not None and price >= ask:
         return -1
-    if bid_keys and price <= bid_keys[-1]:
+    if bid is not None and price <= bid:
         return 1
-    if not bid_keys:
-        return -1 if ask_keys else 0
-    if not ask_keys:
+    if bid is None:
+        return -1 if ask is not None else 0
+    if ask is None:
         return 1
     # Strictly inside the spread: the nearer touch; at the mid, the ask (as the tokenizer reads
     # a cancel's signed offset from the mid).
-    return -1 if (-ask_keys[-1] - price) <= (price - bid_keys[-1]) else 1
+    return -1 if (ask - price) <= (price - bid) else 1
 
 
 def available_qty(book: OrderBook, type_: int, price: int, limit: int | None = None) -> int:
@@ -389,41 +370,56 @@ def apply_cancel(
     side = cancel_side(book, price)
     if side == 0:
         return 0, 0, False, 0
-    level = book.level(side, price)
     redirected = False
-    if level is None:
+    # The newest policy's first pick doubles as the check that a level rests at the price.
+    newest = book.newest_order(side, price) if policy == "newest" else None
+    if newest is None and book.level(side, price) is None:
         if exact:
             return 0, 0, False, 0
         if max_depth is not None and book.level_count(side) >= max_depth:
-            deepest = book._bid_keys[0] if side > 0 else -book._ask_keys[0]
+            deepest = book.deepest_price(side)
+            assert deepest is not None
             if (price < deepest) if side > 0 else (price > deepest):
                 return 0, 0, False, 0  # below the tracked depth: nothing the rollout knows of
         near = nearest_level_price(book, side, price)
         if near is None:
             return 0, 0, False, 0
-        level = book.level(side, near)
+        price = near
         redirected = True
-    assert level is not None
-    orders = level.orders
     left = qty
     removed = 0
     first = 0
-    while left > 0 and orders:
-        if policy == "newest":
-            order_id = next(reversed(orders))
-        elif policy == "random":
-            if rng is None:
-                raise ValueError("the random cancel policy needs the rollout's generator")
-            ids = list(orders)
-            order_id = ids[int(rng.integers(len(ids)))]
-        else:
-            raise ValueError(f"unknown cancel policy {policy!r}")
-        resting = orders[order_id]
-        take = left if left < resting else resting
-        first = first or order_id
-        house.cancel(order_id, take, ts_ns)
-        left -= take
-        removed += take
+    if policy == "newest":
+        while left > 0:
+            if newest is None:
+                newest = book.newest_order(side, price)
+                if newest is None:  # the level is gone
+                    break
+            order_id, resting = newest
+            newest = None
+            take = left if left < resting else resting
+            first = first or order_id
+            house.cancel(order_id, take, ts_ns)
+            left -= take
+            removed += take
+    elif policy == "random":
+        if rng is None:
+            raise ValueError("the random cancel policy needs the rollout's generator")
+        # Only this loop changes the level, so a copy stays in step: an order cancelled in full
+        # leaves it, a partial cancel ends the loop.
+        resting_orders = book.orders_at(side, price)
+        while left > 0 and resting_orders:
+            k = int(rng.integers(len(resting_orders)))
+            order_id, resting = resting_orders[k]
+            take = left if left < resting else resting
+            first = first or order_id
+            house.cancel(order_id, take, ts_ns)
+            if take == resting:
+                del resting_orders[k]
+            left -= take
+            removed += take
+    else:
+        raise ValueError(f"unknown cancel policy {policy!r}")
     return side, removed, redirected, first
 
 
@@ -466,26 +462,27 @@ class DepthRefill:
         """
         added = 0
         for k, side in ((0, 1), (1, -1)):
-            keys = book._bid_keys if side > 0 else book._ask_keys
-            if keys:
-                anchors[k] = keys[0] if side > 0 else -keys[0]
-            missing = self.depth - len(keys)
+            deepest = book.deepest_price(side)
+            if deepest is not None:
+                anchors[k] = deepest
+            missing = self.depth - book.level_count(side)
             if missing <= 0 or not 0 < anchors[k] < EMPTY_ASK_PRICE:
                 continue
             gaps = self.gaps[rng.integers(len(self.gaps), size=missing)]
             sizes = self.sizes[rng.integers(len(self.sizes), size=missing)]
-            opposite = book._ask_keys if side > 0 else book._bid_keys
+            opposite = book.best_ask if side > 0 else book.best_bid
             price = anchors[k]
             for gap, qty in zip(gaps.tolist(), sizes.tolist(), strict=True):
                 price = price - gap * self.tick if side > 0 else price + gap * self.tick
                 if price <= 0:
                     break
-                if opposite and (price >= -opposite[-1] if side > 0 else price <= opposite[-1]):
+                if opposite is not None and (price >= opposite if side > 0 else price <= opposite):
                     continue  # an emptied side starting again behind a moved touch
                 book.add(book.mint_id(), side, price, qty)
                 added += 1
-            if keys:
-                anchors[k] = keys[0] if side > 0 else -keys[0]
+            deepest = book.deepest_price(side)
+            if deepest is not None:
+                anchors[k] = deepest
         return added
 
 
@@ -537,8 +534,8 @@ def fork_rollouts(
     rngs = [rollout_rng(seed, i) for i in range(n)]
     recs = [_Recorder() for _ in range(n)]
     clock = [start_ns] * n
-    bid0, ask0 = _touch(book)
-    qty0 = book.touch_qty()
+    bid0, bid_qty0, ask0, ask_qty0, _, _ = book.touch()
+    qty0 = (bid_qty0, ask_qty0)
     tick = (rules or MatchingRules()).tick_size
     depth_refill = DepthRefill.of(book, max_depth, tick) if refill and max_depth else None
     refill_rngs = [rollout_rng(seed, i, REFILL_STREAM) for i in range(n)] if depth_refill else []
@@ -576,14 +573,9 @@ def fork_rollouts(
             kind = order.type
             price = order.price
             qty = order.qty
+            touch = None  # the book's touch() after the order, once read
             if kind in (_BID, _ASK):
                 side = 1 if kind == _BID else -1
-                if side > 0:
-                    keys = b._ask_keys
-                    aggressive = bool(keys) and -keys[-1] <= price
-                else:
-                    keys = b._bid_keys
-                    aggressive = bool(keys) and keys[-1] >= price
                 res = (
                     house.submit_limit(side, price, qty, ts, None, _IOC)
                     if order.ioc
@@ -591,6 +583,9 @@ def fork_rollouts(
                 )
                 oid = res.order_id
                 if res.status is _REJECTED:
+                    # A refused order left the book as it was: its touch tells marketability.
+                    best = b.best_ask if side > 0 else b.best_bid
+                    aggressive = best is not None and (best <= price if side > 0 else best >= price)
                     rec.rejected += 1
                     applied = False
                     filled = 0
@@ -598,10 +593,14 @@ def fork_rollouts(
                 else:
                     applied = True
                     filled = res.filled_qty
-                    if max_depth is not None and len(b._bid_keys if side > 0 else b._ask_keys) > (
-                        max_depth
-                    ):
-                        rec.dropped += len(b.truncate(side, max_depth))
+                    # Rollout orders have no owner (no self-trade prevention), so an accepted
+                    # order trades at least one share exactly when it was marketable.
+                    aggressive = filled > 0
+                    if max_depth is not None:
+                        touch = b.touch()
+                        if (touch[4] if side > 0 else touch[5]) > max_depth:  # side's levels
+                            rec.dropped += len(b.truncate(side, max_depth))
+                            touch = None
                     if res.trades:
                         for tr in res.trades:
                             rec.trade_ts.append(ts)
@@ -635,7 +634,10 @@ def fork_rollouts(
             else:
                 raise RolloutError(f"unknown order type {kind!r} from the generator")
             if depth_refill is not None and applied:
-                rec.refilled += depth_refill.fill(b, anchors[i], refill_rngs[i])
+                added = depth_refill.fill(b, anchors[i], refill_rngs[i])
+                if added:
+                    rec.refilled += added
+                    touch = None
             rec.ts.append(ts)
             rec.type.append(kind)
             rec.side.append(side)
@@ -645,20 +647,14 @@ def fork_rollouts(
             rec.applied.append(applied)
             rec.order_id.append(oid)
             rec.filled.append(filled)
-            bid_keys, ask_keys = b._bid_keys, b._ask_keys
-            rec.levels += len(bid_keys) + len(ask_keys)
-            if bid_keys:
-                rec.best_bid.append(bid_keys[-1])
-                rec.bid_qty.append(b._bids[bid_keys[-1]].qty)
-            else:
-                rec.best_bid.append(EMPTY_BID_PRICE)
-                rec.bid_qty.append(0)
-            if ask_keys:
-                rec.best_ask.append(-ask_keys[-1])
-                rec.ask_qty.append(b._asks[-ask_keys[-1]].qty)
-            else:
-                rec.best_ask.append(EMPTY_ASK_PRICE)
-                rec.ask_qty.append(0)
+            if touch is None:
+                touch = b.touch()
+            bid, bid_qty, ask, ask_qty, bid_levels, ask_levels = touch
+            rec.levels += bid_levels + ask_levels
+            rec.best_bid.append(bid)
+            rec.bid_qty.append(bid_qty)
+            rec.best_ask.append(ask)
+            rec.ask_qty.append(ask_qty)
             counts[i] += 1
             if max_orders is not None and counts[i] >= max_orders:
                 rec.stop = "max_orders"

@@ -234,6 +234,6 @@ def trajectory_from_events(
     replayer = FeedReplayer(opening_book.fork())
     recorder = TrajectoryRecorder(replayer.book)
     for e in events:
-        replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+        replayer.apply_event(e)
         recorder.note()
     return recorder.finish(events, start_ns, end_ns, tick_size)

@@ -212,9 +212,7 @@ class InstrumentPipeline:
         elif event.ts_ns < start:
             self.late_events += 1
         self._events.append(event)
-        self.replayer.apply(
-            int(event.kind), event.order_id, event.qty, event.price, int(event.side)
-        )
+        self.replayer.apply_event(event)
         assert self._recorder is not None
         self._recorder.note()
         if self.open_mid is None:
@@ -264,7 +262,7 @@ def first_two_sided_mid(events: Iterable[BookEvent], instrument: str = "") -> fl
     on: the mid of the first book with both sides (None if none ever has)."""
     replayer = FeedReplayer(OrderBook(instrument))
     for e in events:
-        replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+        replayer.apply_event(e)
         mid = replayer.book.mid
         if mid is not None:
             return float(mid)

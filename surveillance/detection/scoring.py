@@ -116,7 +116,7 @@ def history_context(
     snapshots = np.empty((len(history) + 1, 4 * levels), dtype=np.int64)
     snapshots[0] = book.snapshot(levels)
     for i, e in enumerate(history):
-        replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+        replayer.apply_event(e)
         snapshots[i + 1] = book.snapshot(levels)
         if recorder is not None:
             recorder.note()

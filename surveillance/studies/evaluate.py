@@ -152,7 +152,7 @@ class _Day:
         for t in sorted(set(times)):
             stop = self.index(t)
             for e in self.events[pos:stop]:
-                replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+                replayer.apply_event(e)
             pos = max(pos, stop)
             self._books[t] = replayer.book.fork()
 

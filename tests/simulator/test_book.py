@@ -133,3 +133,73 @@ def test_integrity_check_reports_crossed_book_as_data() -> None:
     book.add(8, BID, 102, 1)  # the book itself never matches
     assert check_integrity(book) == [OrdersCrossed(102, 102)]
     assert check_integrity(book, allow_crossed=True) == []
+
+
+def test_touch_reads_best_prices_their_sizes_and_level_counts_in_one_call() -> None:
+    book = small_book()
+    assert book.touch() == (100, 30, 102, 7, 2, 2)
+    assert OrderBook().touch() == (EMPTY_BID_PRICE, 0, EMPTY_ASK_PRICE, 0, 0, 0)
+    assert book.best_prices() == (100, 102) and OrderBook().best_prices() == (None, None)
+
+
+def test_deepest_price_and_level_counts_per_side_and_together() -> None:
+    book = small_book()
+    assert (book.deepest_price(BID), book.deepest_price(ASK)) == (99, 103)
+    assert (book.level_count(BID), book.level_count(ASK), book.level_count()) == (2, 2, 4)
+    assert OrderBook().deepest_price(BID) is None
+
+
+def test_remove_partial_keeps_queue_position() -> None:
+    book = small_book()
+    assert book.remove(1, 4) == 10  # what the order held before
+    assert book.orders_at(BID, 100) == [(1, 6), (2, 20)]  # still first in the queue
+    assert book.level(BID, 100).qty == 26
+    assert check_integrity(book) == []
+
+
+def test_remove_in_full_or_of_an_unknown_id_never_raises() -> None:
+    book = small_book()
+    assert book.remove(4) == 7  # no size: all of it, and the emptied level goes
+    assert book.best_ask == 103 and 4 not in book
+    assert book.remove(4) == 0 and book.remove(404, 1) == 0
+    assert book.remove(5, 100) == 9 and book.best_ask is None
+    with pytest.raises(InvalidQuantity):
+        book.remove(1, 0)
+    assert check_integrity(book) == []
+
+
+def test_newest_order_and_orders_at_a_price() -> None:
+    book = small_book()
+    assert book.newest_order(BID, 100) == (2, 20)
+    assert book.newest_order(BID, 101) is None
+    assert book.orders_at(BID, 100) == [(1, 10), (2, 20)]
+    assert book.orders_at(ASK, 99) == []
+
+
+def test_take_fills_best_price_then_oldest_order_and_stops_at_the_limit() -> None:
+    book = small_book()
+    book.add(6, ASK, 102, 3)
+    fills = book.take(ASK, 12, limit=102)
+    assert fills == [(4, 102, 7), (6, 102, 3)]  # 103 is beyond the limit
+    assert book.best_ask == 103 and book.level_count(ASK) == 1
+    fills = book.take(BID, 12)
+    assert fills == [(1, 100, 10), (2, 100, 2)]
+    assert book.orders_at(BID, 100) == [(2, 18)]  # the partly filled order keeps its place
+    assert check_integrity(book) == []
+
+
+def test_take_honours_max_levels_and_removes_skipped_orders_without_trading() -> None:
+    book = small_book()
+    fills = book.take(BID, 100, max_levels=1, skip=lambda order_id: order_id == 1)
+    assert fills == [(2, 100, 20)]  # order 1 removed untraded, the 99 level untouched
+    assert 1 not in book and book.prices(BID) == [99]
+    assert check_integrity(book) == []
+
+
+def test_a_passive_add_refuses_an_order_that_would_cross_and_leaves_the_book_alone() -> None:
+    book = small_book()
+    assert book.add(6, BID, 102, 5, passive=True) is False  # at the best ask
+    assert book.add(7, ASK, 99, 5, passive=True) is False  # through the best bid
+    assert 6 not in book and 7 not in book and len(book) == 5
+    assert book.add(8, BID, 101, 5, passive=True) is True
+    assert book.touch() == (101, 5, 102, 7, 3, 2)

@@ -221,7 +221,7 @@ def test_processor_dead_letters_malformed_records_and_keeps_going() -> None:
     offset = len(records)
     reference = FeedReplayer()
     for e in good:
-        reference.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+        reference.apply_event(e)
     assert proc.state()["instruments"]["X"]["book"] == book_digest(reference.book)
     # The end-of-stream control record closes the open window.
     key, value, headers = end_of_stream("X")
@@ -634,7 +634,7 @@ def offline_books(frame: pd.DataFrame) -> dict[str, FeedReplayer]:
     for symbol in sorted(set(frame.instrument)):
         replayer = books[symbol] = FeedReplayer()
         for e in iter_events(frame[frame.instrument == symbol]):
-            replayer.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side))
+            replayer.apply_event(e)
     return books
 
 

@@ -10,6 +10,7 @@ import pytest
 from simulator.book import OrderBook, check_integrity
 from simulator.lobster import load_lobster
 from simulator.replay import FeedReplayer, check_lobster, seed_from_first_row, seed_levels_before
+from simulator.types import BookEvent, EventKind, Side
 from tests.conftest import lobster_zip
 
 BID, ASK = 1, -1
@@ -83,3 +84,21 @@ def test_full_day_replay_keeps_the_book_consistent(lobster_dir: Path) -> None:
     assert check_integrity(replayer.book, allow_crossed=True) == []
     # the MANIFEST counts 2,830 deletes and 532 executions of ids never submitted
     assert 3_362 <= stats.unknown_order_ids <= 3_400
+
+
+def test_apply_event_replays_a_book_event_like_its_message_columns() -> None:
+    by_event, by_columns = FeedReplayer(), FeedReplayer()
+    events = [
+        BookEvent(1, EventKind.ADD, 9, 100, 500, Side.ASK),
+        BookEvent(2, EventKind.ADD, 9, 100, 501, Side.ASK),  # duplicate: counted, skipped
+        BookEvent(3, EventKind.EXECUTE, 9, 40, 500, Side.ASK),
+        BookEvent(4, EventKind.CANCEL, 77, 5, 500, Side.ASK),  # unknown id: counted
+        BookEvent(5, EventKind.DELETE, 9, 60, 500, Side.ASK),
+    ]
+    returned = [by_event.apply_event(e) for e in events]
+    expected = [
+        by_columns.apply(int(e.kind), e.order_id, e.qty, e.price, int(e.side)) for e in events
+    ]
+    assert returned == expected == [100, 0, 40, 0, 60]
+    assert by_event.stats == by_columns.stats
+    assert len(by_event.book) == 0
