@@ -312,4 +312,3 @@ class WindowedDetector:
         for pipe in self.pipelines.values():
             out.extend(decide_window(self.scorer, w) for w in pipe.flush())
         return out
-

@@ -10,12 +10,13 @@ budget per window (``spread_budget``): how many ticks resting orders narrowed th
 how many aggressive orders and cancels widened it, real against simulated. A spread that settles
 at the wrong level shows there as the mechanism that is off.
 
-Rollout books are kept to the file's depth (``fork_rollouts(max_depth=day.levels)``), as the
-replayed real book is. Every report also carries three yardsticks for its overlaps: the
+Windows are forked through the engine (``simulator.engine``, one ``ForkRequest`` each, seeded by
+the engine's window seed rule), with rollout books kept to the file's depth
+(``max_depth=day.levels``), as the replayed real book is. Every report also carries three yardsticks for its overlaps: the
 persistence reference (``previous_span_overlaps``: the real span just before the windows), the
 best real analog of the training hours (``best_real_analog``) and, with two or more rollouts,
 the exchangeable ceiling (``exchangeable_overlaps``: each rollout in turn against the others).
-``--refill`` (``fork_rollouts(refill=True)``) draws the levels the feed would bring into view
+``--refill`` (``ForkRequest.refill``) draws the levels the feed would bring into view
 from the forked book's own depth; it is off by default because, with the bundled model, it
 lowered the mean overlap of the facts and the detector's calibrated AUC.
 
@@ -43,12 +44,10 @@ from simulator.matching import MatchingRules
 from simulator.orderstream import OrderStream, OrderType, from_lobster
 from simulator.replay import FeedReplayer, seed_from_first_row
 from simulator.rollout import OrderGenerator, RolloutResult, RolloutSummary
-from simulator.units import clock
+from simulator.units import NS_PER_MIN, NS_PER_S, clock
 from surveillance.detection.metrics import (
     DISCRETE_FACTS,
     FACTS,
-    NS_PER_MIN,
-    NS_PER_S,
     PAPER_TABLE7,
     StylizedFacts,
     Trajectory,
@@ -168,8 +167,11 @@ class FeedTape:
 def real_trajectory(
     day: LobsterDay, stream: OrderStream, start_ns: int, end_ns: int, tick_size: int
 ) -> Trajectory:
-    """The real window as a ``Trajectory``: the book after each order is the orderbook row just
-    before the next order (its ``source_row - 1``)."""
+    """The real window as a ``Trajectory`` read from the vendor's own book rows: the book after
+    each order is the orderbook row just before the next order (its ``source_row - 1``). The
+    study measures rollouts against the market as recorded, not as rebuilt: the product builds
+    real trajectories from its own book (``simulator.trajectory.TrajectoryRecorder``), and the
+    rows are the independent check on that book (``surveillance book-check``)."""
     rows = day.orderbook
     assert rows is not None
     i0 = int(np.searchsorted(stream.ts_ns, start_ns, side="left"))
@@ -492,7 +494,7 @@ def _fork_windows(
     factory: Callable[[], OrderGenerator] | None,
     jobs: int,
 ) -> Iterator[tuple[list[RolloutResult], float]]:
-    """``(results, seconds)`` of each window's ``fork_rollouts``, in window order: here, or in
+    """``(results, seconds)`` of each window's fork, in window order: here, or in
     up to ``jobs`` processes (spawned: no copy of this process's threads or torch state)."""
     if jobs == 1 or len(forks) == 1:
         for fork in forks:
