@@ -41,7 +41,6 @@ from pathlib import Path
 import numpy as np
 
 from simulator.engine import Engine, ForkRequest
-from simulator.generators import EmpiricalGenerator
 from simulator.lobster import load_lobster
 from simulator.matching import MatchingRules
 from simulator.orderstream import from_lobster
@@ -111,20 +110,15 @@ def cpu_description() -> str:
 
 
 def load(kind: str, model: Path, threads: int) -> tuple[object, str]:
-    if kind == "lmm":
-        if not model.exists():
-            print(f"note: no checkpoint at {model}; measuring the empirical generator instead")
-        else:
-            try:
-                from models.generator import load_generator
-            except ImportError as exc:
-                print(f"note: models.generator unavailable ({exc}); measuring the empirical one")
-            else:
-                import torch
+    """The product's sampler (``surveillance.cli.wiring.SamplerSpec``) and its model version;
+    the empirical generator when there is no checkpoint."""
+    from surveillance.cli.wiring import SamplerSpec
 
-                torch.set_num_threads(threads)
-                return load_generator(model), f"lmm:{model.name}"
-    return EmpiricalGenerator(), "empirical"
+    if kind == "lmm" and not model.exists():
+        print(f"note: no checkpoint at {model}; measuring the empirical generator instead")
+        kind = "empirical"
+    spec = SamplerSpec(kind, (str(model),) if kind == "lmm" else (), threads=threads)
+    return spec(), spec.model_version
 
 
 def main() -> int:
@@ -188,7 +182,8 @@ def main() -> int:
         if orders / seconds > best:
             best, share = orders / seconds, timed.seconds / seconds
     print(
-        f"generator: {name}" + (f" (torch threads: {args.threads})" if name != "empirical" else "")
+        f"generator: {name}"
+        + (f" (torch threads: {args.threads})" if name != "empirical-v1" else "")
     )
     print(f"rollout: {best:,.0f} generated orders/s ({args.rollouts} rollouts, target >= 10,000)")
     print(f"generator share: {share:.0%} of the time")
