@@ -84,7 +84,6 @@ class StreamSettings(BaseSettings):
         description="calibration JSON path, 'none', or 'auto' (the bundled one that matches "
         "the scorer's model version)",
     )
-    model_version: str = "unset"
     config_version: str = "dev"
     executor: Literal["thread", "process"] = "thread"
     executor_workers: int = Field(1, ge=1)
