@@ -25,13 +25,7 @@ from simulator.matching import ClearingHouse, MatchingRules
 from simulator.orderstream import OrderStream, OrderType, from_lobster
 from simulator.replay import FeedReplayer, seed_from_first_row
 
-DEFAULT_DATA = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "lobster"
-    / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip"
-)
+DEFAULT_DATA = "lobster-goog-10"  # the data registry's name (surveillance.datasets)
 
 
 def seeded_book(day: LobsterDay) -> OrderBook:
@@ -81,9 +75,13 @@ def bench_matching(day: LobsterDay, stream: OrderStream, rules: MatchingRules, r
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    if args.data is None:
+        from surveillance.datasets import data_path
+
+        args.data = data_path(DEFAULT_DATA)
     day = load_lobster(args.data)
     stream = from_lobster(day)
     banded = MatchingRules.from_instrument(day.instrument)

@@ -49,9 +49,7 @@ from simulator.units import parse_clock
 from surveillance.studies.realism import FeedTape
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = (
-    ROOT.parent / "shared" / "data" / "lobster" / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip"
-)
+DEFAULT_DATA = "lobster-goog-10"  # the data registry's name (surveillance.datasets)
 DEFAULT_MODEL = ROOT / "models" / "checkpoints" / "lmm-small.pt"
 
 
@@ -123,7 +121,7 @@ def load(kind: str, model: Path, threads: int) -> tuple[object, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--rollouts", type=int, default=32)
     ap.add_argument(
         "--orders",
@@ -138,6 +136,10 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = ap.parse_args()
+    if args.data is None:
+        from surveillance.datasets import data_path
+
+        args.data = data_path(DEFAULT_DATA)
     if not args.data.exists():
         print(f"error: no data at {args.data}", file=sys.stderr)
         return 2

@@ -41,9 +41,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = (
-    ROOT.parent / "shared" / "data" / "lobster" / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip"
-)
+DEFAULT_DATA = "lobster-goog-10"  # the data registry's name (surveillance.datasets)
 NS = 1_000_000_000
 
 
@@ -244,13 +242,17 @@ def bench_latency(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--batch", type=int, default=500, help="events per batch record")
     parser.add_argument("--speed", type=float, default=300.0, help="feed speed for latency")
     parser.add_argument("--latency-hours", type=float, default=2.0, help="market hours fed")
     parser.add_argument("--rollouts", type=int, default=16)
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
+    if args.data is None:
+        from surveillance.datasets import data_path
+
+        args.data = data_path(DEFAULT_DATA)
 
     from streams.broker import EmbeddedBroker
     from surveillance.detection.detector import Calibration

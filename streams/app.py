@@ -502,7 +502,7 @@ def build_app(
     names = TopicNames.for_prefix(settings.topic_prefix)
     # faust's default is "<app id>-data" in the working directory, which every run would leave
     # behind; without a configured one the app gets a temporary directory of its own.
-    data_dir = settings.data_dir
+    data_dir = settings.state_dir
     scratch = None
     if data_dir is None:
         scratch = data_dir = tempfile.mkdtemp(prefix=f"{settings.app_id}-")

@@ -29,7 +29,7 @@ class StreamSettings(BaseSettings):
     # The faust app.
     app_id: str = "surveillance"
     faust_store: str = "memory://"
-    data_dir: str | None = Field(
+    state_dir: str | None = Field(
         None,
         description="faust's state directory (tables' local files); default: a private "
         "temporary directory, removed when the process exits (the memory store keeps nothing "

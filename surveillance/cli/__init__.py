@@ -24,6 +24,7 @@ COMMANDS = [
     "replay",
     "evaluate",
     "demo",
+    "data",
 ]
 
 

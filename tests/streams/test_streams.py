@@ -329,7 +329,7 @@ def test_the_app_keeps_its_state_directory_out_of_the_working_directory(tmp_path
     from streams.app import build_app
 
     mine = tmp_path / "state"
-    surv = build_app(load_settings(app_id="surv-dirs", data_dir=str(mine), web_enabled=False))
+    surv = build_app(load_settings(app_id="surv-dirs", state_dir=str(mine), web_enabled=False))
     assert Path(surv.app.conf.datadir) == mine
 
 

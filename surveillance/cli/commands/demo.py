@@ -96,7 +96,7 @@ def command(
     """
     from simulator.units import UnitError, parse_clock, parse_duration
     from streams.publisher import parse_speed
-    from surveillance.cli.demo import DEFAULT_DAY, DemoError, DemoOptions, format_summary, run_demo
+    from surveillance.cli.demo import DemoError, DemoOptions, format_summary, run_demo
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -117,7 +117,7 @@ def command(
     if inject_at is not None and inject is None:
         raise click.BadParameter("--at needs --inject", param_hint="--at")
     options = DemoOptions(
-        path=path or DEFAULT_DAY,
+        path=path,
         fmt=fmt,
         speed=factor,
         generator=generator,

@@ -12,11 +12,7 @@ import numpy as np
 
 from surveillance.cli.options import detection_options, detection_settings
 
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "lobster"
-DEFAULT_DAYS = (
-    SHARED / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip",
-    SHARED / "LOBSTER_SampleFile_AMZN_2012-06-21_5.zip",
-)
+DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
 
 
 @click.command("evaluate")
@@ -129,7 +125,7 @@ def command(  # type: ignore[no-untyped-def]
         summarize,
     )
 
-    days = list(paths) or list(DEFAULT_DAYS)
+    days = list(paths) or [_registry_path(name) for name in DEFAULT_DAYS]
     for p in days:
         if not p.exists():
             raise click.ClickException(f"no such file: {p}")
@@ -309,3 +305,12 @@ def _print_table(summary: dict) -> None:
             f"{cal['threshold']:.3f}; on the evaluation's clean windows it alerts on "
             f"{'-' if far is None else f'{far:.0%}'} (target {cal['far']:.0%})\n"
         )
+
+
+def _registry_path(name: str) -> Path:
+    from surveillance.datasets import DataUnavailable, data_path
+
+    try:
+        return data_path(name)
+    except DataUnavailable as exc:
+        raise click.ClickException(str(exc)) from None

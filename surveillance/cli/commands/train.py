@@ -17,9 +17,9 @@ _ROOT = Path(__file__).resolve().parents[3]
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=_ROOT.parent / "shared" / "data" / "lobster",
-    show_default="../shared/data/lobster beside the checkout",
-    help="Directory holding the LOBSTER zips.",
+    default=None,
+    help="Directory holding the LOBSTER zips (default: the training days through the data "
+    "registry, `surveillance data`).",
 )
 @click.option(
     "--file",
@@ -101,7 +101,7 @@ _ROOT = Path(__file__).resolve().parents[3]
 )
 @sampling_options(recorded=True)
 def command(
-    data_dir: Path,
+    data_dir: Path | None,
     files: tuple[str, ...],
     out: Path,
     steps: int,
@@ -147,6 +147,8 @@ def command(
         torch.set_num_threads(threads)
     if d_model % heads:
         raise click.ClickException("--d-model must be a multiple of --heads")
+    if data_dir is None:
+        data_dir = _registry_dir(tuple(files) or DEFAULT_FILES)
     cfg = TrainConfig(
         data_dir=data_dir,
         files=tuple(files) or DEFAULT_FILES,
@@ -203,3 +205,25 @@ def _command_line(ctx: click.Context) -> str:
                 v = os.path.relpath(v.resolve(), _ROOT)
             parts += [flag, str(v)]
     return shlex.join(parts)
+
+
+def _registry_dir(files: tuple[str, ...]) -> Path:
+    """The one folder holding every training file, fetched through the data registry."""
+    from surveillance.datasets import DATASETS, DataUnavailable, Registry
+
+    registry = Registry.from_env()
+    by_file = {d.filename: d.name for d in DATASETS.values()}
+    folders = set()
+    for f in files:
+        if f not in by_file:
+            raise click.ClickException(f"{f} is not in the data registry: pass --data-dir")
+        try:
+            folders.add(registry.path(by_file[f]).parent)
+        except DataUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+    if len(folders) != 1:
+        raise click.ClickException(
+            f"the training files lie in {len(folders)} folders: fetch them into one "
+            "(`surveillance data fetch`) or pass --data-dir"
+        )
+    return folders.pop()

@@ -11,9 +11,7 @@ from typing import Any
 from simulator.units import NS_PER_S
 
 ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_DAY = (
-    ROOT.parent / "shared" / "data" / "lobster" / "LOBSTER_SampleFile_GOOG_2012-06-21_10.zip"
-)
+DEFAULT_DAY = "lobster-goog-10"  # the data registry's name (surveillance.datasets)
 
 
 class DemoError(RuntimeError):
@@ -22,7 +20,7 @@ class DemoError(RuntimeError):
 
 @dataclass(slots=True)
 class DemoOptions:
-    path: Path = DEFAULT_DAY
+    path: Path | None = None  # None: DEFAULT_DAY, through the data registry
     fmt: str = "lobster"
     speed: float | None = 300.0
     generator: str = "auto"  # lmm when its checkpoint exists, else empirical

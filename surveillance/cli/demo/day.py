@@ -16,7 +16,7 @@ def load_day(options: DemoOptions) -> tuple[pd.DataFrame, str, dt.date | None, i
     from simulator.units import parse_clock
     from surveillance.replay import read_input
 
-    if not options.path.exists():
+    if options.path is None or not options.path.exists():
         raise DemoError(f"no such file: {options.path}")
     item = read_input(options.path, options.fmt)
     frame = item.frame.assign(instrument=item.instrument)

@@ -19,7 +19,7 @@ from streams.broker import EmbeddedBroker, free_port, stop_process
 from streams.publisher import publish_frame
 from streams.settings import load_settings
 from streams.topics import TopicNames, app_topic_specs, ensure_topics
-from surveillance.cli.demo.base import ROOT, DemoOptions, DemoReport, _clock
+from surveillance.cli.demo.base import DEFAULT_DAY, ROOT, DemoError, DemoOptions, DemoReport, _clock
 from surveillance.cli.demo.day import inject_campaign, load_day
 from surveillance.cli.demo.watch import _progress, read_alert_topic, wait_for_state
 
@@ -69,6 +69,13 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
     from surveillance.detection.settings import DetectionSettings
 
     started = time.monotonic()
+    if options.path is None:
+        from surveillance.datasets import DataUnavailable, data_path
+
+        try:
+            options.path = data_path(DEFAULT_DAY)
+        except DataUnavailable as exc:
+            raise DemoError(str(exc)) from None
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="surv-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     generator, note = choose_generator(options.generator)
