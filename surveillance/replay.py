@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,27 @@ class ReplayInput:
     origin_ns: int  # where the window grid starts (the session open)
     session_date: dt.date | None  # for ts_ns counted from midnight (LOBSTER)
     malformed_rows: int = 0
+
+
+# What a directory of days holds, per format (a LOBSTER day: its zip, or its message file with
+# the orderbook file beside it)
+_DAY_FILES = {"lobster": ("*.zip", "*_message_*.csv"), "normalized": ("*.parquet", "*.jsonl")}
+
+
+def input_files(paths: Iterable[str | Path], fmt: str) -> list[Path]:
+    """The files to replay: each path as given, a directory as the days it holds (by name)."""
+    if fmt not in FORMATS:
+        raise ReplayError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            out.append(p)
+            continue
+        days = sorted({f for pattern in _DAY_FILES[fmt] for f in p.glob(pattern)})
+        if not days:
+            raise ReplayError(f"{p}: no {fmt} files in this directory")
+        out.extend(days)
+    return out
 
 
 def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = None) -> ReplayInput:
@@ -143,21 +164,31 @@ def replay(
     *,
     progress: Progress | None = None,
     self_calibrate_far: float | None = None,
+    case: tuple[int, int] | None = None,
 ) -> ReplayResult:
     """Run every input through the detector; one record per window, in time order per file.
 
     With ``self_calibrate_far`` (no calibration available) the threshold is fitted afterwards
-    on the replay's own windows, treating them as mostly normal; records say so.
+    on the replay's own windows, treating them as mostly normal; records say so. ``case``
+    (``[from, to)`` in feed time) scores only the windows that overlap it; the window grid,
+    the books and each window's context are the full replay's, so its records are the full
+    replay's records of those windows.
     """
     result = ReplayResult()
+    config = scorer.config
+    wanted = None
+    if case is not None:
+        if case[1] <= case[0]:
+            raise ReplayError("a case must end after it starts")
+        wanted = lambda w: w.start_ns < case[1] and w.end_ns > case[0]  # noqa: E731
     for item in inputs:
-        config = scorer.config
         detector = WindowedDetector(
             scorer,
             window_ns=config.window_ns,
             origin_ns=item.origin_ns,
             tick_size=config.tick_size,
             baseline_windows=config.baseline_windows,
+            wanted=wanted,
         )
         result.files.append(str(item.path))
         result.malformed_rows += item.malformed_rows
@@ -173,6 +204,8 @@ def replay(
             result.events += 1
             if progress is not None and result.events % 2_000 == 0:
                 progress(2_000, item.instrument)
+            if case is not None and event.ts_ns >= case[1] + config.window_ns:
+                break  # the last window the case needs has closed
         emit(detector.flush())
         if progress is not None:
             progress(result.events % 2_000, item.instrument)

@@ -32,7 +32,7 @@ counted in the open window, and counted in ``late_events``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -283,12 +283,16 @@ class WindowedDetector:
         origin_ns: int = 0,
         tick_size: int = 100,
         baseline_windows: int = 6,
+        wanted: Callable[[ClosedWindow], bool] | None = None,
     ) -> None:
         self.scorer = scorer
         self.window_ns = window_ns
         self.origin_ns = origin_ns
         self.tick_size = tick_size
         self.baseline_windows = baseline_windows
+        # windows outside a case are closed (their facts and flow still feed the next ones)
+        # but neither scored nor decided
+        self.wanted = wanted
         self.pipelines: dict[str, InstrumentPipeline] = {}
 
     def pipeline(self, instrument: str) -> InstrumentPipeline:
@@ -305,10 +309,13 @@ class WindowedDetector:
 
     def on_event(self, event: BookEvent) -> list[WindowDecision]:
         closed = self.pipeline(event.instrument).on_event(event)
-        return [decide_window(self.scorer, w) for w in closed]
+        return [decide_window(self.scorer, w) for w in closed if self._wanted(w)]
 
     def flush(self) -> list[WindowDecision]:
         out: list[WindowDecision] = []
         for pipe in self.pipelines.values():
-            out.extend(decide_window(self.scorer, w) for w in pipe.flush())
+            out.extend(decide_window(self.scorer, w) for w in pipe.flush() if self._wanted(w))
         return out
+
+    def _wanted(self, window: ClosedWindow) -> bool:
+        return self.wanted is None or self.wanted(window)

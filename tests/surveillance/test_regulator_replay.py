@@ -203,3 +203,26 @@ def test_a_calibration_file_sets_every_windows_threshold(
     scored = [r for r in records if r["score"] is not None]
     assert scored and all(r["threshold"] == cal.threshold for r in scored)
     assert all(r["alert"] == (r["score"] > cal.threshold) for r in scored)
+
+
+def test_a_case_replay_scores_only_its_windows_exactly_as_the_full_replay(
+    first_hour: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    base = [str(first_hour.parent), "--window", "5m", "--rollouts", "3", "--generator", "empirical"]
+    full, case = tmp_path / "full.jsonl", tmp_path / "case.jsonl"
+    assert run([*base, "--out", str(full)]) == 0  # a directory of days: the one CSV pair
+    assert run([*base, "--from", "09:47", "--to", "09:56", "--out", str(case)]) == 0
+    every = [json.loads(x) for x in full.read_text().splitlines()]
+    some = [json.loads(x) for x in case.read_text().splitlines()]
+    # windows 09:45, 09:50 and 09:55 overlap the case; grid, books and context are unchanged
+    starts = [(r["window_start_ns"] - OPEN_NS) // 60 // 10**9 for r in some]
+    assert starts == [15, 20, 25]
+    assert some == [
+        r for r in every if r["window_start_ns"] in {s["window_start_ns"] for s in some}
+    ]
+    capsys.readouterr()
+    assert run([*base, "--from", "09:47", "--out", str(case)]) == 2
+    assert "--from and --to go together" in capsys.readouterr().err
+    assert run([*base, "--from", "09:56", "--to", "09:47", "--out", str(case)]) == 2
+    assert run([str(tmp_path), "--out", str(case)]) == 2
+    assert "no lobster files" in capsys.readouterr().err

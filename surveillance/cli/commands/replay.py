@@ -30,6 +30,14 @@ from surveillance.cli.options import detection_options, detection_settings
     help="Session date (YYYY-MM-DD) for normalized files timed from midnight.",
 )
 @click.option(
+    "--from",
+    "case_from",
+    default=None,
+    help="A case's start (HH:MM, exchange time): score only the windows of --from..--to, with "
+    "the window grid and each window's context of the full replay.",
+)
+@click.option("--to", "case_to", default=None, help="A case's end (HH:MM); with --from.")
+@click.option(
     "--out", required=True, type=click.Path(path_type=Path), help="scores.jsonl to write."
 )
 @click.option(
@@ -42,6 +50,8 @@ def command(
     paths: tuple[Path, ...],
     fmt: str,
     session_date: str | None,
+    case_from: str | None,
+    case_to: str | None,
     out: Path,
     report: Path | None,
     **options: object,
@@ -55,7 +65,7 @@ def command(
     window = str(options["window"])
     settings = detection_settings(options)
     from surveillance.cli.wiring import make_scorer
-    from surveillance.replay import read_input, replay, write_scores
+    from surveillance.replay import input_files, read_input, replay, write_scores
 
     date = None
     if session_date is not None:
@@ -63,7 +73,19 @@ def command(
             date = dt.date.fromisoformat(session_date)
         except ValueError:
             raise click.BadParameter(f"not a date: {session_date!r}", param_hint="--date") from None
-    inputs = [read_input(p, fmt, session_date=date) for p in paths]
+    case = None
+    if (case_from is None) != (case_to is None):
+        raise click.UsageError("--from and --to go together")
+    if case_from is not None and case_to is not None:
+        from simulator.units import UnitError, parse_clock
+
+        try:
+            case = (parse_clock(case_from), parse_clock(case_to))
+        except UnitError as exc:
+            raise click.BadParameter(str(exc), param_hint="--from/--to") from None
+        if case[1] <= case[0]:
+            raise click.BadParameter("--to must come after --from", param_hint="--to")
+    inputs = [read_input(p, fmt, session_date=date) for p in input_files(paths, fmt)]
     scorer, resolved = make_scorer(settings, can_self=True)
     if resolved.self_far is not None and settings.calibration == "auto":
         click.echo(
@@ -75,7 +97,11 @@ def command(
     total = sum(len(i.frame) for i in inputs)
     with click.progressbar(length=total, label="replaying", file=sys.stderr, show_pos=True) as bar:
         result = replay(
-            inputs, scorer, progress=lambda n, _: bar.update(n), self_calibrate_far=self_far
+            inputs,
+            scorer,
+            progress=lambda n, _: bar.update(n),
+            self_calibrate_far=self_far,
+            case=case,
         )
     write_scores(out, result.records)
     alerts = sum(bool(r["alert"]) for r in result.records)
