@@ -16,7 +16,7 @@ one after the other, each in one batched model call per step across its rollouts
 
 Agents acting inside a rollout (a TWAP, a manipulator) come with the request: each rollout gets
 its own agent from each factory, and their orders are matched in that rollout's clearing house
-alongside the model's (``simulator.agents``).
+before the model's next order, which then sees the book they leave (``simulator.agents``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.agents import AgentFactory, AgentMux
+from simulator.agents import AgentFactory
 from simulator.book import OrderBook
 from simulator.matching import MatchingRules
 from simulator.orderstream import OrderStream
@@ -85,8 +85,6 @@ class Futures:
     request: ForkRequest
     results: list[RolloutResult]
     seconds: float  # wall time of the fork (model and matching)
-    # per rollout, (position in its orders, agent index) of each order its agents sent
-    agent_orders: list[list[tuple[int, int]]] = field(default_factory=list)
     _trajectories: list[Trajectory] | None = field(default=None, repr=False)
 
     @property
@@ -96,6 +94,11 @@ class Futures:
             tick = self.request.tick_size
             self._trajectories = [Trajectory.from_rollout(r, tick_size=tick) for r in self.results]
         return self._trajectories
+
+    @property
+    def agent_orders(self) -> list[list[tuple[int, int]]]:
+        """Per rollout, (position among its orders, agent index) of every order an agent sent."""
+        return [r.agent_orders for r in self.results]
 
     @property
     def summary(self) -> RolloutSummary:
@@ -123,13 +126,11 @@ class Engine:
         out: list[Futures] = []
         for req in requests:
             t0 = time.perf_counter()
-            sampler: Sampler = self.sampler
-            mux = AgentMux(sampler, req.agents) if req.agents else None
             results = fork_rollouts(
                 req.book,
                 req.context,
                 req.context_rows,
-                mux or sampler,
+                self.sampler,
                 n=req.rollouts,
                 start_ns=req.start_ns,
                 horizon_ns=req.horizon_ns,
@@ -141,9 +142,9 @@ class Engine:
                 refill=req.refill,
                 snapshot_times_ns=req.snapshot_times_ns,
                 snapshot_levels=req.snapshot_levels,
+                agents=req.agents,
             )
-            steps = mux.agent_steps if mux is not None else []
-            out.append(Futures(req, results, time.perf_counter() - t0, steps))
+            out.append(Futures(req, results, time.perf_counter() - t0))
         return out
 
     def fork_one(self, request: ForkRequest) -> Futures:

@@ -60,10 +60,10 @@ The engine is stdlib + numpy only. It knows nothing about models or tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -74,6 +74,8 @@ from simulator.orderstream import OrderStream, OrderType
 ENGINE_STREAM = 0  # rollout_rng stream used by the engine itself (cancel choice)
 GENERATOR_STREAM = 1  # the stream a generator should use for its own sampling
 REFILL_STREAM = 2  # the engine's draws for depth refill (``DepthRefill``)
+AGENT_STREAM = 3  # what agents acting inside a rollout draw from (``simulator.agents``)
+NEVER = 1 << 62  # a wake time no rollout reaches
 
 _ASK = int(OrderType.ASK)
 _BID = int(OrderType.BID)
@@ -187,6 +189,8 @@ class RolloutResult:
     qty0: tuple[int, int] = (0, 0)  # shares at the best bid and best ask at the fork
     # the book at each of ``fork_rollouts``'s ``snapshot_times_ns`` (``OrderBook.snapshot``)
     snapshots: list[np.ndarray] = field(default_factory=list)
+    # (position among the orders above, agent index) of every order an agent sent
+    agent_orders: list[tuple[int, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -212,6 +216,7 @@ class _Recorder:
     """Per-rollout append-only columns (plain lists: cheaper than growing arrays per order)."""
 
     __slots__ = (
+        "agent_orders",
         "aggressive",
         "applied",
         "ask_qty",
@@ -265,6 +270,40 @@ class _Recorder:
         self.refilled = 0
         self.levels = 0  # levels on both sides after each event, summed
         self.snapshots: list[np.ndarray] = []
+        self.agent_orders: list[tuple[int, int]] = []
+
+    def note(
+        self,
+        book: OrderBook,
+        touch: tuple[int, int, int, int, int, int] | None,
+        ts: int,
+        kind: int,
+        side: int,
+        price: int,
+        qty: int,
+        aggressive: bool,
+        applied: bool,
+        oid: int,
+        filled: int,
+    ) -> None:
+        """Record one order and the touch after it (``touch``: ``book.touch()``, if read)."""
+        self.ts.append(ts)
+        self.type.append(kind)
+        self.side.append(side)
+        self.price.append(price)
+        self.qty.append(qty)
+        self.aggressive.append(aggressive)
+        self.applied.append(applied)
+        self.order_id.append(oid)
+        self.filled.append(filled)
+        if touch is None:
+            touch = book.touch()
+        bid, bid_qty, ask, ask_qty, bid_levels, ask_levels = touch
+        self.levels += bid_levels + ask_levels
+        self.best_bid.append(bid)
+        self.bid_qty.append(bid_qty)
+        self.best_ask.append(ask)
+        self.ask_qty.append(ask_qty)
 
     def result(
         self, index: int, start_ns: int, end_ns: int, bid0: int, ask0: int, qty0: tuple[int, int]
@@ -302,6 +341,7 @@ class _Recorder:
             levels_per_side=self.levels / (2 * len(self.ts)) if self.ts else 0.0,
             qty0=qty0,
             snapshots=self.snapshots,
+            agent_orders=self.agent_orders,
         )
 
 
@@ -504,12 +544,16 @@ def fork_rollouts(
     refill: bool = False,
     snapshot_times_ns: Sequence[int] = (),
     snapshot_levels: int = 10,
+    agents: Sequence[Callable[[int, np.random.Generator], Any]] = (),
 ) -> list[RolloutResult]:
     """Fork ``n`` rollouts from ``book`` at ``start_ns`` and run each to the horizon.
 
     ``book`` itself is never modified. See the module docstring for the order-application and
     cancel policies. ``snapshot_times_ns`` (ascending): each rollout keeps its book at those
-    times (``snapshot_levels`` per side), after every order at or before each.
+    times (``snapshot_levels`` per side), after every order at or before each. ``agents``:
+    factories of the agents acting inside every rollout (``simulator.agents``); an agent's
+    order goes out at its wake time, before the model's next order, and the model's later
+    orders see the book it leaves.
     """
     if n <= 0:
         raise ValueError(f"need at least one rollout, got n={n}")
@@ -544,6 +588,8 @@ def fork_rollouts(
         for i, b in enumerate(books):
             recs[i].refilled += depth_refill.fill(b, anchors[i], refill_rngs[i])
     generator.begin(books, history, history_rows, open_mid, start_ns, seed)
+    agent_sets = [[f(i, rollout_rng(seed, i, AGENT_STREAM)) for f in agents] for i in range(n)]
+    next_wake = [_next_wake(a) for a in agent_sets]
 
     live = list(range(n))
     live_books = list(books)
@@ -559,6 +605,17 @@ def fork_rollouts(
                 raise RolloutError(f"negative interval {interval} ns from the generator")
             rec = recs[i]
             ts = clock[i] + interval
+            if ts >= next_wake[i] and next_wake[i] <= end_ns:  # agents act first
+                next_wake[i] = _agents_act(
+                    agent_sets[i],
+                    houses[i],
+                    books[i],
+                    rec,
+                    clock[i],
+                    min(ts, end_ns),
+                    max_depth,
+                    (snap_times, snapshot_levels, end_ns),
+                )
             if ts > next_snap[i]:
                 next_snap[i] = _snapshots(rec, books[i], snap_times, ts, snapshot_levels, end_ns)
             if ts > end_ns:
@@ -573,41 +630,13 @@ def fork_rollouts(
             kind = order.type
             price = order.price
             qty = order.qty
-            touch = None  # the book's touch() after the order, once read
             if kind in (_BID, _ASK):
                 side = 1 if kind == _BID else -1
-                res = (
-                    house.submit_limit(side, price, qty, ts, None, _IOC)
-                    if order.ioc
-                    else house.submit_limit(side, price, qty, ts)
+                aggressive, applied, oid, filled, touch = _submit(
+                    house, b, rec, side, price, qty, ts, order.ioc, max_depth
                 )
-                oid = res.order_id
-                if res.status is _REJECTED:
-                    # A refused order left the book as it was: its touch tells marketability.
-                    best = b.best_ask if side > 0 else b.best_bid
-                    aggressive = best is not None and (best <= price if side > 0 else best >= price)
-                    rec.rejected += 1
-                    applied = False
-                    filled = 0
-                    oid = 0
-                else:
-                    applied = True
-                    filled = res.filled_qty
-                    # Rollout orders have no owner (no self-trade prevention), so an accepted
-                    # order trades at least one share exactly when it was marketable.
-                    aggressive = filled > 0
-                    if max_depth is not None:
-                        touch = b.touch()
-                        if (touch[4] if side > 0 else touch[5]) > max_depth:  # side's levels
-                            rec.dropped += len(b.truncate(side, max_depth))
-                            touch = None
-                    if res.trades:
-                        for tr in res.trades:
-                            rec.trade_ts.append(ts)
-                            rec.trade_price.append(tr.price)
-                            rec.trade_qty.append(tr.qty)
-                            rec.trade_aggressor.append(side)
             elif kind == _CANCEL:
+                touch = None
                 aggressive = False
                 filled = 0
                 if qty <= 0:
@@ -638,23 +667,7 @@ def fork_rollouts(
                 if added:
                     rec.refilled += added
                     touch = None
-            rec.ts.append(ts)
-            rec.type.append(kind)
-            rec.side.append(side)
-            rec.price.append(price)
-            rec.qty.append(qty)
-            rec.aggressive.append(aggressive)
-            rec.applied.append(applied)
-            rec.order_id.append(oid)
-            rec.filled.append(filled)
-            if touch is None:
-                touch = b.touch()
-            bid, bid_qty, ask, ask_qty, bid_levels, ask_levels = touch
-            rec.levels += bid_levels + ask_levels
-            rec.best_bid.append(bid)
-            rec.bid_qty.append(bid_qty)
-            rec.best_ask.append(ask)
-            rec.ask_qty.append(ask_qty)
+            rec.note(b, touch, ts, kind, side, price, qty, aggressive, applied, oid, filled)
             counts[i] += 1
             if max_orders is not None and counts[i] >= max_orders:
                 rec.stop = "max_orders"
@@ -667,6 +680,105 @@ def fork_rollouts(
         while len(rec.snapshots) < len(snap_times):
             rec.snapshots.append(books[i].snapshot(snapshot_levels))
     return [rec.result(i, start_ns, end_ns, bid0, ask0, qty0) for i, rec in enumerate(recs)]
+
+
+def _submit(
+    house: ClearingHouse,
+    book: OrderBook,
+    rec: _Recorder,
+    side: int,
+    price: int,
+    qty: int,
+    ts: int,
+    ioc: bool,
+    max_depth: int | None,
+) -> tuple[bool, bool, int, int, tuple[int, int, int, int, int, int] | None]:
+    """A limit order into a rollout's clearing house: ``(aggressive, applied, order id, filled,
+    the book's touch() after it if read)``; trades, rejections and depth drops are recorded."""
+    res = (
+        house.submit_limit(side, price, qty, ts, None, _IOC)
+        if ioc
+        else house.submit_limit(side, price, qty, ts)
+    )
+    if res.status is _REJECTED:
+        # A refused order left the book as it was: its touch tells marketability.
+        best = book.best_ask if side > 0 else book.best_bid
+        rec.rejected += 1
+        return (
+            best is not None and (best <= price if side > 0 else best >= price),
+            False,
+            0,
+            0,
+            None,
+        )
+    touch = None
+    if max_depth is not None:
+        touch = book.touch()
+        if (touch[4] if side > 0 else touch[5]) > max_depth:  # side's levels
+            rec.dropped += len(book.truncate(side, max_depth))
+            touch = None
+    for tr in res.trades:
+        rec.trade_ts.append(ts)
+        rec.trade_price.append(tr.price)
+        rec.trade_qty.append(tr.qty)
+        rec.trade_aggressor.append(side)
+    # Rollout orders have no owner (no self-trade prevention), so an accepted order trades at
+    # least one share exactly when it was marketable.
+    return res.filled_qty > 0, True, res.order_id, res.filled_qty, touch
+
+
+def _next_wake(agents: list[Any]) -> int:
+    wakes = [w for w in (a.wake_ns() for a in agents) if w is not None]
+    return min(wakes) if wakes else NEVER
+
+
+def _agents_act(
+    agents: list[Any],
+    house: ClearingHouse,
+    book: OrderBook,
+    rec: _Recorder,
+    floor_ns: int,
+    until_ns: int,
+    max_depth: int | None,
+    snap: tuple[list[int], int, int],
+) -> int:
+    """Every agent order due by ``until_ns``, in wake order (no earlier than the rollout's last
+    event, ``floor_ns``), matched and recorded like a model order; the next wake time."""
+    while True:
+        due = [(w, a) for a, w in enumerate(x.wake_ns() for x in agents) if w is not None]
+        if not due or min(due)[0] > until_ns:
+            return min(due)[0] if due else NEVER
+        wake, a = min(due)
+        ts = max(wake, floor_ns)
+        order = agents[a].act(book, wake)
+        after = agents[a].wake_ns()
+        if after is not None and after <= wake:
+            raise RolloutError(f"agent {a} did not move its wake time past {wake} ns")
+        if order is None:
+            continue
+        if order.type not in (_BID, _ASK):
+            raise RolloutError(f"agent {a} sent a {order.type!r}: agents send limit orders")
+        if len(rec.snapshots) < len(snap[0]):
+            _snapshots(rec, book, snap[0], ts, snap[1], snap[2])
+        side = 1 if order.type == _BID else -1
+        aggressive, applied, oid, filled, touch = _submit(
+            house, book, rec, side, order.price, order.qty, ts, order.ioc, max_depth
+        )
+        rec.agent_orders.append((len(rec.ts), a))
+        rec.note(
+            book,
+            touch,
+            ts,
+            order.type,
+            side,
+            order.price,
+            order.qty,
+            aggressive,
+            applied,
+            oid,
+            filled,
+        )
+        floor_ns = ts
 
 
 def _snapshots(

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from simulator.agents import AgentMux, Twap
+from simulator.agents import Twap
 from simulator.book import OrderBook
 from simulator.engine import Engine, ForkRequest, window_seed
 from simulator.generators import EmpiricalGenerator
@@ -126,21 +126,23 @@ def test_the_window_seed_rule_depends_on_seed_instrument_and_start() -> None:
                 window_seed(0, "GOOG", 37_500 * S)}) == 4  # fmt: skip
 
 
-def test_a_mux_without_agents_changes_nothing() -> None:
-    from simulator.rollout import fork_rollouts
+def test_a_twap_runs_inside_rollouts_of_the_bundled_order_model() -> None:
+    """The order model keeps every rollout in its batch each step while agents act."""
+    from pathlib import Path
 
-    req = request()
-    kwargs = dict(
-        n=req.rollouts,
-        start_ns=req.start_ns,
-        horizon_ns=req.horizon_ns,
-        open_mid=req.open_mid,
-        seed=req.seed,
-        rules=req.rules,
-        max_depth=req.max_depth,
-    )
-    book, ctx, rows = req.book, req.context, req.context_rows
-    plain = fork_rollouts(book, ctx, rows, EmpiricalGenerator(), **kwargs)
-    muxed = fork_rollouts(book, ctx, rows, AgentMux(EmpiricalGenerator(), ()), **kwargs)
-    assert [r.ts_ns.tolist() for r in plain] == [r.ts_ns.tolist() for r in muxed]
-    assert [r.price.tolist() for r in plain] == [r.price.tolist() for r in muxed]
+    checkpoint = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / "lmm-small.pt"
+    if not checkpoint.exists():
+        pytest.skip("no bundled checkpoint")
+    from models.generator import load_generator
+
+    twap = Twap(side=1, qty=600, start_ns=100 * S, end_ns=120 * S, slices=3, tick_size=100)
+    req = request(agents=(twap,), horizon_ns=30 * S, max_orders=300)
+    (with_agent,) = Engine(load_generator(checkpoint)).fork([req])
+    (without,) = Engine(load_generator(checkpoint)).fork([dataclasses.replace(req, agents=())])
+    for r, steps in zip(with_agent.results, with_agent.agent_orders, strict=True):
+        sent = [k for k, _ in steps]
+        assert r.ts_ns[sent].tolist() == [100 * S, 106_666_666_666, 113_333_333_333]
+        assert (r.type[sent] == BID).all()
+        assert (np.diff(r.ts_ns) >= 0).all()  # one clock for the model's orders and the agent's
+    # the model reacts to the book the agent leaves: the futures differ from the plain ones
+    assert columns(with_agent) != columns(without)
