@@ -51,6 +51,11 @@ level behind a removed one with no message, so an order model never generates it
 The measurements behind the cancel policy, the depth limit and refill are in
 ``docs/decisions/rollout-depth-and-cancels.md``.
 
+Agents (``agents``, ``simulator.agents``): before a rollout applies the model's next order, every
+agent of that rollout whose wake time has come (by that order's time, and by the horizon) sends
+its limit order at its wake time, matched and recorded like a model order (``agent_orders``);
+the model is stepped for every live rollout each time, so it sees the book the agents leave.
+
 Determinism: rollout ``i`` of seed ``s`` draws from ``rollout_rng(s, i)`` (a numpy
 ``SeedSequence`` with spawn key ``(i, stream)``); generators are expected to do the same with
 their own stream number, so a rollout does not depend on how many siblings it has.
