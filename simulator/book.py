@@ -14,10 +14,10 @@ Layout, chosen for the replay hot path:
 - ``_orders`` maps order id to ``(side, price)``.
 
 That layout is this module's business only. Other modules read and change the book through its
-public methods: ``add``, ``reduce``/``delete`` (feed events, raising on unknown ids), ``remove``
-(a cancel that may miss), ``take`` (trade away the best levels), ``truncate``, and queries such
-as ``touch``, ``best_prices``, ``deepest_price``, ``level_count``, ``newest_order``
-and ``orders_at``. A ``Level`` handed out by ``level``/``best``/``iter_levels`` is a read-only
+public methods: ``add`` and ``add_passive`` (an order that must not trade), ``reduce`` and
+``delete`` (feed events, raising on unknown ids), ``remove`` (a cancel that may miss), ``take``
+(trade away the best levels), ``truncate``, and queries such as ``touch``, ``best_prices``,
+``deepest_price``, ``level_count``, ``newest_order``, ``orders_at`` and ``anonymous_orders``. A ``Level`` handed out by ``level``/``best``/``iter_levels`` is a read-only
 view.
 
 Order ids minted by a book (seed liquidity, simulated orders) are negative and count down from
@@ -129,24 +129,16 @@ class OrderBook:
         self._next_id = order_id - 1
         return order_id
 
-    def add(self, order_id: int, side: int, price: int, qty: int, *, passive: bool = False) -> bool:
-        """Rest a new order at the back of its price level; returns True.
-
-        ``passive=True``: an order at or through the opposite best price is not added and
-        False comes back, so a clearing house decides and rests a passive order in one call.
-        """
+    def add(self, order_id: int, side: int, price: int, qty: int) -> None:
+        """Rest a new order at the back of its price level."""
         if qty <= 0:
             raise InvalidQuantity(qty)
         orders = self._orders
         if order_id in orders:
             raise DuplicateOrder(order_id)
         if side > 0:
-            if passive and self._ask_keys and -self._ask_keys[-1] <= price:
-                return False
             levels, keys, key = self._bids, self._bid_keys, price
         else:
-            if passive and self._bid_keys and self._bid_keys[-1] >= price:
-                return False
             levels, keys, key = self._asks, self._ask_keys, -price
         level = levels.get(price)
         if level is None:
@@ -160,6 +152,16 @@ class OrderBook:
         orders[order_id] = (side, price)
         if order_id <= self._next_id:  # a book-style id from elsewhere: never mint it again
             self._next_id = order_id - 1
+
+    def add_passive(self, order_id: int, side: int, price: int, qty: int) -> bool:
+        """``add`` an order that must not trade: at or through the opposite best price it is not
+        added and False comes back (a clearing house decides and rests in one call)."""
+        if side > 0:
+            if self._ask_keys and -self._ask_keys[-1] <= price:
+                return False
+        elif self._bid_keys and self._bid_keys[-1] >= price:
+            return False
+        self.add(order_id, side, price, qty)
         return True
 
     def reduce(self, order_id: int, qty: int) -> int:
@@ -445,6 +447,11 @@ class OrderBook:
             return None
         order_id = next(reversed(level.orders))
         return order_id, level.orders[order_id]
+
+    def anonymous_orders(self, side: int, price: int) -> list[int]:
+        """Ids of the anonymous orders (negative ids) resting at a price, oldest first."""
+        level = (self._bids if side > 0 else self._asks).get(price)
+        return [o for o in level.orders if o < 0] if level is not None else []
 
     def orders_at(self, side: int, price: int) -> list[tuple[int, int]]:
         """``(order_id, qty)`` of every order resting at a price, oldest first (a copy)."""

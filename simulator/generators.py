@@ -124,7 +124,7 @@ class EmpiricalGenerator:
     ...     qty=np.array([5, 7, 5]), order_id=np.zeros(3, dtype=np.int64),
     ...     aggressive=np.zeros(3, dtype=bool), source_row=np.arange(3))
     >>> rows = np.array([[1100, 1, 900, 1]] * 3)
-    >>> book = OrderBook(); _ = book.add(1, 1, 1900, 10); _ = book.add(2, -1, 2100, 10)
+    >>> book = OrderBook(); book.add(1, 1, 1900, 10); book.add(2, -1, 2100, 10)
     >>> gen = EmpiricalGenerator(cancel_by_fate=False)
     >>> gen.begin([book], h, rows, 1000.0, 0, seed=1)
     >>> order = gen.next_orders([book], [0])[0]

@@ -12,7 +12,7 @@ programming errors (a book that lost its integrity) raise.
 
 The house changes the book only through its public methods (``add``, ``remove``, ``take``), so
 the book's invariants stay the book's. Rollouts push millions of mostly passive orders and
-cancels through here: a passive order costs one ``add(passive=True)`` call, a cancel one
+cancels through here: a passive order costs one ``add_passive`` call, a cancel one
 ``remove``.
 """
 
@@ -282,7 +282,7 @@ class ClearingHouse:
             tif = self._tif
         if not tif:
             # GTC, the common case: one call rests a passive order, or refuses a marketable one.
-            if book.add(order_id, side, price, qty, passive=True):
+            if book.add_passive(order_id, side, price, qty):
                 if owner:
                     self._owners[order_id] = owner
                 self.accepted += 1

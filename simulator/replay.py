@@ -111,11 +111,10 @@ class FeedReplayer:
         self.stats.unknown_order_ids += 1
         book = self.book
         wanted = qty
-        for order_id, _ in book.orders_at(side, price):
+        for order_id in book.anonymous_orders(side, price):
             if qty <= 0:
                 break
-            if order_id < 0:
-                qty -= book.reduce(order_id, qty)
+            qty -= book.reduce(order_id, qty)
         if qty > 0:
             self.stats.unresolved_qty += qty
         return wanted - qty

@@ -198,8 +198,8 @@ def test_take_honours_max_levels_and_removes_skipped_orders_without_trading() ->
 
 def test_a_passive_add_refuses_an_order_that_would_cross_and_leaves_the_book_alone() -> None:
     book = small_book()
-    assert book.add(6, BID, 102, 5, passive=True) is False  # at the best ask
-    assert book.add(7, ASK, 99, 5, passive=True) is False  # through the best bid
+    assert book.add_passive(6, BID, 102, 5) is False  # at the best ask
+    assert book.add_passive(7, ASK, 99, 5) is False  # through the best bid
     assert 6 not in book and 7 not in book and len(book) == 5
-    assert book.add(8, BID, 101, 5, passive=True) is True
+    assert book.add_passive(8, BID, 101, 5) is True
     assert book.touch() == (101, 5, 102, 7, 3, 2)
