@@ -32,7 +32,7 @@ from simulator.agents import AgentFactory
 from simulator.book import OrderBook
 from simulator.matching import MatchingRules
 from simulator.orderstream import OrderStream
-from simulator.rollout import OrderGenerator, RolloutResult, RolloutSummary, fork_rollouts
+from simulator.rollout import OrderGenerator, RolloutResult, fork_rollouts
 from simulator.trajectory import Trajectory
 from simulator.units import NS_PER_S
 
@@ -99,10 +99,6 @@ class Futures:
     def agent_orders(self) -> list[list[tuple[int, int]]]:
         """Per rollout, (position among its orders, agent index) of every order an agent sent."""
         return [r.agent_orders for r in self.results]
-
-    @property
-    def summary(self) -> RolloutSummary:
-        return RolloutSummary.of(self.results)
 
     def books_at(self, ts_ns: int) -> np.ndarray:
         """Every rollout's book at ``ts_ns`` (one of the request's ``snapshot_times_ns``):
