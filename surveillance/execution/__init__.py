@@ -1,0 +1,1 @@
+"""Execution on the engine: a gymnasium environment on forks of a real book, baselines and a learner."""

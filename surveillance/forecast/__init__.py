@@ -1,0 +1,1 @@
+"""Forecasting on the engine: class and mid-price forecasts from forked futures, baselines and their evaluation."""

@@ -1,0 +1,1 @@
+"""Market impact on the engine: metaorders acting inside paired rollouts, impact paths and fits."""
