@@ -40,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.dayforks import FeedTape
 from simulator.engine import Engine, ForkRequest
 from simulator.lobster import load_lobster
 from simulator.matching import MatchingRules
 from simulator.orderstream import from_lobster
 from simulator.rollout import RolloutSummary
 from simulator.units import parse_clock
-from surveillance.studies.realism import FeedTape
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = "lobster-goog-10"  # the data registry's name (surveillance.datasets)

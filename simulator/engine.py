@@ -21,9 +21,11 @@ before the model's next order, which then sees the book they leave (``simulator.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,3 +154,45 @@ def window_seed(seed: int, instrument: str, start_ns: int) -> int:
     run whatever else ran before, and every use of the engine seeds its forks so."""
     ss = np.random.SeedSequence([seed, zlib.crc32(instrument.encode()), start_ns // NS_PER_S])
     return int(ss.generate_state(1)[0])
+
+
+# The engine of a worker process of ``fork_in_processes`` (built once per process).
+_WORKER_ENGINE: Engine | None = None
+
+
+def _init_worker(factory: Callable[[], Sampler]) -> None:
+    global _WORKER_ENGINE
+    _WORKER_ENGINE = Engine(factory())
+
+
+def _fork_in_worker(request: ForkRequest) -> Futures:
+    assert _WORKER_ENGINE is not None, "worker process without an engine"
+    return _WORKER_ENGINE.fork_one(request)
+
+
+def fork_in_processes(
+    requests: Sequence[ForkRequest],
+    sampler_factory: Callable[[], Sampler],
+    jobs: int,
+    engine: Engine | None = None,
+) -> Iterator[Futures]:
+    """The futures of each request, in request order, forked in up to ``jobs`` processes, each
+    with its own sampler from ``sampler_factory`` (picklable). Processes are spawned, never
+    forked, so no copy of this process's threads or torch state is made. With one job (or
+    one request) the requests are forked here with ``engine`` (built from the factory when
+    not given). Results equal one process's: a request's rollouts depend on it alone."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if jobs == 1 or len(requests) <= 1:
+        engine = engine if engine is not None else Engine(sampler_factory())
+        for request in requests:
+            yield engine.fork_one(request)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        min(jobs, len(requests)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(sampler_factory,),
+    ) as pool:
+        yield from pool.map(_fork_in_worker, requests)

@@ -29,21 +29,18 @@ after ``HELD_OUT_START_NS`` (the report says whether they do).
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
-from simulator.engine import Engine, ForkRequest, window_seed
+from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE
+from simulator.dayforks import DayForks, real_trajectory
+from simulator.engine import Engine, fork_in_processes
 from simulator.lobster import LobsterDay
-from simulator.matching import MatchingRules
 from simulator.orderstream import OrderStream, OrderType, from_lobster
-from simulator.replay import FeedReplayer, seed_from_first_row
-from simulator.rollout import OrderGenerator, RolloutResult, RolloutSummary
+from simulator.rollout import OrderGenerator, RolloutSummary
 from simulator.units import NS_PER_MIN, NS_PER_S, clock
 from surveillance.detection.metrics import (
     DISCRETE_FACTS,
@@ -127,74 +124,6 @@ class SpreadBudget:
 
 class RealismError(ValueError):
     """The requested windows cannot be evaluated on this data (user error)."""
-
-
-class FeedTape:
-    """The real book, advanced message by message (as ``check_lobster`` replays it)."""
-
-    def __init__(self, day: LobsterDay) -> None:
-        if day.orderbook is None:
-            raise RealismError("realism needs the LOBSTER orderbook file (book rows)")
-        self.day = day
-        self.replayer = FeedReplayer(OrderBook(day.symbol))
-        seed_from_first_row(self.replayer, day)
-        self.position = 0  # messages applied so far
-        m = day.messages
-        self._cols = (
-            m.kind.tolist(),
-            m.order_id.tolist(),
-            m.qty.tolist(),
-            m.price.tolist(),
-            m.side.tolist(),
-        )
-
-    def advance_to(self, message_index: int) -> OrderBook:
-        """The book after messages ``[0, message_index)``."""
-        if message_index < self.position:
-            raise ValueError("the tape only moves forward")
-        apply = self.replayer.apply
-        reconcile = self.replayer.reconcile_depth
-        rows = self.day.orderbook
-        levels = self.day.levels
-        kind, oid, qty, price, side = self._cols
-        for i in range(self.position, message_index):
-            apply(kind[i], oid[i], qty[i], price[i], side[i])
-            reconcile(rows[i], levels)  # type: ignore[index]
-        self.position = max(self.position, message_index)
-        return self.replayer.book
-
-
-def real_trajectory(
-    day: LobsterDay, stream: OrderStream, start_ns: int, end_ns: int, tick_size: int
-) -> Trajectory:
-    """The real window as a ``Trajectory`` read from the vendor's own book rows: the book after
-    each order is the orderbook row just before the next order (its ``source_row - 1``). The
-    study measures rollouts against the market as recorded, not as rebuilt: the product builds
-    real trajectories from its own book (``simulator.trajectory.TrajectoryRecorder``), and the
-    rows are the independent check on that book (``surveillance book-check``)."""
-    rows = day.orderbook
-    assert rows is not None
-    i0 = int(np.searchsorted(stream.ts_ns, start_ns, side="left"))
-    i1 = int(np.searchsorted(stream.ts_ns, end_ns, side="left"))
-    src = stream.source_row
-    # the book after order j is the row just before order j + 1 (the day's last row at the end)
-    nxt = np.append(src[i0 + 1 : i1 + 1], len(rows)) if i1 >= len(stream) else src[i0 + 1 : i1 + 1]
-    after = nxt[: i1 - i0].astype(np.int64) - 1
-    before = max(int(src[i0]) - 1, 0) if i0 < len(stream) else len(rows) - 1
-    return Trajectory(
-        start_ns=start_ns,
-        end_ns=end_ns,
-        bid0=int(rows[before, 2]),
-        ask0=int(rows[before, 0]),
-        ts_ns=stream.ts_ns[i0:i1],
-        type=stream.type[i0:i1],
-        qty=stream.qty[i0:i1],
-        aggressive=stream.aggressive[i0:i1],
-        best_bid=rows[after, 2],
-        best_ask=rows[after, 0],
-        tick_size=tick_size,
-        order_id=stream.order_id[i0:i1],
-    )
 
 
 def bar_of(fact: str) -> float | None:
@@ -470,46 +399,6 @@ def previous_span_overlaps(
     return compare(real, previous)
 
 
-# The generator of a worker process of ``_fork_windows`` (built once per process).
-_WORKER_GENERATOR: OrderGenerator | None = None
-
-
-def _init_fork_worker(factory: Callable[[], OrderGenerator]) -> None:
-    global _WORKER_GENERATOR
-    _WORKER_GENERATOR = factory()
-
-
-def _fork_timed(
-    generator: OrderGenerator | None, fork: ForkRequest
-) -> tuple[list[RolloutResult], float]:
-    generator = generator if generator is not None else _WORKER_GENERATOR
-    assert generator is not None, "worker process without a generator"
-    futures = Engine(generator).fork_one(fork)
-    return futures.results, futures.seconds
-
-
-def _fork_windows(
-    forks: list[ForkRequest],
-    generator: OrderGenerator,
-    factory: Callable[[], OrderGenerator] | None,
-    jobs: int,
-) -> Iterator[tuple[list[RolloutResult], float]]:
-    """``(results, seconds)`` of each window's fork, in window order: here, or in
-    up to ``jobs`` processes (spawned: no copy of this process's threads or torch state)."""
-    if jobs == 1 or len(forks) == 1:
-        for fork in forks:
-            yield _fork_timed(generator, fork)
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        min(jobs, len(forks)),
-        mp_context=context,
-        initializer=_init_fork_worker,
-        initargs=(factory,),
-    ) as pool:
-        yield from pool.map(_fork_timed, [None] * len(forks), forks)
-
-
 def evaluate_realism(
     day: LobsterDay,
     generator: OrderGenerator,
@@ -554,52 +443,31 @@ def evaluate_realism(
     notes: list[str] = []
     if stream is None:
         stream = from_lobster(day)
-    instrument = day.instrument
-    tick = instrument.tick_size
-    rules = MatchingRules.from_instrument(instrument)
-    tape = FeedTape(day)
-    rows = day.orderbook
-    open_row = rows[0]
-    open_mid = (float(open_row[0]) + float(open_row[2])) / 2.0
+    tick = day.instrument.tick_size
+    forker = DayForks(day, stream, context_ns)
+    # Each window's fork: the real book at its start, the real orders before it and the rows
+    # they met (``simulator.dayforks``). Forks never touch them.
+    starts = [start_ns + w * window_ns for w in range(windows)]
+    firsts = [forker.first_order(s) for s in starts]  # each window's first order
+    for i0, w_start in zip(firsts, starts, strict=True):
+        if i0 >= len(stream):
+            raise RealismError(f"no orders after {clock(w_start)}")
+    forks = [
+        forker.request(s, window_ns, rollouts, seed, max_orders=max_orders, refill=refill)
+        for s in starts
+    ]
+    rows = forker.rows
     real, sim = StylizedFacts(), StylizedFacts()
     real_budget, sim_budget = SpreadBudget(), SpreadBudget()
     rollout_facts: list[list[FactsOfWindow]] = []
     runs: list[WindowRun] = []
     sim_orders = 0
     sim_seconds = 0.0
-    # Each window's fork inputs: the real book at its start (a copy: the tape moves on), the
-    # real orders before it and the rows they met. Forks never touch them.
-    forks: list[ForkRequest] = []
-    firsts: list[int] = []  # each window's first order in ``stream``
-    for w in range(windows):
-        w_start = start_ns + w * window_ns
-        i0 = int(np.searchsorted(stream.ts_ns, w_start, side="left"))
-        firsts.append(i0)
-        if i0 >= len(stream):
-            raise RealismError(f"no orders after {clock(w_start)}")
-        book = tape.advance_to(int(stream.source_row[i0])).fork()
-        c0 = int(np.searchsorted(stream.ts_ns, w_start - context_ns, side="left"))
-        history = stream.take(slice(c0, i0))
-        forks.append(
-            ForkRequest(
-                instrument=day.symbol,
-                book=book,
-                context=history,
-                context_rows=rows[np.maximum(history.source_row - 1, 0)],
-                rollouts=rollouts,
-                start_ns=w_start,
-                horizon_ns=window_ns,
-                open_mid=open_mid,
-                seed=window_seed(seed, day.symbol, w_start),
-                rules=rules,
-                max_orders=max_orders,
-                max_depth=day.levels,
-                refill=refill,
-            )
-        )
-    for w, (results, seconds) in enumerate(
-        _fork_windows(forks, generator, generator_factory, jobs)
-    ):
+    forked = fork_in_processes(
+        forks, generator_factory or (lambda: generator), jobs, engine=Engine(generator)
+    )
+    for w, futures in enumerate(forked):
+        results, seconds = futures.results, futures.seconds
         w_start = start_ns + w * window_ns
         w_end = w_start + window_ns
         i0 = firsts[w]
