@@ -3,12 +3,17 @@ beside the order model's, and the model's later orders see the book they leave.
 
 An agent is built per rollout by an ``AgentFactory`` (``factory(index, rng)``; ``rng`` is the
 rollout's own agent stream, so a rollout's agents do not depend on its siblings). It says when
-it next wants to act (``wake_ns``) and, when that time comes, what it sends (``act``).
+it next wants to act (``wake_ns``) and, when that time comes, what it sends (``act``): limit
+orders (immediate-or-cancel or resting) and cancels of its own resting orders (``CancelOrder``).
+Two optional hooks tell it what happened: ``placed(order_id, filled, resting)`` after each of
+its limit orders, and ``filled(fill)`` for every fill of its orders (``AgentFill``), as the
+aggressor or resting. The model's cancels never take an agent's resting order, and every fill
+is also kept in the rollout's result (``RolloutResult.agent_fills``).
 
 The rollout engine (``simulator.rollout.fork_rollouts``, ``agents=``) lets every agent due no
 later than the model's next order act first: its order goes out at its wake time and is matched
 in the rollout's clearing house, and the model's next order is conditioned on the book it leaves.
-Agents send limit orders (immediate-or-cancel or resting). ``Twap`` is the time-weighted
+``Twap`` is the time-weighted
 execution agent of the MarS what-if experiments (paper, Sec. 3.2 and App. H).
 """
 
@@ -22,7 +27,10 @@ import numpy as np
 
 from simulator.book import OrderBook
 from simulator.orderstream import OrderType
-from simulator.rollout import GeneratedOrder
+from simulator.rollout import AgentFill, CancelOrder, GeneratedOrder
+
+Action = GeneratedOrder | CancelOrder
+__all__ = ["Action", "Agent", "AgentFactory", "AgentFill", "CancelOrder", "Twap", "TwapAgent"]
 
 
 class Agent(Protocol):
@@ -32,8 +40,8 @@ class Agent(Protocol):
         """When the agent next acts (None: it is done)."""
         ...
 
-    def act(self, book: OrderBook, ts_ns: int) -> GeneratedOrder | None:
-        """The order the agent sends at ``ts_ns`` (its wake time), or None; it then says
+    def act(self, book: OrderBook, ts_ns: int) -> Action | list[Action] | None:
+        """What the agent sends at ``ts_ns`` (its wake time), in order, or None; it then says
         its next wake time."""
         ...
 

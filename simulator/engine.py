@@ -34,7 +34,7 @@ from simulator.agents import AgentFactory
 from simulator.book import OrderBook
 from simulator.matching import MatchingRules
 from simulator.orderstream import OrderStream
-from simulator.rollout import OrderGenerator, RolloutResult, fork_rollouts
+from simulator.rollout import AgentFill, OrderGenerator, RolloutResult, fork_rollouts
 from simulator.trajectory import Trajectory
 from simulator.units import NS_PER_S
 
@@ -70,6 +70,7 @@ class ForkRequest:
     agents: tuple[AgentFactory, ...] = ()
     snapshot_times_ns: tuple[int, ...] = ()
     snapshot_levels: int = 10
+    keep_books: bool = False  # each rollout's final book in its result (to fork again from)
 
     @property
     def end_ns(self) -> int:
@@ -101,6 +102,11 @@ class Futures:
     def agent_orders(self) -> list[list[tuple[int, int]]]:
         """Per rollout, (position among its orders, agent index) of every order an agent sent."""
         return [r.agent_orders for r in self.results]
+
+    @property
+    def agent_fills(self) -> list[list[AgentFill]]:
+        """Per rollout, every fill of an agent's orders, in time order."""
+        return [r.agent_fills for r in self.results]
 
     def books_at(self, ts_ns: int) -> np.ndarray:
         """Every rollout's book at ``ts_ns`` (one of the request's ``snapshot_times_ns``):
@@ -141,6 +147,7 @@ class Engine:
                 snapshot_times_ns=req.snapshot_times_ns,
                 snapshot_levels=req.snapshot_levels,
                 agents=req.agents,
+                keep_books=req.keep_books,
             )
             out.append(Futures(req, results, time.perf_counter() - t0))
         return out

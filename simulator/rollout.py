@@ -65,7 +65,7 @@ The engine is stdlib + numpy only. It knows nothing about models or tokens.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Protocol
@@ -106,6 +106,28 @@ class GeneratedOrder:
     # CANCEL: True = only the level at exactly ``price``; a miss is a void cancel, never
     # redirected to the nearest level (a replayed real cancel names its order's price)
     exact: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """An agent's cancel of one of its own resting orders (``qty`` None: all of it)."""
+
+    order_id: int
+    qty: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFill:
+    """Shares of an agent's order that traded: as the aggressor (``passive`` False) or resting
+    (a model order, or another agent's, took it)."""
+
+    ts_ns: int
+    agent: int  # index of the agent among the request's factories
+    order_id: int
+    side: int  # the agent order's side: 1 buy, -1 sell
+    price: int
+    qty: int
+    passive: bool
 
 
 class OrderGenerator(Protocol):
@@ -196,6 +218,9 @@ class RolloutResult:
     snapshots: list[np.ndarray] = field(default_factory=list)
     # (position among the orders above, agent index) of every order an agent sent
     agent_orders: list[tuple[int, int]] = field(default_factory=list)
+    agent_fills: list[AgentFill] = field(default_factory=list)
+    # the rollout's book at its end (``keep_books``); None otherwise
+    book: OrderBook | None = None
 
     def __len__(self) -> int:
         return len(self.ts_ns)
@@ -221,6 +246,7 @@ class _Recorder:
     """Per-rollout append-only columns (plain lists: cheaper than growing arrays per order)."""
 
     __slots__ = (
+        "agent_fills",
         "agent_orders",
         "aggressive",
         "applied",
@@ -232,6 +258,7 @@ class _Recorder:
         "filled",
         "levels",
         "order_id",
+        "owned",
         "price",
         "qty",
         "redirected",
@@ -276,6 +303,9 @@ class _Recorder:
         self.levels = 0  # levels on both sides after each event, summed
         self.snapshots: list[np.ndarray] = []
         self.agent_orders: list[tuple[int, int]] = []
+        self.agent_fills: list[AgentFill] = []
+        # resting agent orders: id -> (agent index, the agent); model cancels never touch them
+        self.owned: dict[int, tuple[int, Any]] = {}
 
     def note(
         self,
@@ -347,6 +377,7 @@ class _Recorder:
             qty0=qty0,
             snapshots=self.snapshots,
             agent_orders=self.agent_orders,
+            agent_fills=self.agent_fills,
         )
 
 
@@ -404,12 +435,14 @@ def apply_cancel(
     rng: np.random.Generator | None = None,
     max_depth: int | None = None,
     exact: bool = False,
+    protected: Container[int] = (),
 ) -> tuple[int, int, bool, int]:
     """Apply a price-only cancel under the module's policy.
 
     Returns ``(side, removed_qty, redirected, order_id)``; ``side`` is 0 for a void cancel,
     ``order_id`` the first resting order it took shares from (0 if none). ``exact``: nothing
-    resting at ``price`` makes it a void cancel (no redirection).
+    resting at ``price`` makes it a void cancel (no redirection). ``protected``: ids the cancel
+    never takes (agents' resting orders: another trader cannot cancel them).
     """
     book = house.book
     side = cancel_side(book, price)
@@ -434,6 +467,9 @@ def apply_cancel(
     left = qty
     removed = 0
     first = 0
+    if protected and any(o in protected for o, _ in book.orders_at(side, price)):
+        # Rare (an agent rests at this level): the policy runs on the level's other orders.
+        return _cancel_around(house, side, price, qty, ts_ns, policy, rng, protected, redirected)
     if policy == "newest":
         while left > 0:
             if newest is None:
@@ -466,6 +502,35 @@ def apply_cancel(
     else:
         raise ValueError(f"unknown cancel policy {policy!r}")
     return side, removed, redirected, first
+
+
+def _cancel_around(
+    house: ClearingHouse,
+    side: int,
+    price: int,
+    qty: int,
+    ts_ns: int,
+    policy: str,
+    rng: np.random.Generator | None,
+    protected: Container[int],
+    redirected: bool,
+) -> tuple[int, int, bool, int]:
+    """``apply_cancel`` at a level holding protected orders: newest or random among the rest."""
+    orders = [(o, q) for o, q in house.book.orders_at(side, price) if o not in protected]
+    if policy == "newest":
+        orders.reverse()
+    elif rng is None:
+        raise ValueError("the random cancel policy needs the rollout's generator")
+    left, removed, first = qty, 0, 0
+    while left > 0 and orders:
+        k = int(rng.integers(len(orders))) if policy == "random" and rng is not None else 0
+        order_id, resting = orders.pop(k)
+        take = left if left < resting else resting
+        first = first or order_id
+        house.cancel(order_id, take, ts_ns)
+        left -= take
+        removed += take
+    return (side if removed else 0), removed, redirected, first
 
 
 class DepthRefill:
@@ -550,6 +615,7 @@ def fork_rollouts(
     snapshot_times_ns: Sequence[int] = (),
     snapshot_levels: int = 10,
     agents: Sequence[Callable[[int, np.random.Generator], Any]] = (),
+    keep_books: bool = False,
 ) -> list[RolloutResult]:
     """Fork ``n`` rollouts from ``book`` at ``start_ns`` and run each to the horizon.
 
@@ -558,7 +624,8 @@ def fork_rollouts(
     times (``snapshot_levels`` per side), after every order at or before each. ``agents``:
     factories of the agents acting inside every rollout (``simulator.agents``); an agent's
     order goes out at its wake time, before the model's next order, and the model's later
-    orders see the book it leaves.
+    orders see the book it leaves. ``keep_books``: each result carries its rollout's book at
+    the end (``RolloutResult.book``), e.g. to fork again from it.
     """
     if n <= 0:
         raise ValueError(f"need at least one rollout, got n={n}")
@@ -658,6 +725,7 @@ def fork_rollouts(
                         rng=rngs[i],
                         max_depth=max_depth,
                         exact=order.exact,
+                        protected=rec.owned,
                     )
                     rec_void = side == 0
                 applied = removed > 0
@@ -684,7 +752,11 @@ def fork_rollouts(
     for i, rec in enumerate(recs):  # a rollout stopped by max_orders keeps its last book
         while len(rec.snapshots) < len(snap_times):
             rec.snapshots.append(books[i].snapshot(snapshot_levels))
-    return [rec.result(i, start_ns, end_ns, bid0, ask0, qty0) for i, rec in enumerate(recs)]
+    results = [rec.result(i, start_ns, end_ns, bid0, ask0, qty0) for i, rec in enumerate(recs)]
+    if keep_books:
+        for r, b in zip(results, books, strict=True):
+            r.book = b
+    return results
 
 
 def _submit(
@@ -697,9 +769,11 @@ def _submit(
     ts: int,
     ioc: bool,
     max_depth: int | None,
+    agent: tuple[int, Any] | None = None,
 ) -> tuple[bool, bool, int, int, tuple[int, int, int, int, int, int] | None]:
     """A limit order into a rollout's clearing house: ``(aggressive, applied, order id, filled,
-    the book's touch() after it if read)``; trades, rejections and depth drops are recorded."""
+    the book's touch() after it if read)``; trades, rejections and depth drops are recorded, and
+    so are the fills of agents' orders (``agent``: (index, agent) when an agent sent it)."""
     res = (
         house.submit_limit(side, price, qty, ts, None, _IOC)
         if ioc
@@ -727,9 +801,44 @@ def _submit(
         rec.trade_price.append(tr.price)
         rec.trade_qty.append(tr.qty)
         rec.trade_aggressor.append(side)
+    if rec.owned or agent is not None:
+        _note_agent_fills(rec, book, res, side, ts, agent)
     # Rollout orders have no owner (no self-trade prevention), so an accepted order trades at
     # least one share exactly when it was marketable.
     return res.filled_qty > 0, True, res.order_id, res.filled_qty, touch
+
+
+def _note_agent_fills(
+    rec: _Recorder,
+    book: OrderBook,
+    res: Any,
+    side: int,
+    ts: int,
+    agent: tuple[int, Any] | None,
+) -> None:
+    """Record and tell the agents their shares that traded in ``res``: resting agent orders
+    the incoming order took, and the incoming order's own fills when an agent sent it."""
+    owned = rec.owned
+    for tr in res.trades:
+        maker = owned.get(tr.maker_order_id)
+        if maker is not None:
+            fill = AgentFill(ts, maker[0], tr.maker_order_id, -side, tr.price, tr.qty, True)
+            _tell(rec, maker[1], fill)
+            if tr.maker_order_id not in book:
+                del owned[tr.maker_order_id]
+        if agent is not None:
+            _tell(
+                rec, agent[1], AgentFill(ts, agent[0], res.order_id, side, tr.price, tr.qty, False)
+            )
+    if agent is not None and res.order_id in book:
+        owned[res.order_id] = agent
+
+
+def _tell(rec: _Recorder, agent: Any, fill: AgentFill) -> None:
+    rec.agent_fills.append(fill)
+    hook = getattr(agent, "filled", None)
+    if hook is not None:
+        hook(fill)
 
 
 def _next_wake(agents: list[Any]) -> int:
@@ -755,35 +864,77 @@ def _agents_act(
             return min(due)[0] if due else NEVER
         wake, a = min(due)
         ts = max(wake, floor_ns)
-        order = agents[a].act(book, wake)
+        actions = agents[a].act(book, wake)
         after = agents[a].wake_ns()
         if after is not None and after <= wake:
             raise RolloutError(f"agent {a} did not move its wake time past {wake} ns")
-        if order is None:
+        if actions is None:
             continue
-        if order.type not in (_BID, _ASK):
-            raise RolloutError(f"agent {a} sent a {order.type!r}: agents send limit orders")
         if len(rec.snapshots) < len(snap[0]):
             _snapshots(rec, book, snap[0], ts, snap[1], snap[2])
-        side = 1 if order.type == _BID else -1
-        aggressive, applied, oid, filled, touch = _submit(
-            house, book, rec, side, order.price, order.qty, ts, order.ioc, max_depth
-        )
+        for action in actions if isinstance(actions, list | tuple) else (actions,):
+            _agent_action(agents[a], a, action, house, book, rec, ts, max_depth)
+        floor_ns = ts
+
+
+def _agent_action(
+    agent: Any,
+    a: int,
+    action: GeneratedOrder | CancelOrder,
+    house: ClearingHouse,
+    book: OrderBook,
+    rec: _Recorder,
+    ts: int,
+    max_depth: int | None,
+) -> None:
+    """One agent action, matched and recorded like a model order."""
+    if isinstance(action, CancelOrder):
+        owner = rec.owned.get(action.order_id)
+        if owner is None or owner[0] != a:
+            return  # filled, dropped beyond the depth, or not its own: nothing to cancel
+        side, price, _ = book.order(action.order_id)
+        res = house.cancel(action.order_id, action.qty, ts)
+        if action.order_id not in book:
+            del rec.owned[action.order_id]
         rec.agent_orders.append((len(rec.ts), a))
+        removed = res.cancelled_qty
         rec.note(
             book,
-            touch,
+            None,
             ts,
-            order.type,
-            side,
-            order.price,
-            order.qty,
-            aggressive,
-            applied,
-            oid,
-            filled,
+            _CANCEL,
+            int(side),
+            price,
+            removed,
+            False,
+            removed > 0,
+            action.order_id,
+            0,
         )
-        floor_ns = ts
+        return
+    if action.type not in (_BID, _ASK):
+        raise RolloutError(f"agent {a} sent a {action.type!r}: agents send limit orders")
+    side = 1 if action.type == _BID else -1
+    aggressive, applied, oid, filled, touch = _submit(
+        house, book, rec, side, action.price, action.qty, ts, action.ioc, max_depth, (a, agent)
+    )
+    rec.agent_orders.append((len(rec.ts), a))
+    rec.note(
+        book,
+        touch,
+        ts,
+        action.type,
+        side,
+        action.price,
+        action.qty,
+        aggressive,
+        applied,
+        oid,
+        filled,
+    )
+    placed = getattr(agent, "placed", None)
+    if placed is not None and applied:
+        placed(oid, filled, book.order(oid)[2] if oid in book else 0)
 
 
 def _snapshots(

@@ -13,7 +13,7 @@ from simulator.engine import Engine, ForkRequest, window_seed
 from simulator.generators import EmpiricalGenerator
 from simulator.matching import MatchingRules
 from simulator.orderstream import OrderType
-from simulator.rollout import GeneratedOrder
+from simulator.rollout import CancelOrder, GeneratedOrder
 from tests.simulator.test_rollout import ScriptGenerator, synthetic_history
 
 S = 1_000_000_000
@@ -117,6 +117,63 @@ def test_agent_orders_keep_the_models_clock() -> None:
     agent = {k for k, _ in futures.agent_orders[0]}
     model_ts = [t for k, t in enumerate(r.ts_ns.tolist()) if k not in agent]
     assert model_ts == [100 * S + 7 * S * (k + 1) for k in range(5)]
+
+
+class Quoter:
+    """Rests a bid one tick above the best bid at 100 s, cancels what is left at 130 s."""
+
+    def __init__(self) -> None:
+        self.wakes = [100 * S, 130 * S]
+        self.order_id = 0
+        self.fills = []
+        self.placed_with = None
+
+    def wake_ns(self):
+        return self.wakes[0] if self.wakes else None
+
+    def act(self, book, ts_ns):
+        self.wakes.pop(0)
+        if self.order_id == 0:
+            return GeneratedOrder(BID, book.best_bid + 100, 500, 0)
+        return [CancelOrder(self.order_id)]
+
+    def placed(self, order_id, filled, resting):
+        self.order_id = order_id
+        self.placed_with = (filled, resting)
+
+    def filled(self, fill):
+        self.fills.append(fill)
+
+
+def test_an_agent_rests_is_filled_by_the_model_and_cancels_what_is_left() -> None:
+    # the model sells 200 at the best bid at 110 s, then cancels at the agent's level at 120 s
+    script = [
+        [GeneratedOrder(ASK, 9_900, 200, 10 * S), GeneratedOrder(CANCEL, 10_000, 300, 10 * S)]
+    ]
+    agents = []
+
+    def factory(index, rng):
+        agents.append(Quoter())
+        return agents[-1]
+
+    req = request(agents=(factory,), max_depth=None, context_rows=None, rollouts=1,
+                  keep_books=True)  # fmt: skip
+    (futures,) = Engine(ScriptGenerator(script)).fork([req])
+    r, agent = futures.results[0], agents[0]
+    assert agent.placed_with == (0, 500)  # rested in full, a new best bid
+    # the model's sell met the agent's bid first: a passive fill of 200 at its price
+    assert [(f.ts_ns, f.side, f.price, f.qty, f.passive) for f in agent.fills] == [
+        (110 * S, 1, 10_000, 200, True)
+    ]
+    assert futures.agent_fills[0] == agent.fills
+    # the model's cancel at that level found only the agent's order: void, the agent kept 300
+    model_cancel = 2
+    assert r.type[model_cancel] == CANCEL and not r.applied[model_cancel]
+    # the agent cancelled its remaining 300 at 130 s: recorded as its order, the level is gone
+    (k, a) = futures.agent_orders[0][-1]
+    assert (r.type[k], r.qty[k], r.ts_ns[k], a) == (CANCEL, 300, 130 * S, 0)
+    assert r.book is not None and r.book.best_bid == 9_900
+    assert agent.order_id not in r.book
 
 
 def test_the_window_seed_rule_depends_on_seed_instrument_and_start() -> None:
