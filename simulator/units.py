@@ -59,6 +59,26 @@ def parse_clock(text: str) -> int:
     return ((h * 60 + mnt) * 60 + s) * NS_PER_S
 
 
+def parse_moment(text: str) -> tuple[dt.date | None, int]:
+    """``"HH:MM[:SS]"`` (no date) or ``"YYYY-MM-DD HH:MM[:SS]"`` (also with ``T``) -> (the date
+    or None, ns after midnight).
+
+    >>> parse_moment("2012-06-22T10:05") == (dt.date(2012, 6, 22), parse_clock("10:05"))
+    True
+    >>> parse_moment("10:05") == (None, parse_clock("10:05"))
+    True
+    """
+    text = text.strip()
+    head, sep, tail = text.replace("T", " ", 1).partition(" ")
+    if not sep:
+        return None, parse_clock(text)
+    try:
+        date = dt.date.fromisoformat(head)
+    except ValueError:
+        raise UnitError(f"not a date and time: {text!r} (use YYYY-MM-DD HH:MM)") from None
+    return date, parse_clock(tail)
+
+
 def clock(ts_ns: int) -> str:
     """``HH:MM:SS`` of a time counted from midnight.
 

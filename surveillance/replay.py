@@ -20,7 +20,7 @@ import pandas as pd
 
 from simulator.lobster import FeedError, FileName, load_lobster
 from simulator.normalized import iter_events, lobster_to_frame, read_events
-from simulator.units import NS_PER_S, iso_time
+from simulator.units import NS_PER_DAY, NS_PER_S, iso_time
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
 from surveillance.detection.scorer import SimulationScorer
@@ -147,6 +147,35 @@ def decision_record(
     return _clean(record)
 
 
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A regulator's case: ``[start, end)`` in feed time (ns after midnight), on a date range
+    when the dates are given (multi-day inputs), else on every input's day."""
+
+    start_ns: int
+    end_ns: int
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        if (self.start_date is None) != (self.end_date is None):
+            raise ReplayError("a case gives a date at both ends or at neither")
+        start = (self.start_date or dt.date.min, self.start_ns)
+        if (self.end_date or dt.date.min, self.end_ns) <= start:
+            raise ReplayError("a case must end after it starts")
+
+    def span(self, day: dt.date | None) -> tuple[int, int] | None:
+        """The case's part of a day's feed time (None: the day lies outside the case)."""
+        if self.start_date is None or self.end_date is None:
+            return self.start_ns, self.end_ns
+        if day is None:
+            raise ReplayError("a case with dates needs inputs with dates (--date)")
+        if not self.start_date <= day <= self.end_date:
+            return None
+        start = self.start_ns if day == self.start_date else 0
+        return start, self.end_ns if day == self.end_date else NS_PER_DAY + 1
+
+
 @dataclass(slots=True)
 class ReplayResult:
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -164,24 +193,28 @@ def replay(
     *,
     progress: Progress | None = None,
     self_calibrate_far: float | None = None,
-    case: tuple[int, int] | None = None,
+    case: Case | tuple[int, int] | None = None,
 ) -> ReplayResult:
     """Run every input through the detector; one record per window, in time order per file.
 
     With ``self_calibrate_far`` (no calibration available) the threshold is fitted afterwards
     on the replay's own windows, treating them as mostly normal; records say so. ``case``
-    (``[from, to)`` in feed time) scores only the windows that overlap it; the window grid,
-    the books and each window's context are the full replay's, so its records are the full
-    replay's records of those windows.
+    (a ``Case``, or ``[from, to)`` in feed time) scores only the windows that overlap it, and
+    no input whose day lies outside it; the window grid, the books and each window's context
+    are the full replay's, so its records are the full replay's records of those windows.
     """
     result = ReplayResult()
     config = scorer.config
-    wanted = None
-    if case is not None:
-        if case[1] <= case[0]:
-            raise ReplayError("a case must end after it starts")
-        wanted = lambda w: w.start_ns < case[1] and w.end_ns > case[0]  # noqa: E731
+    if isinstance(case, tuple):
+        case = Case(*case)
     for item in inputs:
+        span = case.span(item.session_date) if case is not None else None
+        if case is not None and span is None:
+            continue  # a day outside the case
+        wanted = None
+        if span is not None:
+            lo, hi = span
+            wanted = lambda w, lo=lo, hi=hi: w.start_ns < hi and w.end_ns > lo  # noqa: E731
         detector = WindowedDetector(
             scorer,
             window_ns=config.window_ns,
@@ -204,7 +237,7 @@ def replay(
             result.events += 1
             if progress is not None and result.events % 2_000 == 0:
                 progress(2_000, item.instrument)
-            if case is not None and event.ts_ns >= case[1] + config.window_ns:
+            if span is not None and event.ts_ns >= span[1] + config.window_ns:
                 break  # the last window the case needs has closed
         emit(detector.flush())
         if progress is not None:

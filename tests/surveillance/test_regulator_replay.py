@@ -226,3 +226,27 @@ def test_a_case_replay_scores_only_its_windows_exactly_as_the_full_replay(
     assert run([*base, "--from", "09:56", "--to", "09:47", "--out", str(case)]) == 2
     assert run([str(tmp_path), "--out", str(case)]) == 2
     assert "no lobster files" in capsys.readouterr().err
+
+
+def test_a_case_across_days_scores_its_windows_on_each_day_and_skips_days_outside(
+    first_hour: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    days = tmp_path / "days"
+    days.mkdir()
+    for date in ("2012-06-21", "2012-06-22", "2012-06-25"):  # the same hour, on three dates
+        for f in first_hour.parent.glob("*.csv"):
+            (days / f.name.replace("2012-06-21", date)).write_bytes(f.read_bytes())
+    base = [str(days), "--window", "10m", "--rollouts", "3", "--generator", "empirical"]
+    out = tmp_path / "case.jsonl"
+    case = ["--from", "2012-06-21 10:05", "--to", "2012-06-22T09:45"]
+    assert run([*base, *case, "--out", str(out)]) == 0, capsys.readouterr().err
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    by_day = {}
+    for r in records:
+        by_day.setdefault(r["window_start"][:10], []).append(
+            (r["window_start_ns"] - OPEN_NS) // 60 // 10**9
+        )
+    # the first day from its 10:00 window on, the second up to its 09:40 window, not the third
+    assert by_day == {"2012-06-21": [30, 40], "2012-06-22": [0, 10]}
+    assert run([*base, "--from", "2012-06-21 10:05", "--to", "09:45", "--out", str(out)]) == 2
+    assert "date at both ends" in capsys.readouterr().err

@@ -33,10 +33,13 @@ from surveillance.cli.options import detection_options, detection_settings
     "--from",
     "case_from",
     default=None,
-    help="A case's start (HH:MM, exchange time): score only the windows of --from..--to, with "
-    "the window grid and each window's context of the full replay.",
+    help="A case's start (HH:MM, exchange time, or 'YYYY-MM-DD HH:MM' across days): score only "
+    "the windows of --from..--to, with the window grid and each window's context of the full "
+    "replay.",
 )
-@click.option("--to", "case_to", default=None, help="A case's end (HH:MM); with --from.")
+@click.option(
+    "--to", "case_to", default=None, help="A case's end (HH:MM or 'YYYY-MM-DD HH:MM'); with --from."
+)
 @click.option(
     "--out", required=True, type=click.Path(path_type=Path), help="scores.jsonl to write."
 )
@@ -77,14 +80,16 @@ def command(
     if (case_from is None) != (case_to is None):
         raise click.UsageError("--from and --to go together")
     if case_from is not None and case_to is not None:
-        from simulator.units import UnitError, parse_clock
+        from simulator.units import UnitError, parse_moment
+        from surveillance.replay import Case, ReplayError
 
         try:
-            case = (parse_clock(case_from), parse_clock(case_to))
+            (d0, t0), (d1, t1) = parse_moment(case_from), parse_moment(case_to)
+            case = Case(t0, t1, d0, d1)
         except UnitError as exc:
             raise click.BadParameter(str(exc), param_hint="--from/--to") from None
-        if case[1] <= case[0]:
-            raise click.BadParameter("--to must come after --from", param_hint="--to")
+        except ReplayError as exc:
+            raise click.BadParameter(str(exc), param_hint="--from/--to") from None
     inputs = [read_input(p, fmt, session_date=date) for p in input_files(paths, fmt)]
     scorer, resolved = make_scorer(settings, can_self=True)
     if resolved.self_far is not None and settings.calibration == "auto":
