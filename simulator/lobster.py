@@ -103,6 +103,8 @@ class LobsterDay:
     malformed_rows: int = 0
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    # each message's line in the file (0-based): a skipped line is a gap in the sequence
+    lines: np.ndarray | None = None
 
     @property
     def symbol(self) -> str:
@@ -273,9 +275,13 @@ def load_lobster(
         if not both.all():
             messages = Messages(*(np.asarray(col) for col in _realign(messages, msg_ok, both)))
         book = book[both]
+        kept = both
+    else:
+        kept = msg_ok
     if malformed:
         notes.append(f"skipped {malformed} malformed row(s)")
-    return LobsterDay(name, messages, book, malformed, str(path), notes)
+    lines = np.flatnonzero(kept).astype(np.int64)
+    return LobsterDay(name, messages, book, malformed, str(path), notes, lines)
 
 
 def _realign(messages: Messages, kept: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -15,6 +15,14 @@ Policies (counted in ``ReplayStats``, never raised):
   counted.
 - Hidden executions, crosses and halts do not change the book; they are counted.
 
+Integrity: what a live replayer can see without the vendor's book is counted as a fault
+(``integrity_faults``): a gap in the feed's sequence (``note_seq``), a cancel or execution that
+finds neither its order nor anonymous liquidity to take it from (``unresolved_qty``), and a
+book left crossed by an add. After a fault the book may be wrong until the feed's next snapshot
+(``resync``): each level the snapshot shows replaces the book's level there when they differ,
+as one anonymous order, and levels the snapshot says are gone are removed; a later message for
+an order dropped that way resolves against the anonymous liquidity like any unknown id.
+
 ``check_lobster`` additionally keeps the book to the depth the file can observe: a level-N file
 carries no message for liquidity beyond its N levels, so levels that fall below level N are
 dropped and liquidity that appears beyond the deepest level the book knows is added back as
@@ -51,24 +59,34 @@ class ReplayStats:
     invalid_adds: int = 0
     entered_from_depth: int = 0
     dropped_beyond_depth: int = 0
+    integrity_faults: int = 0  # gaps + unresolved cancels/executions + crossed books
+    sequence_gaps: int = 0  # missing messages (each gap counts once)
+    crossed_books: int = 0
+    resyncs: int = 0
+    resynced_levels: int = 0  # levels a snapshot replaced or removed
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def row_levels(row: np.ndarray) -> tuple[dict[int, int], dict[int, int]]:
+    """Levels ``(bids, asks)`` as ``price -> qty`` of a LOBSTER orderbook row."""
+    asks: dict[int, int] = {}
+    bids: dict[int, int] = {}
+    for i in range(len(row) // 4):
+        ap, aq, bp, bq = (int(x) for x in row[4 * i : 4 * i + 4])
+        if aq > 0 and ap != EMPTY_ASK_PRICE:
+            asks[ap] = aq
+        if bq > 0 and bp != EMPTY_BID_PRICE:
+            bids[bp] = bq
+    return bids, asks
 
 
 def seed_levels_before(
     row: np.ndarray, kind: int, qty: int, price: int, side: int
 ) -> tuple[dict[int, int], dict[int, int]]:
     """Levels ``(bids, asks)`` as ``price -> qty`` before a message, given the row after it."""
-    levels = len(row) // 4
-    asks: dict[int, int] = {}
-    bids: dict[int, int] = {}
-    for i in range(levels):
-        ap, aq, bp, bq = (int(x) for x in row[4 * i : 4 * i + 4])
-        if aq > 0 and ap != EMPTY_ASK_PRICE:
-            asks[ap] = aq
-        if bq > 0 and bp != EMPTY_BID_PRICE:
-            bids[bp] = bq
+    bids, asks = row_levels(row)
     book = bids if side > 0 else asks
     if kind == EventKind.ADD:
         left = book.get(price, 0) - qty
@@ -117,6 +135,7 @@ class FeedReplayer:
             qty -= book.reduce(order_id, qty)
         if qty > 0:
             self.stats.unresolved_qty += qty
+            self.stats.integrity_faults += 1
         return wanted - qty
 
     def apply(self, kind: int, order_id: int, qty: int, price: int, side: int) -> int:
@@ -132,6 +151,10 @@ class FeedReplayer:
             else:
                 book.add(order_id, side, price, qty)
                 stats.adds += 1
+                other = book.best_ask if side > 0 else book.best_bid
+                if other is not None and (price >= other if side > 0 else price <= other):
+                    stats.crossed_books += 1
+                    stats.integrity_faults += 1
                 return qty
         elif kind == 3 or kind == 4 or kind == 2:
             if kind == 3:
@@ -160,6 +183,49 @@ class FeedReplayer:
         """Apply one ``BookEvent`` under the same policies as ``apply``; returns the quantity
         added or removed (0 for an event skipped or counted only)."""
         return self.apply(int(event.kind), event.order_id, event.qty, event.price, int(event.side))
+
+    def note_seq(self, seq: int, last: int | None) -> bool:
+        """Check a message's sequence number against the previous one's: a gap is a fault
+        (``True``); a duplicate or a step back is the caller's to drop."""
+        if last is not None and seq > last + 1:
+            self.stats.sequence_gaps += 1
+            self.stats.integrity_faults += 1
+            return True
+        return False
+
+    def resync(self, bids: dict[int, int], asks: dict[int, int], depth: int) -> int:
+        """Bring the book in line with a snapshot of ``depth`` levels per side (``price ->
+        qty``); returns the levels replaced or removed. Levels deeper than a full side of the
+        snapshot are left alone: the snapshot says nothing about them."""
+        book = self.book
+        changed = 0
+        for side, levels in ((1, bids), (-1, asks)):
+            shown = sorted(levels, reverse=side > 0)
+            deepest = shown[-1] if len(shown) >= depth else None
+            for price in book.prices(side):
+                if deepest is not None and (price < deepest if side > 0 else price > deepest):
+                    break
+                if price not in levels:
+                    for order_id, _ in book.orders_at(side, price):
+                        book.delete(order_id)
+                    changed += 1
+            for price in shown:
+                level = book.level(side, price)
+                if level is not None and level.qty == levels[price]:
+                    continue
+                if level is not None:
+                    for order_id, _ in book.orders_at(side, price):
+                        book.delete(order_id)
+                book.add(book.mint_id(), side, price, levels[price])
+                changed += 1
+        self.stats.resyncs += 1
+        self.stats.resynced_levels += changed
+        return changed
+
+    def resync_row(self, row: np.ndarray, levels: int) -> int:
+        """``resync`` from a LOBSTER orderbook row."""
+        bids, asks = row_levels(row)
+        return self.resync(bids, asks, levels)
 
     def replay(self, messages: Messages) -> ReplayStats:
         """Apply every message, in order. The hot loop of feed replay."""
@@ -226,6 +292,9 @@ class BookCheckReport:
     seconds: float
     malformed_rows: int = 0
     first_mismatches: list[Mismatch] = field(default_factory=list)
+    resync_every_ns: int | None = None
+    # per fault episode: events from the fault to the next row the book matched
+    recovery_events: list[int] = field(default_factory=list)
 
     @property
     def match(self) -> float:
@@ -250,6 +319,17 @@ class BookCheckReport:
             "overfill_qty": self.stats.overfill_qty,
             "seeded_levels": self.stats.seeded_levels,
             "malformed_rows": self.malformed_rows,
+            "integrity_faults": self.stats.integrity_faults,
+            "sequence_gaps": self.stats.sequence_gaps,
+            "resync_every_s": (
+                None if self.resync_every_ns is None else self.resync_every_ns / 1e9
+            ),
+            "resyncs": self.stats.resyncs,
+            "fault_episodes": len(self.recovery_events),
+            "recovery_events_median": (
+                float(np.median(self.recovery_events)) if self.recovery_events else None
+            ),
+            "recovery_events_max": max(self.recovery_events, default=None),
             "events_per_s": self.rows / self.seconds if self.seconds > 0 else None,
             "stats": self.stats.as_dict(),
             "first_mismatches": [asdict(m) for m in self.first_mismatches],
@@ -267,23 +347,40 @@ def seed_from_first_row(replayer: FeedReplayer, day: LobsterDay) -> None:
     replayer.seed(bids, asks)
 
 
-def check_lobster(day: LobsterDay, *, keep_mismatches: int = 5) -> BookCheckReport:
-    """Replay a LOBSTER day and compare the book with every orderbook row."""
+def check_lobster(
+    day: LobsterDay, *, keep_mismatches: int = 5, resync_every_ns: int | None = None
+) -> BookCheckReport:
+    """Replay a LOBSTER day and compare the book with every orderbook row.
+
+    ``resync_every_ns``: after an integrity fault, resync the book from the first orderbook row
+    at or after the next multiple of that interval (0: the row of the message that showed
+    the fault), as a live feed offering snapshots at that cadence would; None: never resync.
+    Every fault episode (from a fault on a book that matched to the next matching row) is
+    measured in events (``recovery_events``)."""
     if day.orderbook is None:
         raise ValueError("the book check needs the orderbook file")
+    if resync_every_ns is not None and resync_every_ns < 0:
+        raise ValueError("the resync interval must be >= 0")
     levels = day.levels
     replayer = FeedReplayer(OrderBook(day.symbol))
     book = replayer.book
+    stats = replayer.stats
     seed_from_first_row(replayer, day)
     m = day.messages
     rows = day.orderbook
+    lines = day.lines.tolist() if day.lines is not None else None
     matching = best = 0
     mismatches: list[Mismatch] = []
     apply = replayer.apply
     reconcile = replayer.reconcile_depth
     snapshot = book.snapshot
+    last_line: int | None = None
+    due_ns: int | None = None  # when the next snapshot repairs an unrepaired fault
+    episode: int | None = None  # index of the fault that opened the current episode
+    recovery: list[int] = []
     start = time.perf_counter()
     columns = zip(
+        m.ts_ns.tolist(),
         m.kind.tolist(),
         m.order_id.tolist(),
         m.qty.tolist(),
@@ -291,14 +388,30 @@ def check_lobster(day: LobsterDay, *, keep_mismatches: int = 5) -> BookCheckRepo
         m.side.tolist(),
         strict=True,
     )
-    for i, (k, o, q, p, s) in enumerate(columns):
+    for i, (t, k, o, q, p, s) in enumerate(columns):
+        faults = stats.integrity_faults
+        if lines is not None:
+            replayer.note_seq(lines[i], last_line)
+            last_line = lines[i]
         apply(k, o, q, p, s)
         row = rows[i]
         reconcile(row, levels)
+        if stats.integrity_faults > faults:
+            if episode is None:
+                episode = i
+            if resync_every_ns is not None and due_ns is None:
+                every = resync_every_ns
+                due_ns = t if every == 0 else (t // every + 1) * every
+        if due_ns is not None and t >= due_ns:
+            replayer.resync_row(row, levels)
+            due_ns = None
         snap = snapshot(levels)
         if np.array_equal(snap, row):
             matching += 1
             best += 1
+            if episode is not None:
+                recovery.append(i - episode)
+                episode = None
         else:
             if np.array_equal(snap[:4], row[:4]):
                 best += 1
@@ -306,6 +419,8 @@ def check_lobster(day: LobsterDay, *, keep_mismatches: int = 5) -> BookCheckRepo
                 mismatches.append(
                     Mismatch(i, [int(m.ts_ns[i]), k, o, q, p, s], row.tolist(), snap.tolist())
                 )
+    if episode is not None:
+        recovery.append(len(rows) - episode)  # never repaired: to the end of the day
     seconds = time.perf_counter() - start
     return BookCheckReport(
         day.symbol,
@@ -317,4 +432,6 @@ def check_lobster(day: LobsterDay, *, keep_mismatches: int = 5) -> BookCheckRepo
         seconds,
         day.malformed_rows,
         mismatches,
+        resync_every_ns,
+        recovery,
     )

@@ -102,3 +102,53 @@ def test_apply_event_replays_a_book_event_like_its_message_columns() -> None:
     assert returned == expected == [100, 0, 40, 0, 60]
     assert by_event.stats == by_columns.stats
     assert len(by_event.book) == 0
+
+
+def test_a_gap_followed_by_a_snapshot_gives_the_vendors_book(
+    lobster_dir: Path, tmp_path: Path
+) -> None:
+    """Lost messages leave the book wrong for the rest of the day; a resync from the feed's
+    next snapshot puts it right again, and the check says how soon."""
+    import zipfile
+
+    with zipfile.ZipFile(lobster_zip(lobster_dir, "AMZN", 5)) as zf:
+        zf.extractall(tmp_path)
+    message = next(tmp_path.glob("*_message_5.csv"))
+    book = next(tmp_path.glob("*_orderbook_5.csv"))
+    n = 20_000
+    lines = message.read_text().splitlines()[:n]
+    adds = [i for i in range(2_000, n, 97) if lines[i].split(",")[1] == "1"][:10]
+    for i in adds:
+        lines[i] = "lost,in,transit"  # ten adds lost: their later cancels find nothing
+    message.write_text("\n".join(lines) + "\n")
+    book.write_text("\n".join(book.read_text().splitlines()[:n]) + "\n")
+    day = load_lobster(message)
+    assert day.malformed_rows == 10
+    plain = check_lobster(day)
+    assert plain.stats.sequence_gaps == 10 and plain.stats.resyncs == 0
+    assert plain.rows - plain.matching_rows > 100 and max(plain.recovery_events) > 50
+    day = load_lobster(message)
+    repaired = check_lobster(day, resync_every_ns=0)
+    assert repaired.stats.resyncs == 10
+    assert repaired.match > 0.999
+    assert repaired.recovery_events == [0] * 10  # right again at the snapshot after the gap
+    paced = check_lobster(load_lobster(message), resync_every_ns=5 * 10**9)
+    assert plain.match < paced.match < repaired.match
+    assert max(paced.recovery_events) > 0
+
+
+def test_resync_replaces_differing_levels_and_keeps_the_matching_ones() -> None:
+    replayer = FeedReplayer(OrderBook("T"))
+    book = replayer.book
+    book.add(1, BID, 9_900, 100)  # matches the snapshot: kept, with its id
+    book.add(2, BID, 9_800, 50)  # the snapshot shows 70 here
+    book.add(3, BID, 9_700, 10)  # gone in the snapshot
+    book.add(4, ASK, 10_100, 30)
+    book.add(5, ASK, 10_400, 30)  # deeper than a full side of the snapshot: left alone
+    changed = replayer.resync({9_900: 100, 9_800: 70, 9_600: 5}, {10_100: 30, 10_200: 9}, 2)
+    assert changed == 4  # 9_800 replaced, 9_700 removed, 9_600 and 10_200 added
+    assert book.depth(BID, 5) == [(9_900, 100), (9_800, 70), (9_600, 5)]
+    assert book.depth(ASK, 5) == [(10_100, 30), (10_200, 9), (10_400, 30)]
+    assert 1 in book and 2 not in book and 5 in book
+    replayer.apply(2, 2, 20, 9_800, BID)  # a cancel of a dropped order takes the anonymous level
+    assert book.depth(BID, 2)[1] == (9_800, 50) and replayer.stats.unresolved_qty == 0
