@@ -23,7 +23,9 @@ not hold is resolved against anonymous liquidity at that side and price.
 
 A LOBSTER level-N file is converted with its reconciliation written out as synthetic events:
 the opening book as anonymous ``add`` events, liquidity entering the N levels from deeper in the
-book as anonymous ``add`` events, and orders falling beyond level N as ``delete`` events. A
+book as anonymous ``add`` events, orders falling beyond level N as ``delete`` events, and,
+after an integrity fault (a damaged file), the resync from the vendor's row (``delete`` and
+anonymous ``add`` events, ``simulator.replay.FeedReplayer.resync``). A
 consumer that replays the converted stream with plain book semantics therefore reproduces the
 vendor's book row for row, without the orderbook file.
 """
@@ -131,6 +133,7 @@ def lobster_to_frame(day: LobsterDay, *, reconcile: bool = True) -> pd.DataFrame
         )
         return frame
     replayer = FeedReplayer(OrderBook(day.symbol), record_synthetic=True)
+    stats = replayer.stats
     seed_from_first_row(replayer, day)
     synthetic = replayer.synthetic
     assert synthetic is not None
@@ -151,9 +154,13 @@ def lobster_to_frame(day: LobsterDay, *, reconcile: bool = True) -> pd.DataFrame
             strict=True,
         )
     ):
+        faults = stats.integrity_faults
         replayer.apply(k, o, q, p, s)
         rows.append((t, k, o, q, p, s, False))
         replayer.reconcile_depth(book_rows[i], levels)
+        if stats.integrity_faults > faults:
+            # the vendor's row repairs what the fault broke, written out like the depth policy
+            replayer.resync_row(book_rows[i], levels)
         if synthetic:
             rows.extend((t, sk, so, sq, sp, ss, True) for sk, so, sq, sp, ss in synthetic)
             synthetic.clear()

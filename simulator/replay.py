@@ -206,21 +206,28 @@ class FeedReplayer:
                 if deepest is not None and (price < deepest if side > 0 else price > deepest):
                     break
                 if price not in levels:
-                    for order_id, _ in book.orders_at(side, price):
-                        book.delete(order_id)
+                    self._clear_level(side, price)
                     changed += 1
             for price in shown:
                 level = book.level(side, price)
                 if level is not None and level.qty == levels[price]:
                     continue
                 if level is not None:
-                    for order_id, _ in book.orders_at(side, price):
-                        book.delete(order_id)
-                book.add(book.mint_id(), side, price, levels[price])
+                    self._clear_level(side, price)
+                order_id = book.mint_id()
+                book.add(order_id, side, price, levels[price])
+                if self.synthetic is not None:
+                    self.synthetic.append((1, order_id, levels[price], price, side))
                 changed += 1
         self.stats.resyncs += 1
         self.stats.resynced_levels += changed
         return changed
+
+    def _clear_level(self, side: int, price: int) -> None:
+        for order_id, qty in self.book.orders_at(side, price):
+            self.book.delete(order_id)
+            if self.synthetic is not None:
+                self.synthetic.append((3, order_id, qty, price, side))
 
     def resync_row(self, row: np.ndarray, levels: int) -> int:
         """``resync`` from a LOBSTER orderbook row."""

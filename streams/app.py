@@ -167,6 +167,7 @@ class EventProcessor:
                 origin_ns=origin,
                 tick_size=self.tick_size,
                 baseline_windows=self.baseline_windows,
+                check_seq=True,  # a lost event (a gap in seq) makes the book suspect
             )
         return pipe
 

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from simulator.lobster import FeedError, FileName, load_lobster
+from simulator.lobster import FeedError, FileName, LobsterDay, load_lobster
 from simulator.normalized import iter_events, lobster_to_frame, read_events
+from simulator.replay import row_levels
 from simulator.units import NS_PER_DAY, NS_PER_S, iso_time
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
@@ -27,6 +29,9 @@ from surveillance.detection.scorer import SimulationScorer
 
 FORMATS = ("lobster", "normalized")
 EXCHANGE_TZ = "America/New_York"
+# How often a LOBSTER day's book rows are used as the feed's snapshot (a live feed sends one
+# every few seconds; a fault leaves the book suspect until the next one)
+SNAPSHOT_EVERY_NS = NS_PER_S
 
 
 class ReplayError(ValueError):
@@ -43,6 +48,11 @@ class ReplayInput:
     origin_ns: int  # where the window grid starts (the session open)
     session_date: dt.date | None  # for ts_ns counted from midnight (LOBSTER)
     malformed_rows: int = 0
+    # The feed's book snapshots: before frame row ``positions[k]`` the book is ``rows[k]``
+    # (LOBSTER layout, ``depth`` levels per side); they repair a book a fault left suspect.
+    snapshot_positions: np.ndarray | None = None
+    snapshot_rows: np.ndarray | None = None
+    depth: int = 0
 
 
 # What a directory of days holds, per format (a LOBSTER day: its zip, or its message file with
@@ -84,6 +94,7 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
         frame = lobster_to_frame(day)
         name: FileName = day.name
         origin = name.start_ms * 1_000_000
+        positions, rows = lobster_snapshots(day, frame)
         return ReplayInput(
             path,
             name.symbol,
@@ -91,6 +102,9 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
             origin,
             dt.date.fromisoformat(name.date),
             day.malformed_rows,
+            positions,
+            rows,
+            day.levels,
         )
     frame, bad = read_events(path)
     if frame.empty:
@@ -101,6 +115,22 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
     first = int(frame["ts_ns"].iloc[0])
     origin = first // (60 * NS_PER_S) * (60 * NS_PER_S)
     return ReplayInput(path, str(instruments[0]), frame, origin, session_date, bad)
+
+
+def lobster_snapshots(
+    day: LobsterDay, frame: pd.DataFrame, every_ns: int = SNAPSHOT_EVERY_NS
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The book a LOBSTER day shows at the last message of every ``every_ns``, as a feed's
+    periodic snapshot would: ``(positions, rows)``, each row to apply before the frame row at
+    its position (the next message, after the message's own reconciliation events)."""
+    rows = day.orderbook
+    if rows is None or len(day.messages) == 0:
+        return None, None
+    bucket = day.messages.ts_ns // every_ns
+    last = np.flatnonzero(np.append(bucket[1:] != bucket[:-1], True))  # last message of each
+    real = np.flatnonzero(~frame["synthetic"].to_numpy())  # frame row of each message
+    nxt = np.append(real[1:], len(frame))
+    return nxt[last], rows[last]
 
 
 def _clean(x: Any) -> Any:
@@ -222,6 +252,7 @@ def replay(
             tick_size=config.tick_size,
             baseline_windows=config.baseline_windows,
             wanted=wanted,
+            check_seq=True,
         )
         result.files.append(str(item.path))
         result.malformed_rows += item.malformed_rows
@@ -232,7 +263,13 @@ def replay(
                     decision_record(d, session_date=item.session_date, seed=scorer.config.seed)
                 )
 
-        for event in _events(item):
+        snaps = _snapshots(item)
+        due = next(snaps, None)
+        for k, event in enumerate(_events(item)):
+            while due is not None and due[0] <= k:
+                bids, asks = row_levels(due[1])
+                detector.pipeline(item.instrument).snapshot(bids, asks, item.depth)
+                due = next(snaps, None)
             emit(detector.on_event(event))
             result.events += 1
             if progress is not None and result.events % 2_000 == 0:
@@ -265,6 +302,12 @@ def replay(
 
 def _fact_z(record: dict[str, Any]) -> dict[str, float | None]:
     return {f: e.get("z") for f, e in record["facts"].items()}
+
+
+def _snapshots(item: ReplayInput) -> Iterator[tuple[int, np.ndarray]]:
+    if item.snapshot_positions is None or item.snapshot_rows is None:
+        return iter(())
+    return zip(item.snapshot_positions.tolist(), item.snapshot_rows, strict=True)
 
 
 def _events(item: ReplayInput) -> Iterator:

@@ -18,6 +18,12 @@ when an event at or beyond its end arrives (before that event is applied), or at
 empty windows. An event older than the open window (out of order) is applied to the book and
 counted in the open window, and counted in ``late_events``.
 
+Integrity: every fault the replayer sees (``simulator.replay``: an unresolved cancel or
+execution, a crossed book, and, with ``check_seq``, a gap in the events' ``seq``) leaves the
+book suspect until the feed's next snapshot (``InstrumentPipeline.resync``). A window that saw
+a fault, or opened on a suspect book, is decided as *degraded*: it is not scored, never alerts,
+and its decision says why (``degraded_score``), so no alert comes from a corrupt book.
+
 >>> from simulator.types import BookEvent, EventKind, Side
 >>> tracker = InstrumentPipeline("X", window_ns=10)
 >>> tracker.on_event(BookEvent(3, EventKind.ADD, 1, 5, 100, Side.BID, "X"))
@@ -70,6 +76,10 @@ class ClosedWindow:
     # The real window as a trajectory (orders and touch after each), built while the live book
     # applied the events, so the scorer needs no second replay of the window.
     real_trajectory: Trajectory | None = None
+    # Integrity faults while the window was open, by kind, and whether its book was suspect at
+    # any time in it (a fault in it, or one before it not yet repaired by a snapshot).
+    faults: Mapping[str, int] = field(default_factory=dict)
+    degraded: bool = False
 
     @property
     def horizon_end_ns(self) -> int:
@@ -147,8 +157,25 @@ def decide(window: ClosedWindow, score: WindowScore, model_version: str) -> Wind
     )
 
 
+def degraded_score(window: ClosedWindow) -> WindowScore:
+    """The verdict on a window whose book was suspect: no score, no alert, and why."""
+    faults = {k: v for k, v in window.faults.items() if v}
+    why = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in faults.items()) or (
+        "a fault before the window not yet repaired by a snapshot"
+    )
+    return WindowScore(
+        score=None,
+        p_value=None,
+        alert=False,
+        detail={"skipped": f"book suspect: {why}", "status": "degraded", "faults": faults},
+    )
+
+
 def decide_window(scorer: WindowScorer, window: ClosedWindow) -> WindowDecision:
-    """Score and decide; a module-level function so a process pool can pickle the call."""
+    """Score and decide (a degraded window is decided unscored); a module-level function so a
+    process pool can pickle the call."""
+    if window.degraded:
+        return decide(window, degraded_score(window), scorer.model_version)
     return decide(window, scorer(window), scorer.model_version)
 
 
@@ -164,10 +191,17 @@ class InstrumentPipeline:
         replayer: FeedReplayer | None = None,
         tick_size: int = 100,
         baseline_windows: int = 6,
+        check_seq: bool = False,
     ) -> None:
         if window_ns <= 0:
             raise ValueError(f"window length must be positive, got {window_ns} ns")
         self.instrument = instrument
+        # events carry the feed's sequence numbers (normalized feeds): a gap is a fault
+        self.check_seq = check_seq
+        self._last_seq: int | None = None
+        self.suspect = False  # a fault not yet repaired by a snapshot
+        self._faults: dict[str, int] = {}
+        self._suspect_in_window = False
         self.window_ns = window_ns
         self.origin_ns = origin_ns
         self.tick_size = tick_size
@@ -212,7 +246,15 @@ class InstrumentPipeline:
         elif event.ts_ns < start:
             self.late_events += 1
         self._events.append(event)
+        stats = self.replayer.stats
+        before = (stats.unresolved_qty, stats.crossed_books, stats.sequence_gaps)
+        if self.check_seq:
+            self.replayer.note_seq(event.seq, self._last_seq)
+            self._last_seq = event.seq
         self.replayer.apply_event(event)
+        after = (stats.unresolved_qty, stats.crossed_books, stats.sequence_gaps)
+        if after != before:
+            self._fault(after, before)
         assert self._recorder is not None
         self._recorder.note()
         if self.open_mid is None:
@@ -222,6 +264,32 @@ class InstrumentPipeline:
     def flush(self) -> list[ClosedWindow]:
         """End of stream: close the open window, if any."""
         return [] if self._start_ns is None else [self._close("end_of_stream")]
+
+    def _fault(self, after: tuple[int, int, int], before: tuple[int, int, int]) -> None:
+        for name, a, b in zip(("unresolved_cancels", "crossed_books", "sequence_gaps"), after,
+                              before, strict=True):  # fmt: skip
+            if a != b:
+                self._faults[name] = self._faults.get(name, 0) + 1
+        self.suspect = self._suspect_in_window = True
+
+    def snapshot(self, bids: dict[int, int], asks: dict[int, int], depth: int) -> str:
+        """A snapshot of the feed's book (``depth`` levels per side, ``price -> qty``): it
+        repairs a suspect book (``"repaired"``), confirms a trusted one (``"verified"``), or
+        finds a trusted book wrong, which is a fault, and repairs it (``"mismatch"``); the
+        window it falls in stays degraded after a repair."""
+        if self.suspect:
+            self.replayer.resync(bids, asks, depth)
+            self.suspect = False
+            return "repaired"
+        book = self.replayer.book
+        for side, levels in ((1, bids), (-1, asks)):
+            shown = sorted(levels.items(), reverse=side > 0)
+            if book.depth(side, len(shown) if len(shown) >= depth else depth) != shown:
+                self._faults["snapshot_mismatches"] = self._faults.get("snapshot_mismatches", 0) + 1
+                self._suspect_in_window = True
+                self.replayer.resync(bids, asks, depth)
+                return "mismatch"
+        return "verified"
 
     def _close(self, closed_by: ClosedBy) -> ClosedWindow:
         assert self._start_ns is not None and self._opening is not None
@@ -247,6 +315,8 @@ class InstrumentPipeline:
             tuple(self._earlier),
             observed_end,
             real,
+            dict(self._faults),
+            self._suspect_in_window,
         )
         self._earlier.append(facts)
         self._history, self._history_book = window.events, window.opening_book
@@ -254,6 +324,8 @@ class InstrumentPipeline:
         self._opening = None
         self._events = []
         self._recorder = None
+        self._faults = {}
+        self._suspect_in_window = self.suspect  # the next window opens on a suspect book
         return window
 
 
@@ -284,8 +356,10 @@ class WindowedDetector:
         tick_size: int = 100,
         baseline_windows: int = 6,
         wanted: Callable[[ClosedWindow], bool] | None = None,
+        check_seq: bool = False,
     ) -> None:
         self.scorer = scorer
+        self.check_seq = check_seq
         self.window_ns = window_ns
         self.origin_ns = origin_ns
         self.tick_size = tick_size
@@ -304,6 +378,7 @@ class WindowedDetector:
                 origin_ns=self.origin_ns,
                 tick_size=self.tick_size,
                 baseline_windows=self.baseline_windows,
+                check_seq=self.check_seq,
             )
         return pipe
 
