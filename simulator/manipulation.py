@@ -19,12 +19,17 @@ Typologies (``intensity`` 1.0 is "moderate"; sizes and rates scale with it):
   orders added then rest that many ticks higher or lower), then the manipulator sells into the
   move and the real flow returns to its own prices.
 - pump and dump: a run of aggressive buys (pump), then aggressive sells unloading the position.
+- marking the close: aggressive orders of one side in the campaign's interval (the last minutes
+  before the close), ever more frequent towards its end and a quarter of them in its last five
+  seconds, each taking one or two levels, so the price the session closes at is moved; the
+  position is held through the close (no unwind).
 
 What "moderate" means, per 25-minute window: 24 spoof cycles (about one a minute), each spoof
 order 7 times the typical touch size resting about 5 to 10 seconds (layering: 4 levels);
 8 ignitions of two sweeps through 3 levels each, each move followed for 30 to 60 seconds;
 24 quote-stuffing bursts of 150 orders, each added and cancelled; a pump of 40 aggressive buys
-and a dump of 24 sells. "low" is half of that (sporadic), "high" twice (an algorithm working
+and a dump of 24 sells; marking the close, 30 sweeps per 25 minutes of its interval (12 in the
+last 10 minutes). "low" is half of that (sporadic), "high" twice (an algorithm working
 the book all session).
 
 Consistency policy for real messages that refer to liquidity the injected flow consumed: every
@@ -75,6 +80,7 @@ class Typology(StrEnum):
     QUOTE_STUFFING = "quote_stuffing"
     MOMENTUM_IGNITION = "momentum_ignition"
     PUMP_AND_DUMP = "pump_and_dump"
+    MARKING_THE_CLOSE = "marking_the_close"
 
 
 INTENSITIES = {"low": 0.5, "moderate": 1.0, "high": 2.0}
@@ -84,6 +90,8 @@ SPOOF_CYCLES_25M = 24
 IGNITIONS_25M = 8
 # How long the rest of the market follows an ignition's move before it fades (seconds).
 IGNITION_FOLLOW_S = (30.0, 60.0)
+# Marking the close: its last sweeps land in the final seconds before the interval's end.
+MARK_BURST_NS = 5 * NS_PER_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +403,26 @@ class _Plan:
                 position["qty"] -= m.sweep(ts, -1, qty, 3)
 
             self.at(t, sell)
+
+    def _plan_marking_the_close(self, intensity: float, scale: float) -> None:
+        c, rng = self.c, self.rng
+        side = 1 if rng.random() < 0.5 else -1
+        sweeps = max(4, round(30 * intensity * scale))
+        span = c.end_ns - c.start_ns
+        # Beta(3, 1): the orders bunch towards the close; the last quarter of them come in its
+        # final seconds, too late for the rest of the market to take the price back
+        final = max(1, sweeps // 4)
+        burst = min(MARK_BURST_NS, span // 2)
+        offsets = np.sort(rng.beta(3.0, 1.0, sweeps - final)) * (span - burst)
+        times = [c.start_ns + int(x) for x in offsets]
+        times += sorted(c.end_ns - burst + int(x) for x in rng.uniform(0, burst - 1, final))
+        for t in times:
+
+            def mark(m: _Manipulator, ts: int) -> None:
+                qty = _round_lot(m.touch_qty(-side) * (0.8 + 0.6 * intensity), c.lot)
+                m.sweep(ts, side, qty, 2)
+
+            self.at(t, mark)
 
 
 def _columns(frame: pd.DataFrame) -> tuple[list[int], ...]:

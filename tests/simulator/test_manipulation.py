@@ -160,3 +160,27 @@ def test_window_labels_mark_overlapping_windows() -> None:
     assert [label["manipulated"] for label in labels] == [False, True, False]
     assert labels[1]["typology"] == "spoofing"
     assert np.diff([label["window_start_ns"] for label in labels]).tolist() == [window, window]
+
+
+def test_marking_the_close_moves_the_last_price_with_orders_bunched_at_the_end(
+    first_half_hour: pd.DataFrame,
+) -> None:
+    """The interval stands for the last minutes before a close: its end is the close."""
+    campaign = Campaign(Typology.MARKING_THE_CLOSE, START, END, 1.0, seed=2)
+    injection = inject(first_half_hour, campaign, touch_qty=100)
+    key = ["ts_ns", "kind", "order_id", "qty"]
+    rows = injection.frame.merge(first_half_hour[key], on=key, how="left", indicator=True)
+    own = rows[rows["_merge"] == "left_only"]  # its sweeps execute real resting orders
+    sweeps = own[own["kind"] == "execute"].drop_duplicates("ts_ns")
+    # 30 per 25 minutes of interval: 24 in these 20 minutes, most in its last third
+    assert 20 <= len(sweeps) <= 24
+    late = sweeps["ts_ns"] >= START + 2 * (END - START) // 3
+    assert late.mean() > 0.5
+    sides = set(own.loc[own["kind"] == "execute", "side"])
+    assert len(sides) == 1  # one side taken throughout: no unwind
+    clean = _mid_per_second(first_half_hour)
+    marked = _mid_per_second(injection.frame)
+    at_close = END // NS_PER_S - 1
+    moved = marked.loc[:at_close].iloc[-1] - clean.loc[:at_close].iloc[-1]
+    buyer = sides == {"ask"}  # a buyer takes asks
+    assert (moved > 0) if buyer else (moved < 0)

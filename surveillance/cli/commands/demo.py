@@ -9,7 +9,14 @@ import click
 
 from surveillance.cli.options import rollouts_option
 
-TYPOLOGIES = ["spoofing", "layering", "quote_stuffing", "momentum_ignition", "pump_and_dump"]
+TYPOLOGIES = [
+    "spoofing",
+    "layering",
+    "quote_stuffing",
+    "momentum_ignition",
+    "pump_and_dump",
+    "marking_the_close",
+]
 
 
 @click.command("demo")
