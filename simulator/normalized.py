@@ -21,6 +21,10 @@ Semantics are those of ``simulator.replay.FeedReplayer``: an ``execute`` of a re
 a trade initiated by the other side; a ``cancel``/``delete``/``execute`` of an id the book does
 not hold is resolved against anonymous liquidity at that side and price.
 
+Instrument metadata (``simulator.types.Instrument``: tick, lot, price and quantity scales,
+session hours, venue) travels beside the events as ``OUT.meta.json`` (``write_events`` with an
+instrument, ``read_metadata``), so later stages read the venue's tick instead of assuming one.
+
 A LOBSTER level-N file is converted with its reconciliation written out as synthetic events:
 the opening book as anonymous ``add`` events, liquidity entering the N levels from deeper in the
 book as anonymous ``add`` events, orders falling beyond level N as ``delete`` events, and,
@@ -41,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.lobster import FeedError, LobsterDay, Messages
-from simulator.types import BookEvent, EventKind, Side
+from simulator.types import BookEvent, EventKind, Instrument, Side
 
 KIND_NAMES = {
     EventKind.ADD: "add",
@@ -177,6 +181,25 @@ def lobster_to_frame(day: LobsterDay, *, reconcile: bool = True) -> pd.DataFrame
     )
 
 
+def frame_from_rows(
+    rows: list[tuple[int, int, int, int, int, int, bool]], instrument: str
+) -> pd.DataFrame:
+    """A normalized frame from ``(ts_ns, kind, order_id, qty, price, side, synthetic)`` rows
+    (kind and side in ``EventKind``/``Side`` values), in feed order: what the venue adapters
+    build."""
+    cols = np.asarray([r[:6] for r in rows], dtype=np.int64).reshape(-1, 6)
+    return _frame(
+        cols[:, 0],
+        cols[:, 1],
+        cols[:, 2],
+        cols[:, 5],
+        cols[:, 4],
+        cols[:, 3],
+        np.asarray([r[6] for r in rows], dtype=bool),
+        instrument,
+    )
+
+
 def _frame(
     ts: np.ndarray,
     kind: np.ndarray,
@@ -204,9 +227,39 @@ def _frame(
     )
 
 
-def write_events(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a normalized frame as Parquet (``.parquet``) or JSONL (anything else)."""
+def metadata_path(path: str | Path) -> Path:
+    """Where the instrument metadata of an events file lives: ``OUT.meta.json`` beside it."""
     path = Path(path)
+    return path.with_name(path.name + ".meta.json")
+
+
+def write_metadata(instrument: Instrument, path: str | Path) -> Path:
+    """Write the instrument's metadata beside the events file ``path``; returns where."""
+    out = metadata_path(path)
+    out.write_text(json.dumps(instrument.as_dict(), indent=1) + "\n", encoding="utf-8")
+    return out
+
+
+def read_metadata(path: str | Path) -> Instrument | None:
+    """The instrument metadata written beside an events file, or None when there is none
+    (a file converted before metadata existed: the caller falls back to its defaults)."""
+    meta = metadata_path(path)
+    if not meta.exists():
+        return None
+    try:
+        return Instrument.from_dict(json.loads(meta.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise EventFormatError(f"{meta}: unreadable instrument metadata ({exc})") from exc
+
+
+def write_events(
+    frame: pd.DataFrame, path: str | Path, instrument: Instrument | None = None
+) -> None:
+    """Write a normalized frame as Parquet (``.parquet``) or JSONL (anything else), with the
+    instrument's metadata beside it when given (``metadata_path``)."""
+    path = Path(path)
+    if instrument is not None:
+        write_metadata(instrument, path)
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
         return

@@ -7,6 +7,7 @@ the feed uses consistently). Floats appear only in metrics, never in book state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -59,15 +60,40 @@ class Instrument:
 
     symbol: str
     tick_size: int = 100  # price units per tick
-    lot_size: int = 1  # shares per lot
+    lot_size: int = 1  # quantity units per lot (shares, contracts, satoshi)
     price_scale: int = 10_000  # price units per currency unit
     price_band_bps: int | None = 1_000  # +-10% around the reference price
+    # Venue facts carried with a converted feed (``simulator.normalized`` writes them beside
+    # the events); the defaults describe the LOBSTER NASDAQ samples.
+    venue: str = "NASDAQ"
+    timezone: str = "America/New_York"  # where the session hours are read
+    session_open: str = "09:30"  # HH:MM local; open == close "00:00"/"24:00" means 24 hours
+    session_close: str = "16:00"
+    qty_scale: int = 1  # quantity units per unit the venue quotes (BTC: 1e8 satoshi)
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0 or self.lot_size <= 0 or self.price_scale <= 0:
             raise ValueError(f"instrument {self.symbol!r}: tick, lot and scale must be positive")
+        if self.qty_scale <= 0:
+            raise ValueError(f"instrument {self.symbol!r}: quantity scale must be positive")
         if self.price_band_bps is not None and self.price_band_bps <= 0:
             raise ValueError(f"instrument {self.symbol!r}: price band must be positive or None")
+
+    @property
+    def continuous(self) -> bool:
+        """Trades around the clock (crypto): no open or close to align windows with."""
+        return self.session_open == "00:00" and self.session_close in ("00:00", "24:00")
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Instrument:
+        """The inverse of ``as_dict``; unknown keys are ignored (a newer writer's fields)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if not isinstance(known.get("symbol"), str):
+            raise ValueError("instrument metadata lacks a symbol")
+        return cls(**known)  # type: ignore[arg-type]
 
     def to_ticks(self, price: int) -> int:
         return price // self.tick_size
