@@ -30,7 +30,7 @@ from streams.records import encode_batch, encode_event_dict, end_of_stream
 
 log = logging.getLogger(__name__)
 
-FeedFormat = Literal["lobster", "normalized"]
+FeedFormat = Literal["lobster", "normalized", "databento", "bitstamp"]
 _SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x?\s*$", re.IGNORECASE)
 
 
@@ -45,17 +45,14 @@ def parse_speed(text: str) -> float | None:
 
 
 def load_feed(path: str | Path, fmt: FeedFormat) -> tuple[pd.DataFrame, int]:
-    """Normalized events of a file, and the count of malformed rows skipped."""
-    from simulator import normalized
+    """Normalized events of a file (any venue adapter of ``simulator.feeds``), and the count
+    of malformed rows skipped."""
+    from simulator import feeds
 
-    if fmt == "lobster":
-        from simulator.lobster import load_lobster
-
-        day = load_lobster(path)
-        return normalized.lobster_to_frame(day), day.malformed_rows
-    if fmt == "normalized":
-        return normalized.read_events(path)
-    raise ValueError(f"unknown feed format {fmt!r}")
+    if fmt not in feeds.FORMATS:
+        raise ValueError(f"unknown feed format {fmt!r}")
+    feed = feeds.load_feed(path, fmt)
+    return feed.frame, feed.malformed
 
 
 @dataclass(slots=True)

@@ -1,6 +1,7 @@
 """Regulator replay: historical files through the same pipeline as the live service.
 
-Each file is read (LOBSTER vendor zip or CSV pair, or normalized events), turned into book
+Each file is read (LOBSTER vendor zip or CSV pair, Databento MBO, a Bitstamp log, or normalized
+events with their instrument metadata; ``simulator.feeds``), turned into book
 events, and fed through ``WindowedDetector`` with a ``SimulationScorer``: the same windows, the
 same rollouts (seeded by seed, instrument and window), the same scores a live worker produces.
 One record per window goes to ``scores.jsonl``; ``surveillance.report`` renders the records.
@@ -15,19 +16,22 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
+from simulator.feeds import load_feed
 from simulator.lobster import FeedError, FileName, LobsterDay, load_lobster
-from simulator.normalized import iter_events, lobster_to_frame, read_events
+from simulator.normalized import iter_events, lobster_to_frame
 from simulator.replay import row_levels
+from simulator.types import Instrument
 from simulator.units import NS_PER_DAY, NS_PER_S, iso_time
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
 from surveillance.detection.scorer import SimulationScorer
 
-FORMATS = ("lobster", "normalized")
+FORMATS = ("lobster", "normalized", "databento", "bitstamp")
 EXCHANGE_TZ = "America/New_York"
 # How often a LOBSTER day's book rows are used as the feed's snapshot (a live feed sends one
 # every few seconds; a fault leaves the book suspect until the next one)
@@ -53,11 +57,22 @@ class ReplayInput:
     snapshot_positions: np.ndarray | None = None
     snapshot_rows: np.ndarray | None = None
     depth: int = 0
+    meta: Instrument | None = None  # tick, price scale, session (None: LOBSTER's defaults)
+    day_start_ns: int = 0  # midnight of the feed's day (venue time zone) in its epoch clock
+
+    def clock(self, ns_after_midnight: int) -> int:
+        """A time of day (a case's ``--from``/``--to``) in the feed's clock."""
+        return self.day_start_ns + ns_after_midnight
 
 
 # What a directory of days holds, per format (a LOBSTER day: its zip, or its message file with
 # the orderbook file beside it)
-_DAY_FILES = {"lobster": ("*.zip", "*_message_*.csv"), "normalized": ("*.parquet", "*.jsonl")}
+_DAY_FILES = {
+    "lobster": ("*.zip", "*_message_*.csv"),
+    "normalized": ("*.parquet", "*.jsonl"),
+    "databento": ("*.dbn", "*.dbn.zst"),
+    "bitstamp": ("*.log", "*.log.bz2", "*.log.gz"),
+}
 
 
 def input_files(paths: Iterable[str | Path], fmt: str) -> list[Path]:
@@ -105,8 +120,10 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
             positions,
             rows,
             day.levels,
+            meta=day.instrument,
         )
-    frame, bad = read_events(path)
+    feed = load_feed(path, fmt)
+    frame, bad, meta = feed.frame, feed.malformed, feed.instrument
     if frame.empty:
         raise ReplayError(f"{path}: no events")
     instruments = frame["instrument"].unique().tolist()
@@ -114,7 +131,39 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
         raise ReplayError(f"{path}: one instrument per file, found {len(instruments)}")
     first = int(frame["ts_ns"].iloc[0])
     origin = first // (60 * NS_PER_S) * (60 * NS_PER_S)
-    return ReplayInput(path, str(instruments[0]), frame, origin, session_date, bad)
+    day_start = 0
+    if first >= NS_PER_DAY:
+        # epoch times: the day the feed starts, at midnight in the venue's time zone; a venue
+        # that never closes has its windows on that day's grid (00:00, 00:25, ...)
+        tz = ZoneInfo(meta.timezone if meta is not None else "UTC")
+        day = dt.datetime.fromtimestamp(first / NS_PER_S, tz).date()
+        midnight = dt.datetime.combine(day, dt.time(), tzinfo=tz)
+        day_start = int(midnight.timestamp()) * NS_PER_S
+        if meta is not None and meta.continuous:
+            origin = day_start
+        if session_date is None:
+            session_date = day  # the day a dated case (--from/--to with dates) matches
+    return ReplayInput(
+        path,
+        str(instruments[0]),
+        frame,
+        origin,
+        session_date,
+        bad,
+        meta=meta,
+        day_start_ns=day_start,
+    )
+
+
+def instrument_of(inputs: list[ReplayInput]) -> Instrument | None:
+    """The one instrument metadata the inputs share (their tick and price scale go into the
+    detection config); None when none carries metadata. Mixed ticks cannot share a scorer."""
+    metas = {(i.meta.tick_size, i.meta.price_scale): i.meta for i in inputs if i.meta}
+    if len(metas) > 1:
+        raise ReplayError(
+            "the files have different ticks or price scales: replay them one venue at a time"
+        )
+    return next(iter(metas.values()), None)
 
 
 def lobster_snapshots(
@@ -239,6 +288,8 @@ def replay(
         case = Case(*case)
     for item in inputs:
         span = case.span(item.session_date) if case is not None else None
+        if span is not None:
+            span = (item.clock(span[0]), item.clock(span[1]))  # into the feed's clock
         if case is not None and span is None:
             continue  # a day outside the case
         wanted = None

@@ -12,6 +12,7 @@ down to the engine and the detection path (which never import the order model).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from simulator.engine import Sampler
 from simulator.generators import EmpiricalGenerator, MixtureGenerator
+from simulator.types import Instrument
 from surveillance.detection.detector import Calibration
 from surveillance.detection.scorer import SimulationScorer
 from surveillance.detection.settings import (
@@ -219,11 +221,21 @@ def _check(cal: Calibration, path: Path, model_version: str, config_version: str
 
 
 def make_scorer(
-    settings: DetectionSettings, *, can_self: bool = False
+    settings: DetectionSettings,
+    *,
+    can_self: bool = False,
+    instrument: Instrument | None = None,
 ) -> tuple[SimulationScorer, ResolvedCalibration]:
-    """The product's ``SimulationScorer`` for ``settings``, with its calibration resolved."""
+    """The product's ``SimulationScorer`` for ``settings``, with its calibration resolved.
+    ``instrument``: the venue's metadata; its tick and price scale replace the defaults (the
+    LOBSTER samples') in the detection config and the empirical generator."""
     spec = SamplerSpec.of(settings)
     config = settings.config()
+    if instrument is not None:
+        config = dataclasses.replace(
+            config, tick_size=instrument.tick_size, price_scale=instrument.price_scale
+        )
+        spec = dataclasses.replace(spec, tick_size=instrument.tick_size)
     scorer = SimulationScorer(config, spec, spec.model_version)
     resolved = resolve_calibration(
         settings.calibration,

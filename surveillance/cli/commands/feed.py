@@ -14,10 +14,11 @@ import click
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["lobster", "normalized"]),
+    type=click.Choice(["lobster", "normalized", "databento", "bitstamp"]),
     default="normalized",
     show_default=True,
-    help="lobster: vendor zip or message CSV; normalized: JSONL or Parquet.",
+    help="lobster: vendor zip or message CSV; normalized: JSONL or Parquet; databento: DBN "
+    "MBO (.dbn, .dbn.zst); bitstamp: live-orders log (.log, .log.bz2).",
 )
 @click.option(
     "--speed",

@@ -17,10 +17,11 @@ from surveillance.cli.options import detection_options, detection_settings
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["lobster", "normalized"]),
+    type=click.Choice(["lobster", "normalized", "databento", "bitstamp"]),
     default="lobster",
     show_default=True,
-    help="Input format.",
+    help="Input format (normalized: JSONL or Parquet, with the OUT.meta.json that convert "
+    "writes beside it; its tick and price scale go into the detection config).",
 )
 @detection_options()
 @click.option(
@@ -33,9 +34,9 @@ from surveillance.cli.options import detection_options, detection_settings
     "--from",
     "case_from",
     default=None,
-    help="A case's start (HH:MM, exchange time, or 'YYYY-MM-DD HH:MM' across days): score only "
-    "the windows of --from..--to, with the window grid and each window's context of the full "
-    "replay.",
+    help="A case's start (HH:MM, exchange time, or 'YYYY-MM-DD HH:MM' across days; for feeds "
+    "timed since the epoch, in the venue's time zone): score only the windows of --from..--to, "
+    "with the window grid and each window's context of the full replay.",
 )
 @click.option(
     "--to", "case_to", default=None, help="A case's end (HH:MM or 'YYYY-MM-DD HH:MM'); with --from."
@@ -68,7 +69,7 @@ def command(
     window = str(options["window"])
     settings = detection_settings(options)
     from surveillance.cli.wiring import make_scorer
-    from surveillance.replay import input_files, read_input, replay, write_scores
+    from surveillance.replay import input_files, instrument_of, read_input, replay, write_scores
 
     date = None
     if session_date is not None:
@@ -91,7 +92,7 @@ def command(
         except ReplayError as exc:
             raise click.BadParameter(str(exc), param_hint="--from/--to") from None
     inputs = [read_input(p, fmt, session_date=date) for p in input_files(paths, fmt)]
-    scorer, resolved = make_scorer(settings, can_self=True)
+    scorer, resolved = make_scorer(settings, can_self=True, instrument=instrument_of(inputs))
     if resolved.self_far is not None and settings.calibration == "auto":
         click.echo(
             "no calibration for this model: fitting the threshold on this replay's own "

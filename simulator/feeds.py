@@ -1,0 +1,140 @@
+"""The venue adapters behind one registry: a file in, normalized events and instrument out.
+
+``load_feed(path, fmt)`` is what ``convert``, ``replay``, ``feed`` and ``book-check`` call;
+``detect_format`` names a file's format from its name (and, for a log, its first line).
+
+======================  ====================================  ==============================
+format                  files                                 adapter
+======================  ====================================  ==============================
+``lobster``             vendor zip, ``*_message_N.csv``       ``simulator.lobster``
+``databento``           ``*.dbn``, ``*.dbn.zst`` (MBO)        ``simulator.databento``
+``bitstamp``            ``*.log``, ``*.log.bz2``, ``.log.gz`` ``simulator.bitstamp``
+``normalized``          ``*.parquet``, ``*.jsonl``            ``simulator.normalized``
+======================  ====================================  ==============================
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simulator.lobster import FeedError
+from simulator.types import Instrument
+
+FORMATS = ("lobster", "databento", "bitstamp", "normalized")
+VENUE_FORMATS = ("lobster", "databento", "bitstamp")  # those with a reconciliation
+_BITSTAMP_LINE = re.compile(r"^\d+ (order_created|order_changed|order_deleted|trade|order_book) ")
+
+
+class UnknownFormat(FeedError):
+    """The format was not given and cannot be told from the file."""
+
+
+@dataclass(slots=True)
+class VenueFeed:
+    """One file's normalized events, with the instrument's metadata and the adapter's
+    reconciliation figures (``None`` for normalized files, which carry their own)."""
+
+    fmt: str
+    frame: pd.DataFrame
+    instrument: Instrument | None
+    malformed: int
+    source: str
+    check: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    session_date: str | None = None  # LOBSTER: its times count from this day's midnight
+    start_ns: int | None = None  # LOBSTER: the file's start time (the window grid's origin)
+
+
+def _head_line(path: Path) -> str:
+    opener: Any = open
+    if path.suffix == ".bz2":
+        opener = bz2.open
+    elif path.suffix == ".gz":
+        opener = gzip.open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            return fh.readline()
+    except (OSError, EOFError, ValueError):
+        return ""
+
+
+def detect_format(path: str | Path) -> str:
+    """The format a file's name (and a log's first line) says it is in."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".dbn", ".dbn.zst")):
+        return "databento"
+    if name.endswith((".parquet", ".jsonl")):
+        return "normalized"
+    if name.endswith((".log", ".log.bz2", ".log.gz", ".txt.bz2")):
+        if _BITSTAMP_LINE.match(_head_line(path)):
+            return "bitstamp"
+        raise UnknownFormat(f"{path}: a log, but not Bitstamp live-order lines; pass --format")
+    if name.endswith(".zip") or ("_message_" in name and name.endswith(".csv")):
+        return "lobster"
+    if path.exists() and zipfile.is_zipfile(path):
+        return "lobster"
+    raise UnknownFormat(
+        f"cannot tell the format of {path.name}; pass --format ({', '.join(FORMATS)})"
+    )
+
+
+def load_feed(
+    path: str | Path,
+    fmt: str | None = None,
+    *,
+    reconcile: bool = True,
+    limit: int | None = None,
+) -> VenueFeed:
+    """Read a file into normalized events with its instrument metadata. ``reconcile``:
+    LOBSTER's depth reconciliation, Bitstamp's resync from its snapshots (both written as
+    synthetic events); ``limit`` reads only the first records or lines (Databento,
+    Bitstamp)."""
+    path = Path(path)
+    if fmt in (None, "auto"):
+        fmt = detect_format(path)
+    if fmt not in FORMATS:
+        raise UnknownFormat(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if not path.exists():
+        raise FeedError(f"no such file: {path}")
+    if fmt == "lobster":
+        from simulator.lobster import load_lobster
+        from simulator.normalized import lobster_to_frame
+
+        day = load_lobster(path, with_orderbook=reconcile)
+        frame = lobster_to_frame(day, reconcile=reconcile)
+        return VenueFeed(
+            fmt,
+            frame,
+            day.instrument,
+            day.malformed_rows,
+            str(path),
+            None,
+            list(day.notes),
+            day.date,
+            day.name.start_ms * 1_000_000,
+        )
+    if fmt == "databento":
+        from simulator.databento import check_databento, load_databento
+
+        dbn = load_databento(path, limit=limit)
+        return VenueFeed(
+            fmt, dbn.frame, dbn.instrument, dbn.malformed, str(path), check_databento(dbn)
+        )
+    if fmt == "bitstamp":
+        from simulator.bitstamp import check_bitstamp, load_bitstamp
+
+        bs = load_bitstamp(path, limit=limit, resync=reconcile)
+        return VenueFeed(fmt, bs.frame, bs.instrument, bs.malformed, str(path), check_bitstamp(bs))
+    from simulator.normalized import read_events, read_metadata
+
+    frame, bad = read_events(path)
+    return VenueFeed(fmt, frame, read_metadata(path), bad, str(path))
