@@ -102,7 +102,7 @@ class DatabentoCheck:
     trade_inside_touch: int = 0  # better than the book's touch: the book lacks that order
     trade_empty_side: int = 0
     first_trade_ns: int | None = None
-    tick_units: int = 0
+    tick_units: int = 0  # the step every price in the file is a multiple of
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -207,14 +207,37 @@ def _symbol(metadata: Any, instrument_id: int) -> str:
     return str(instrument_id)
 
 
+# CME outright futures' ticks by product root, in price units (MBO records carry no tick)
+CME_TICKS = {
+    "ES": 2_500,
+    "MES": 2_500,
+    "NQ": 2_500,
+    "MNQ": 2_500,
+    "RTY": 1_000,
+    "M2K": 1_000,
+    "YM": 10_000,
+    "MYM": 10_000,
+    "CL": 100,
+    "GC": 1_000,
+}
+
+
+def tick_for(symbol: str, price_gcd: int) -> int:
+    """The instrument's tick: CME's for a known product (``ESH4``: root ``ES``, 0.25 = 2,500
+    units) when every price in the file sits on it, else the step all its prices share."""
+    known = CME_TICKS.get(symbol[:-2]) if len(symbol) > 2 else None
+    if known is not None and price_gcd % known == 0:
+        return known
+    return max(price_gcd, 1)
+
+
 def instrument_for(symbol: str, dataset: str, tick_units: int) -> Instrument:
-    """Metadata of a DBN instrument. MBO records carry no tick: it is the step every price
-    in the file is a multiple of (ESH4: 0.25 = 2,500 units). GLBX.MDP3 (CME Globex) trades
-    Sunday to Friday 17:00-16:00 Chicago time, with a daily pause 16:00-17:00."""
+    """Metadata of a DBN instrument. GLBX.MDP3 (CME Globex) trades Sunday to Friday
+    17:00-16:00 Chicago time, with a daily pause 16:00-17:00."""
     cme = dataset.upper().startswith("GLBX")
     return Instrument(
         symbol,
-        tick_size=max(tick_units, 1),
+        tick_size=tick_for(symbol, tick_units) if cme else max(tick_units, 1),
         lot_size=1,
         price_scale=PRICE_SCALE,
         price_band_bps=None,  # CME's dynamic price limits are not modelled
