@@ -133,10 +133,13 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
     origin = first // (60 * NS_PER_S) * (60 * NS_PER_S)
     day_start = 0
     if first >= NS_PER_DAY:
-        # epoch times: the day the feed starts, at midnight in the venue's time zone; a venue
-        # that never closes has its windows on that day's grid (00:00, 00:25, ...)
+        # epoch times: the day the feed starts (its first venue event: a DBN snapshot is
+        # stamped at the request's start, maybe the evening before), at midnight in the
+        # venue's time zone; a venue that never closes has its windows on that day's grid
+        live = frame["ts_ns"][~frame["synthetic"].to_numpy(bool)]
+        begun = int(live.iloc[0]) if len(live) else first
         tz = ZoneInfo(meta.timezone if meta is not None else "UTC")
-        day = dt.datetime.fromtimestamp(first / NS_PER_S, tz).date()
+        day = dt.datetime.fromtimestamp(begun / NS_PER_S, tz).date()
         midnight = dt.datetime.combine(day, dt.time(), tzinfo=tz)
         day_start = int(midnight.timestamp()) * NS_PER_S
         if meta is not None and meta.continuous:
