@@ -236,6 +236,11 @@ def skipped(window: ClosedWindow) -> str | None:
         return "no events"
     if not window.history:
         return "no earlier order flow as context"
+    bid, ask = window.opening_book.best_prices()
+    if bid is None or ask is None or bid >= ask:
+        # a venue's pre-open (CME before its opening auction) may cross the book: no
+        # continuous market to fork from
+        return "book crossed or one-sided at the window's start"
     return None
 
 
