@@ -102,3 +102,20 @@ def test_replay_inputs_carry_the_venue_clock_and_tick(tmp_path: Path) -> None:
         DetectionSettings(generator="empirical"), instrument=instrument_of([dbn])
     )
     assert scorer.config.tick_size == 2_500 and scorer.config.price_scale == 10_000
+
+
+def test_a_window_opening_on_a_crossed_book_is_skipped() -> None:
+    from simulator.book import OrderBook
+    from simulator.types import BookEvent, EventKind, Side
+    from surveillance.detection.pipeline import ClosedWindow
+    from surveillance.detection.scoring import skipped
+
+    book = OrderBook("ESH4")
+    book.add(1, 1, 48_010_000, 1)  # a pre-open bid above the ask
+    book.add(2, -1, 48_005_000, 1)
+    event = BookEvent(1, EventKind.ADD, 3, 1, 48_000_000, Side.BID, "ESH4")
+    window = ClosedWindow("ESH4", 0, 10, book, (event,), "event", history=(event,))
+    assert skipped(window) == "book crossed or one-sided at the window's start"
+    book.delete(1)
+    book.add(4, 1, 48_000_000, 1)
+    assert skipped(window) is None
