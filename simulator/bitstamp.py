@@ -269,7 +269,10 @@ class _Trades:
 
 
 class _Converter:
-    def __init__(self, lines: list[Line], symbol: str, keep_mismatches: int, resync: bool) -> None:
+    """Applies the log to a book (``FeedReplayer``) while writing the normalized rows; the
+    book decides who is an aggressor and is what the snapshots are compared with."""
+
+    def __init__(self, lines: list[Line], symbol: str, keep_mismatches: int) -> None:
         self.lines = lines
         self.replayer = FeedReplayer(OrderBook(symbol))
         self.book = self.replayer.book
@@ -279,7 +282,6 @@ class _Converter:
         self.pending: dict[int, list[int]] = {}  # aggressor id -> [side, price, amount, ms]
         self.ts = 0
         self.keep = keep_mismatches
-        self.resync = resync
         self.changed_at: dict[tuple[int, int], int] = {}  # (side, price) -> last event ns
         self.side_ok = {BID: True, ASK: True}  # the last snapshot's comparison, per side
 
@@ -525,7 +527,7 @@ def load_bitstamp(
     lines, bad = read_lines(path, limit=limit)
     if not lines:
         raise BitstampError(f"{path}: no Bitstamp event in it ({bad} malformed line(s))")
-    conv = _Converter(lines, symbol, keep_mismatches, resync)
+    conv = _Converter(lines, symbol, keep_mismatches)
     check = conv.check
     check.lines = len(lines) + bad
     check.malformed_lines = bad

@@ -74,7 +74,7 @@ def detect_format(path: str | Path) -> str:
         return "databento"
     if name.endswith((".parquet", ".jsonl")):
         return "normalized"
-    if name.endswith((".log", ".log.bz2", ".log.gz", ".txt.bz2")):
+    if name.endswith((".log", ".log.bz2", ".log.gz")):
         if _BITSTAMP_LINE.match(_head_line(path)):
             return "bitstamp"
         raise UnknownFormat(f"{path}: a log, but not Bitstamp live-order lines; pass --format")

@@ -119,3 +119,12 @@ def test_a_window_opening_on_a_crossed_book_is_skipped() -> None:
     book.delete(1)
     book.add(4, 1, 48_000_000, 1)
     assert skipped(window) is None
+
+
+def test_the_feed_publisher_reads_the_new_venues(tmp_path: Path) -> None:
+    from streams.publisher import load_feed
+
+    frame, bad = load_feed(bitstamp_log(tmp_path), "bitstamp")
+    assert len(frame) == 4 and bad == 1
+    frame, bad = load_feed(write_dbn(tmp_path, BOOK), "databento")
+    assert len(frame) == 3 and bad == 0
