@@ -99,7 +99,8 @@ def test_replay_inputs_carry_the_venue_clock_and_tick(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="different ticks"):
         instrument_of([item, dbn])
     scorer, _ = make_scorer(
-        DetectionSettings(generator="empirical"), instrument=instrument_of([dbn])
+        DetectionSettings(generator="empirical", calibration="none"),
+        instrument=instrument_of([dbn]),
     )
     assert scorer.config.tick_size == 2_500 and scorer.config.price_scale == 10_000
 
