@@ -95,6 +95,7 @@ def test_replay_inputs_carry_the_venue_clock_and_tick(tmp_path: Path) -> None:
     midnight = 1_430_438_400 * 10**9
     assert item.origin_ns == midnight == item.day_start_ns  # windows on the UTC day's grid
     assert item.clock(60 * 10**9) == midnight + 60 * 10**9
+    assert str(item.session_date) == "2015-05-01"  # what a dated case (--from DATE HH:MM) matches
     dbn = read_input(write_dbn(tmp_path, BOOK), "databento")
     with pytest.raises(ValueError, match="different ticks"):
         instrument_of([item, dbn])
