@@ -14,14 +14,18 @@ Mapping (the book semantics of ``simulator.replay.FeedReplayer``):
   through the levels it takes. It is held back until its sweep is over (another order is
   created, a snapshot comes, or a second passes) and only what is left then is added; its
   own decreases meanwhile are the taker's side of trades and write nothing, so each trade
-  is counted once, as the resting order's ``execute``.
+  is counted once, as the resting order's ``execute``. One that would still cross the book
+  waits up to ``CROSS_WAIT_MS`` for the makers' decreases and is then dropped: the venue
+  never rests a crossed book, and the next snapshot's resync restores what really rests.
 - ``order_changed`` (the new remaining amount): a decrease is an ``execute`` when a trade at
   the order's price for exactly that amount is printed close by (``TRADE_WINDOW``), else a
   ``cancel``; an increase or a new price loses priority (``delete`` + ``add``).
 - ``order_deleted``: with amount 0 the order was filled: an ``execute`` of what it had left
   when a trade at its price is close by, else a ``delete``; with an amount left, a ``delete``.
-  An id never seen (resting before the feed began) is resolved against the anonymous
-  liquidity at its price, for the trade's amount when it was a fill.
+  An id never seen (resting before the feed began) is taken from the anonymous liquidity at
+  its price, for the trade's amount when it was a fill, as far as that liquidity holds it;
+  the rest (orders deeper than any snapshot showed) was never in our book and is counted
+  (``unseen_qty``), not written: a replay of the events resolves every removal.
 - ``trade``: used only to classify decreases (it names no order).
 - ``order_book`` (top 20 levels each side): the opening book, then reconciliation only.
 
@@ -55,6 +59,7 @@ SNAPSHOT_LEVELS = 20
 TRADE_WINDOW = (10, 50)  # a trade classifies a decrease this many lines before / after it
 TRADE_WINDOW_MS = 2_000
 SWEEP_MS = 1_000  # an aggressor still walking the book after this long is added
+CROSS_WAIT_MS = 5_000  # how long one that would cross waits for the makers' decreases
 RESYNC_QUIET_MS = 1_000  # a level with an order event this close to a snapshot is not resynced
 RESYNC_LOOKAHEAD = 64  # lines after a snapshot searched for such events
 _ORDER_EVENTS = ("order_created", "order_changed", "order_deleted")
@@ -191,7 +196,8 @@ class BitstampCheck:
     unknown_order_ids: int = 0  # changes and deletes of ids never seen
     trades: int = 0
     trades_unmatched: int = 0  # trades no resting order's decrease took
-    crossed_adds: int = 0  # aggressors still crossing when added
+    crossed_dropped: int = 0  # aggressors still crossing the book long after their sweep
+    unseen_qty: int = 0  # deletes and fills of pre-feed orders deeper than the book knew
     snapshots: int = 0
     snapshots_matched: int = 0  # all levels equal (price and amount, both sides)
     snapshots_touch_matched: int = 0  # best bid and ask equal (price and amount)
@@ -330,19 +336,44 @@ class _Converter:
                     check.seeded_anonymous += 1
 
     # ------------------------------------------------------------------ aggressors
-    def flush(self, ms: int | None = None, keep: int | None = None) -> None:
-        """Add what is left of aggressors whose sweep is over (all of them when ``ms`` is
-        None; else those idle for ``SWEEP_MS``), except ``keep``."""
+    def flush(self, ms: int | None, *, over: bool = False, keep: int | None = None) -> None:
+        """Add what is left of aggressors whose sweep is over: ``over`` (another order was
+        created, a snapshot came), idle for ``SWEEP_MS``, or the end of the log (``ms`` None).
+
+        One that would still cross the book waits for the makers' decreases up to
+        ``CROSS_WAIT_MS``, then is dropped (``crossed_dropped``): the venue never rests a
+        crossed book, and which side is stale is not known here; the next snapshot's resync
+        restores whatever really rests."""
+        check = self.check
         for oid in list(self.pending):
             side, price, amount, last = self.pending[oid]
-            if oid == keep or (ms is not None and ms - last < SWEEP_MS and keep is None):
+            idle = SWEEP_MS if ms is None else ms - last
+            if oid == keep or (not over and idle < SWEEP_MS):
+                continue
+            if amount > 0 and self.crosses(side, price):
+                if ms is not None and idle < CROSS_WAIT_MS:
+                    continue
+                check.crossed_dropped += 1
+                del self.pending[oid]
                 continue
             del self.pending[oid]
             if amount > 0:
-                self.check.aggressors_rested += 1
-                if self.crosses(side, price):
-                    self.check.crossed_adds += 1
+                check.aggressors_rested += 1
                 self.emit(ADD, oid, amount, price, side)
+
+    def anonymous_qty(self, side: int, price: int) -> int:
+        """What the anonymous liquidity (orders resting before the feed) holds at a level."""
+        return sum(q for o, q in self.book.orders_at(side, price) if o < 0)
+
+    def unknown(self, kind: int, oid: int, qty: int, price: int, side: int) -> None:
+        """A delete or fill of an order resting before the feed began: taken from the
+        anonymous liquidity at its level, as far as that holds it. The rest was deeper than any
+        snapshot the book was seeded or resynced from: our book never held it, so nothing is
+        written for it (``unseen_qty``) rather than a removal the replay cannot resolve."""
+        take = min(qty, self.anonymous_qty(side, price))
+        if take > 0:
+            self.emit(kind, oid, take, price, side)
+        self.check.unseen_qty += qty - take
 
     # ------------------------------------------------------------------ order events
     def created(self, i: int, d: dict[str, Any]) -> None:
@@ -373,7 +404,7 @@ class _Converter:
                 # a fill of an order resting before the feed: taken from the anonymous
                 # liquidity at its price, for the trade's amount
                 check.fills += 1
-                self.emit(EXECUTE, oid, self.lines[j].data["amount"], price, side)
+                self.unknown(EXECUTE, oid, self.lines[j].data["amount"], price, side)
             return
         o_side, o_price, have = self.book.order(oid)
         if price != o_price or amount > have:
@@ -416,14 +447,14 @@ class _Converter:
             return
         check.unknown_order_ids += 1
         if amount > 0:
-            self.emit(DELETE, oid, amount, price, side)
+            self.unknown(DELETE, oid, amount, price, side)
             return
         j = self.trades.take(i, price, None)
         if j is None:
             check.fills_unconfirmed += 1
             return
         check.fills += 1
-        self.emit(EXECUTE, oid, self.lines[j].data["amount"], price, side)
+        self.unknown(EXECUTE, oid, self.lines[j].data["amount"], price, side)
 
     # ------------------------------------------------------------------ reconciliation
     def compare(self, i: int, snap: dict[str, list[tuple[int, int]]]) -> None:
@@ -478,6 +509,7 @@ class _Converter:
             for line in self.lines[i + 1 : i + 1 + RESYNC_LOOKAHEAD]
             if line.event in _ORDER_EVENTS and line.ms - ms <= RESYNC_QUIET_MS
         }
+        adds: list[tuple[int, int, int]] = []  # removals on both sides first, then these
         for side, key in ((BID, "bids"), (ASK, "asks")):
             levels = dict(snap[key])
             if not levels or self.side_ok[side]:
@@ -497,9 +529,7 @@ class _Converter:
                 have = level.qty if level is not None else 0
                 want = levels.get(price, 0)
                 if want > have:
-                    self.emit(ADD, book.mint_id(), want - have, price, side, True)
-                    check.resync_added_qty += want - have
-                    check.resync_levels += 1
+                    adds.append((side, price, want - have))
                 elif have > want:
                     check.resync_removed_qty += have - want
                     check.resync_levels += 1
@@ -512,6 +542,12 @@ class _Converter:
                         kind = DELETE if take == qty else CANCEL
                         self.emit(kind, oid, take, price, side, True)
                         excess -= take
+        for side, price, qty in adds:
+            if self.crosses(side, price):
+                continue  # our other side is in flight there: the next snapshot settles it
+            self.emit(ADD, book.mint_id(), qty, price, side, True)
+            check.resync_added_qty += qty
+            check.resync_levels += 1
 
 
 def load_bitstamp(
@@ -548,10 +584,8 @@ def load_bitstamp(
                 early.pop(d["id"], None)
             continue
         if conv.pending:
-            if event in ("order_created", "order_book"):
-                conv.flush(keep=d.get("id") if event == "order_created" else None)
-            else:
-                conv.flush(line.ms)
+            new = event in ("order_created", "order_book")
+            conv.flush(line.ms, over=new, keep=d.get("id") if event == "order_created" else None)
         if event == "order_created":
             conv.created(i, d)
         elif event == "order_changed":
@@ -562,7 +596,7 @@ def load_bitstamp(
             conv.compare(i, d)
             if resync:
                 conv.correct(i, d)
-    conv.flush()
+    conv.flush(None)
     check.trades_unmatched = check.trades - len(conv.trades.used)
     frame = frame_from_rows(conv.rows, symbol)
     return BitstampFeed(frame, instrument(symbol), check, conv.replayer.stats.as_dict(), str(path))
@@ -586,6 +620,8 @@ def check_bitstamp(feed: BitstampFeed) -> dict[str, Any]:
         "crossed_snapshots": c.snapshots_crossed,
         "unknown_order_ids": c.unknown_order_ids,
         "unresolved_qty": feed.replay.get("unresolved_qty", 0),
+        "unseen_qty": c.unseen_qty,
+        "crossed_books": feed.replay.get("crossed_books", 0),
         "trades": c.trades,
         "trades_unmatched": c.trades_unmatched,
         "check": c.as_dict(),

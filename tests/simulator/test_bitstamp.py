@@ -75,28 +75,42 @@ def test_an_aggressor_is_added_after_its_sweep_and_the_trade_counts_once(tmp_pat
         tmp_path,
         [
             OPEN,
-            order(5, "order_created", 20, 1, "101.00", "1.00000000"),  # a resting ask joins
-            order(10, "order_created", 30, 0, "101.00", "2.50000000"),  # a buyer crosses
-            order(11, "order_changed", 30, 0, "101.00", "1.50000000"),  # its side of a trade
-            order(12, "order_changed", 20, 1, "101.00", "0.00000001"),  # maker: partial fill
-            trade(13, 101.0, 0.99999999),
-            order(14, "order_created", 40, 1, "103.00", "1.00000000"),  # the sweep is over
+            order(5, "order_created", 20, 1, "100.90", "1.00000000"),  # a better ask joins
+            order(6, "order_created", 21, 1, "100.95", "2.50000000"),
+            order(10, "order_created", 30, 0, "100.95", "2.50000000"),  # a buyer crosses both
+            order(11, "order_changed", 30, 0, "100.90", "2.50000000"),  # walks to 100.90
+            order(12, "order_deleted", 20, 1, "100.90", "0.00000000"),  # maker 20 filled
+            order(13, "order_changed", 30, 0, "100.90", "1.50000000"),  # its side of the trade
+            trade(14, 100.9, 1.0),
+            order(15, "order_changed", 30, 0, "100.95", "1.50000000"),  # walks to 100.95
+            order(16, "order_changed", 21, 1, "100.95", "1.00000000"),  # maker 21: partial fill
+            order(17, "order_deleted", 30, 0, "100.95", "0.00000000"),  # the buyer is done
+            trade(18, 100.95, 1.5),
+            order(19, "order_created", 40, 0, "100.50", "1.00000000"),
+            order(20, "order_created", 41, 0, "100.96", "2.00000000"),  # a limit buy crosses 21
+            order(21, "order_deleted", 21, 1, "100.95", "0.00000000"),
+            order(22, "order_changed", 41, 0, "100.95", "1.00000000"),
+            trade(23, 100.95, 1.0),
+            order(24, "order_created", 42, 1, "102.00", "1.00000000"),  # 41's sweep is over
         ],
     )
     feed = load_bitstamp(path)
     got = [e for e in events(feed.frame) if not e[-1]]
     assert got == [
-        ("add", 20, "ask", 1_010_000, SAT, False),
-        # the maker's decrease, confirmed by the trade: an execute of the resting order
-        ("execute", 20, "ask", 1_010_000, SAT - 1, False),
-        # the buyer rests with what its sweep left, once, at its (changed) price
-        ("add", 30, "bid", 1_010_000, SAT + SAT // 2, False),
-        ("add", 40, "ask", 1_030_000, SAT, False),
+        ("add", 20, "ask", 1_009_000, SAT, False),
+        ("add", 21, "ask", 1_009_500, 5 * SAT // 2, False),
+        # each trade once: the resting order's execute; the aggressors write nothing for it
+        ("execute", 20, "ask", 1_009_000, SAT, False),
+        ("execute", 21, "ask", 1_009_500, 3 * SAT // 2, False),
+        ("add", 40, "bid", 1_005_000, SAT, False),
+        ("execute", 21, "ask", 1_009_500, SAT, False),
+        # 41 rests with what its sweep left, at the price the venue last gave it
+        ("add", 41, "bid", 1_009_500, SAT, False),
+        ("add", 42, "ask", 1_020_000, SAT, False),
     ]
-    assert feed.check.aggressors == 1 and feed.check.fills == 1
-    assert feed.check.trades_unmatched == 0
-    # only the seeded anonymous ask of 2 BTC and the maker's satoshi are left under the bid
-    assert feed.check.crossed_adds == 1
+    assert feed.check.aggressors == 2 and feed.check.aggressors_rested == 1
+    assert feed.check.fills == 3 and feed.check.trades_unmatched == 0
+    assert feed.replay["crossed_books"] == 0
 
 
 def test_a_decrease_without_a_trade_is_a_cancel_and_a_new_price_loses_priority(
@@ -142,6 +156,11 @@ def test_a_delete_at_zero_is_a_fill_only_when_a_trade_says_so(tmp_path: Path) ->
             # an order resting before the feed, filled: taken from the anonymous liquidity
             order(5_001, "order_deleted", 99, 1, "101.00", "0.00000000"),
             trade(5_002, 101.0, 0.5),
+            # one resting before the feed deeper than the snapshot showed: never in our book
+            order(5_003, "order_deleted", 98, 0, "90.00", "4.00000000"),
+            # a buy that crosses and never trades: the venue never rests it crossed
+            order(5_004, "order_created", 3, 0, "101.00", "0.10000000"),
+            order(11_000, "order_created", 4, 1, "103.00", "0.10000000"),
         ],
     )
     feed = load_bitstamp(path)
@@ -150,8 +169,10 @@ def test_a_delete_at_zero_is_a_fill_only_when_a_trade_says_so(tmp_path: Path) ->
     assert ("delete", 2, "ask", 1_016_000, 3 * SAT // 10) in got
     assert ("execute", 99, "ask", 1_010_000, SAT // 2) in got
     assert feed.check.fills == 2 and feed.check.fills_unconfirmed == 1
-    assert feed.check.unknown_order_ids == 1
-    assert feed.replay["unresolved_qty"] == 0  # the anonymous ask held 2 BTC
+    assert feed.check.unknown_order_ids == 2 and feed.check.unseen_qty == 4 * SAT
+    assert feed.check.crossed_dropped == 1
+    # the replay of what was written resolves everything and never crosses
+    assert feed.replay["unresolved_qty"] == 0 and feed.replay["crossed_books"] == 0
 
 
 def test_snapshots_are_compared_then_resynced(tmp_path: Path) -> None:
