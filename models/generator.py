@@ -54,6 +54,7 @@ from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.rollout import (
     GENERATOR_STREAM,
+    ContextError,
     GeneratedOrder,
     available_qty,
     cancel_side,
@@ -139,7 +140,7 @@ class LMMGenerator:
         seed: int,
     ) -> None:
         if len(history) == 0:
-            raise ValueError("LMMGenerator needs at least one history order as context")
+            raise ContextError("LMMGenerator needs at least one history order as context")
         n = len(books)
         self._index = {id(b): i for i, b in enumerate(books)}
         self._rngs = [rollout_rng(seed, i, GENERATOR_STREAM) for i in range(n)]

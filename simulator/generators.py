@@ -20,6 +20,7 @@ from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.rollout import (
     GENERATOR_STREAM,
+    ContextError,
     GeneratedOrder,
     OrderGenerator,
     marketable_qty,
@@ -196,7 +197,7 @@ class EmpiricalGenerator:
                 fates[j] = (k - j, qty[k], int(interval[k]))
         idx = np.flatnonzero(keep)
         if len(idx) == 0:
-            raise ValueError("EmpiricalGenerator needs history orders with a two-sided book")
+            raise ContextError("EmpiricalGenerator needs history orders with a two-sided book")
         self._type = history.type[idx].astype(np.int64).tolist()
         self._qty = history.qty[idx].astype(np.int64).tolist()
         # reference: 1 = best bid, -1 = best ask (the touch the price keeps its distance to)

@@ -33,6 +33,7 @@ mismatch and is reported, never overwritten.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -40,6 +41,9 @@ import numpy as np
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.lobster import LobsterDay, Messages
 from simulator.types import BookEvent, EventKind, Side
+
+# How long a book may stay crossed in continuous trading before it is a fault
+CROSSED_GRACE_NS = 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -111,6 +115,12 @@ class FeedReplayer:
         self.synthetic: list[tuple[int, int, int, int, int]] | None = (
             [] if record_synthetic else None
         )
+        # Whether a time is in the venue's continuous session (None: always): a book crossed
+        # outside it (a pre-open before its auction) is not a fault.
+        self.in_session: Callable[[int], bool] | None = None
+        self._last_ts: int | None = None
+        self._crossed = False  # a crossing already counted, until the book uncrosses
+        self._crossed_since: int | None = None  # when the book crossed in the session
 
     def seed(self, bids: dict[int, int], asks: dict[int, int]) -> None:
         """Rest one anonymous order per level (liquidity of unknown origin)."""
@@ -151,10 +161,6 @@ class FeedReplayer:
             else:
                 book.add(order_id, side, price, qty)
                 stats.adds += 1
-                other = book.best_ask if side > 0 else book.best_bid
-                if other is not None and (price >= other if side > 0 else price <= other):
-                    stats.crossed_books += 1
-                    stats.integrity_faults += 1
                 return qty
         elif kind == 3 or kind == 4 or kind == 2:
             if kind == 3:
@@ -181,8 +187,35 @@ class FeedReplayer:
 
     def apply_event(self, event: BookEvent) -> int:
         """Apply one ``BookEvent`` under the same policies as ``apply``; returns the quantity
-        added or removed (0 for an event skipped or counted only)."""
+        added or removed (0 for an event skipped or counted only). When the time moves on,
+        the book the previous time left is checked (``check_crossed``)."""
+        ts = event.ts_ns
+        if self._last_ts is not None and ts > self._last_ts:
+            self.check_crossed(self._last_ts)
+        self._last_ts = ts
         return self.apply(int(event.kind), event.order_id, event.qty, event.price, int(event.side))
+
+    def check_crossed(self, ts_ns: int) -> bool:
+        """A book still crossed ``CROSSED_GRACE_NS`` after it crossed in continuous trading is
+        a fault, counted once until it uncrosses. Only the book between times is checked (in
+        one time a venue may print an add before the fills it makes), and a crossing gets a
+        grace: an opening auction's uncross prints its fills just after the open. Returns
+        whether the book is crossed."""
+        book = self.book
+        bid, ask = book.best_bid, book.best_ask
+        crossed = bid is not None and ask is not None and bid >= ask
+        if not crossed or (self.in_session is not None and not self.in_session(ts_ns)):
+            self._crossed_since = None  # uncrossed, or crossed outside the session (pre-open)
+            if not crossed:
+                self._crossed = False
+            return crossed
+        if self._crossed_since is None:
+            self._crossed_since = ts_ns
+        if not self._crossed and ts_ns - self._crossed_since >= CROSSED_GRACE_NS:
+            self._crossed = True
+            self.stats.crossed_books += 1
+            self.stats.integrity_faults += 1
+        return crossed
 
     def note_seq(self, seq: int, last: int | None) -> bool:
         """Check a message's sequence number against the previous one's: a gap is a fault

@@ -93,6 +93,11 @@ class RolloutError(Exception):
     """A generator broke the protocol (wrong batch size, negative interval, unknown type)."""
 
 
+class ContextError(ValueError):
+    """A generator cannot fork from this context (no orders, no two-sided book in them): the
+    window is left unscored, not a bug."""
+
+
 @dataclass(slots=True)
 class GeneratedOrder:
     """One order as a generator emits it (the MarS order token, decoded to integer units)."""

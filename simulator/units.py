@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 NS_PER_MS = 1_000_000
@@ -108,3 +109,37 @@ def iso_time(ts_ns: int, session_date: dt.date | None, tz: str) -> str:
     return (
         dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ts_ns // 1000)
     ).isoformat()
+
+
+def in_session(
+    open_hhmm: str, close_hhmm: str, timezone: str, *, epoch: bool
+) -> Callable[[int], bool]:
+    """Whether a time is inside a venue's continuous session (``"HH:MM"`` local open and close;
+    a close before the open spans midnight, CME's 17:00 to 16:00; "00:00" to "24:00" never
+    closes). ``epoch``: times are ns since the epoch, else ns after local midnight (LOBSTER).
+
+    >>> nasdaq = in_session("09:30", "16:00", "America/New_York", epoch=False)
+    >>> nasdaq(parse_clock("09:29")), nasdaq(parse_clock("15:59"))
+    (False, True)
+    """
+    day = NS_PER_DAY
+    start = parse_clock(open_hhmm)
+    end = day if close_hhmm == "24:00" else parse_clock(close_hhmm)
+    if start == 0 and end in (0, day):
+        return lambda ts_ns: True
+    zone = ZoneInfo(timezone)
+    offsets: dict[int, int] = {}  # UTC offset per hour of the epoch (changes only at DST)
+
+    def local_tod(ts_ns: int) -> int:
+        if not epoch:
+            return ts_ns % day
+        hour = ts_ns // NS_PER_HOUR
+        off = offsets.get(hour)
+        if off is None:
+            when = dt.datetime.fromtimestamp(hour * 3600, zone)
+            off = offsets[hour] = int(when.utcoffset().total_seconds()) * NS_PER_S  # type: ignore[union-attr]
+        return (ts_ns + off) % day
+
+    if start < end:
+        return lambda ts_ns: start <= local_tod(ts_ns) < end
+    return lambda ts_ns: local_tod(ts_ns) >= start or local_tod(ts_ns) < end

@@ -26,7 +26,7 @@ from simulator.lobster import FeedError, FileName, LobsterDay, load_lobster
 from simulator.normalized import iter_events, lobster_to_frame
 from simulator.replay import row_levels
 from simulator.types import Instrument
-from simulator.units import NS_PER_DAY, NS_PER_S, iso_time
+from simulator.units import NS_PER_DAY, NS_PER_S, in_session, iso_time
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
 from surveillance.detection.scorer import SimulationScorer
@@ -156,6 +156,16 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
         meta=meta,
         day_start_ns=day_start,
     )
+
+
+def session_of(item: ReplayInput) -> Callable[[int], bool] | None:
+    """Whether a time of this input is in its venue's continuous session (None: no session
+    known, every time counts)."""
+    meta = item.meta
+    if meta is None:
+        return None
+    epoch = item.day_start_ns > 0 or int(item.frame["ts_ns"].iloc[0]) >= NS_PER_DAY
+    return in_session(meta.session_open, meta.session_close, meta.timezone, epoch=epoch)
 
 
 def instrument_of(inputs: list[ReplayInput]) -> Instrument | None:
@@ -307,6 +317,7 @@ def replay(
             baseline_windows=config.baseline_windows,
             wanted=wanted,
             check_seq=True,
+            in_session=session_of(item),
         )
         result.files.append(str(item.path))
         result.malformed_rows += item.malformed_rows

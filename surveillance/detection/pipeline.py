@@ -80,6 +80,8 @@ class ClosedWindow:
     # any time in it (a fault in it, or one before it not yet repaired by a snapshot).
     faults: Mapping[str, int] = field(default_factory=dict)
     degraded: bool = False
+    # False when the window starts outside the venue's continuous session (a pre-open)
+    in_session: bool = True
 
     @property
     def horizon_end_ns(self) -> int:
@@ -172,8 +174,16 @@ def degraded_score(window: ClosedWindow) -> WindowScore:
 
 
 def decide_window(scorer: WindowScorer, window: ClosedWindow) -> WindowDecision:
-    """Score and decide (a degraded window is decided unscored); a module-level function so a
-    process pool can pickle the call."""
+    """Score and decide (a degraded window, or one outside the session, is decided unscored);
+    a module-level function so a process pool can pickle the call."""
+    if not window.in_session:
+        outside = WindowScore(
+            score=None,
+            p_value=None,
+            alert=False,
+            detail={"skipped": "outside the continuous session", "status": "outside_session"},
+        )
+        return decide(window, outside, scorer.model_version)
     if window.degraded:
         return decide(window, degraded_score(window), scorer.model_version)
     return decide(window, scorer(window), scorer.model_version)
@@ -192,6 +202,7 @@ class InstrumentPipeline:
         tick_size: int = 100,
         baseline_windows: int = 6,
         check_seq: bool = False,
+        in_session: Callable[[int], bool] | None = None,
     ) -> None:
         if window_ns <= 0:
             raise ValueError(f"window length must be positive, got {window_ns} ns")
@@ -207,6 +218,7 @@ class InstrumentPipeline:
         self.tick_size = tick_size
         self._earlier: deque[Mapping[str, Any]] = deque(maxlen=baseline_windows)
         self.replayer = replayer if replayer is not None else FeedReplayer(OrderBook(instrument))
+        self.replayer.in_session = in_session
         self.late_events = 0
         self.open_mid: float | None = None
         self._start_ns: int | None = None
@@ -317,6 +329,7 @@ class InstrumentPipeline:
             real,
             dict(self._faults),
             self._suspect_in_window,
+            self.replayer.in_session is None or self.replayer.in_session(start),
         )
         self._earlier.append(facts)
         self._history, self._history_book = window.events, window.opening_book
@@ -357,9 +370,11 @@ class WindowedDetector:
         baseline_windows: int = 6,
         wanted: Callable[[ClosedWindow], bool] | None = None,
         check_seq: bool = False,
+        in_session: Callable[[int], bool] | None = None,
     ) -> None:
         self.scorer = scorer
         self.check_seq = check_seq
+        self.in_session = in_session
         self.window_ns = window_ns
         self.origin_ns = origin_ns
         self.tick_size = tick_size
@@ -379,6 +394,7 @@ class WindowedDetector:
                 tick_size=self.tick_size,
                 baseline_windows=self.baseline_windows,
                 check_seq=self.check_seq,
+                in_session=self.in_session,
             )
         return pipe
 

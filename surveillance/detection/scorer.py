@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from simulator.engine import Engine, Sampler
+from simulator.rollout import ContextError
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import ClosedWindow, WindowScore
 from surveillance.detection.scoring import DetectionConfig, score_window, simulate, skipped
@@ -34,6 +35,10 @@ class SimulationScorer:
 
     def __call__(self, window: ClosedWindow) -> WindowScore:
         simulation = None
+        why = None
         if skipped(window) is None:
-            simulation = simulate([window], Engine(self.sampler()), self.config)[0]
-        return score_window(window, simulation, self.config, self.calibration)
+            try:
+                simulation = simulate([window], Engine(self.sampler()), self.config)[0]
+            except ContextError as exc:  # e.g. the flow before a venue's open: nothing to fork
+                why = f"no context to fork from: {exc}"
+        return score_window(window, simulation, self.config, self.calibration, not_simulated=why)

@@ -264,6 +264,7 @@ def score_window(
     calibration: Calibration | None,
     *,
     with_evidence: bool = True,
+    not_simulated: str | None = None,
 ) -> WindowScore:
     """The decision's score of one window: its real facts against ``simulation`` (None for a
     window ``skipped`` says why), the baselines, and the calibrated threshold when there is
@@ -288,7 +289,10 @@ def score_window(
             p_value=None,
             alert=False,
             baselines=base,
-            detail={"skipped": reason or "not simulated", "calibrated": calibration is not None},
+            detail={
+                "skipped": reason or not_simulated or "not simulated",
+                "calibrated": calibration is not None,
+            },
         )
     verdict = simulation.null.score(real_facts)
     cal = calibration
