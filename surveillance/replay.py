@@ -119,6 +119,7 @@ def decision_record(
     """One ``scores.jsonl`` line (also the report's input)."""
     detail = dict(decision.verdict.detail)
     evidence = detail.pop("evidence", None)
+    orders = detail.pop("orders", None)
     facts = detail.pop("facts", {})
     record = {
         "instrument": decision.instrument,
@@ -143,6 +144,7 @@ def decision_record(
         "closed_by": decision.closed_by,
         "detail": detail,
         "evidence": evidence,
+        "orders": orders,
     }
     return _clean(record)
 
