@@ -334,7 +334,7 @@ def order_evidence(
     bursts: list[dict[str, Any]] | None = None
     for fact in diverged:
         what, rows, cut = picked[fact]
-        entry: dict[str, Any] = {"fact": fact, "kind": what, "total": int(len(rows))}
+        entry: dict[str, Any] = {"fact": fact, "kind": what, "total": len(rows)}
         if cut is not None and what == "orders":
             entry["cut_shares"] = round(10**cut, 1)
         if what == "orders":
