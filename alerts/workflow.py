@@ -313,7 +313,7 @@ class Workflow:
                     UserRow.name,
                     UserRow.role,
                     UserRow.active,
-                )  # fmt: skip
+                )
                 .join(UserRow, UserRow.id == SessionRow.user_id)
                 .where(SessionRow.id_hash == sha256(sid))
             ).first()
@@ -357,7 +357,7 @@ class Workflow:
                     TokenRow.created_at,
                     TokenRow.last_used_at,
                     TokenRow.revoked,
-                )  # fmt: skip
+                )
                 .where(TokenRow.user_id == user.id)
                 .order_by(TokenRow.id)
             ).mappings()
@@ -381,7 +381,7 @@ class Workflow:
             row = conn.execute(
                 select(
                     TokenRow.id, UserRow.id.label("uid"), UserRow.name, UserRow.role, UserRow.active
-                )  # fmt: skip
+                )
                 .join(UserRow, UserRow.id == TokenRow.user_id)
                 .where(TokenRow.token_hash == sha256(token), TokenRow.revoked.is_(False))
             ).first()
@@ -570,9 +570,15 @@ class Workflow:
         for row in self.iter_trail():
             n += 1
             digest = entry_hash(
-                prev, row["at"], row["actor"], row["action"], row["alert_id"],
-                row["before"], row["after"], row["reason"],
-            )  # fmt: skip
+                prev,
+                row["at"],
+                row["actor"],
+                row["action"],
+                row["alert_id"],
+                row["before"],
+                row["after"],
+                row["reason"],
+            )
             if row["prev_hash"] != prev or row["hash"] != digest:
                 return False, n, int(row["seq"])
             prev = row["hash"]
