@@ -66,6 +66,11 @@ MAX_REASON = 4000
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
+def password_hasher() -> PasswordHasher:
+    """argon2id with the library's current defaults (RFC 9106's low-memory profile)."""
+    return PasswordHasher()
+
+
 class WorkflowError(ValueError):
     """An action the workflow refuses (bad state, missing reason, four-eyes rule)."""
 
@@ -207,7 +212,7 @@ class Workflow:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.hasher = PasswordHasher()  # argon2id, the library's current defaults
+        self.hasher = password_hasher()
         # one writer at a time extends the chain in this process; the unique prev_hash stops
         # a second process from forking it (its insert fails and is retried)
         self._audit_lock = threading.Lock()
@@ -266,7 +271,11 @@ class Workflow:
         """The user, or None for an unknown name, a wrong password or an inactive user (the
         same answer for each, and the same argon2 cost: no user enumeration by timing)."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(UserRow).where(UserRow.name == name)).scalar_one_or_none()
+            row = conn.execute(
+                select(
+                    UserRow.id, UserRow.name, UserRow.role, UserRow.password_hash, UserRow.active
+                ).where(UserRow.name == name)
+            ).first()
         stored = row.password_hash if row is not None else _DUMMY_HASH
         try:
             self.hasher.verify(stored, password)
