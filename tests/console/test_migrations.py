@@ -95,7 +95,7 @@ def test_release_schema_on_postgresql_is_migrated_keeping_its_alerts(postgres_ur
     try:
         engine = create_engine(url)
         migrate(engine, "0001")  # the release's schema: alerts and window_decisions
-        before, decisions = release_rows()
+        before, _ = release_rows()
         v2 = v2_alerts()[1]
         legacy_v2 = {**before[0], "alert_id": v2["alert_id"], "message": json.dumps(v2)}
         with engine.begin() as conn:
