@@ -23,7 +23,9 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form
+    # posts, and the origin check of state changes needs the real one
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
