@@ -71,7 +71,7 @@ def log_in(page, base: str, name: str) -> None:
 
 
 def test_analyst_escalates_supervisor_closes_both_in_the_audit_trail(server, browser) -> None:
-    base, ids, app = server
+    base, ids, _ = server
     screens = os.environ.get("SURV_SCREENS_DIR")
     analyst = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = analyst.new_page()
