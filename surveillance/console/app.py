@@ -355,6 +355,7 @@ def create_app(
     @app.get("/alerts/{alert_id}/evidence.csv")
     def alert_csv(alert_id: str, auth: Auth = Depends(authenticate)) -> Response:
         alert, _ = load(check_id(alert_id))
+        wf.audit(auth.user.name, "export", alert_id, {}, {"file": "evidence.csv"})
         return Response(
             export.evidence_csv(alert),
             media_type="text/csv",
@@ -364,6 +365,7 @@ def create_app(
     @app.get("/alerts/{alert_id}/report.html")
     def alert_report(alert_id: str, auth: Auth = Depends(authenticate)) -> Response:
         alert, _ = load(check_id(alert_id))
+        wf.audit(auth.user.name, "export", alert_id, {}, {"file": "report.html"})
         # a download: its inline script and styles never run under the console's origin
         return Response(
             export.report_html(alert),
@@ -381,6 +383,7 @@ def create_app(
     @app.get("/alerts/{alert_id}/case.json")
     def alert_case(alert_id: str, auth: Auth = Depends(authenticate)) -> Response:
         alert, row = load(check_id(alert_id))
+        wf.audit(auth.user.name, "export", alert_id, {}, {"file": "case.json"})
         body = json.dumps(case_of(alert, row, auth.user.name), indent=2, default=str)
         return Response(body, media_type="application/json")
 
