@@ -1,8 +1,11 @@
 """The alert message: built from a ``WindowDecision``, validated against a versioned JSON Schema.
 
-``schemas/alert-v1.json`` is the contract with downstream consumers (documented in
+``schemas/alert-v{1,2}.json`` are the contract with downstream consumers (documented in
 ``SCHEMA.md``). Any change that a v1 consumer could not read is a new file and a new
-``schema_version``; v1 stays as it is.
+``schema_version``; v1 stays as it is. ``build_alert`` writes version 2 (v1 plus the
+order-level evidence, the typology guess, each fact's null and the charts' data);
+``to_v1`` turns a v2 message back into the v1 one for a consumer not yet moved, and
+``validate_alert`` accepts either version.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import datetime as dt
 import json
 import math
 import uuid
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,7 +25,11 @@ import jsonschema
 from simulator.units import NS_PER_DAY
 from surveillance.detection.pipeline import WindowDecision
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SCHEMA_VERSIONS = (1, 2)
+#: Fields v2 adds (top level) and fields a v2 fact adds: what ``to_v1`` drops.
+V2_FIELDS = ("typology", "evidence", "charts")
+V2_FACT_FIELDS = ("z", "null_mean", "null_std", "p_value")
 SEVERITIES = ("low", "medium", "high")
 #: Namespace of alert ids: uuid5(ALERT_NAMESPACE, "instrument|start_ns|end_ns|model_version").
 ALERT_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e0a-9c1f-2d8e4b6a0c13")
@@ -84,18 +92,25 @@ def build_alert(
     severity: str | None = None,
 ) -> dict[str, Any]:
     """The alert message of a decision (whether or not it alerted; callers publish alerts)."""
+    detail = decision.verdict.detail
+    nulls = detail.get("facts", {}) if isinstance(detail, dict | Mapping) else {}
     facts = [
         {
             "name": name,
             "overlap": float(overlap),
             "expected": _opt_float(decision.verdict.expected.get(name)),
             "diverged": name in decision.verdict.diverged,
+            **{k: _finite(nulls.get(name, {}).get(k)) for k in V2_FACT_FIELDS},
         }
         for name, overlap in sorted(decision.verdict.facts.items(), key=lambda kv: (kv[1], kv[0]))
     ]
+    orders = detail.get("orders") or {}
+    charts = detail.get("evidence") or None
     if severity is None:
         severity = (
-            decision.verdict.severity if decision.verdict.severity in SEVERITIES else severity_for(decision.verdict.p_value)
+            decision.verdict.severity
+            if decision.verdict.severity in SEVERITIES
+            else severity_for(decision.verdict.p_value)
         )
     alert = {
         "schema_version": SCHEMA_VERSION,
@@ -119,14 +134,37 @@ def build_alert(
         "model_version": decision.model_version,
         "config_version": config_version,
         "n_events": decision.n_events,
+        "typology": orders.get("typology")
+        or {"label": "none", "reason": "No order-level evidence was recorded for this window."},
+        "evidence": _clean(orders.get("facts", [])),
+        "charts": _clean(charts) if charts else None,
     }
     validate_alert(alert)
     return alert
 
 
+def to_v1(alert: dict[str, Any]) -> dict[str, Any]:
+    """The v1 message of a v1 or v2 alert (what a consumer not yet moved to v2 reads)."""
+    if alert.get("schema_version") == 1:
+        return alert
+    out = {k: v for k, v in alert.items() if k not in V2_FIELDS}
+    out["schema_version"] = 1
+    out["facts"] = [
+        {k: v for k, v in f.items() if k not in V2_FACT_FIELDS} for f in alert.get("facts", [])
+    ]
+    validate_alert(out)
+    return out
+
+
 def validate_alert(alert: Any) -> None:
-    """Raise ``AlertSchemaError`` (naming the offending field) unless ``alert`` follows v1."""
-    validator = jsonschema.Draft202012Validator(load_schema(SCHEMA_VERSION))
+    """Raise ``AlertSchemaError`` (naming the offending field) unless ``alert`` follows the
+    schema version it names (1 or 2)."""
+    version = alert.get("schema_version") if isinstance(alert, dict) else None
+    if version not in SCHEMA_VERSIONS or isinstance(version, bool):
+        raise AlertSchemaError(
+            f"alert schema_version: {version!r} is not one of {list(SCHEMA_VERSIONS)}"
+        )
+    validator = jsonschema.Draft202012Validator(load_schema(version))
     errors = sorted(validator.iter_errors(alert), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
@@ -151,3 +189,24 @@ def validate_alert(alert: Any) -> None:
 
 def _opt_float(value: float | None) -> float | None:
     return None if value is None else float(value)
+
+
+def _finite(value: Any) -> float | None:
+    """A number JSON can carry: NaN and infinities (an undefined null statistic) become null."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    return x

@@ -60,8 +60,19 @@ class AlertRow(Base):
     schema_version: Mapped[int] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text)  # the alert JSON, verbatim
     stored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # Added by migration 0002 (the console's case workflow): the typology guess of a v2 alert
+    # (null for v1 alerts), and the case's state, assignee and disposition. The workflow's own
+    # tables are in ``alerts.workflow``; every change to these columns is audited there.
+    typology: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="new", server_default="new")
+    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    disposition: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
-    __table_args__ = (Index("ix_alerts_instrument_window", "instrument", "window_start_ns"),)
+    __table_args__ = (
+        Index("ix_alerts_instrument_window", "instrument", "window_start_ns"),
+        Index("ix_alerts_state", "state"),
+    )
 
 
 class DecisionRow(Base):
@@ -95,7 +106,11 @@ class AlertStore:
         self.engine = create_engine(url, **kwargs)
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Bring the database to the current schema: create it (a new store), or run the
+        Alembic migrations (a store written by an earlier release keeps its alerts)."""
+        from alerts.migrate import migrate
+
+        migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -119,6 +134,8 @@ class AlertStore:
             "schema_version": alert["schema_version"],
             "message": json.dumps(alert, sort_keys=True),
             "stored_at": dt.datetime.now(dt.UTC),
+            "typology": (alert.get("typology") or {}).get("label"),
+            "state": "new",
         }
         return self._insert_or_ignore(AlertRow, row)
 

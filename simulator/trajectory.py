@@ -51,12 +51,17 @@ class Trajectory:
     # optional venue / clearing-house ids (a limit order's own id; the id a cancel removed
     # shares from; 0 where none): what ``fleeting`` pairs adds and cancels by
     order_id: np.ndarray | None = None
+    # optional limit price of every order (a cancel's: the cancelled order's; real feeds only):
+    # what the order-level evidence of a decision reports (surveillance.detection.orders)
+    price: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ts_ns)
         columns = ["type", "qty", "aggressive", "best_bid", "best_ask"]
         if self.order_id is not None:
             columns.append("order_id")
+        if self.price is not None:
+            columns.append("price")
         if (self.bid_qty is None) != (self.ask_qty is None):
             raise ValueError("trajectory needs both bid_qty and ask_qty, or neither")
         if self.bid_qty is not None:
@@ -219,6 +224,7 @@ class TrajectoryRecorder:
             ask_qty=np.asarray(self._ask_qty, dtype=i64)[last],
             qty0=self.qty0,
             order_id=stream.order_id,
+            price=stream.price,
         )
 
 

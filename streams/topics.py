@@ -10,7 +10,7 @@ topic                      partitions  content
 ``{prefix}.events``        N           normalized events, key = instrument: one event
                                        (JSON object) or a batch of the instrument's
                                        events (JSON array), ``streams.records``
-``{prefix}.alerts``        N           alert messages (``alerts/schemas/alert-v1.json``),
+``{prefix}.alerts``        N           alert messages (``alerts/schemas/alert-v2.json``),
                                        key = instrument
 ``{prefix}.dead-letter``   1           undecodable input, with the reason
 ``{app_id}-dead_letters-   N           faust changelog of the dead-letter counter table

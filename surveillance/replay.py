@@ -211,6 +211,7 @@ def decision_record(
     """One ``scores.jsonl`` line (also the report's input)."""
     detail = dict(decision.verdict.detail)
     evidence = detail.pop("evidence", None)
+    orders = detail.pop("orders", None)
     facts = detail.pop("facts", {})
     record = {
         "instrument": decision.instrument,
@@ -235,6 +236,7 @@ def decision_record(
         "closed_by": decision.closed_by,
         "detail": detail,
         "evidence": evidence,
+        "orders": orders,
     }
     return _clean(record)
 

@@ -24,6 +24,8 @@ COMMANDS = [
     "replay",
     "evaluate",
     "demo",
+    "console",
+    "user",
     "data",
 ]
 

@@ -44,6 +44,7 @@ from surveillance.detection.detector import (
 )
 from surveillance.detection.evidence import evidence
 from surveillance.detection.metrics import FACTS_REVISION, TAIL_FACTS, window_facts
+from surveillance.detection.orders import order_evidence
 from surveillance.detection.pipeline import ClosedWindow, WindowScore
 
 
@@ -295,6 +296,7 @@ def score_window(
             },
         )
     verdict = simulation.null.score(real_facts)
+    diverged = tuple(verdict.diverged())
     cal = calibration
     score = (
         cal.score(verdict.score, verdict.fact_z(), window.instrument)
@@ -317,6 +319,16 @@ def score_window(
             if with_evidence
             else {}
         ),
+        # the real orders behind each diverged fact and a typology guess: cheap (masks and one
+        # pass over the events), so every scored decision carries it
+        "orders": order_evidence(
+            real,
+            diverged,
+            null=simulation.null,
+            events=window.events,
+            history=window.history,
+            price_scale=config.price_scale,
+        ).as_dict(),
     }
     return WindowScore(
         score=score,
@@ -324,7 +336,7 @@ def score_window(
         p_value=cal.p_value(score) if cal is not None else verdict.p_value,
         alert=cal.is_alert(score) if cal is not None else False,
         facts={f: e.ovl for f, e in verdict.facts.items() if e.ovl is not None},
-        diverged=tuple(verdict.diverged()),
+        diverged=diverged,
         baselines=base,
         expected={f: e.null_mean for f, e in verdict.facts.items() if e.null_mean is not None},
         threshold=cal.threshold if cal is not None else None,

@@ -89,6 +89,11 @@ def test_facts_list_diverged_ones_with_overlap_and_expectation() -> None:
         "overlap": 0.61,
         "expected": 0.97,
         "diverged": True,
+        # v2: the fact's null statistics (none recorded by this decision)
+        "z": None,
+        "null_mean": None,
+        "null_std": None,
+        "p_value": None,
     }
     assert alert["baselines"] == {"historical_diff": 0.21, "spread_zscore": None}
     assert alert["diverged_facts"] == ["spread"]
@@ -109,7 +114,8 @@ def test_facts_list_diverged_ones_with_overlap_and_expectation() -> None:
         (lambda a: a.update(severity="critical"), "severity"),
         (lambda a: a.update(p_value=1.5), "p_value"),
         (lambda a: a.update(score="high"), "score"),
-        (lambda a: a.update(schema_version=2), "schema_version"),
+        (lambda a: a.update(schema_version=3), "schema_version"),
+        (lambda a: a.update(schema_version=1), "(root)"),  # v2 fields in a v1 message
         (lambda a: a.update(extra_field=1), "(root)"),
         (lambda a: a["window"].pop("end_ns"), "window"),
         (lambda a: a["window"].update(start="yesterday"), "window/start"),

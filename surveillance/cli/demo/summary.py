@@ -110,9 +110,16 @@ def format_summary(r: DemoReport) -> str:
         "",
         f"alert topic  {r.topic_alerts} message(s), {r.topic_alert_ids} distinct alert id(s); "
         f"store {len(r.alerts)} alert(s): {check}",
-        f"stored in    {r.store} (tables alerts, window_decisions)",
+        f"stored in    {r.store} (tables alerts, window_decisions, and the console's)",
         f"logs in      {r.workdir}",
         f"done in {r.seconds:.0f} s; broker and worker stopped",
     ]
     lines += [f"note: {n}" for n in r.notes]
+    # the compliance console opens the same store (users first: surveillance user add)
+    lines += [
+        "",
+        "open the alerts in the compliance console:",
+        f"  surveillance user add NAME --role analyst --store {r.store}",
+        f"  surveillance console --store {r.store}",
+    ]
     return "\n".join(lines)
