@@ -25,6 +25,7 @@ RELEASE_STORE = DATA / "store-release-bd319b3.sqlite"
 
 
 def release_rows() -> tuple[list[dict], list[dict]]:
+    assert RELEASE_STORE.stat().st_size > 0, f"{RELEASE_STORE} is missing from the checkout"
     engine = create_engine(f"sqlite:///{RELEASE_STORE}")
     with engine.connect() as conn:
         alerts = [dict(r) for r in conn.execute(text("SELECT * FROM alerts")).mappings()]
