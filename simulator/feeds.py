@@ -51,6 +51,9 @@ class VenueFeed:
     notes: list[str] = field(default_factory=list)
     session_date: str | None = None  # LOBSTER: its times count from this day's midnight
     start_ns: int | None = None  # LOBSTER: the file's start time (the window grid's origin)
+    # the venue's book snapshots within the feed (LOBSTER: its rows, every 10 s), which
+    # repair a book an integrity fault left suspect (``simulator.normalized.BookSnapshot``)
+    snapshots: list[Any] = field(default_factory=list)
 
 
 def _head_line(path: Path) -> str:
@@ -107,7 +110,7 @@ def load_feed(
         raise FeedError(f"no such file: {path}")
     if fmt == "lobster":
         from simulator.lobster import load_lobster
-        from simulator.normalized import lobster_to_frame
+        from simulator.normalized import lobster_snapshots, lobster_to_frame
 
         day = load_lobster(path, with_orderbook=reconcile)
         frame = lobster_to_frame(day, reconcile=reconcile)
@@ -121,6 +124,7 @@ def load_feed(
             list(day.notes),
             day.date,
             day.name.start_ms * 1_000_000,
+            lobster_snapshots(day, frame) if reconcile else [],
         )
     if fmt == "databento":
         from simulator.databento import check_databento, load_databento

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,48 @@ def frame_from_rows(
         np.asarray([r[6] for r in rows], dtype=bool),
         instrument,
     )
+
+
+# How often a LOBSTER day's book rows stand in for the feed's snapshots (a live feed sends one
+# every few seconds; a fault leaves the book suspect until the next one)
+SNAPSHOT_EVERY_NS = 10 * 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    """The venue's book at a point of its feed: ``depth`` levels per side (``price -> qty``),
+    to apply before the event at ``position`` of the feed's frame."""
+
+    position: int
+    ts_ns: int
+    depth: int
+    bids: dict[int, int]
+    asks: dict[int, int]
+
+
+def lobster_snapshots(
+    day: LobsterDay, frame: pd.DataFrame, every_ns: int = SNAPSHOT_EVERY_NS
+) -> list[BookSnapshot]:
+    """The book a LOBSTER day shows at the last message of every ``every_ns``, as a feed's
+    periodic snapshot: each applies before the next message's row of ``frame`` (after the
+    message's own reconciliation events). ``frame`` is the day's ``lobster_to_frame``."""
+    from simulator.replay import row_levels
+
+    rows = day.orderbook
+    if rows is None or len(day.messages) == 0:
+        return []
+    ts = day.messages.ts_ns
+    bucket = ts // every_ns
+    last = np.flatnonzero(np.append(bucket[1:] != bucket[:-1], True))  # last message of each
+    real = np.flatnonzero(~frame["synthetic"].to_numpy(bool))  # frame row of each message
+    if len(real) != len(ts):
+        raise ValueError("the frame is not this day's converted events")
+    nxt = np.append(real[1:], len(frame))
+    out = []
+    for i in last.tolist():
+        bids, asks = row_levels(rows[i])
+        out.append(BookSnapshot(int(nxt[i]), int(ts[i]), day.levels, bids, asks))
+    return out
 
 
 def _frame(

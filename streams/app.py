@@ -59,7 +59,15 @@ from alerts.store import AlertStore
 from simulator.book import OrderBook
 from simulator.types import BookEvent
 from simulator.units import NS_PER_DAY
-from streams.records import dead_letter, decode_record, encode_event, is_end_of_stream
+from streams.records import (
+    MalformedRecord,
+    dead_letter,
+    decode_record,
+    decode_snapshot,
+    encode_event,
+    is_end_of_stream,
+    is_snapshot,
+)
 from streams.recovery import rebuild
 from streams.settings import StreamSettings
 from streams.topics import DEAD_LETTER_TABLE, TopicNames
@@ -210,6 +218,8 @@ class EventProcessor:
             closed = pipe.flush() if pipe is not None else []
             counts["windows_closed"] += len(closed)
             return Outcome(closed=closed)
+        if is_snapshot(headers):
+            return self._snapshot(key, value, topic, partition, offset)
         events, bad = decode_record(key, value)
         out = Outcome()
         for b in bad:
@@ -243,6 +253,25 @@ class EventProcessor:
         out.event = events[-1]
         counts["events"] += len(events)
         counts["windows_closed"] += len(out.closed)
+        return out
+
+    def _snapshot(
+        self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+    ) -> Outcome:
+        """A venue book snapshot: repair or check the instrument's book (``InstrumentPipeline
+        .snapshot``); a malformed one is dead-lettered like a malformed event."""
+        out = Outcome()
+        try:
+            snap = decode_snapshot(key, value)
+        except MalformedRecord as exc:
+            self._dead_letter(out, key, value, exc.reason, exc.detail, topic, partition, offset)
+            return out
+        self.counts["snapshots"] += 1
+        pipe = self.pipeline(snap.instrument, snap.ts_ns)
+        verdict = pipe.snapshot(snap.bids, snap.asks, snap.depth)
+        if verdict != "verified":
+            self.counts[f"snapshots_{verdict}"] += 1
+            log.warning("%s: book %s from the snapshot at %d", snap.instrument, verdict, snap.ts_ns)
         return out
 
     def _dead_letter(

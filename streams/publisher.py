@@ -9,7 +9,8 @@ another instrument's event comes, or before the publisher sleeps to pace the fee
 never holds an event back). ``batch_events=1`` sends one record per event. Kafka records are
 further batched by the producer (``linger_ms``, ``max_batch_size``) and acknowledged in groups
 of ``window`` in-flight sends. After the last event of each instrument an end-of-stream control
-record is sent (see ``streams.records``) unless ``end_of_stream=False``.
+record is sent (see ``streams.records``) unless ``end_of_stream=False``. A feed's book snapshots
+(a LOBSTER file's rows every 10 s) go out as snapshot control records in feed order.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
-from simulator.normalized import COLUMNS
+from simulator.normalized import COLUMNS, BookSnapshot
 from streams.broker import wait_for_broker
-from streams.records import encode_batch, encode_event_dict, end_of_stream
+from streams.records import encode_batch, encode_event_dict, end_of_stream, snapshot_record
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,11 @@ async def publish_frame(
     broker_timeout_s: float = 30.0,
     malformed_rows: int = 0,
     batch_events: int = 500,
+    snapshots: Sequence[BookSnapshot] = (),
 ) -> PublishReport:
-    """Publish normalized events in frame order, paced by ``ts_ns / speed``."""
+    """Publish normalized events in frame order, paced by ``ts_ns / speed``; each of the
+    feed's book ``snapshots`` goes out as a control record before the event at its position
+    (``streams.records.snapshot_record``)."""
     if batch_events < 1:
         raise ValueError("batch_events must be at least 1")
     from aiokafka import AIOKafkaProducer
@@ -127,9 +132,20 @@ async def publish_frame(
             await send(value, batch_key)
             batch.clear()
 
+    snaps = iter(snapshots)
+    snap = next(snaps, None)
+    sent_snapshots = 0
     try:
-        for row in zip(*columns, strict=True):
+        for k, row in enumerate(zip(*columns, strict=True)):
             record = dict(zip(COLUMNS, row, strict=True))
+            while snap is not None and snap.position <= k:
+                await flush_batch()
+                key, value, headers = snapshot_record(
+                    str(record["instrument"]), snap.ts_ns, snap.depth, snap.bids, snap.asks
+                )
+                await send(value, key.decode(), headers)
+                sent_snapshots += 1
+                snap = next(snaps, None)
             if speed is not None:
                 due = (int(record["ts_ns"]) - ts0) / 1e9 / speed
                 ahead = due - (time.perf_counter() - start)
@@ -158,7 +174,7 @@ async def publish_frame(
         sent,
         records,
         len(instruments),
-        len(instruments) if end_of_stream_records else 0,
+        (len(instruments) if end_of_stream_records else 0) + sent_snapshots,
         malformed_rows,
         seconds,
         speed,
@@ -184,11 +200,18 @@ def publish_file(
     broker_timeout_s: float = 30.0,
     batch_events: int = 500,
 ) -> PublishReport:
-    """Load a feed file and publish it (blocking; for the CLI)."""
-    frame, bad = load_feed(path, fmt)
+    """Load a feed file and publish it, with the book snapshots it offers (blocking; for the
+    CLI)."""
+    from simulator import feeds
+
+    if fmt not in feeds.FORMATS:
+        raise ValueError(f"unknown feed format {fmt!r}")
+    feed = feeds.load_feed(path, fmt)
+    frame, bad = feed.frame, feed.malformed
     return asyncio.run(
         publish_frame(
             frame,
+            snapshots=feed.snapshots,
             bootstrap=bootstrap,
             topic=topic,
             speed=speed,

@@ -9,7 +9,10 @@
   the batch) and the rest of the batch proceeds; a value that is not JSON at all is one dead
   letter. A record with the header ``surv-control: end_of_stream`` is not an event: it tells
   the worker that the instrument's feed has ended, so its open window closes (a replayed file
-  ends; a live feed does not).
+  ends; a live feed does not). A record with the header ``surv-control: snapshot`` carries
+  the venue's book for the key's instrument (``snapshot_record``): ``{"instrument", "ts_ns",
+  "depth", "bids": [[price, qty], ...], "asks": [...]}``, in feed order with the events; it
+  repairs a book that an integrity fault left suspect (a lost event) and checks a trusted one.
 - alerts (``{prefix}.alerts``): key = instrument, value = alert JSON (``alerts/schema.py``).
 - dead letter (``{prefix}.dead-letter``): key = the original key, value = JSON with the reason,
   the error, the source topic/partition/offset, ``index`` (position in a batch record, else
@@ -33,6 +36,7 @@ from simulator.types import BookEvent, EventKind
 
 CONTROL_HEADER = "surv-control"
 END_OF_STREAM = b"end_of_stream"
+SNAPSHOT = b"snapshot"
 
 
 class MalformedRecord(ValueError):
@@ -74,11 +78,64 @@ def end_of_stream(instrument: str) -> tuple[bytes, bytes, list[tuple[str, bytes]
     return instrument.encode(), value, [(CONTROL_HEADER, END_OF_STREAM)]
 
 
-def is_end_of_stream(headers: Any) -> bool:
+def _control(headers: Any) -> bytes | None:
     if not headers:
-        return False
+        return None
     items = headers.items() if isinstance(headers, dict) else headers
-    return any(k == CONTROL_HEADER and bytes(v) == END_OF_STREAM for k, v in items)
+    for k, v in items:
+        if k == CONTROL_HEADER:
+            return bytes(v)
+    return None
+
+
+def is_end_of_stream(headers: Any) -> bool:
+    return _control(headers) == END_OF_STREAM
+
+
+def is_snapshot(headers: Any) -> bool:
+    return _control(headers) == SNAPSHOT
+
+
+def snapshot_record(
+    instrument: str, ts_ns: int, depth: int, bids: dict[int, int], asks: dict[int, int]
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """``(key, value, headers)`` of a book snapshot control record."""
+    value = orjson.dumps(
+        {
+            "instrument": instrument,
+            "ts_ns": ts_ns,
+            "depth": depth,
+            "bids": sorted(bids.items(), reverse=True),
+            "asks": sorted(asks.items()),
+        }
+    )
+    return instrument.encode(), value, [(CONTROL_HEADER, SNAPSHOT)]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    instrument: str
+    ts_ns: int
+    depth: int
+    bids: dict[int, int]
+    asks: dict[int, int]
+
+
+def decode_snapshot(key: bytes | None, value: bytes | None) -> Snapshot:
+    """A snapshot control record's book; ``MalformedRecord`` when it is not one."""
+    try:
+        data = orjson.loads(value or b"")
+        instrument, ts, depth = data["instrument"], data["ts_ns"], data["depth"]
+        sides = [{int(p): int(q) for p, q in data[side]} for side in ("bids", "asks")]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise MalformedRecord("bad_snapshot", f"{type(exc).__name__}: {exc}") from None
+    if not (isinstance(instrument, str) and type(ts) is int and type(depth) is int and depth > 0):
+        raise MalformedRecord("bad_snapshot", "instrument, ts_ns or depth of the wrong type")
+    if key is not None and key.decode("utf-8", errors="replace") != instrument:
+        raise MalformedRecord("key_mismatch", f"key {key!r} is not the snapshot's {instrument!r}")
+    if any(q <= 0 for side in sides for q in side.values()):
+        raise MalformedRecord("bad_snapshot", "a level with no quantity")
+    return Snapshot(instrument, ts, depth, sides[0], sides[1])
 
 
 _KINDS = {name: kind for name, kind in KINDS.items()}

@@ -18,13 +18,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 
 from simulator.feeds import load_feed
-from simulator.lobster import FeedError, FileName, LobsterDay, load_lobster
-from simulator.normalized import iter_events, lobster_to_frame
-from simulator.replay import row_levels
+from simulator.lobster import FeedError, FileName, load_lobster
+from simulator.normalized import BookSnapshot, iter_events, lobster_snapshots, lobster_to_frame
 from simulator.types import Instrument
 from simulator.units import NS_PER_DAY, NS_PER_S, in_session, iso_time
 from surveillance.detection.detector import Calibration
@@ -33,9 +31,6 @@ from surveillance.detection.scorer import SimulationScorer
 
 FORMATS = ("lobster", "normalized", "databento", "bitstamp")
 EXCHANGE_TZ = "America/New_York"
-# How often a LOBSTER day's book rows are used as the feed's snapshot (a live feed sends one
-# every few seconds; a fault leaves the book suspect until the next one)
-SNAPSHOT_EVERY_NS = NS_PER_S
 
 
 class ReplayError(ValueError):
@@ -52,11 +47,9 @@ class ReplayInput:
     origin_ns: int  # where the window grid starts (the session open)
     session_date: dt.date | None  # for ts_ns counted from midnight (LOBSTER)
     malformed_rows: int = 0
-    # The feed's book snapshots: before frame row ``positions[k]`` the book is ``rows[k]``
-    # (LOBSTER layout, ``depth`` levels per side); they repair a book a fault left suspect.
-    snapshot_positions: np.ndarray | None = None
-    snapshot_rows: np.ndarray | None = None
-    depth: int = 0
+    # the feed's book snapshots (``simulator.normalized.BookSnapshot``, in frame order): they
+    # repair a book an integrity fault left suspect, and check a trusted one
+    snapshots: list[BookSnapshot] = field(default_factory=list)
     meta: Instrument | None = None  # tick, price scale, session (None: LOBSTER's defaults)
     day_start_ns: int = 0  # midnight of the feed's day (venue time zone) in its epoch clock
 
@@ -109,7 +102,6 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
         frame = lobster_to_frame(day)
         name: FileName = day.name
         origin = name.start_ms * 1_000_000
-        positions, rows = lobster_snapshots(day, frame)
         return ReplayInput(
             path,
             name.symbol,
@@ -117,9 +109,7 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
             origin,
             dt.date.fromisoformat(name.date),
             day.malformed_rows,
-            positions,
-            rows,
-            day.levels,
+            lobster_snapshots(day, frame),
             meta=day.instrument,
         )
     feed = load_feed(path, fmt)
@@ -153,6 +143,7 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
         origin,
         session_date,
         bad,
+        feed.snapshots,
         meta=meta,
         day_start_ns=day_start,
     )
@@ -177,22 +168,6 @@ def instrument_of(inputs: list[ReplayInput]) -> Instrument | None:
             "the files have different ticks or price scales: replay them one venue at a time"
         )
     return next(iter(metas.values()), None)
-
-
-def lobster_snapshots(
-    day: LobsterDay, frame: pd.DataFrame, every_ns: int = SNAPSHOT_EVERY_NS
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The book a LOBSTER day shows at the last message of every ``every_ns``, as a feed's
-    periodic snapshot would: ``(positions, rows)``, each row to apply before the frame row at
-    its position (the next message, after the message's own reconciliation events)."""
-    rows = day.orderbook
-    if rows is None or len(day.messages) == 0:
-        return None, None
-    bucket = day.messages.ts_ns // every_ns
-    last = np.flatnonzero(np.append(bucket[1:] != bucket[:-1], True))  # last message of each
-    real = np.flatnonzero(~frame["synthetic"].to_numpy())  # frame row of each message
-    nxt = np.append(real[1:], len(frame))
-    return nxt[last], rows[last]
 
 
 def _clean(x: Any) -> Any:
@@ -330,12 +305,11 @@ def replay(
                     decision_record(d, session_date=item.session_date, seed=scorer.config.seed)
                 )
 
-        snaps = _snapshots(item)
+        snaps = iter(item.snapshots)
         due = next(snaps, None)
         for k, event in enumerate(_events(item)):
-            while due is not None and due[0] <= k:
-                bids, asks = row_levels(due[1])
-                detector.pipeline(item.instrument).snapshot(bids, asks, item.depth)
+            while due is not None and due.position <= k:
+                detector.pipeline(item.instrument).snapshot(due.bids, due.asks, due.depth)
                 due = next(snaps, None)
             emit(detector.on_event(event))
             result.events += 1
@@ -369,12 +343,6 @@ def replay(
 
 def _fact_z(record: dict[str, Any]) -> dict[str, float | None]:
     return {f: e.get("z") for f, e in record["facts"].items()}
-
-
-def _snapshots(item: ReplayInput) -> Iterator[tuple[int, np.ndarray]]:
-    if item.snapshot_positions is None or item.snapshot_rows is None:
-        return iter(())
-    return zip(item.snapshot_positions.tolist(), item.snapshot_rows, strict=True)
 
 
 def _events(item: ReplayInput) -> Iterator:

@@ -37,7 +37,7 @@ from streams.broker import (
     wait_for_broker,
 )
 from streams.publisher import parse_speed, publish_frame
-from streams.records import CONTROL_HEADER, END_OF_STREAM, end_of_stream
+from streams.records import CONTROL_HEADER, END_OF_STREAM, end_of_stream, snapshot_record
 from streams.settings import load_settings
 from streams.topics import (
     TopicError,
@@ -822,6 +822,43 @@ def test_a_malformed_event_inside_a_batch_is_dead_lettered_alone() -> None:
     # A value that is not JSON at all is one dead letter for the whole record.
     out = proc.handle(key=b"X", value=b"[{", headers=[], topic="in", partition=0, offset=8)
     assert out.events == 0 and [r for r, _ in out.letters] == ["not_json"]
+
+
+def test_a_lost_event_leaves_the_book_suspect_until_a_snapshot_record_repairs_it() -> None:
+    proc = EventProcessor(window_ns=10 * NS)
+    where = {"topic": "in", "partition": 0}
+
+    def send(offset: int, *events: BookEvent):
+        value = json.dumps([event_to_dict(e) for e in events]).encode()
+        return proc.handle(key=b"X", value=value, headers=[], offset=offset, **where)
+
+    def seq(e: BookEvent, n: int) -> BookEvent:
+        return BookEvent(e.ts_ns, e.kind, e.order_id, e.qty, e.price, e.side, e.instrument, n)
+
+    send(0, seq(ev(1 * NS, EventKind.ADD, 1, 10, 100, Side.BID), 1))
+    # seq 2 (the ask) was lost in transit: the book does not know it
+    send(1, seq(ev(3 * NS, EventKind.ADD, 3, 7, 99, Side.BID), 3))
+    pipe = proc.pipeline("X")
+    assert pipe.suspect and proc.pipeline("X").replayer.stats.sequence_gaps == 1
+    key, value, headers = snapshot_record("X", 4 * NS, 5, {100: 10, 99: 7}, {101: 5})
+    out = proc.handle(key=key, value=value, headers=headers, offset=2, **where)
+    assert out.dead_letter is None and not pipe.suspect
+    assert proc.counts["snapshots"] == 1 and proc.counts["snapshots_repaired"] == 1
+    assert pipe.book.depth(-1, 5) == [(101, 5)]  # the lost ask is back
+    # its window is decided degraded; the next one, on the repaired book, is not
+    closed = send(3, seq(ev(12 * NS, EventKind.ADD, 4, 1, 98, Side.BID), 4)).closed
+    assert [(w.start_ns, w.degraded, dict(w.faults)) for w in closed] == [
+        (0, True, {"sequence_gaps": 1})
+    ]
+    key, value, headers = end_of_stream("X")
+    closed = proc.handle(key=key, value=value, headers=headers, offset=4, **where).closed
+    assert [(w.start_ns, w.degraded) for w in closed] == [(10 * NS, False)]
+    # a malformed snapshot is dead-lettered like a malformed event
+    snapshot_header = [(CONTROL_HEADER, b"snapshot")]
+    out = proc.handle(
+        key=b"X", value=b'{"instrument": "X"}', headers=snapshot_header, offset=5, **where
+    )
+    assert out.reason == "bad_snapshot" and proc.dead_letters["bad_snapshot"] == 1
 
 
 def test_live_window_grid_starts_at_the_session_open() -> None:
