@@ -25,6 +25,7 @@ COMMANDS = [
     "evaluate",
     "demo",
     "data",
+    "execution",
 ]
 
 
