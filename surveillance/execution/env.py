@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -120,7 +120,7 @@ class ExecutionEnv(gym.Env):
     without it the start is drawn from the market's start times.
     """
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, market: Market, sampler: Sampler, config: ExecutionConfig | None = None):
         super().__init__()

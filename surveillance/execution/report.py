@@ -52,7 +52,11 @@ def interval_chart(rows: list[dict[str, Any]], width: int = 760) -> str:
 
 
 def bars_chart(
-    values: list[tuple[str, float]], title: str, fmt: str, width: int = 760, goal: float | None = None
+    values: list[tuple[str, float]],
+    title: str,
+    fmt: str,
+    width: int = 760,
+    goal: float | None = None,
 ) -> str:
     """Horizontal bars, one per name (``goal``: a dashed line at that value)."""
     left, right, top = 130, 60, 24

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +175,7 @@ def evaluate(
         out["learner_actions"] = {
             config.action_name(a): int(c) for a, c in enumerate(counts.tolist()) if c
         }
-    out["per_episode"] = {
-        name: [round(e.shortfall_bps, 4) for e in r] for name, r in runs.items()
-    }
+    out["per_episode"] = {name: [round(e.shortfall_bps, 4) for e in r] for name, r in runs.items()}
     return out
 
 
