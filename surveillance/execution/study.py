@@ -9,7 +9,7 @@ from 10:00 and end by 14:30, and the evaluated ones start from 14:30 and end by 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -111,9 +111,11 @@ def evaluate(
     episodes: int = 40,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every fixed TWAP setting, the immediate order and the learner (when given) on the same
-    ``episodes`` held-out episodes (starts spread over the held-out hours, paired seeds)."""
+    ``episodes`` held-out episodes (starts spread over the held-out hours, paired seeds);
+    ``only``: just the policies so named (the order model's runs are costly)."""
     say = progress or (lambda _: None)
     t0 = time.perf_counter()
     env = day_env(day, sampler, config, TEST_HOURS)
@@ -125,6 +127,13 @@ def evaluate(
     policies.append(("immediate", FixedAction(config.sweep, "immediate")))
     if policy is not None:
         policies.append(("learner", policy))
+    if only:
+        unknown = set(only) - {n for n, _ in policies}
+        if unknown:
+            raise ExecutionError(f"no policy named {', '.join(sorted(unknown))} to evaluate")
+        policies = [(n, p) for n, p in policies if n in only]
+        if not any(n.startswith("twap-") for n, _ in policies):
+            raise ExecutionError("evaluate at least one fixed TWAP setting (the reference)")
     runs: dict[str, list[Episode]] = {}
     for name, p in policies:
         runs[name] = run_episodes(env, p, eps)
@@ -162,7 +171,7 @@ def evaluate(
         "policies": rows,
         "seconds": time.perf_counter() - t0,
     }
-    if policy is not None:
+    if "learner" in runs:
         learner = next(r for r in rows if r["policy"] == "learner")
         out["goal"] = {
             "learner_vs_best_twap": learner["vs_best_twap"],

@@ -187,6 +187,12 @@ def train_command(
     type=click.IntRange(2, None),
     help="Held-out episodes, starts spread over 14:30-16:00, the same for every policy.",
 )
+@click.option(
+    "--only",
+    default="",
+    help="Comma-separated policy names to evaluate (e.g. learner,twap-p0.5-l2,immediate): "
+    "the order model's runs are costly. Default: every policy.",
+)
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="HTML report.")
 def evaluate_command(
     data: str,
@@ -202,6 +208,7 @@ def evaluate_command(
     interval: str,
     penalty: float,
     episodes: int,
+    only: str,
     report: Path | None,
 ) -> None:
     """Every fixed TWAP setting, the immediate order and the learner on the same held-out
@@ -223,7 +230,8 @@ def evaluate_command(
             err=True,
         )
     say = None if as_json else (lambda line: click.echo(line, err=True))
-    result = study.evaluate(forks, sampler, config, policy, episodes, seed, say)
+    names = tuple(n.strip() for n in only.split(",") if n.strip())
+    result = study.evaluate(forks, sampler, config, policy, episodes, seed, say, names)
     result["generator"] = version
     if report is not None:
         write_report(report, result, trained)
