@@ -22,6 +22,7 @@ from simulator.lobster import LobsterDay
 from simulator.units import NS_PER_MIN, clock, parse_clock
 from surveillance.execution.env import ExecutionConfig, ExecutionEnv
 from surveillance.execution.learn import (
+    FILL_GOAL,
     Episode,
     FixedAction,
     LinearPolicy,
@@ -37,7 +38,6 @@ from surveillance.execution.market import DaySource, ExecutionError
 TRAIN_HOURS = ("10:00", "14:30")
 TEST_HOURS = ("14:30", "16:00")
 START_EVERY_NS = NS_PER_MIN
-FILL_GOAL = 0.98
 
 
 def starts_between(first: str, last: str, horizon_ns: int) -> list[int]:
