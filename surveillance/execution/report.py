@@ -148,13 +148,19 @@ def render(result: dict[str, Any], trained: dict[str, Any] | None) -> str:
             curve = [("iteration " + str(c["iteration"]), c["elite_bps"]) for c in trained["curve"]]
             body.append(
                 '<div class="figure">'
-                + bars_chart(curve, "cross-entropy method: elite mean shortfall, bps", ".3f")
+                + bars_chart(
+                    curve,
+                    "cross-entropy method: elite mean shortfall, bps (each iteration on its own episodes)",
+                    ".3f",
+                )
                 + "</div>"
             )
         body.append(
             f"<p>Started at {_e(trained['start_action'])}; the final check on fresh training "
-            f"episodes kept <b>{_e(trained['kept'])}</b> ({_e(trained['validation_bps'])}); "
-            f"{trained['episodes']} episodes in {trained['seconds']:.0f} s.</p>"
+            f"episodes kept <b>{_e(trained['kept'])}</b> ("
+            + ", ".join(f"{_e(k)} {v:.3f}" for k, v in trained["validation_bps"].items())
+            + "); "
+            + f"{trained['episodes']} episodes in {trained['seconds']:.0f} s.</p>"
         )
     body.append(f"<p class='small muted'>Evaluated in {result['seconds']:.0f} s.</p>")
     title = escape(f"Execution: {result['instrument']}")

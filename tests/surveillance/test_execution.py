@@ -166,3 +166,25 @@ def test_a_policy_file_round_trips(tmp_path) -> None:
     path.write_text(json.dumps({"policy": policy.to_dict(), "config": config_dict(cfg)}))
     back, back_cfg, _ = load_policy(path)
     assert back_cfg == cfg and np.array_equal(back.weights, policy.weights)
+
+
+def test_the_report_draws_the_intervals_and_fill_rates(tmp_path) -> None:
+    from surveillance.execution.report import write_report
+    from surveillance.execution.study import config_dict
+
+    def row(name: str, mean: float) -> dict:
+        return {
+            "policy": name, "shortfall_bps": mean, "filled_shortfall_bps": mean,
+            "fill_rate": 1.0, "complete": 1.0, "vs_best_twap_bps": mean - 1.0,
+            "vs_best_twap_low": mean - 1.5, "vs_best_twap_high": mean - 0.5,
+            "vs_best_twap": "no difference",
+        }  # fmt: skip
+
+    result = {
+        "instrument": "TEST", "config": config_dict(small_config()), "episodes": 2,
+        "hours": ["14:30", "16:00"], "best_twap": "twap-p1-l2", "seconds": 1.0,
+        "policies": [row("twap-p1-l2", 1.0), row("learner", 0.8)],
+        "goal": {"learner_vs_best_twap": "no difference", "learner_fill_rate": 1.0, "met": True},
+    }  # fmt: skip
+    html = write_report(tmp_path / "r.html", result, None).read_text()
+    assert html.count("<svg") == 2 and "Goal met" in html and "learner" in html
