@@ -33,7 +33,7 @@ import numpy as np
 from gymnasium import spaces
 
 from simulator.book import OrderBook
-from simulator.engine import Engine, Sampler, window_seed
+from simulator.engine import Engine, ForkRequest, Sampler, window_seed
 from simulator.units import NS_PER_MIN, NS_PER_S
 from surveillance.execution.agent import IntervalPlan
 from surveillance.execution.market import ExecutionError, Market, extend_context
@@ -131,6 +131,7 @@ class ExecutionEnv(gym.Env):
         low = np.array([0, 0, 0, -1, -1, -1], np.float32)
         self.observation_space = spaces.Box(low, np.ones(6, np.float32), dtype=np.float32)
         self.state: EpisodeState | None = None
+        self._template: ForkRequest | None = None  # the episode's fork request, reset's
 
     # -- gymnasium API ---------------------------------------------------------------------
 
@@ -162,7 +163,7 @@ class ExecutionEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         st = self.state
-        if st is None:
+        if st is None or self._template is None:
             raise ExecutionError("step before reset")
         cfg = self.config
         a = int(action)
