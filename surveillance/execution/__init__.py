@@ -55,7 +55,7 @@ def make_env(
     if isinstance(data, str | Path):
         from surveillance.datasets import DATASETS, data_path
 
-        data = load_lobster(data_path(data) if str(data) in DATASETS else Path(data))
+        data = load_lobster(data_path(str(data)) if str(data) in DATASETS else Path(data))
     forks = data if isinstance(data, DayForks) else DayForks(data)
     if sampler is None:
         sampler = EmpiricalGenerator(tick_size=forks.tick_size)

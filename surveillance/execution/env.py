@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -120,7 +120,7 @@ class ExecutionEnv(gym.Env):
     without it the start is drawn from the market's start times.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012 (gymnasium declares it on the class)
 
     def __init__(self, market: Market, sampler: Sampler, config: ExecutionConfig | None = None):
         super().__init__()
@@ -129,7 +129,8 @@ class ExecutionEnv(gym.Env):
         self.config = config or ExecutionConfig()
         self.action_space = spaces.Discrete(self.config.actions)
         low = np.array([0, 0, 0, -1, -1, -1], np.float32)
-        self.observation_space = spaces.Box(low, np.ones(6, np.float32), dtype=np.float32)
+        high = np.ones(6, np.float32)
+        self.observation_space: spaces.Box = spaces.Box(low, high, dtype=np.float32)
         self.state: EpisodeState | None = None
         self._template: ForkRequest | None = None  # the episode's fork request, reset's
 

@@ -27,7 +27,8 @@ from surveillance.execution.env import FEATURES, ExecutionEnv
 
 
 class Policy(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def __call__(self, obs: np.ndarray) -> int: ...
 

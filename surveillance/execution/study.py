@@ -143,7 +143,7 @@ def evaluate(
     twaps = [n for n, _ in policies if n.startswith("twap-")]
     filling = [n for n in twaps if np.mean([e.fill_rate for e in runs[n]]) >= FILL_GOAL]
     best = min(filling or twaps, key=lambda n: np.mean([e.shortfall_bps for e in runs[n]]))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, _ in policies:
         r = runs[name]
         vs = paired(r, runs[best])
@@ -176,7 +176,7 @@ def evaluate(
         out["goal"] = {
             "learner_vs_best_twap": learner["vs_best_twap"],
             "learner_fill_rate": learner["fill_rate"],
-            "met": learner["vs_best_twap"] != "worse" and learner["fill_rate"] >= FILL_GOAL,
+            "met": learner["vs_best_twap"] != "worse" and float(learner["fill_rate"]) >= FILL_GOAL,
         }
         counts = np.bincount(
             [a for e in runs["learner"] for a in e.actions], minlength=config.actions
