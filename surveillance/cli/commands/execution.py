@@ -82,8 +82,20 @@ def _common(command: Any) -> Any:
                 help="Who drives the forks: the empirical (resampling) generator, or the "
                 "trained order model (bundled unless --model).",
             ),
-            click.option("--model", "models", type=click.Path(path_type=Path), multiple=True),
-            click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64)),
+            click.option(
+                "--model",
+                "models",
+                type=click.Path(path_type=Path),
+                multiple=True,
+                help="Order-model checkpoint for --generator lmm (default: the bundled one).",
+            ),
+            click.option(
+                "--threads",
+                default=1,
+                show_default=True,
+                type=click.IntRange(1, 64),
+                help="torch threads for the order model.",
+            ),
             click.option("--seed", default=0, show_default=True, type=int),
             click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
         ]
