@@ -247,6 +247,24 @@ class RolloutResult:
         return mid
 
 
+def rollout_stream(result: RolloutResult) -> OrderStream:
+    """The orders of a rollout that reached its market (``applied``), as an ``OrderStream``:
+    the order model's context when a later fork continues from the rollout's final book.
+    Generated orders have no feed row (``source_row`` -1)."""
+    keep = result.applied
+    n = int(keep.sum())
+    return OrderStream(
+        ts_ns=result.ts_ns[keep],
+        type=result.type[keep],
+        side=result.side[keep],
+        price=result.price[keep],
+        qty=result.qty[keep],
+        order_id=result.order_id[keep],
+        aggressive=result.aggressive[keep],
+        source_row=np.full(n, -1, dtype=np.int64),
+    )
+
+
 class _Recorder:
     """Per-rollout append-only columns (plain lists: cheaper than growing arrays per order)."""
 

@@ -27,6 +27,7 @@ COMMANDS = [
     "console",
     "user",
     "data",
+    "execution",
 ]
 
 
