@@ -895,7 +895,10 @@ def _agent_action(
     if isinstance(action, CancelOrder):
         owner = rec.owned.get(action.order_id)
         if owner is None or owner[0] != a:
-            return  # filled, dropped beyond the depth, or not its own: nothing to cancel
+            return  # filled, or not its own: nothing to cancel
+        if action.order_id not in book:  # dropped beyond the depth a level-N feed keeps
+            del rec.owned[action.order_id]
+            return
         side, price, _ = book.order(action.order_id)
         res = house.cancel(action.order_id, action.qty, ts)
         if action.order_id not in book:
