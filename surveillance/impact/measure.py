@@ -176,6 +176,22 @@ class VolumeScale:
         }
 
 
+def real_minute_volatility(day: LobsterDay, until_ns: int = TRAINING_END_NS) -> float | None:
+    """The recorded day's volatility of one-minute log mid returns over the training hours
+    (the book rows' mid at each minute), beside the rollouts' own."""
+    rows = day.orderbook
+    if rows is None:
+        return None
+    ts = day.messages.ts_ns
+    grid = np.arange(int(ts[0]), min(until_ns, int(ts[-1])), NS_PER_MIN)
+    k = np.searchsorted(ts, grid, side="right") - 1
+    ok = k >= 0
+    mid = (rows[k[ok], 0].astype(float) + rows[k[ok], 2]) / 2.0
+    r = np.diff(np.log(mid))
+    r = r[np.isfinite(r)]
+    return float(np.sqrt(np.mean(r**2))) if len(r) else None
+
+
 def mid_on_grid(r: RolloutResult, grid_ns: np.ndarray) -> np.ndarray:
     """A rollout's mid after the last event at or before each grid time (the fork's mid before
     its first event); a one-sided book keeps the last two-sided mid."""
@@ -492,6 +508,7 @@ class ImpactReport:
     arrival_mid: float
     volume: VolumeScale
     volatility: Volatility
+    real_sigma_minute: float | None  # the recorded day's, training hours
     runs: list[ImpactRun]  # the chosen strategy, one per size
     ladder: list[ImpactRun]  # the aggressiveness comparison (``compare``)
     law: SizeLaw | None
@@ -521,9 +538,12 @@ class ImpactReport:
             "volatility": {
                 "source": "baseline rollouts: log mid returns over lag_s",
                 "lag_s": self.volatility.lag_s,
-                "per_minute_bps": round(self.volatility.over(60.0) * BPS, 3),
-                "sigma_T_bps": round(sigma_t * BPS, 3),
-                "daily_bps": round(self.volatility.over(TRADING_DAY_MIN * 60.0) * BPS, 2),
+                "per_minute_bps": round(float(self.volatility.over(60.0)) * BPS, 3),
+                "sigma_T_bps": round(float(sigma_t) * BPS, 3),
+                "daily_bps": round(float(self.volatility.over(TRADING_DAY_MIN * 60.0)) * BPS, 2),
+                "real_per_minute_bps": None
+                if self.real_sigma_minute is None
+                else round(self.real_sigma_minute * BPS, 3),
             },
             "runs": [r.summary(sigma_t) for r in self.runs],
             "size_law": None if self.law is None else self.law.as_dict(),
@@ -557,7 +577,7 @@ def impact_of_request(
 ) -> tuple[list[ImpactRun], list[ImpactRun], Volatility, SizeLaw | None]:
     """Paired forks of ``base`` (a request without agents): one baseline, one request per
     ``(qty, pct)`` of ``sizes`` with ``strategy``, and with ``compare`` the aggressiveness
-    ladder (``LADDER``) at the first size. Returns the sweep's runs, the ladder's, the
+    ladder (``LADDER``) at the largest size. Returns the sweep's runs, the ladder's, the
     baseline's volatility and, with two or more sizes, the size law."""
     if side not in (1, -1):
         raise ImpactError(f"side must be 1 (buy) or -1 (sell), got {side}")
@@ -580,8 +600,8 @@ def impact_of_request(
     plan: list[tuple[Strategy, int, float | None, bool]] = [
         (strategy, q, p, False) for q, p in sizes
     ]
-    if compare:
-        q0, p0 = sizes[0]
+    if compare:  # at the largest size, where the strategies differ most
+        q0, p0 = max(sizes, key=lambda qp: qp[0])
         plan += [(s, q0, p0, True) for s in LADDER]
     requests = [base] + [with_agent(s, q) for s, q, _, _ in plan]
     t0 = time.perf_counter()
@@ -691,6 +711,7 @@ def measure_impact(
         arrival_mid=float(book.mid) if book.mid is not None else float("nan"),
         volume=volume,
         volatility=vol,
+        real_sigma_minute=real_minute_volatility(day),
         runs=runs,
         ladder=ladder,
         law=law,

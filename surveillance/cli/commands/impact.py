@@ -77,7 +77,7 @@ def _pcts(text: str) -> list[float]:
     "--compare/--no-compare",
     default=False,
     show_default=True,
-    help="Also run the aggressiveness ladder at the first size: TWAP L1-P0.8, L5-P0.8, L5-P0 "
+    help="Also run the aggressiveness ladder at the largest size: TWAP L1-P0.8, L5-P0.8, L5-P0 "
     "(no resting) and one immediate order.",
 )
 @click.option(
@@ -172,7 +172,8 @@ def command(
         name = spec.model_version
     except (ScorerSetupError, SettingsError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
-    progress = None if as_json else (lambda line: click.echo(line, err=True))
+    # progress goes to stderr even with --json: a sweep runs for minutes
+    progress = lambda line: click.echo(line, err=True)  # noqa: E731
     try:
         report = measure_impact(
             day,
