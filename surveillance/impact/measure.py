@@ -13,7 +13,7 @@ grid of ``grid_ns``:
 
 in basis points and in units of sigma_T, the rollouts' own volatility over the execution's
 duration T (the baseline rollouts' mid returns over one minute, scaled by sqrt(T)). Reported
-per run: the mean path with its 10-90% band over rollouts, the peak of the mean and its time,
+per run: the mean path with its 10-90% band over rollouts, the peak of the mean during execution and its time (and its maximum over the whole path),
 the impact at the end of execution and at the end of ``after``, the fill rate, the
 implementation shortfall of the fills against the arrival mid, and a power-law decay fit after
 completion (``fit.fit_decay``). A size sweep adds the fit of I(T) / sigma_T = Y (Q / V_T)^delta,
@@ -266,7 +266,9 @@ class ImpactRun:
         q10, q90 = np.quantile(bps, [0.1, 0.9], axis=0)
         n = len(bps)
         k_end = self.end_index
-        k_peak = int(np.argmax(mean))
+        # the peak is the execution's (up to its end): what the impact decays from afterwards
+        k_peak = int(np.argmax(mean[: k_end + 1]))
+        k_max = int(np.argmax(mean))
         peak, end, final = float(mean[k_peak]), float(mean[k_end]), float(mean[-1])
         se_end = float(bps[:, k_end].std(ddof=1) / np.sqrt(n)) if n > 1 else None
         fill = self.filled / self.qty
@@ -279,6 +281,8 @@ class ImpactRun:
             "exec_end_s": self.exec_end_s,
             "peak_bps": round(peak, 3),
             "peak_t_s": float(self.t_s[k_peak]),
+            "max_bps": round(float(mean[k_max]), 3),
+            "max_t_s": float(self.t_s[k_max]),
             "end_bps": round(end, 3),
             "end_bps_se": None if se_end is None else round(se_end, 3),
             "end_sigma": round(end / BPS / sigma_t, 4) if sigma_t > 0 else None,
