@@ -13,10 +13,10 @@ grid of ``grid_ns``:
 
 in basis points and in units of sigma_T, the rollouts' own volatility over the execution's
 duration T (the baseline rollouts' mid returns over one minute, scaled by sqrt(T)). Reported
-per run: the mean path with its 10-90% band over rollouts, the peak of the mean during execution and its time (and its maximum over the whole path),
-the impact at the end of execution and at the end of ``after``, the fill rate, the
-implementation shortfall of the fills against the arrival mid, and a power-law decay fit after
-completion (``fit.fit_decay``). A size sweep adds the fit of I(T) / sigma_T = Y (Q / V_T)^delta,
+per run: the mean path with its 10-90% band over rollouts, the peak of the mean during the
+execution and its time (and the path's maximum), the impact at the end of execution and at the
+end of ``after``, the fill rate, the implementation shortfall of the fills against the arrival
+mid, and a power-law decay fit after completion (``fit.fit_decay``). A size sweep adds the fit of I(T) / sigma_T = Y (Q / V_T)^delta,
 V_T being the instrument's mean traded volume over a span of T's length in the training hours
 (so ``--pct P`` is Q = P% of V_T), with bootstrap intervals from resampled rollout pairs; Y is
 also given on the daily convention (sigma and V of the whole day, sigma_day = the rollouts'
