@@ -67,12 +67,15 @@ AgentFactory = Callable[[int, np.random.Generator], Agent]
 
 def take_price(book: OrderBook, side: int, levels: int | None) -> int | None:
     """The limit price of a ``side`` order that may take the opposite side's best ``levels``
-    price levels (None: every level the book shows): the price of the ``levels``-th level, or
-    of the deepest when fewer stand; None when that side is empty."""
+    price levels (None: every level the book shows), never its deepest one when two or more
+    stand: an agent order never empties the side it takes from. A rollout book shows only the
+    feed's levels, and the order model rebuilds an emptied side near the price it had, which
+    the hidden depth of a real book would not do. None when that side is empty."""
     depth = book.prices(-side)
     if not depth:
         return None
-    return depth[min(levels, len(depth)) - 1] if levels is not None else depth[-1]
+    usable = max(len(depth) - 1, 1)
+    return depth[min(levels if levels is not None else usable, usable) - 1]
 
 
 def _limit(side: int, price: int, qty: int, ioc: bool) -> GeneratedOrder:
@@ -271,8 +274,8 @@ class PovAgent(_Execution):
 @dataclass(frozen=True, slots=True)
 class MarketOrder:
     """One immediate order of ``qty`` shares at ``ts_ns``: immediate-or-cancel, reaching the
-    ``levels``-th price level of the other side (None: every level the book shows); what the
-    book cannot fill is dropped."""
+    ``levels``-th price level of the other side (None: every level the book shows but its
+    deepest, ``take_price``); what the book cannot fill is dropped."""
 
     side: int
     qty: int

@@ -27,7 +27,8 @@ def test_take_price_reads_the_levels_of_the_other_side() -> None:
     book = deep_book()  # bids 9,900..9,500, asks 10,100..10,500
     assert take_price(book, 1, 1) == 10_100
     assert take_price(book, 1, 3) == 10_300
-    assert take_price(book, 1, None) == take_price(book, 1, 99) == 10_500
+    # never the deepest level: an agent does not empty a side
+    assert take_price(book, 1, None) == take_price(book, 1, 99) == 10_400
     assert take_price(book, -1, 2) == 9_800
 
 
