@@ -446,6 +446,31 @@ def size_law(
     )
 
 
+def pooled_size_law(laws: Sequence[dict], draws: int = 2000, seed: int = 0) -> dict[str, object]:
+    """One size law through the sweeps of several instruments (``SizeLaw.as_dict()`` each), in
+    units of each one's own sigma_T and V_T. The interval is a parametric bootstrap from each
+    point's standard error, drawn independently: it leaves out that one instrument's sizes share
+    their baseline rollouts, so it is somewhat narrower than a resampling of the rollouts."""
+    x = np.concatenate([np.asarray(law["x"], float) for law in laws])
+    y = np.concatenate([np.asarray(law["y"], float) for law in laws])
+    se = np.concatenate([np.asarray(law["y_se"], float) for law in laws])
+    law = fit_power_law(x, y, se)
+    rng = np.random.default_rng(seed)
+    sc, ex = np.full(draws, np.nan), np.full(draws, np.nan)
+    for b in range(draws):
+        with contextlib.suppress(FitError):
+            fit = fit_power_law(x, y + rng.normal(0.0, se), se)
+            sc[b], ex[b] = fit.scale, fit.exponent
+    ci, yci = percentile_interval(ex), percentile_interval(sc)
+    return {
+        "points": len(x),
+        "delta": round(law.exponent, 3),
+        "delta_ci95": None if ci is None else [round(ci[0], 3), round(ci[1], 3)],
+        "Y": round(law.scale, 3),
+        "Y_ci95": None if yci is None else [round(yci[0], 3), round(yci[1], 3)],
+    }
+
+
 def paired_run(
     base: Futures,
     futures: Futures,
@@ -604,9 +629,12 @@ def impact_of_request(
     plan: list[tuple[Strategy, int, float | None, bool]] = [
         (strategy, q, p, False) for q, p in sizes
     ]
+    ladder_plan: list[tuple[Strategy, int, float | None]] = []
     if compare:  # at the largest size, where the strategies differ most
         q0, p0 = max(sizes, key=lambda qp: qp[0])
-        plan += [(s, q0, p0, True) for s in LADDER]
+        ladder_plan = [(s, q0, p0) for s in LADDER]
+        # a rung that is the sweep's own strategy at that size is that run, not forked again
+        plan += [(s, q, p, True) for s, q, p in ladder_plan if s != strategy]
     requests = [base] + [with_agent(s, q) for s, q, _, _ in plan]
     t0 = time.perf_counter()
     futures: list[Futures] = []
@@ -619,11 +647,14 @@ def impact_of_request(
     base_mids = np.stack([mid_on_grid(r, grid) for r in futures[0].results])
     vol = Volatility.of(base_mids, grid_ns / NS_PER_S)
     runs: list[ImpactRun] = []
-    ladder: list[ImpactRun] = []
+    forked: dict[tuple[Strategy, int], ImpactRun] = {}
     for (s, q, p, in_ladder), f in zip(plan, futures[1:], strict=True):
         run = paired_run(futures[0], f, s, q, p, side, grid, base_mids)
         run.decay_draws = min(draws, 200)
-        (ladder if in_ladder else runs).append(run)
+        forked[s, q] = run
+        if not in_ladder:
+            runs.append(run)
+    ladder = [forked[s, q] for s, q, _ in ladder_plan]
     law = None
     if len({r.qty for r in runs}) >= 2:
         try:

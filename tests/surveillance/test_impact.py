@@ -12,9 +12,9 @@ from simulator.agents import MarketOrder
 from simulator.engine import Engine
 from simulator.generators import EmpiricalGenerator
 from surveillance.cli import main
-from surveillance.impact import ImpactError, Strategy, VolumeScale, impact_of_request
+from surveillance.impact import LADDER, ImpactError, Strategy, VolumeScale, impact_of_request
 from surveillance.impact.fit import fit_decay, fit_power_law
-from surveillance.impact.measure import ImpactRun, Volatility, size_law
+from surveillance.impact.measure import ImpactRun, Volatility, pooled_size_law, size_law
 from surveillance.impact.report import render
 from tests.simulator.test_engine import S, request
 from tests.simulator.test_rollout import ScriptGenerator
@@ -23,7 +23,7 @@ IDLE = [[]]  # the script generator's model sends nothing near the top of the bo
 VOLUME = VolumeScale(60 * S, 10_000.0, 500_000.0, 0.0, "09:30:00", "14:30:00")
 
 
-def run(strategy: Strategy, sizes, generator=None, **changes):
+def run(strategy: Strategy, sizes, generator=None, compare=False, **changes):
     gen = generator or ScriptGenerator(IDLE)
     if generator is None:  # the script reads no history
         changes = {"max_depth": None, "context_rows": None, **changes}
@@ -38,6 +38,7 @@ def run(strategy: Strategy, sizes, generator=None, **changes):
         volume=VOLUME,
         engine=Engine(gen),
         draws=20,
+        compare=compare,
     )
 
 
@@ -85,6 +86,17 @@ def test_the_impact_of_a_twap_sweep_and_ladder_on_a_resampling_model() -> None:
     assert all(0 < r.filled.mean() <= r.qty for r in runs)
 
 
+def test_the_aggressiveness_ladder_runs_at_the_largest_size_and_reuses_the_sweep() -> None:
+    runs, ladder, _, _ = run(Strategy("twap", passive=0.8, levels=5), [(200, 2.0), (400, 4.0)],
+                             compare=True)  # fmt: skip
+    assert [r.strategy.name for r in ladder] == [s.name for s in LADDER]
+    assert all(r.qty == 400 for r in ladder) and ladder[1] is runs[1]
+    market = ladder[-1]
+    assert (market.filled == 400).all() and market.exec_end_s == 0.0
+    # the immediate order took 300 at 10,100 and 100 at 10,200: the ask moved one tick
+    assert np.allclose(market.impact[:, 0] * 1e4, 50.0)
+
+
 def test_the_size_law_recovers_its_exponent() -> None:
     rng = np.random.default_rng(3)
     n, sigma = 64, 0.002
@@ -117,6 +129,8 @@ def test_the_size_law_recovers_its_exponent() -> None:
     out = law.as_dict()
     assert out["goals"]["delta_in_0.4_0.7"] and out["goals"]["delta_ci_excludes_0_and_1"]
     assert out["goals"]["impact_rises_with_size"]
+    pooled = pooled_size_law([out, out], draws=100)
+    assert pooled["points"] == 10 and pooled["delta"] == pytest.approx(law.exponent, abs=0.01)
 
 
 def test_a_power_law_and_a_decay_fit_through_noise() -> None:
