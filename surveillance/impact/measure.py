@@ -66,7 +66,8 @@ class ImpactError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Strategy:
     """How the metaorder is executed, whatever its size. ``levels``: the price levels of the
-    other side an aggressive order may reach (None: every level shown); ``passive``: the share
+    other side an aggressive order may reach (None: every level shown but the deepest, which no
+    agent takes, ``simulator.agents.take_price``); ``passive``: the share
     of each TWAP slice resting at the near touch; ``slice_ns``: a TWAP slice's length (the
     paper's 30 s); ``interval_ns``: how often a POV looks at the market."""
 

@@ -71,7 +71,8 @@ def _pcts(text: str) -> list[float]:
     default=5,
     show_default=True,
     type=click.IntRange(0),
-    help="Price levels of the other side an aggressive order may reach (0: every level shown).",
+    help="Price levels of the other side an aggressive order may reach (0: all shown but the "
+    "deepest, which no agent order takes).",
 )
 @click.option(
     "--compare/--no-compare",
