@@ -54,6 +54,7 @@ The measurements behind the cancel policy, the depth limit and refill are in
 Agents (``agents``, ``simulator.agents``): before a rollout applies the model's next order, every
 agent of that rollout whose wake time has come (by that order's time, and by the horizon) sends
 its limit order at its wake time, matched and recorded like a model order (``agent_orders``);
+an agent with a ``market_volume`` hook is first told the shares the rollout has traded so far;
 the model is stepped for every live rollout each time, so it sees the book the agents leave.
 
 Determinism: rollout ``i`` of seed ``s`` draws from ``rollout_rng(s, i)`` (a numpy
@@ -887,6 +888,9 @@ def _agents_act(
             return min(due)[0] if due else NEVER
         wake, a = min(due)
         ts = max(wake, floor_ns)
+        seen = getattr(agents[a], "market_volume", None)
+        if seen is not None:  # what a participation agent reads: the shares traded so far
+            seen(house.traded_qty)
         actions = agents[a].act(book, wake)
         after = agents[a].wake_ns()
         if after is not None and after <= wake:
@@ -914,7 +918,10 @@ def _agent_action(
     if isinstance(action, CancelOrder):
         owner = rec.owned.get(action.order_id)
         if owner is None or owner[0] != a:
-            return  # filled, dropped beyond the depth, or not its own: nothing to cancel
+            return  # filled, or not its own: nothing to cancel
+        if action.order_id not in book:  # dropped beyond the depth a level-N feed keeps
+            del rec.owned[action.order_id]
+            return
         side, price, _ = book.order(action.order_id)
         res = house.cancel(action.order_id, action.qty, ts)
         if action.order_id not in book:

@@ -23,6 +23,7 @@ COMMANDS = [
     "train",
     "replay",
     "evaluate",
+    "impact",
     "demo",
     "console",
     "user",
