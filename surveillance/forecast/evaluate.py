@@ -316,20 +316,21 @@ class ForecastReport:
         cov50 = covered(np.moveaxis(sim_bps, 1, -1), real_bps, 0.5)
         cov90 = covered(np.moveaxis(sim_bps, 1, -1), real_bps, 0.9)
 
-        def f1(m: str, h: int) -> Callable[[np.ndarray], float]:
+        # statistics of index arrays (rows, N) -> one value per row (``BlockBootstrap``)
+        def f1(m: str, h: int) -> Callable[[np.ndarray], np.ndarray]:
             return lambda ix: macro_f1(y[ix, h], pred[m][ix, h])
 
-        def acc(m: str, h: int) -> Callable[[np.ndarray], float]:
+        def acc(m: str, h: int) -> Callable[[np.ndarray], np.ndarray]:
             return lambda ix: accuracy(y[ix, h], pred[m][ix, h])
 
-        def avg_f1(m: str) -> Callable[[np.ndarray], float]:
-            return lambda ix: float(np.mean([macro_f1(y[ix, h], pred[m][ix, h]) for h in range(len(hs))]))
+        def avg_f1(m: str) -> Callable[[np.ndarray], np.ndarray]:
+            return lambda ix: np.mean([macro_f1(y[ix, h], pred[m][ix, h]) for h in range(len(hs))], 0)
 
-        def diff(a: Callable, b: Callable) -> Callable[[np.ndarray], float]:
-            return lambda ix: a(ix) - b(ix)
+        def diff(a: Callable, b: Callable) -> Callable[[np.ndarray], np.ndarray]:
+            return lambda ix: np.asarray(a(ix)) - np.asarray(b(ix))
 
-        def mean_of(v: np.ndarray) -> Callable[[np.ndarray], float]:
-            return lambda ix: float(np.mean(v[ix]))
+        def mean_of(v: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+            return lambda ix: v[ix].mean(-1)
 
         per_h = []
         for h, h_ns in enumerate(hs):
@@ -394,9 +395,9 @@ class ForecastReport:
             out["engine_vs_deeplob_average_plus_5pts"] = _ge(da, 0.05)
         for m in ("no_change", "logistic"):
             if m in avg["engine_minus"]:  # type: ignore[operator]
-                out[f"engine_ahead_of_{m}_average"] = _ge(avg["engine_minus"][m]["value"], 1e-12)  # type: ignore[index]
+                out[f"engine_ahead_of_{m}_average"] = _gt(avg["engine_minus"][m]["value"])  # type: ignore[index]
                 out[f"engine_ahead_of_{m}_every_horizon"] = all(
-                    _ge(row["engine_minus"][m]["value"], 1e-12) for row in per_h  # type: ignore[index]
+                    _gt(row["engine_minus"][m]["value"]) for row in per_h  # type: ignore[index]
                 )
         cov = [row["coverage"]["90"]["value"] for row in per_h]  # type: ignore[index]
         out["coverage90_in_85_95_every_horizon"] = all(
@@ -464,6 +465,11 @@ class ForecastReport:
 
 def _ge(x: object, bar: float) -> bool:
     return x is not None and float(x) >= bar - 1e-12  # type: ignore[arg-type]
+
+
+def _gt(x: object) -> bool:
+    """Strictly ahead: a tie is not."""
+    return x is not None and float(x) > 1e-12  # type: ignore[arg-type]
 
 
 def evaluate_forecast(

@@ -17,29 +17,38 @@ N_CLASSES = 3
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int = N_CLASSES) -> np.ndarray:
-    """Counts of (true, predicted) pairs, ``k`` x ``k``."""
-    idx = np.asarray(y_true, dtype=np.int64) * k + np.asarray(y_pred, dtype=np.int64)
-    return np.bincount(idx, minlength=k * k).reshape(k, k)
+    """Counts of (true, predicted) pairs over the last axis: shape (..., k, k)."""
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(y_pred, dtype=np.int64)
+    lead = t.shape[:-1]
+    rows = int(np.prod(lead)) if lead else 1
+    code = (t * k + p).reshape(rows, -1) + (np.arange(rows) * k * k)[:, None]
+    counts = np.bincount(code.ravel(), minlength=rows * k * k)
+    return counts.reshape(*lead, k, k)
 
 
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray | float:
+    """Share of exact hits over the last axis (a float for 1-d input)."""
     y_true = np.asarray(y_true)
-    return float(np.mean(y_true == np.asarray(y_pred))) if len(y_true) else float("nan")
+    if y_true.shape[-1] == 0:
+        return float("nan")
+    out = np.mean(y_true == np.asarray(y_pred), axis=-1)
+    return float(out) if out.ndim == 0 else out
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int = N_CLASSES) -> float:
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int = N_CLASSES) -> np.ndarray | float:
     """Unweighted mean F1 over the classes that occur in ``y_true`` or ``y_pred`` (scikit-learn's
     ``f1_score(average="macro")`` with its default labels; a class with no true and no predicted
-    member has no F1 to average)."""
-    if len(y_true) == 0:
+    member has no F1 to average). Over the last axis; a float for 1-d input."""
+    if np.asarray(y_true).shape[-1] == 0:
         return float("nan")
-    c = confusion(y_true, y_pred, k)
-    tp = np.diag(c).astype(np.float64)
-    support, predicted = c.sum(1), c.sum(0)
-    present = (support + predicted) > 0
-    denom = support + predicted
-    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-    return float(f1[present].mean())
+    c = confusion(y_true, y_pred, k).astype(np.float64)
+    tp = np.diagonal(c, axis1=-2, axis2=-1)
+    denom = c.sum(-1) + c.sum(-2)  # support + predicted, per class
+    present = denom > 0
+    f1 = np.where(present, 2 * tp / np.maximum(denom, 1), 0.0)
+    out = f1.sum(-1) / present.sum(-1)
+    return float(out) if out.ndim == 0 else out
 
 
 def crps_samples(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -104,12 +113,15 @@ class BlockBootstrap:
             np.concatenate(parts, axis=1) if parts else np.zeros((draws, 0), dtype=np.int64)
         )
 
-    def interval(self, statistic: Callable[[np.ndarray], float], level: float = 0.95) -> Interval:
-        """``statistic`` on every index (the full sample's value) with the percentile interval
-        of its resamples."""
+    def interval(
+        self, statistic: Callable[[np.ndarray], np.ndarray], level: float = 0.95
+    ) -> Interval:
+        """``statistic`` of the full sample with the percentile interval of its resamples.
+        ``statistic`` maps index arrays (rows, N) to one value per row (vectorised: a thousand
+        resamples cost one call)."""
         n = sum(self.lengths)
-        value = statistic(np.arange(n))
-        values = np.array([statistic(ix) for ix in self.indices])
+        value = float(np.asarray(statistic(np.arange(n)[None, :])).reshape(-1)[0])
+        values = np.asarray(statistic(self.indices), dtype=np.float64).reshape(-1)
         values = values[np.isfinite(values)]
         if len(values) == 0:
             return Interval(value, float("nan"), float("nan"))

@@ -1,0 +1,370 @@
+"""``surveillance forecast``: the engine as a forecaster of the mid-price trend (MarS Sec. 4.1)
+against the most frequent class, no change, a logistic regression and DeepLOB.
+
+The core (targets, thresholds, the engine forecast, baselines, scores) is
+``surveillance.forecast``; this file wires the sampler and DeepLOB (``models.deeplob``, the only
+torch part) into it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import click
+
+DEFAULT_DATA = ("lobster-goog-10", "lobster-amzn-5")
+DEFAULT_EVERY = "60s"
+# DeepLOB's training grid (inside the training hours): every 2 s up to the validation slice,
+# then every 5 s over the slice before the held-out hours that early stopping watches.
+DEEPLOB_TRAIN_EVERY_S = 2
+DEEPLOB_VAL_EVERY_S = 5
+DEEPLOB_VAL_START = "13:30"
+
+
+def _cache_dir(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mars-surveillance" / "forecast"
+
+
+def _data_paths(data: tuple[str, ...]) -> list[Path]:
+    """Each ``--data``: a file, else a dataset of the registry (``surveillance data list``)."""
+    from surveillance.datasets import DATASETS, DataUnavailable, data_path
+
+    out = []
+    for item in data:
+        p = Path(item)
+        if p.exists():
+            out.append(p)
+        elif item in DATASETS:
+            try:
+                out.append(data_path(item))
+            except DataUnavailable as exc:
+                raise click.ClickException(str(exc)) from None
+        else:
+            raise click.BadParameter(
+                f"{item!r} is neither a file nor a dataset name (surveillance data list)",
+                param_hint="--data",
+            )
+    return out
+
+
+def _horizons(text: str) -> tuple[int, ...]:
+    from simulator.units import UnitError, parse_duration
+
+    try:
+        hs = tuple(parse_duration(p.strip()) for p in text.split(",") if p.strip())
+    except UnitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--horizons") from None
+    if not hs or min(hs) <= 0 or list(hs) != sorted(set(hs)):
+        raise click.BadParameter("give distinct increasing positive durations", "--horizons")
+    return hs
+
+
+def deeplob_key(path: Path, fday: object, seed: int) -> str:
+    """What a cached DeepLOB depends on: the file's bytes, the horizons, the frozen thresholds,
+    the grids and the architecture and training settings."""
+    from models.deeplob import DeepLOBConfig, TrainConfig
+
+    h = hashlib.sha256(path.read_bytes())
+    th = fday.thresholds.as_dict()  # type: ignore[attr-defined]
+    h.update(json.dumps([th, str(DeepLOBConfig()), str(TrainConfig(seed=seed))]).encode())
+    h.update(f"{DEEPLOB_TRAIN_EVERY_S},{DEEPLOB_VAL_EVERY_S},{DEEPLOB_VAL_START}".encode())
+    return h.hexdigest()[:12]
+
+
+def deeplob_for(
+    path: Path,
+    fday: object,
+    seed: int,
+    cache: Path,
+    threads: int,
+    progress,
+    retrain: bool = False,
+):
+    """The day's DeepLOB: from the cache, else trained on the training hours (early stopping
+    on 13:30 to 14:30) and cached. Returns the model and the json beside it."""
+    from models.deeplob import TrainConfig, load_deeplob, save_deeplob, train_deeplob
+    from simulator.units import NS_PER_S, parse_clock
+    from surveillance.forecast.evaluate import grid
+    from surveillance.forecast.features import snapshot_windows
+
+    cfg = fday.config  # type: ignore[attr-defined]
+    key = deeplob_key(path, fday, seed)
+    ckpt = cache / f"deeplob-{fday.instrument}-{key}.pt"  # type: ignore[attr-defined]
+    if ckpt.exists() and not retrain:
+        return load_deeplob(ckpt), json.loads(ckpt.with_suffix(".json").read_text())
+    val_start = parse_clock(DEEPLOB_VAL_START)
+    first = max(cfg.train_start_ns, fday.forks.first_ns)  # type: ignore[attr-defined]
+    h = cfg.max_horizon_ns
+    tr = grid(first, val_start, DEEPLOB_TRAIN_EVERY_S * NS_PER_S, h)
+    va = grid(val_start, cfg.held_out_start_ns, DEEPLOB_VAL_EVERY_S * NS_PER_S, h)
+    x_tr, x_va = snapshot_windows(fday.forks, tr), snapshot_windows(fday.forks, va)  # type: ignore[attr-defined]
+    y_tr, y_va = fday.labels(tr), fday.labels(va)  # type: ignore[attr-defined]
+    if progress:
+        progress(f"deeplob {fday.instrument}: {len(tr)} training and {len(va)} validation samples")  # type: ignore[attr-defined]
+    model, log = train_deeplob(
+        x_tr, y_tr, x_va, y_va, train=TrainConfig(seed=seed, threads=threads), progress=progress
+    )
+    meta = {
+        "instrument": fday.instrument,  # type: ignore[attr-defined]
+        "data": path.name,
+        "key": key,
+        "train_samples": len(tr),
+        "val_samples": len(va),
+        "thresholds": fday.thresholds.as_dict(),  # type: ignore[attr-defined]
+        "training": log.as_dict(),
+    }
+    save_deeplob(ckpt, model, meta)
+    return model, meta
+
+
+def _train_options(f):
+    for opt in reversed(
+        [
+            click.option(
+                "--data",
+                "data",
+                multiple=True,
+                default=DEFAULT_DATA,
+                show_default=True,
+                help="LOBSTER zip or registry dataset name; repeat for several instruments "
+                "(their figures are pooled).",
+            ),
+            click.option(
+                "--horizons", default="1m,2m,3m,4m,5m", show_default=True, help="Horizons."
+            ),
+            click.option("--seed", default=0, show_default=True, type=int),
+            click.option(
+                "--cache-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Where trained DeepLOB models are kept (default: the user cache, "
+                "mars-surveillance/forecast).",
+            ),
+            click.option("--threads", default=1, show_default=True, help="torch threads."),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+@click.group("forecast", invoke_without_command=True)
+@_train_options
+@click.option("--start", default="14:30", show_default=True, help="First start time, HH:MM.")
+@click.option("--end", default="16:00", show_default=True, help="Horizons end by then, HH:MM.")
+@click.option("--every", default=DEFAULT_EVERY, show_default=True, help="Start-time spacing.")
+@click.option("--rollouts", default=32, show_default=True, type=click.IntRange(1, 4096))
+@click.option(
+    "--generator",
+    "generator_kind",
+    type=click.Choice(["lmm", "empirical"]),
+    default="lmm",
+    show_default=True,
+    help="The order model, or the empirical (resampling) baseline generator.",
+)
+@click.option(
+    "--model",
+    "models",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Order-model checkpoint (default: the bundled one); repeat for a mixture.",
+)
+@click.option("--deeplob/--no-deeplob", default=True, show_default=True)
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes forking start times in parallel (same figures as with one).",
+)
+@click.option("--report", type=click.Path(path_type=Path), default=None, help="HTML report.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    data: tuple[str, ...],
+    horizons: str,
+    seed: int,
+    cache_dir: Path | None,
+    threads: int,
+    start: str,
+    end: str,
+    every: str,
+    rollouts: int,
+    generator_kind: str,
+    models: tuple[Path, ...],
+    deeplob: bool,
+    jobs: int,
+    report: Path | None,
+    as_json: bool,
+) -> None:
+    """Forecast the mid-price trend by forking the engine at every start time.
+
+    The class (down, flat, up) of l = (mean mid after each order within the horizon - m0)/m0,
+    with thresholds at the terciles of the training hours (before 14:30), is forecast by the
+    majority of the rollouts, and the mid at each horizon by their distribution (CRPS, 50%
+    and 90% coverage). Baselines on the same start times: most frequent class, no change,
+    logistic regression on imbalance and recent returns, DeepLOB (trained on the training
+    hours, or read from the cache). Scores carry block-bootstrap 95% intervals.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import time
+
+    from simulator.engine import Engine
+    from simulator.lobster import load_lobster
+    from simulator.units import UnitError, parse_clock, parse_duration
+    from surveillance.cli.commands.realism import build_generator, generator_of
+    from surveillance.forecast.evaluate import (
+        ForecastConfig,
+        ForecastDay,
+        ForecastReport,
+        forecast_instrument,
+        grid,
+    )
+    from surveillance.forecast.targets import ForecastError
+
+    hs = _horizons(horizons)
+    try:
+        start_ns, end_ns = parse_clock(start), parse_clock(end)
+        every_ns = parse_duration(every)
+    except UnitError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if every_ns <= 0:
+        raise click.BadParameter("--every must be positive")
+    if threads <= 0:
+        raise click.BadParameter("--threads must be positive")
+    paths = _data_paths(data)
+    config = ForecastConfig(horizons_ns=hs, rollouts=rollouts, seed=seed)
+    progress = (lambda line: click.echo(line, err=True)) if not as_json else None
+    cache = _cache_dir(cache_dir)
+    t_all = time.perf_counter()
+    forecasts, names, seconds, notes = [], [], {}, []
+    deeplob_meta = {}
+    for path in paths:
+        t0 = time.perf_counter()
+        day = load_lobster(path)
+        try:
+            fday = ForecastDay.prepare(day, config)
+            starts = grid(start_ns, end_ns, every_ns, config.max_horizon_ns)
+        except ForecastError as exc:
+            raise click.ClickException(str(exc)) from None
+        if start_ns < config.held_out_start_ns:
+            notes.append(f"{day.symbol}: start times before 14:30 lie in the training hours")
+        external = {}
+        if deeplob:
+            from models.deeplob import predict_classes
+            from surveillance.forecast.features import snapshot_windows
+
+            t1 = time.perf_counter()
+            model, meta = deeplob_for(path, fday, seed, cache, threads, progress)
+            external["deeplob"] = predict_classes(model, snapshot_windows(fday.forks, starts))
+            seconds[f"{day.symbol}_deeplob"] = time.perf_counter() - t1
+            deeplob_meta[day.symbol] = meta
+        build_args = (
+            generator_kind,
+            models,
+            day.instrument.tick_size,
+            None,
+            threads,
+            {"temperature": None, "top_p": None},
+        )
+        sampler, name = build_generator(*build_args)
+        names.append(name)
+        try:
+            fc = forecast_instrument(
+                fday,
+                Engine(sampler),  # type: ignore[arg-type]
+                starts,
+                external=external,
+                jobs=jobs,
+                sampler_factory=functools.partial(generator_of, *build_args),
+                progress=progress,
+            )
+        except ForecastError as exc:
+            raise click.ClickException(str(exc)) from None
+        forecasts.append(fc)
+        seconds[f"{day.symbol}_fork"] = fc.fork_seconds
+        seconds[f"{day.symbol}_total"] = time.perf_counter() - t0
+    out_report = ForecastReport(
+        config,
+        every_ns,
+        forecasts,
+        generator="+".join(sorted(set(names))),
+        notes=notes,
+        seconds=seconds,
+    )
+    out = out_report.as_dict()
+    out["deeplob"] = deeplob_meta
+    seconds["total"] = time.perf_counter() - t_all
+    out["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
+    if report is not None:
+        from surveillance.forecast.report import write_forecast_report
+
+        write_forecast_report(report, out)
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    _print_summary(out)
+
+
+def _print_summary(out: dict) -> None:
+    pooled = out["pooled"]
+    click.echo(
+        f"{', '.join(out['instruments'])}  generator={out['generator']}  "
+        f"starts={pooled['starts']}  rollouts={out['settings']['rollouts']}"
+    )
+    methods = list(pooled["per_horizon"][0]["methods"])
+    click.echo("macro-F1 (95% block-bootstrap interval), pooled")
+    click.echo(f"{'horizon':<9}" + "".join(f"{m:>22}" for m in methods))
+    for row in pooled["per_horizon"]:
+        cells = []
+        for m in methods:
+            f = row["methods"][m]["macro_f1"]
+            cells.append(f"{f['value']:.3f} [{f['low']:.2f},{f['high']:.2f}]")
+        click.echo(f"{row['horizon_s']:>5}s   " + "".join(f"{c:>22}" for c in cells))
+    click.echo(f"{'horizon':<9}{'CRPS bps':>10}{'no-change':>11}{'cov50':>7}{'cov90':>7}")
+    for row in pooled["per_horizon"]:
+        c = row["crps_bps"]
+        click.echo(
+            f"{row['horizon_s']:>5}s   {c['engine']['value']:>10.3f}{c['no_change']['value']:>11.3f}"
+            f"{row['coverage']['50']['value']:>7.2f}{row['coverage']['90']['value']:>7.2f}"
+        )
+    for goal, ok in out["goals"].items():
+        click.echo(f"goal {goal}: {'met' if ok else 'not met'}")
+    for note in out["notes"]:
+        click.echo(f"note: {note}")
+
+
+@command.command("train-deeplob")
+@_train_options
+@click.option("--retrain", is_flag=True, help="Train even when the cache holds the model.")
+def train_deeplob_command(
+    data: tuple[str, ...],
+    horizons: str,
+    seed: int,
+    cache_dir: Path | None,
+    threads: int,
+    retrain: bool,
+) -> None:
+    """Train (or find in the cache) DeepLOB on each day's training hours and print where it is
+    kept, with its training log."""
+    from simulator.lobster import load_lobster
+    from surveillance.forecast.evaluate import ForecastConfig, ForecastDay
+
+    config = ForecastConfig(horizons_ns=_horizons(horizons), seed=seed)
+    cache = _cache_dir(cache_dir)
+    if threads <= 0:
+        raise click.BadParameter("--threads must be positive")
+    for path in _data_paths(data):
+        fday = ForecastDay.prepare(load_lobster(path), config)
+        _, meta = deeplob_for(
+            path, fday, seed, cache, threads, lambda s: click.echo(s, err=True), retrain
+        )
+        click.echo(json.dumps(meta))
