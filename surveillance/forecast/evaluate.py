@@ -32,7 +32,6 @@ from surveillance.forecast.baselines import LogisticBaseline, MostFrequent, no_c
 from surveillance.forecast.features import logistic_features
 from surveillance.forecast.metrics import (
     BlockBootstrap,
-    Interval,
     accuracy,
     covered,
     crps_samples,
@@ -324,7 +323,9 @@ class ForecastReport:
             return lambda ix: accuracy(y[ix, h], pred[m][ix, h])
 
         def avg_f1(m: str) -> Callable[[np.ndarray], np.ndarray]:
-            return lambda ix: np.mean([macro_f1(y[ix, h], pred[m][ix, h]) for h in range(len(hs))], 0)
+            return lambda ix: np.mean(
+                [macro_f1(y[ix, h], pred[m][ix, h]) for h in range(len(hs))], 0
+            )
 
         def diff(a: Callable, b: Callable) -> Callable[[np.ndarray], np.ndarray]:
             return lambda ix: np.asarray(a(ix)) - np.asarray(b(ix))
@@ -373,7 +374,7 @@ class ForecastReport:
                 "90": boot.interval(mean_of(cov90.mean(1))).as_dict(3),
             },
         }
-        return {"starts": int(len(y)), "per_horizon": per_h, "average": average}
+        return {"starts": len(y), "per_horizon": per_h, "average": average}
 
     @property
     def pooled(self) -> dict[str, object]:
@@ -397,7 +398,8 @@ class ForecastReport:
             if m in avg["engine_minus"]:  # type: ignore[operator]
                 out[f"engine_ahead_of_{m}_average"] = _gt(avg["engine_minus"][m]["value"])  # type: ignore[index]
                 out[f"engine_ahead_of_{m}_every_horizon"] = all(
-                    _gt(row["engine_minus"][m]["value"]) for row in per_h  # type: ignore[index]
+                    _gt(row["engine_minus"][m]["value"])
+                    for row in per_h  # type: ignore[index]
                 )
         cov = [row["coverage"]["90"]["value"] for row in per_h]  # type: ignore[index]
         out["coverage90_in_85_95_every_horizon"] = all(
@@ -461,6 +463,58 @@ class ForecastReport:
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
             "notes": list(self.notes),
         }
+
+
+_ARRAYS = ("starts_ns", "m0", "real_targets", "real_classes", "real_mid", "sim_targets", "sim_mid")
+
+
+def save_arrays(path: str, forecasts: Sequence[InstrumentForecast]) -> None:
+    """Every instrument's per-start forecasts and outcomes in one ``.npz`` (re-scored later
+    with ``load_arrays`` without forking again)."""
+    blobs: dict[str, np.ndarray] = {}
+    for f in forecasts:
+        for name in _ARRAYS:
+            blobs[f"{f.instrument}/{name}"] = getattr(f, name)
+        for m, v in f.predictions.items():
+            blobs[f"{f.instrument}/pred/{m}"] = v
+        th = f.thresholds
+        blobs[f"{f.instrument}/thresholds"] = np.array([th.lower, th.upper])
+        blobs[f"{f.instrument}/meta"] = np.array(
+            [f.fork_seconds, f.orders_per_rollout, f.real_orders, th.samples, *th.fitted_on]
+        )
+    blobs["horizons_ns"] = np.asarray(forecasts[0].thresholds.horizons_ns)
+    np.savez_compressed(path, **blobs)
+
+
+def load_arrays(path: str) -> list[InstrumentForecast]:
+    with np.load(path) as z:
+        hs = tuple(int(h) for h in z["horizons_ns"])
+        names = sorted({k.split("/")[0] for k in z.files if "/" in k})
+        out = []
+        for inst in names:
+            lower, upper = z[f"{inst}/thresholds"]
+            meta = z[f"{inst}/meta"]
+            th = Thresholds(
+                hs,
+                tuple(float(v) for v in lower),
+                tuple(float(v) for v in upper),
+                (int(meta[4]), int(meta[5])),
+                int(meta[3]),
+            )
+            preds = {k.split("/")[2]: z[k] for k in z.files if k.startswith(f"{inst}/pred/")}
+            order = [m for m in METHODS if m in preds] + [m for m in preds if m not in METHODS]
+            out.append(
+                InstrumentForecast(
+                    inst,
+                    *(z[f"{inst}/{name}"] for name in _ARRAYS),
+                    predictions={m: preds[m] for m in order},
+                    thresholds=th,
+                    fork_seconds=float(meta[0]),
+                    orders_per_rollout=float(meta[1]),
+                    real_orders=float(meta[2]),
+                )
+            )
+        return out
 
 
 def _ge(x: object, bar: float) -> bool:

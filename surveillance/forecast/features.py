@@ -52,7 +52,9 @@ def logistic_features(forks: DayForks, paths: DayPaths, starts_ns: Sequence[int]
             1e4 * (m0 - paths.mid_before(int(s) - lb * NS_PER_S)) / m0 for lb in RETURN_LOOKBACKS_S
         ]
         ask, bid = row[0], row[2]
-        spread = (ask - bid) / forks.tick_size if ask < EMPTY_ASK_PRICE and bid > EMPTY_BID_PRICE else 0
+        spread = (
+            (ask - bid) / forks.tick_size if ask < EMPTY_ASK_PRICE and bid > EMPTY_BID_PRICE else 0
+        )
         out[i] = [
             _imbalance(bid_q[0], ask_q[0]),
             _imbalance(bid_q.sum(), ask_q.sum()),

@@ -41,7 +41,9 @@ METHOD_COLOUR = {
 }
 
 
-def _frame(width: int, height: int, left: int = 52, right: int = 150, top: int = 14, bottom: int = 34):
+def _frame(
+    width: int, height: int, left: int = 52, right: int = 150, top: int = 14, bottom: int = 34
+):
     return left, width - right, top, height - bottom
 
 
@@ -80,18 +82,16 @@ def f1_chart(per_horizon: Sequence[dict], width: int = 720, height: int = 300) -
                 f'<circle cx="{_c(x)}" cy="{_c(ymap(f["value"]))}" r="3.5" fill="{colour}">'
                 f"<title>{_e(m)} {row['horizon_s']}s: {f['value']:.3f}</title></circle>"
             )
-    parts.append(
-        _legend(x1 + 14, y0 + 4, [(m, METHOD_COLOUR.get(m, SIM_DARK)) for m in methods])
-    )
+    parts.append(_legend(x1 + 14, y0 + 4, [(m, METHOD_COLOUR.get(m, SIM_DARK)) for m in methods]))
     return _svg(width, height, "".join(parts), "macro-F1 per horizon and method")
 
 
 def fan_chart(fan: dict, width: int = 360, height: int = 230) -> str:
     """The rollouts' 5-95% and 25-75% bands and median of the mid (bps of the start mid) at
     each horizon, with the real mid there."""
-    hs = [0] + list(fan["horizons_s"])
-    q = {k: [0.0] + list(v) for k, v in fan["quantiles"].items()}
-    real = [0.0] + list(fan["real_bps"])
+    hs = [0, *fan["horizons_s"]]
+    q = {k: [0.0, *v] for k, v in fan["quantiles"].items()}
+    real = [0.0, *fan["real_bps"]]
     x0, x1, y0, y1 = _frame(width, height, right=16, top=24)
     values = [v for vs in q.values() for v in vs] + real
     ticks = _ticks(min(values) - 0.5, max(values) + 0.5)
@@ -107,19 +107,24 @@ def fan_chart(fan: dict, width: int = 360, height: int = 230) -> str:
         return list(zip(hs, vs, strict=True))
 
     parts = [_y_axis(ticks, ymap, x0, x1, lambda t: _fmt(t, 1))]
-    parts.append(f'<path d="{_band(pts(q["0.05"]), pts(q["0.95"]), xmap, ymap)}" fill="{FAN_OUTER}"/>')
-    parts.append(f'<path d="{_band(pts(q["0.25"]), pts(q["0.75"]), xmap, ymap)}" fill="{FAN_INNER}"/>')
+    parts.append(
+        f'<path d="{_band(pts(q["0.05"]), pts(q["0.95"]), xmap, ymap)}" fill="{FAN_OUTER}"/>'
+    )
+    parts.append(
+        f'<path d="{_band(pts(q["0.25"]), pts(q["0.75"]), xmap, ymap)}" fill="{FAN_INNER}"/>'
+    )
     parts.append(
         f'<path d="{_path(pts(q["0.5"]), xmap, ymap)}" fill="none" stroke="{SIM}" '
         'stroke-width="2"/>'
     )
     parts.append(
-        f'<path d="{_path(pts(real), xmap, ymap)}" fill="none" stroke="{REAL}" '
-        'stroke-width="2.5"/>'
+        f'<path d="{_path(pts(real), xmap, ymap)}" fill="none" stroke="{REAL}" stroke-width="2.5"/>'
     )
     for s in hs:
         parts.append(_text(xmap(s), y1 + 16, f"{s // 60}m", cls="tick"))
-    parts.append(_text(x0, 14, f"{fan['instrument']} from {fan['start'][:5]} (bps)", anchor="start"))
+    parts.append(
+        _text(x0, 14, f"{fan['instrument']} from {fan['start'][:5]} (bps)", anchor="start")
+    )
     return _svg(width, height, "".join(parts), f"fan {fan['instrument']} {fan['start']}")
 
 
@@ -156,7 +161,9 @@ def coverage_chart(per_horizon: Sequence[dict], width: int = 520, height: int = 
             parts.append(
                 f'<circle cx="{_c(x)}" cy="{_c(ymap(c["value"]))}" r="4" fill="{colour}"/>'
             )
-    parts.append(_legend(x1 + 14, y0 + 4, [("50% interval", FAN_INNER), ("90% interval", SIM_DARK)]))
+    parts.append(
+        _legend(x1 + 14, y0 + 4, [("50% interval", FAN_INNER), ("90% interval", SIM_DARK)])
+    )
     return _svg(width, height, "".join(parts), "coverage per horizon")
 
 
@@ -180,9 +187,11 @@ def _table(metrics: dict[str, Any]) -> str:
     avg = metrics["average"]["macro_f1"]
     cells = "".join(f"<td class='num'>{_interval(avg[m])}</td>" for m in methods)
     rows.append(f"<tr><td><b>macro-F1, mean 1-5 min</b></td>{cells}</tr>")
-    dist = ["<tr><th>horizon</th><th class='num'>CRPS engine (bps)</th>"
-            "<th class='num'>CRPS no change</th><th class='num'>coverage 50%</th>"
-            "<th class='num'>coverage 90%</th><th class='num'>engine − DeepLOB F1</th></tr>"]
+    dist = [
+        "<tr><th>horizon</th><th class='num'>CRPS engine (bps)</th>"
+        "<th class='num'>CRPS no change</th><th class='num'>coverage 50%</th>"
+        "<th class='num'>coverage 90%</th><th class='num'>engine − DeepLOB F1</th></tr>"
+    ]
     for row in per_h:
         c = row["crps_bps"]
         dl = row["engine_minus"].get("deeplob")
@@ -195,8 +204,7 @@ def _table(metrics: dict[str, Any]) -> str:
             f"<td class='num'>{_interval(dl)}</td></tr>"
         )
     return (
-        f"<table><tr><th>score</th>{head}</tr>{''.join(rows)}</table>"
-        f"<table>{''.join(dist)}</table>"
+        f"<table><tr><th>score</th>{head}</tr>{''.join(rows)}</table><table>{''.join(dist)}</table>"
     )
 
 

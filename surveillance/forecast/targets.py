@@ -44,7 +44,9 @@ class MidPath:
         raw = np.where(two, (t.best_bid + t.best_ask) / 2.0, np.nan)
         m0 = (t.bid0 + t.ask0) / 2.0
         mid = _forward_fill(raw, m0)
-        return cls(t.start_ns, m0, np.asarray(t.ts_ns), mid, np.concatenate([[0.0], np.cumsum(mid)]))
+        return cls(
+            t.start_ns, m0, np.asarray(t.ts_ns), mid, np.concatenate([[0.0], np.cumsum(mid)])
+        )
 
     def count_before(self, horizon_ns: int) -> int:
         """Orders within ``[start, start + horizon)``."""

@@ -62,7 +62,9 @@ def _horizons(text: str) -> tuple[int, ...]:
     except UnitError as exc:
         raise click.BadParameter(str(exc), param_hint="--horizons") from None
     if not hs or min(hs) <= 0 or list(hs) != sorted(set(hs)):
-        raise click.BadParameter("give distinct increasing positive durations", "--horizons")
+        raise click.BadParameter(
+            "give distinct increasing positive durations", param_hint="--horizons"
+        )
     return hs
 
 
@@ -184,7 +186,14 @@ def _train_options(f):
     help="Worker processes forking start times in parallel (same figures as with one).",
 )
 @click.option("--report", type=click.Path(path_type=Path), default=None, help="HTML report.")
+@click.option(
+    "--arrays",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also save every start's forecasts and outcomes (.npz) to re-score without forking.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -202,7 +211,9 @@ def command(
     deeplob: bool,
     jobs: int,
     report: Path | None,
+    arrays: Path | None,
     as_json: bool,
+    quiet: bool,
 ) -> None:
     """Forecast the mid-price trend by forking the engine at every start time.
 
@@ -233,16 +244,22 @@ def command(
     hs = _horizons(horizons)
     try:
         start_ns, end_ns = parse_clock(start), parse_clock(end)
+    except UnitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start/--end") from None
+    try:
         every_ns = parse_duration(every)
     except UnitError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if every_ns <= 0:
-        raise click.BadParameter("--every must be positive")
+        raise click.BadParameter(str(exc), param_hint="--every") from None
     if threads <= 0:
         raise click.BadParameter("--threads must be positive")
     paths = _data_paths(data)
     config = ForecastConfig(horizons_ns=hs, rollouts=rollouts, seed=seed)
-    progress = (lambda line: click.echo(line, err=True)) if not as_json else None
+    try:
+        starts = grid(start_ns, end_ns, every_ns, config.max_horizon_ns)
+    except ForecastError as exc:
+        raise click.ClickException(str(exc)) from None
+    # progress goes to stderr, so that --json keeps stdout to the one object
+    progress = None if quiet else (lambda line: click.echo(line, err=True))
     cache = _cache_dir(cache_dir)
     t_all = time.perf_counter()
     forecasts, names, seconds, notes = [], [], {}, []
@@ -252,7 +269,6 @@ def command(
         day = load_lobster(path)
         try:
             fday = ForecastDay.prepare(day, config)
-            starts = grid(start_ns, end_ns, every_ns, config.max_horizon_ns)
         except ForecastError as exc:
             raise click.ClickException(str(exc)) from None
         if start_ns < config.held_out_start_ns:
@@ -300,6 +316,10 @@ def command(
         notes=notes,
         seconds=seconds,
     )
+    if arrays is not None:
+        from surveillance.forecast.evaluate import save_arrays
+
+        save_arrays(str(arrays), forecasts)
     out = out_report.as_dict()
     out["deeplob"] = deeplob_meta
     seconds["total"] = time.perf_counter() - t_all
