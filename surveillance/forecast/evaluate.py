@@ -517,6 +517,47 @@ def load_arrays(path: str) -> list[InstrumentForecast]:
         return out
 
 
+def combine(forecasts: Sequence[InstrumentForecast]) -> list[InstrumentForecast]:
+    """One forecast per instrument from several runs' (e.g. two interleaved grids of start
+    times, forked apart: a start's forks depend only on it and the seed), sorted by start.
+    Runs of one instrument must share thresholds and methods."""
+    by: dict[str, list[InstrumentForecast]] = {}
+    for f in forecasts:
+        by.setdefault(f.instrument, []).append(f)
+    out = []
+    for inst, parts in by.items():
+        first = parts[0]
+        for p in parts[1:]:
+            if p.thresholds != first.thresholds or list(p.predictions) != list(first.predictions):
+                raise ForecastError(f"{inst}: runs with other thresholds or methods")
+        starts = np.concatenate([p.starts_ns for p in parts])
+        order = np.argsort(starts, kind="stable")
+        if len(np.unique(starts)) != len(starts):
+            raise ForecastError(f"{inst}: a start time appears in two runs")
+
+        def cat(name: str, parts=parts, order=order) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])[order]
+
+        n = [len(p.starts_ns) for p in parts]
+        out.append(
+            InstrumentForecast(
+                inst,
+                *(cat(name) for name in _ARRAYS),
+                predictions={
+                    m: np.concatenate([p.predictions[m] for p in parts])[order]
+                    for m in first.predictions
+                },
+                thresholds=first.thresholds,
+                fork_seconds=sum(p.fork_seconds for p in parts),
+                orders_per_rollout=float(
+                    np.average([p.orders_per_rollout for p in parts], weights=n)
+                ),
+                real_orders=float(np.average([p.real_orders for p in parts], weights=n)),
+            )
+        )
+    return out
+
+
 def _ge(x: object, bar: float) -> bool:
     return x is not None and float(x) >= bar - 1e-12  # type: ignore[arg-type]
 

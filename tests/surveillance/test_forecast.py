@@ -20,9 +20,13 @@ from surveillance.cli import main
 from surveillance.forecast.evaluate import (
     ForecastConfig,
     ForecastDay,
+    ForecastReport,
+    combine,
     engine_vote,
     evaluate_forecast,
     grid,
+    load_arrays,
+    save_arrays,
 )
 from surveillance.forecast.metrics import (
     BlockBootstrap,
@@ -161,7 +165,7 @@ def test_thresholds_come_from_training_hours_only(amzn):
     assert last.ts_ns[last.count_before(CFG.max_horizon_ns) - 1] < held
 
 
-def test_engine_forecast_on_a_few_held_out_minutes(amzn):
+def test_engine_forecast_on_a_few_held_out_minutes(amzn, tmp_path):
     start = parse_clock("14:30")
 
     def deeplob_stub(fday, starts):  # an outside forecaster's classes for the same starts
@@ -200,6 +204,26 @@ def test_engine_forecast_on_a_few_held_out_minutes(amzn):
     assert out["fans"] and "goals" in out
     html = render_forecast_report(out)
     assert html.count("<svg") >= 3 and "AMZN" in html
+    # saved arrays re-score to the same figures, and interleaved runs combine into one
+    save_arrays(str(tmp_path / "a.npz"), report.instruments)
+    (back,) = load_arrays(str(tmp_path / "a.npz"))
+    again = ForecastReport(CFG, 60 * S, [back]).as_dict()
+    assert again["pooled"] == out["pooled"]
+    odd, even = _take(back, [1]), _take(back, [0, 2])
+    (merged,) = combine([odd, even])
+    assert merged.starts_ns.tolist() == fc.starts_ns.tolist()
+    assert ForecastReport(CFG, 60 * S, [merged]).as_dict()["pooled"] == out["pooled"]
+
+
+def _take(f, rows):
+    from dataclasses import replace
+
+    names = ("starts_ns", "m0", "real_targets", "real_classes", "real_mid", "sim_targets")
+    return replace(
+        f,
+        **{n: getattr(f, n)[rows] for n in (*names, "sim_mid")},
+        predictions={m: v[rows] for m, v in f.predictions.items()},
+    )
 
 
 @pytest.mark.parametrize(

@@ -362,6 +362,50 @@ def _print_summary(out: dict) -> None:
         click.echo(f"note: {note}")
 
 
+@command.command("score")
+@click.argument("arrays", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--rollouts", default=32, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--report", type=click.Path(path_type=Path), default=None, help="HTML report.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def score_command(
+    arrays: tuple[Path, ...], rollouts: int, seed: int, report: Path | None, as_json: bool
+) -> None:
+    """Score saved runs (``--arrays`` files) again, pooled: runs over interleaved start times
+    of the same instruments combine into one (two runs 120 s apart, offset by 60 s, give the
+    60 s grid)."""
+    import numpy as np
+
+    from surveillance.forecast.evaluate import (
+        ForecastConfig,
+        ForecastReport,
+        combine,
+        load_arrays,
+    )
+    from surveillance.forecast.targets import ForecastError
+
+    try:
+        forecasts = combine([f for path in arrays for f in load_arrays(str(path))])
+    except ForecastError as exc:
+        raise click.ClickException(str(exc)) from None
+    hs = forecasts[0].thresholds.horizons_ns
+    steps = [int(np.min(np.diff(f.starts_ns))) for f in forecasts if len(f.starts_ns) > 1]
+    every_ns = min(steps) if steps else hs[-1]
+    config = ForecastConfig(horizons_ns=hs, rollouts=rollouts, seed=seed)
+    out = ForecastReport(
+        config, every_ns, forecasts, notes=[f"re-scored from {len(arrays)} file(s)"]
+    )
+    d = out.as_dict()
+    if report is not None:
+        from surveillance.forecast.report import write_forecast_report
+
+        write_forecast_report(report, d)
+    if as_json:
+        click.echo(json.dumps(d))
+    else:
+        _print_summary(d)
+
+
 @command.command("train-deeplob")
 @_train_options
 @click.option("--retrain", is_flag=True, help="Train even when the cache holds the model.")
