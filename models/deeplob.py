@@ -36,14 +36,19 @@ class DeepLOBConfig:
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
-    """Adam with early stopping on the validation loss (the best epoch's weights are kept)."""
+    """Adam with early stopping on the validation slice: the epoch with the best validation
+    score is kept, and training stops after ``patience`` epochs without a better one.
+    ``select``: "f1" (macro-F1 averaged over the horizons, the score the forecasts are judged
+    by) or "loss". On one day of data the validation loss is best after the first epoch, when
+    the network still predicts one class for every input (docs/studies/forecasting.md)."""
 
     lr: float = 1e-3
     batch_size: int = 64
-    max_epochs: int = 12
+    max_epochs: int = 8
     patience: int = 2
     seed: int = 0
     threads: int = 1
+    select: str = "f1"
 
 
 def _conv(cin: int, cout: int, kernel: tuple[int, int], stride: tuple[int, int] = (1, 1)):
@@ -99,16 +104,25 @@ class DeepLOB(nn.Module):
 class TrainingLog:
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
-    best_val_loss: float = float("inf")
+    best_score: float = float("-inf")  # the selection score (higher is better)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         return {
             "epochs": self.epochs,
             "best_epoch": self.best_epoch,
-            "best_val_loss": round(self.best_val_loss, 5),
+            "best_score": round(self.best_score, 5),
             "seconds": round(self.seconds, 1),
         }
+
+
+def mean_macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """Macro-F1 per horizon (columns), averaged."""
+    from sklearn.metrics import f1_score
+
+    return float(
+        np.mean([f1_score(y[:, h], pred[:, h], average="macro") for h in range(y.shape[1])])
+    )
 
 
 def _loss(model: DeepLOB, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -138,6 +152,8 @@ def train_deeplob(
     """Fit on (``x_train`` (N, T, F) float32, ``y_train`` (N, H) classes), stop when the
     validation loss has not improved for ``patience`` epochs, return the best epoch's model."""
     train = train or TrainConfig()
+    if train.select not in ("f1", "loss"):
+        raise ValueError(f"select must be f1 or loss, not {train.select!r}")
     config = config or DeepLOBConfig(
         features=x_train.shape[2], snapshots=x_train.shape[1], horizons=y_train.shape[1]
     )
@@ -167,13 +183,23 @@ def train_deeplob(
             opt.step()
             total += float(loss.detach()) * len(ix)
         val = evaluate_loss(model, x_val, y_val)
+        f1 = mean_macro_f1(y_val, predict_classes(model, x_val))
         log.epochs.append(
-            {"epoch": epoch, "train_loss": round(total / len(order), 5), "val_loss": round(val, 5)}
+            {
+                "epoch": epoch,
+                "train_loss": round(total / len(order), 5),
+                "val_loss": round(val, 5),
+                "val_macro_f1": round(f1, 5),
+            }
         )
         if progress is not None:
-            progress(f"deeplob epoch {epoch}: train {total / len(order):.4f} val {val:.4f}")
-        if val < log.best_val_loss - 1e-6:
-            log.best_val_loss, log.best_epoch, stale = val, epoch, 0
+            progress(
+                f"deeplob epoch {epoch}: train {total / len(order):.4f} val {val:.4f} "
+                f"val macro-F1 {f1:.3f}"
+            )
+        score = f1 if train.select == "f1" else -val
+        if score > log.best_score + 1e-6:
+            log.best_score, log.best_epoch, stale = score, epoch, 0
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
