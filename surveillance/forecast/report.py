@@ -47,6 +47,13 @@ def _frame(
     return left, width - right, top, height - bottom
 
 
+def _domain(lo: float, hi: float) -> tuple[list[float], float, float]:
+    """Axis ticks for [lo, hi] and a domain that holds both the data and every tick (the
+    ticks alone may fall inside the data's range)."""
+    ticks = _ticks(lo, hi)
+    return ticks, min(lo, ticks[0]), max(hi, ticks[-1])
+
+
 def f1_chart(per_horizon: Sequence[dict], width: int = 720, height: int = 300) -> str:
     """Macro-F1 per horizon, one dot and 95% interval bar per method, side by side."""
     methods = list(per_horizon[0]["methods"])
@@ -55,8 +62,7 @@ def f1_chart(per_horizon: Sequence[dict], width: int = 720, height: int = 300) -
     highs = [r["methods"][m]["macro_f1"]["high"] for r in per_horizon for m in methods]
     lo = min([v for v in lows if v is not None] + [0.2])
     hi = max([v for v in highs if v is not None] + [0.6])
-    ticks = _ticks(max(0.0, lo - 0.02), min(1.0, hi + 0.02))
-    lo, hi = ticks[0], ticks[-1]
+    ticks, lo, hi = _domain(max(0.0, lo - 0.02), min(1.0, hi + 0.02))
 
     def ymap(v: float) -> float:
         return y1 - (v - lo) / (hi - lo) * (y1 - y0)
@@ -94,8 +100,7 @@ def fan_chart(fan: dict, width: int = 360, height: int = 230) -> str:
     real = [0.0, *fan["real_bps"]]
     x0, x1, y0, y1 = _frame(width, height, right=16, top=24)
     values = [v for vs in q.values() for v in vs] + real
-    ticks = _ticks(min(values) - 0.5, max(values) + 0.5)
-    lo, hi = ticks[0], ticks[-1]
+    ticks, lo, hi = _domain(min(values) - 0.5, max(values) + 0.5)
 
     def xmap(s: float) -> float:
         return x0 + s / hs[-1] * (x1 - x0)
@@ -233,7 +238,8 @@ def render_forecast_report(out: dict[str, Any]) -> str:
             f"<li>{_e(k)}: <b>{'met' if v else 'not met'}</b></li>" for k, v in out["goals"].items()
         )
         + "</ul>",
-        "<h2>Predictive distributions at a few start times</h2><div>"
+        "<h2>Predictive distributions at a few start times</h2>"
+        "<div style='display:flex;flex-wrap:wrap;gap:10px'>"
         + "".join(fan_chart(f) for f in out["fans"])
         + "</div><p class='muted'>Blue bands: rollouts' 5-95% and 25-75%; blue line: their "
         "median; orange: the real mid.</p>",
