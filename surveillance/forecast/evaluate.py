@@ -351,6 +351,9 @@ class ForecastReport:
             row["crps_bps"] = {
                 ENGINE: boot.interval(mean_of(crps[:, h])).as_dict(),
                 "no_change": boot.interval(mean_of(crps_nc[:, h])).as_dict(),
+                "engine_minus_no_change": boot.interval(
+                    mean_of(crps[:, h] - crps_nc[:, h])
+                ).as_dict(),
             }
             row["coverage"] = {
                 "50": boot.interval(mean_of(cov50[:, h])).as_dict(3),
@@ -368,6 +371,9 @@ class ForecastReport:
             "crps_bps": {
                 ENGINE: boot.interval(mean_of(crps.mean(1))).as_dict(),
                 "no_change": boot.interval(mean_of(crps_nc.mean(1))).as_dict(),
+                "engine_minus_no_change": boot.interval(
+                    mean_of((crps - crps_nc).mean(1))
+                ).as_dict(),
             },
             "coverage": {
                 "50": boot.interval(mean_of(cov50.mean(1))).as_dict(3),
