@@ -244,3 +244,18 @@ def test_command_errors_are_one_line(lobster_dir: Path, capsys, args, needle):
     code = main([*base, *args])
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and needle in err, err
+
+
+@pytest.mark.slow  # the whole command on real data: ~4 s idle, over the suite's budget for us
+def test_command_runs_and_scores_its_saved_arrays(lobster_dir: Path, capsys, tmp_path):
+    data = str(lobster_zip(lobster_dir, "AMZN", 5))
+    args = ["--data", data, "--start", "14:30", "--end", "14:33", "--every", "60s"]
+    args += ["--horizons", "30s,1m", "--rollouts", "2", "--generator", "empirical"]
+    args += ["--no-deeplob", "--jobs", "1", "--quiet", "--json"]
+    arrays = tmp_path / "a.npz"
+    assert main(["forecast", *args, "--arrays", str(arrays)]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["pooled"]["starts"] == 3 and run["generator"] == "empirical-v1"
+    assert main(["forecast", "score", str(arrays), "--rollouts", "2", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["pooled"] == run["pooled"]
