@@ -246,7 +246,6 @@ def test_command_errors_are_one_line(lobster_dir: Path, capsys, args, needle):
     assert code != 0 and len(err.splitlines()) == 1 and needle in err, err
 
 
-@pytest.mark.slow  # the whole command on real data: ~4 s idle, over the suite's budget for us
 def test_command_runs_and_scores_its_saved_arrays(lobster_dir: Path, capsys, tmp_path):
     data = str(lobster_zip(lobster_dir, "AMZN", 5))
     args = ["--data", data, "--start", "14:30", "--end", "14:33", "--every", "60s"]
