@@ -20,6 +20,7 @@ COMMANDS = [
     "feed",
     "worker",
     "realism",
+    "forecast",
     "train",
     "replay",
     "evaluate",
