@@ -86,6 +86,7 @@ class OrderTokenizer:
         flow: bool = False,
         clock_span: tuple[int, int] | None = None,
         feed_depth: bool = False,
+        session: tuple[int, int] | None = None,
     ) -> None:
         self.price = price
         self.volume = volume
@@ -106,6 +107,9 @@ class OrderTokenizer:
             raise ValueError("a sweep slot needs a v3 (cancels by level) tokenizer")
         # times of day (ns after midnight) of the first and last training order (``clock``)
         self.clock_span = _clock_span(clock_span)
+        # the venue's session (open, ns after midnight, and length) the time features read;
+        # None: NASDAQ's 09:30-16:00, what the bundled models were trained with
+        self.session = None if session is None else (int(session[0]), int(session[1]))
 
     @property
     def version(self) -> int:
@@ -140,6 +144,7 @@ class OrderTokenizer:
             self.tick,
             self.level_gaps,
             depth if self.feed_depth else None,
+            self.session,
         )
 
     # ------------------------------------------------------------------ fields
@@ -331,6 +336,7 @@ class OrderTokenizer:
                     else {}
                 ),
                 **({"clock_span_ns": list(self.clock_span)} if self.clock_span is not None else {}),
+                **({"session_ns": list(self.session)} if self.session is not None else {}),
             },
             "price_codes": {
                 "inside_steps": INSIDE_STEPS,
@@ -357,6 +363,7 @@ class OrderTokenizer:
             flow=_flow_from_dict(features),
             clock_span=features.get("clock_span_ns"),
             feed_depth=bool(features.get("feed_depth", False)),
+            session=features.get("session_ns"),
         )
 
     def save(self, path: str | Path) -> None:
