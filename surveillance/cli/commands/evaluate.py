@@ -131,6 +131,7 @@ def command(  # type: ignore[no-untyped-def]
     from surveillance.studies.evaluate import (
         EvaluationConfig,
         calibrate,
+        calibrated_rates,
         evaluate_day,
         evaluate_task,
         summarize,
@@ -247,6 +248,16 @@ def command(  # type: ignore[no-untyped-def]
             for v, i in sorted({(r.variant, r.intensity) for r in results if r.variant != "clean"})
         },
     }
+    # every detector at a threshold fitted on the calibration windows (the simulation
+    # detector's: its calibration above)
+    summary["calibrated"] = {
+        "simulation": {
+            "threshold": cal.threshold,
+            "false_alarm_rate": summary["calibration"]["false_alarm_rate"],
+            "tpr": summary["calibration"]["alert_rate"],
+        },
+        **calibrated_rates(normal, results, far),
+    }
     summary["model_version"] = model_version
     summary["sampler"] = note
     if settings.sampling:  # set for this run (the model version says so too)
@@ -272,6 +283,10 @@ def command(  # type: ignore[no-untyped-def]
         click.echo(json.dumps(summary))
         return
     _print_table(summary)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.0%}"
 
 
 def _venue_sampler(spec, path: Path, fmt: str):  # type: ignore[no-untyped-def]
@@ -324,6 +339,19 @@ def _print_table(summary: dict) -> None:
         + ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}" for d, v in means.items())
         + "\n"
     )
+    rates = summary.get("calibrated")
+    if rates:
+        out.write(f"at thresholds fitted on the calibration windows ({summary['fpr']:.0%} FAR): ")
+        out.write("TPR per typology, false-alarm rate on the clean windows\n")
+        out.write(f"{'':<30}" + "".join(f"{d:>26}" for d in rates) + "\n")
+        keys = next(iter(rates.values()))["tpr"]
+        for key in keys:
+            typology, intensity = key.split("/")
+            out.write(f"{typology:<20}{intensity:<10}")
+            out.write("".join(f"{rates[d]['tpr'].get(key, float('nan')):>26.2f}" for d in rates))
+            out.write("\n")
+        out.write(f"{'false alarms (clean)':<30}")
+        out.write("".join(f"{_pct(rates[d]['false_alarm_rate']):>26}" for d in rates) + "\n")
     cal = summary.get("calibration")
     if cal:
         far = cal["false_alarm_rate"]
