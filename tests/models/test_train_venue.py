@@ -57,6 +57,9 @@ def test_a_bitstamp_prefix_trains_into_a_loadable_venue_checkpoint(tmp_path: Pat
     assert result.tokenizer.session == (0, 24 * 3600 * 1_000_000_000)
     gen = load_generator(tmp_path / "lmm-bs.pt")
     assert gen.tokenizer.session == result.tokenizer.session
+    # a replay's epoch clock reads as the benchmark's times of day (UTC)
+    epoch_minute = 1_430_438_400 * 1_000_000_000 + 60 * 1_000_000_000
+    assert gen.tokenizer.clock(epoch_minute) == gen.tokenizer.clock(60 * 1_000_000_000)
     assert (tmp_path / "lmm-bs.pt").stat().st_size < 2_000_000
 
 
