@@ -51,8 +51,13 @@ from models.tokenizer import (
     mid2_from_rows,
     pad_rows,
 )
-from simulator.lobster import LobsterDay, load_lobster
-from simulator.orderstream import OrderStream, intervals_ns
+from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
+from simulator.feeds import load_feed, venue_day_start
+from simulator.lobster import LobsterDay, Messages, load_lobster
+from simulator.normalized import to_messages
+from simulator.orderstream import OrderStream, convert_messages, intervals_ns
+from simulator.replay import FeedReplayer
+from simulator.types import Instrument, Side
 from simulator.units import NS_PER_S
 
 DEFAULT_FILES = (
@@ -88,6 +93,12 @@ class TrainConfig:
     # share of training windows whose book features hide each side's deepest levels
     # (``sample_batch``, ``models.tokenizer.hide_levels``)
     level_dropout: float = 0.0
+    # a venue file (any ``simulator.feeds`` format) instead of the LOBSTER ``files``: one day,
+    # its clock turned into times of day, read only before ``train_until_ns`` (ns after the
+    # venue's midnight; None: the whole file), validated on its last ``val_minutes``
+    data: Path | None = None
+    fmt: str = "auto"
+    train_until_ns: int | None = None
     # how the model's rollouts sample, recorded in the checkpoint (``sampling`` of its meta;
     # None: the sampler's defaults, recorded only when the other one is set)
     temperature: PerField | None = None
@@ -192,6 +203,85 @@ def _raw_day(day: LobsterDay, val_minutes: float, max_orders: int | None) -> _Ra
     )
 
 
+def _book_rows_after(messages: Messages, symbol: str, levels: int = N_LEVELS) -> np.ndarray:
+    """LOBSTER-style orderbook rows: the book after each message, replayed from an empty book
+    (a venue feed's first events seed it)."""
+    replayer = FeedReplayer(OrderBook(symbol))
+    book = replayer.book
+    rows = np.zeros((len(messages), 4 * levels), np.int64)
+    rows[:, 0::4] = EMPTY_ASK_PRICE
+    rows[:, 2::4] = EMPTY_BID_PRICE
+    cols = zip(
+        messages.kind.tolist(),
+        messages.order_id.tolist(),
+        messages.qty.tolist(),
+        messages.price.tolist(),
+        messages.side.tolist(),
+        strict=True,
+    )
+    for i, (k, o, q, p, sd) in enumerate(cols):
+        replayer.apply(k, o, q, p, sd)
+        for j, (price, qty) in enumerate(book.depth(Side.ASK, levels)):
+            rows[i, 4 * j], rows[i, 4 * j + 1] = price, qty
+        for j, (price, qty) in enumerate(book.depth(Side.BID, levels)):
+            rows[i, 4 * j + 2], rows[i, 4 * j + 3] = price, qty
+    return rows
+
+
+def raw_feed_day(
+    path: Path,
+    fmt: str,
+    train_until_ns: int | None,
+    val_minutes: float,
+    max_orders: int | None,
+) -> tuple[_RawDay, Instrument]:
+    """One venue file (Bitstamp, Databento, normalized) as a training day: its times become
+    times of day (the clock the benchmark forks at), only events before ``train_until_ns`` are
+    read, and the book each order meets is replayed from the events. Orders a reconciliation
+    wrote (``synthetic``: the opening seed, resyncs) move the book but are not trained on."""
+    feed = load_feed(path, fmt)
+    frame = feed.frame
+    if frame.empty:
+        raise ValueError(f"{path}: no events")
+    symbol = str(frame["instrument"].iloc[0])
+    instrument = feed.instrument or Instrument(symbol)
+    ts_all = frame["ts_ns"].to_numpy(np.int64) - venue_day_start(frame, feed.instrument)
+    if train_until_ns is not None:
+        stop = int(np.searchsorted(ts_all, train_until_ns, side="left"))
+        frame, ts_all = frame.iloc[:stop], ts_all[:stop]
+    messages = to_messages(frame)
+    messages = replace(messages, ts_ns=ts_all)
+    rows = _book_rows_after(messages, symbol)
+    stream, _ = convert_messages(messages)
+    synthetic = frame["synthetic"].to_numpy(bool)
+    stream = stream.take(np.flatnonzero(~synthetic[np.asarray(stream.source_row, np.int64)]))
+    before = np.maximum(np.asarray(stream.source_row, np.int64) - 1, 0)
+    after = np.append(before[1:], len(rows) - 1)
+    if max_orders is not None:
+        stream = stream.take(slice(0, max_orders))
+        before, after = before[:max_orders], after[:max_orders]
+    n = len(stream)
+    if n < 10:
+        raise ValueError(f"{path}: only {n} orders before the training cut")
+    two_sided = np.flatnonzero((rows[:, 0] != EMPTY_ASK_PRICE) & (rows[:, 2] != EMPTY_BID_PRICE))
+    if len(two_sided) == 0:
+        raise ValueError(f"{path}: the book is never two-sided")
+    open_mid = float(mid2_from_rows(rows[two_sided[0]], np.nan)) / 2.0
+    rows_before, rows_after = rows[before], rows[after]
+    mid2 = mid2_from_rows(rows_before, 2.0 * open_mid)
+    ts = np.asarray(stream.ts_ns, np.int64)
+    if max_orders is None:
+        end = int(ts_all[-1]) if train_until_ns is None else train_until_ns
+        val_start = end - int(val_minutes * 60 * NS_PER_S)
+    else:  # a prefix: hold out its last fifth
+        val_start = int(ts[int(n * 0.8)])
+    n_train = int(np.searchsorted(ts, val_start, side="left"))
+    raw = _RawDay(
+        symbol, stream, rows_before, rows_after, mid2, intervals_ns(ts), open_mid, n_train
+    )
+    return raw, instrument
+
+
 def tokenize_days(
     raw: list[_RawDay],
     seed: int,
@@ -199,8 +289,11 @@ def tokenize_days(
     sweep: bool = False,
     flow: bool = False,
     feed_depth: bool = False,
+    tick: int = 100,
+    session: tuple[int, int] | None = None,
 ) -> tuple[OrderTokenizer, list[DayTokens]]:
-    """Fit the tokenizer on the training parts and tokenize every day."""
+    """Fit the tokenizer on the training parts and tokenize every day. ``tick`` and
+    ``session``: the instrument's (``Instrument.session_ns``; None: NASDAQ's day)."""
 
     def train_cat(get: Callable[[_RawDay], np.ndarray]) -> np.ndarray:
         return np.concatenate([get(r)[: r.n_train] for r in raw])
@@ -215,7 +308,9 @@ def tokenize_days(
         seed=seed,
         rows=train_cat(lambda r: pad_rows(r.rows_before)),
         sweep=sweep,
+        tick=tick,
     )
+    tok.session = session
     tok.level_gaps = level_gaps
     tok.flow = flow
     tok.feed_depth = feed_depth
@@ -244,6 +339,7 @@ def tokenize_days(
             tok.tick,
             gaps=level_gaps,
             depth=levels if feed_depth else None,
+            session=session,
         )
         lob = f.lob
         if flow:  # order i's features: the averages over the day's orders up to i
@@ -385,12 +481,31 @@ def train(
         raise ValueError(f"level_dropout must be in [0, 1], got {cfg.level_dropout}")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    paths = [Path(cfg.data_dir) / f for f in cfg.files]
-    for p in paths:
-        if not p.exists():
-            raise FileNotFoundError(f"training data not found: {p}")
-    raw = [_raw_day(load_lobster(p), cfg.val_minutes, cfg.max_orders) for p in paths]
-    tok, days = tokenize_days(raw, cfg.seed, cfg.level_gaps, cfg.sweep, cfg.flow, cfg.feed_depth)
+    instrument: Instrument | None = None
+    if cfg.data is not None:
+        paths = [Path(cfg.data)]
+        if not paths[0].exists():
+            raise FileNotFoundError(f"training data not found: {paths[0]}")
+        day, instrument = raw_feed_day(
+            paths[0], cfg.fmt, cfg.train_until_ns, cfg.val_minutes, cfg.max_orders
+        )
+        raw = [day]
+    else:
+        paths = [Path(cfg.data_dir) / f for f in cfg.files]
+        for p in paths:
+            if not p.exists():
+                raise FileNotFoundError(f"training data not found: {p}")
+        raw = [_raw_day(load_lobster(p), cfg.val_minutes, cfg.max_orders) for p in paths]
+    tok, days = tokenize_days(
+        raw,
+        cfg.seed,
+        cfg.level_gaps,
+        cfg.sweep,
+        cfg.flow,
+        cfg.feed_depth,
+        tick=instrument.tick_size if instrument is not None else 100,
+        session=instrument.session_ns() if instrument is not None else None,
+    )
     want = tok.lob_dim
     if cfg.model.lob_dim != want:
         cfg.model = replace(cfg.model, lob_dim=want)
@@ -471,7 +586,12 @@ def train(
             for p, d in zip(paths, days, strict=True)
         ],
         "validation": {
-            "holdout": f"last {cfg.val_minutes:g} minutes of each day",
+            "holdout": f"last {cfg.val_minutes:g} minutes of each day"
+            + (
+                f" before {cfg.train_until_ns / 3.6e12:g} h (later events never read)"
+                if cfg.train_until_ns is not None
+                else ""
+            ),
             "targets": int(sum(max(len(d.ids) - 1, 0) for d in val_days)),
             "model_nats": best_loss,
             "unigram_nats": base["unigram"],
@@ -509,6 +629,9 @@ def train(
         },
         "command": command,
     }
+    if instrument is not None:
+        # which venue and instrument the model knows: the wiring picks it for their feeds
+        meta["instrument"] = instrument.as_dict()
     if cfg.temperature is not None or cfg.top_p is not None:
         temperature = DEFAULT_TEMPERATURE if cfg.temperature is None else cfg.temperature
         top_p = DEFAULT_TOP_P if cfg.top_p is None else cfg.top_p

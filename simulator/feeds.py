@@ -142,3 +142,41 @@ def load_feed(
 
     frame, bad = read_events(path)
     return VenueFeed(fmt, frame, read_metadata(path), bad, str(path))
+
+
+def venue_day_start(frame: pd.DataFrame, instrument: Instrument | None) -> int:
+    """Midnight, in the venue's time zone, of the day an epoch-clocked feed begins (its first
+    venue event, not a synthetic seed), in the feed's clock; 0 for a feed already counted from
+    midnight (LOBSTER). Subtracted from ``ts_ns`` it gives times of day, the clock the window
+    grid, the benchmark and the order model's time features read."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    if frame.empty:
+        return 0
+    first = int(frame["ts_ns"].iloc[0])
+    if first < 86_400 * 1_000_000_000:
+        return 0
+    live = frame["ts_ns"][~frame["synthetic"].to_numpy(bool)]
+    begun = int(live.iloc[0]) if len(live) else first
+    tz = ZoneInfo(instrument.timezone if instrument is not None else "UTC")
+    day = dt.datetime.fromtimestamp(begun / 1e9, tz).date()
+    midnight = dt.datetime.combine(day, dt.time(), tzinfo=tz)
+    return int(midnight.timestamp()) * 1_000_000_000
+
+
+def feed_instrument(path: str | Path, fmt: str) -> Instrument | None:
+    """A file's instrument metadata without converting the whole file (a Bitstamp log names
+    none: the adapter's BTC/USD; a Databento file: from its first records)."""
+    if fmt == "bitstamp":
+        from simulator.bitstamp import instrument
+
+        return instrument()
+    if fmt == "normalized":
+        from simulator.normalized import read_metadata
+
+        return read_metadata(path)
+    if fmt == "lobster":  # a NASDAQ stock, named by the file
+        found = re.search(r"([A-Za-z.]+)_\d{4}-\d{2}-\d{2}", Path(path).name)
+        return Instrument(found[1] if found else Path(path).stem)
+    return load_feed(path, fmt, limit=1_000).instrument

@@ -84,6 +84,22 @@ class Instrument:
         """Trades around the clock (crypto): no open or close to align windows with."""
         return self.session_open == "00:00" and self.session_close in ("00:00", "24:00")
 
+    def session_ns(self) -> tuple[int, int]:
+        """The continuous session as (open, length), ns after midnight in the venue's time
+        zone: what an order model's time-of-day features count the day by (24 hours for
+        crypto)."""
+
+        def ns(clock: str) -> int:
+            hours, minutes = (int(x) for x in clock.split(":"))
+            return (hours * 60 + minutes) * 60 * 1_000_000_000
+
+        if self.continuous:
+            return 0, 24 * 3600 * 1_000_000_000
+        open_ns, close_ns = ns(self.session_open), ns(self.session_close)
+        if close_ns <= open_ns:  # a session across midnight (futures): it ends the next day
+            close_ns += 24 * 3600 * 1_000_000_000
+        return open_ns, close_ns - open_ns
+
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 

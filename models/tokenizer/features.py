@@ -63,8 +63,11 @@ def mid_bucket(move_ticks) -> np.ndarray:
     return (np.sign(move) * b).astype(np.int64) + MID_MAX_BUCKET
 
 
-def time_of_day(ts_ns) -> np.ndarray:
-    f = np.clip((np.asarray(ts_ns, np.float64) - SESSION_OPEN_NS) / SESSION_LENGTH_NS, 0.0, 1.0)
+def time_of_day(ts_ns, session: tuple[int, int] | None = None) -> np.ndarray:
+    """Sines and cosines of the share of the session elapsed. ``session``: its open (ns after
+    midnight) and length; None is the NASDAQ day the bundled models were trained on."""
+    open_ns, length_ns = (SESSION_OPEN_NS, SESSION_LENGTH_NS) if session is None else session
+    f = np.clip((np.asarray(ts_ns, np.float64) - open_ns) / length_ns, 0.0, 1.0)
     out = np.stack(
         [np.sin(np.pi * f), np.cos(np.pi * f), np.sin(2 * np.pi * f), np.cos(2 * np.pi * f)], -1
     )
@@ -78,6 +81,7 @@ def features_from_rows(
     tick: int = 100,
     gaps: bool = False,
     depth: int | None = None,
+    session: tuple[int, int] | None = None,
 ) -> TokenFeatures:
     """Features of LOBSTER rows ``(..., 4 * levels)`` at times ``ts_ns`` (broadcast).
 
@@ -118,7 +122,7 @@ def features_from_rows(
     mid2 = mid2_from_rows(rows, 2.0 * open_mid)
     move_ticks = (mid2 / 2.0 - open_mid) / tick
     ts = np.broadcast_to(np.asarray(ts_ns, np.int64), rows.shape[:-1])
-    return TokenFeatures(lob, mid_bucket(move_ticks), time_of_day(ts))
+    return TokenFeatures(lob, mid_bucket(move_ticks), time_of_day(ts, session))
 
 
 def hide_levels(

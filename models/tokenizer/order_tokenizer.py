@@ -86,6 +86,7 @@ class OrderTokenizer:
         flow: bool = False,
         clock_span: tuple[int, int] | None = None,
         feed_depth: bool = False,
+        session: tuple[int, int] | None = None,
     ) -> None:
         self.price = price
         self.volume = volume
@@ -106,6 +107,9 @@ class OrderTokenizer:
             raise ValueError("a sweep slot needs a v3 (cancels by level) tokenizer")
         # times of day (ns after midnight) of the first and last training order (``clock``)
         self.clock_span = _clock_span(clock_span)
+        # the venue's session (open, ns after midnight, and length) the time features read;
+        # None: NASDAQ's 09:30-16:00, what the bundled models were trained with
+        self.session = None if session is None else (int(session[0]), int(session[1]))
 
     @property
     def version(self) -> int:
@@ -121,6 +125,10 @@ class OrderTokenizer:
         docs/decisions/held-clock.md.
         """
         ts = np.asarray(ts_ns, np.int64)
+        if self.session is not None:
+            # a venue model meets epoch clocks in replays and streams (times of day in the
+            # benchmark): read both as UTC times of day, the venue day of a crypto feed
+            ts = np.where(ts >= _NS_PER_DAY, ts % _NS_PER_DAY, ts)
         if self.clock_span is None:
             return ts
         return np.clip(ts, *self.clock_span)
@@ -140,6 +148,7 @@ class OrderTokenizer:
             self.tick,
             self.level_gaps,
             depth if self.feed_depth else None,
+            self.session,
         )
 
     # ------------------------------------------------------------------ fields
@@ -331,6 +340,7 @@ class OrderTokenizer:
                     else {}
                 ),
                 **({"clock_span_ns": list(self.clock_span)} if self.clock_span is not None else {}),
+                **({"session_ns": list(self.session)} if self.session is not None else {}),
             },
             "price_codes": {
                 "inside_steps": INSIDE_STEPS,
@@ -357,6 +367,7 @@ class OrderTokenizer:
             flow=_flow_from_dict(features),
             clock_span=features.get("clock_span_ns"),
             feed_depth=bool(features.get("feed_depth", False)),
+            session=features.get("session_ns"),
         )
 
     def save(self, path: str | Path) -> None:
@@ -374,6 +385,9 @@ class OrderTokenizer:
     @classmethod
     def load(cls, path: str | Path) -> OrderTokenizer:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+_NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 def _clock_span(span) -> tuple[int, int] | None:

@@ -135,16 +135,99 @@ class SamplerSpec:
         return "+".join(versions)
 
 
+def checkpoint_instrument(path: str | Path) -> Instrument:
+    """The instrument a checkpoint was trained for (its meta's ``instrument``); a checkpoint
+    without one was trained on the LOBSTER NASDAQ samples (every one bundled before venues)."""
+    import json
+
+    meta_path = Path(path).with_suffix(".json")
+    data = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    found = data.get("instrument")
+    if isinstance(found, dict):
+        return Instrument.from_dict(found)
+    return Instrument("LOBSTER")  # the defaults: NASDAQ's venue, tick and session
+
+
+def _same_venue(a: Instrument, b: Instrument) -> bool:
+    """Whether a model trained on ``a`` knows ``b``'s market: the same venue, and for a venue
+    other than NASDAQ (whose LOBSTER models are trained across its stocks) the same symbol."""
+    if a.venue != b.venue:
+        return False
+    return a.venue == "NASDAQ" or a.symbol == b.symbol
+
+
+def venue_checkpoint(instrument: Instrument, directory: Path = CHECKPOINT_DIR) -> Path | None:
+    """The checkpoint trained for ``instrument``'s venue and symbol (``*.pt`` with an
+    ``instrument`` in its meta, in name order); None when no model was trained for it."""
+    for weights in sorted(directory.glob("*.pt")):
+        meta = weights.with_suffix(".json")
+        if not meta.exists():
+            continue
+        trained = checkpoint_instrument(weights)
+        if trained.venue != "NASDAQ" and _same_venue(trained, instrument):
+            return weights
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSampler:
+    """The sampler a run on one venue uses, and the line that says which and why."""
+
+    spec: SamplerSpec
+    note: str
+
+
+def sampler_for_venue(spec: SamplerSpec, instrument: Instrument | None) -> VenueSampler:
+    """The venue's model: a checkpoint named with ``--model`` serves as asked (with a warning
+    when it was trained on another venue); otherwise the one trained for this venue, the
+    bundled NASDAQ model for NASDAQ (and inputs without metadata), or, where no model was
+    trained for the venue, the empirical generator, and the note says so. The empirical
+    generator always takes the venue's tick."""
+    if instrument is None:
+        return VenueSampler(spec, _served(spec, "no instrument metadata"))
+    where = f"{instrument.symbol} on {instrument.venue}"
+    spec = dataclasses.replace(spec, tick_size=instrument.tick_size)
+    if spec.kind != "lmm":
+        return VenueSampler(spec, _served(spec, "as asked"))
+    if spec.models:  # an explicit --model
+        trained = [checkpoint_instrument(p) for p in spec.paths]
+        other = [t for t in trained if not _same_venue(t, instrument)]
+        why = (
+            f"as asked; trained on {other[0].symbol} ({other[0].venue}), not {where}"
+            if other
+            else "as asked"
+        )
+        return VenueSampler(spec, _served(spec, why))
+    if instrument.venue == "NASDAQ":
+        return VenueSampler(spec, _served(spec, f"the bundled model, trained on {where}"))
+    found = venue_checkpoint(instrument)
+    if found is not None:
+        spec = dataclasses.replace(spec, models=(str(found),))
+        return VenueSampler(spec, _served(spec, f"trained for {where}"))
+    spec = dataclasses.replace(spec, kind="empirical", models=(), sampling=())
+    return VenueSampler(spec, f"{EMPIRICAL_VERSION}: no model trained for this venue ({where})")
+
+
+def _served(spec: SamplerSpec, why: str) -> str:
+    return f"{spec.model_version}: {why}"
+
+
 def bundled_calibration(
-    model_version: str, directory: Path = CHECKPOINT_DIR
+    model_version: str, directory: Path = CHECKPOINT_DIR, instrument: Instrument | None = None
 ) -> tuple[Path, Calibration] | None:
     """The calibration shipped beside the checkpoints (``calibration*.json``, in name order)
     fitted for ``model_version``, with its path; None when none was. A model is deployed
-    together with its calibration: this is what ``auto`` means everywhere."""
+    together with its calibration: this is what ``auto`` means everywhere. With an
+    ``instrument`` of another venue than NASDAQ, only a calibration whose fact norms were fitted
+    on that instrument's windows: the bundled ones were fitted on NASDAQ stocks, and their
+    pooled norms are no crypto or futures market's."""
     for path in sorted(directory.glob("calibration*.json")):
         cal = Calibration.load(path)
-        if cal.model_version == model_version:
-            return path, cal
+        if cal.model_version != model_version:
+            continue
+        if instrument is not None and not _knows(cal, instrument):
+            continue
+        return path, cal
     return None
 
 
@@ -165,6 +248,7 @@ def resolve_calibration(
     config_version: str,
     far: float,
     can_self: bool,
+    instrument: Instrument | None = None,
 ) -> ResolvedCalibration:
     """``auto``: the bundled calibration fitted for the model; without one, ``self`` where the
     run can fit its own (a replay), else none (a stream cannot look back at its windows).
@@ -179,14 +263,16 @@ def resolve_calibration(
             )
         return ResolvedCalibration(None, far, "self")
     if choice == "auto":
-        found = bundled_calibration(model_version)
+        found = bundled_calibration(model_version, instrument=instrument)
         if found is not None:
             path, cal = found
             _check(cal, path, model_version, config_version)
             return ResolvedCalibration(cal, None, str(path))
         if can_self:
             return ResolvedCalibration(
-                None, far, f"self: no calibration bundled for model {model_version}"
+                None,
+                far,
+                f"self: no calibration bundled for model {model_version}{_for(instrument)}",
             )
         log.warning(
             "no calibration for model %s in %s: windows are scored but never alert "
@@ -194,13 +280,23 @@ def resolve_calibration(
             model_version,
             CHECKPOINT_DIR,
         )
-        return ResolvedCalibration(None, None, f"none bundled for model {model_version}")
+        return ResolvedCalibration(
+            None, None, f"none bundled for model {model_version}{_for(instrument)}"
+        )
     path = Path(choice)
     if not path.exists():
         raise ScorerSetupError(f"no such calibration file: {path}")
     cal = Calibration.load(path)
     _check(cal, path, model_version, config_version)
     return ResolvedCalibration(cal, None, str(path))
+
+
+def _knows(cal: Calibration, instrument: Instrument) -> bool:
+    return instrument.venue == "NASDAQ" or instrument.symbol in cal.norms
+
+
+def _for(instrument: Instrument | None) -> str:
+    return "" if instrument is None else f" on {instrument.symbol} ({instrument.venue})"
 
 
 def _check(cal: Calibration, path: Path, model_version: str, config_version: str) -> None:
@@ -228,21 +324,27 @@ def make_scorer(
 ) -> tuple[SimulationScorer, ResolvedCalibration]:
     """The product's ``SimulationScorer`` for ``settings``, with its calibration resolved.
     ``instrument``: the venue's metadata; its tick and price scale replace the defaults (the
-    LOBSTER samples') in the detection config and the empirical generator."""
-    spec = SamplerSpec.of(settings)
+    LOBSTER samples') in the detection config and the empirical generator, and the sampler is
+    the venue's (``sampler_for_venue``: its model, or the empirical generator where none was
+    trained for it; the line that says which is logged and kept as ``scorer.sampler_note``)."""
+    chosen = sampler_for_venue(SamplerSpec.of(settings), instrument)
+    spec = chosen.spec
     config = settings.config()
     if instrument is not None:
         config = dataclasses.replace(
             config, tick_size=instrument.tick_size, price_scale=instrument.price_scale
         )
-        spec = dataclasses.replace(spec, tick_size=instrument.tick_size)
     scorer = SimulationScorer(config, spec, spec.model_version)
+    # a fallback to another generator than the one asked for is worth a warning
+    level = logging.WARNING if spec.kind != settings.generator else logging.INFO
+    log.log(level, "sampler: %s", chosen.note)
     resolved = resolve_calibration(
         settings.calibration,
         model_version=scorer.model_version,
         config_version=scorer.config_version,
         far=settings.far,
         can_self=can_self,
+        instrument=instrument,
     )
     scorer.calibration = resolved.calibration
     log.info(

@@ -42,13 +42,14 @@ import pandas as pd
 
 from simulator.book import OrderBook
 from simulator.engine import Engine
+from simulator.feeds import load_feed, venue_day_start
 from simulator.lobster import load_lobster
 from simulator.manipulation import INTENSITIES, Campaign, Typology, inject, typical_touch_qty
 from simulator.normalized import iter_events, lobster_to_frame
 from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator
 from simulator.trajectory import trajectory_from_events
-from simulator.types import BookEvent
+from simulator.types import BookEvent, Instrument
 from simulator.units import NS_PER_MIN
 from surveillance.detection.detector import Calibration
 from surveillance.detection.metrics import window_facts
@@ -72,7 +73,9 @@ class EvaluationConfig:
     start_ns: int = (14 * 60 + 30) * NS_PER_MIN  # held out from the order model's training
     end_ns: int = 16 * 60 * NS_PER_MIN
     stride_ns: int = 5 * NS_PER_MIN
-    session_open_ns: int = (9 * 60 + 30) * NS_PER_MIN
+    # where the historical baseline's earlier windows may start; None: the instrument's
+    # session open (09:30 for the LOBSTER days, midnight for a venue trading around the clock)
+    session_open_ns: int | None = None
     typologies: tuple[Typology, ...] = tuple(Typology)
     intensities: tuple[str, ...] = ("low", "moderate", "high")
     margin_ns: int = NS_PER_MIN  # campaigns start/stop this far inside the window
@@ -119,13 +122,39 @@ class VariantScore:
         }
 
 
-class _Day:
-    """One instrument-day as events, with books and real facts at any window boundary."""
+# The injectors' order size unit on the LOBSTER days: NASDAQ's round lot, which the benchmark's
+# figures were measured with (``Instrument.lot_size`` there is one share, the odd-lot minimum).
+NASDAQ_ROUND_LOT = 100
 
-    def __init__(self, path: str | Path) -> None:
-        day = load_lobster(path)
-        self.instrument = day.symbol
-        self.frame = lobster_to_frame(day)
+
+def campaign_units(meta: Instrument) -> tuple[int, int]:
+    """The tick and lot a campaign on ``meta`` trades in: the instrument's, except NASDAQ's
+    round lot (``NASDAQ_ROUND_LOT``) for its stocks."""
+    lot = NASDAQ_ROUND_LOT if meta.venue == "NASDAQ" else meta.lot_size
+    return meta.tick_size, lot
+
+
+class _Day:
+    """One instrument-day as events, with books and real facts at any window boundary.
+
+    A LOBSTER day, or (``fmt``) any venue file ``simulator.feeds`` reads: its epoch clock is
+    turned into times of day (ns after the venue's midnight), the clock the window grid, the
+    calibration span and the order model's time features count in."""
+
+    def __init__(self, path: str | Path, fmt: str = "lobster") -> None:
+        if fmt == "lobster":
+            day = load_lobster(path)
+            self.instrument = day.symbol
+            self.meta = day.instrument
+            self.frame = lobster_to_frame(day)
+        else:
+            feed = load_feed(path, fmt)
+            if feed.frame.empty:
+                raise ValueError(f"{path}: no events")
+            self.instrument = str(feed.frame["instrument"].iloc[0])
+            self.meta = feed.instrument or Instrument(self.instrument)
+            start = venue_day_start(feed.frame, feed.instrument)
+            self.frame = feed.frame.assign(ts_ns=feed.frame["ts_ns"] - start)
         self.ts = self.frame["ts_ns"].to_numpy()
         self.events: list[BookEvent] = list(iter_events(self.frame))
         self._books: dict[int, OrderBook] = {}
@@ -187,23 +216,30 @@ def evaluate_day(
     calibration: bool = False,
     cache: SimCache | None = None,
     generator_version: str = "",
+    fmt: str = "lobster",
 ) -> list[VariantScore]:
     """Score one day's evaluation windows, clean and manipulated (or, with ``calibration``,
     its calibration windows, clean only). The ``simulation`` score is the raw Stouffer score;
     ``calibrate`` turns it into the calibrated one. With a ``cache`` (and the generator's
-    ``generator_version``), forks are read from it where present and stored where not."""
+    ``generator_version``), forks are read from it where present and stored where not.
+    ``fmt``: the file's format (``simulator.feeds``); the tick, price scale, lot and session
+    are the instrument's."""
     if cache is not None and not generator_version:
         raise ValueError("a simulation cache needs the generator's version")
-    det = config.detection
+    day = _Day(path, fmt)
+    det = replace(config.detection, tick_size=day.meta.tick_size, price_scale=day.meta.price_scale)
     window_ns = det.window_ns
-    day = _Day(path)
+    session_open = (
+        day.meta.session_ns()[0] if config.session_open_ns is None else config.session_open_ns
+    )
+    tick, lot = campaign_units(day.meta)
     engine = Engine(generator)
     starts = config.calibration_starts() if calibration else config.window_starts()
     earlier_of = {
         s: [
             s - k * window_ns
             for k in range(det.baseline_windows, 0, -1)
-            if s - k * window_ns >= config.session_open_ns
+            if s - k * window_ns >= session_open
         ]
         for s in starts
     }
@@ -291,6 +327,8 @@ def evaluate_day(
                     end - config.margin_ns,
                     INTENSITIES[name],
                     seed=zlib.crc32(f"{det.seed}|{day.instrument}|{s}|{typology}|{name}".encode()),
+                    tick=tick,
+                    lot=lot,
                 )
                 injection = inject(clean_frame, campaign, touch_qty=touch, book=opening)
                 events = list(iter_events(injection.frame))
@@ -305,6 +343,7 @@ def evaluate_task(
     calibration: bool,
     cache_dir: str | None = None,
     generator_version: str = "",
+    fmt: str = "lobster",
 ) -> list[VariantScore]:
     """``evaluate_day`` in a worker process (``sampler``, a picklable factory such as
     ``surveillance.cli.wiring.SamplerSpec``, builds the generator there; progress goes to
@@ -322,6 +361,7 @@ def evaluate_task(
         calibration=calibration,
         cache=SimCache(cache_dir) if cache_dir else None,
         generator_version=generator_version,
+        fmt=fmt,
     )
 
 
@@ -443,3 +483,36 @@ def summarize(results: Sequence[VariantScore], fpr: float = 0.05) -> dict[str, A
         "by_instrument": by_instrument,
         "mean_auc": {d: (float(np.mean(v)) if v else None) for d, v in cells.items()},
     }
+
+
+def calibrated_rates(
+    normal: Sequence[VariantScore], results: Sequence[VariantScore], far: float
+) -> dict[str, dict[str, Any]]:
+    """Every detector as deployed: its threshold fitted on the ``normal`` (calibration)
+    windows at ``far`` (the smallest that at most ``far`` of them exceed, as ``tpr_at_fpr``),
+    then its false-alarm rate on the clean evaluation windows and its true-positive rate per
+    typology and intensity. Unlike the table's TPR, whose threshold is read off the evaluated
+    clean windows themselves, nothing about the evaluated windows sets it. The calibrated
+    simulation detector is left out: its threshold is its ``Calibration``'s (``calibrate``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for d in DETECTORS[1:]:
+        neg = np.sort([r.scores[d] for r in normal if r.scores.get(d) is not None])
+        if len(neg) == 0:
+            continue
+        threshold = float(neg[len(neg) - 1 - int(np.floor(far * len(neg)))])
+
+        def rate(group: list[VariantScore], d: str = d, threshold: float = threshold) -> float:
+            scored = [r.scores[d] for r in group if r.scores.get(d) is not None]
+            return float(np.mean([x > threshold for x in scored])) if scored else float("nan")
+
+        out[d] = {
+            "threshold": threshold,
+            "false_alarm_rate": rate([r for r in results if r.variant == "clean"]),
+            "tpr": {
+                f"{v}/{i}": rate([r for r in results if r.variant == v and r.intensity == i])
+                for v, i in sorted(
+                    {(r.variant, r.intensity) for r in results if r.variant != "clean"}
+                )
+            },
+        }
+    return out

@@ -21,7 +21,17 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
     "paths",
     multiple=True,
     type=click.Path(path_type=Path),
-    help="LOBSTER day (repeatable; default: the shared GOOG level-10 and AMZN level-5 days).",
+    help="A day (repeatable; default: the shared GOOG level-10 and AMZN level-5 LOBSTER days); "
+    "another venue's file with --format.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["lobster", "databento", "bitstamp", "normalized"]),
+    default="lobster",
+    show_default=True,
+    help="Format of the --data files; a venue's times are read as times of day in its time zone "
+    "(UTC for Bitstamp), and its tick, lot and session come from its instrument metadata.",
 )
 @click.option(
     "--start",
@@ -94,6 +104,7 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
 )
 def command(  # type: ignore[no-untyped-def]
     paths,
+    fmt,
     start,
     end,
     calibration_span,
@@ -120,6 +131,7 @@ def command(  # type: ignore[no-untyped-def]
     from surveillance.studies.evaluate import (
         EvaluationConfig,
         calibrate,
+        calibrated_rates,
         evaluate_day,
         evaluate_task,
         summarize,
@@ -164,7 +176,9 @@ def command(  # type: ignore[no-untyped-def]
         raise click.ClickException("no window fits between --start and --end")
     if not config.calibration_starts():
         raise click.ClickException("no calibration window fits before the evaluation span")
-    spec = SamplerSpec.of(settings)
+    spec, note = _venue_sampler(SamplerSpec.of(settings), days[0], fmt)
+    # which generator serves (the venue's model, or the empirical one where none exists)
+    click.echo(f"sampler: {note}", err=True)
     model_version, config_version = spec.model_version, detection.version()
     tasks = [(p, phase) for p in days for phase in (True, False)]
     cache_dir = str(sim_cache) if sim_cache is not None else None
@@ -183,6 +197,7 @@ def command(  # type: ignore[no-untyped-def]
                 calibration=c,
                 cache=cache,
                 generator_version=model_version,
+                fmt=fmt,
             )
             for p, c in tasks
         ]
@@ -191,7 +206,7 @@ def command(  # type: ignore[no-untyped-def]
 
         with ProcessPoolExecutor(jobs) as pool:
             futures = [
-                pool.submit(evaluate_task, p, spec, config, c, cache_dir, model_version)
+                pool.submit(evaluate_task, p, spec, config, c, cache_dir, model_version, fmt)
                 for p, c in tasks
             ]
             done = [f.result() for f in futures]
@@ -233,7 +248,18 @@ def command(  # type: ignore[no-untyped-def]
             for v, i in sorted({(r.variant, r.intensity) for r in results if r.variant != "clean"})
         },
     }
+    # every detector at a threshold fitted on the calibration windows (the simulation
+    # detector's: its calibration above)
+    summary["calibrated"] = {
+        "simulation": {
+            "threshold": cal.threshold,
+            "false_alarm_rate": summary["calibration"]["false_alarm_rate"],
+            "tpr": summary["calibration"]["alert_rate"],
+        },
+        **calibrated_rates(normal, results, far),
+    }
     summary["model_version"] = model_version
+    summary["sampler"] = note
     if settings.sampling:  # set for this run (the model version says so too)
         summary["sampling"] = settings.sampling
     summary["config_version"] = config_version
@@ -259,10 +285,26 @@ def command(  # type: ignore[no-untyped-def]
     _print_table(summary)
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.0%}"
+
+
+def _venue_sampler(spec, path: Path, fmt: str):  # type: ignore[no-untyped-def]
+    """The sampler for the days' venue (``sampler_for_venue``) and the line saying which."""
+    from simulator.feeds import feed_instrument
+    from surveillance.cli.wiring import sampler_for_venue
+
+    instrument = feed_instrument(path, fmt)
+    chosen = sampler_for_venue(spec, instrument)
+    return chosen.spec, chosen.note
+
+
 def _print_table(summary: dict) -> None:
     from surveillance.studies.evaluate import DETECTORS
 
     out = sys.stdout
+    if summary.get("sampler"):
+        out.write(f"sampler: {summary['sampler']}\n")
     out.write(f"{summary['windows']} clean windows; AUC / TPR at {summary['fpr']:.0%} FPR\n")
     out.write(f"{'typology':<20}{'intensity':<10}" + "".join(f"{d:>26}" for d in DETECTORS) + "\n")
     for typology, by in summary["by_typology"].items():
@@ -297,6 +339,19 @@ def _print_table(summary: dict) -> None:
         + ", ".join(f"{d} {'-' if v is None else f'{v:.3f}'}" for d, v in means.items())
         + "\n"
     )
+    rates = summary.get("calibrated")
+    if rates:
+        out.write(f"at thresholds fitted on the calibration windows ({summary['fpr']:.0%} FAR): ")
+        out.write("TPR per typology, false-alarm rate on the clean windows\n")
+        out.write(f"{'':<30}" + "".join(f"{d:>26}" for d in rates) + "\n")
+        keys = next(iter(rates.values()))["tpr"]
+        for key in keys:
+            typology, intensity = key.split("/")
+            out.write(f"{typology:<20}{intensity:<10}")
+            out.write("".join(f"{rates[d]['tpr'].get(key, float('nan')):>26.2f}" for d in rates))
+            out.write("\n")
+        out.write(f"{'false alarms (clean)':<30}")
+        out.write("".join(f"{_pct(rates[d]['false_alarm_rate']):>26}" for d in rates) + "\n")
     cal = summary.get("calibration")
     if cal:
         far = cal["false_alarm_rate"]

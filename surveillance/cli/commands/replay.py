@@ -92,7 +92,12 @@ def command(
         except ReplayError as exc:
             raise click.BadParameter(str(exc), param_hint="--from/--to") from None
     inputs = [read_input(p, fmt, session_date=date) for p in input_files(paths, fmt)]
-    scorer, resolved = make_scorer(settings, can_self=True, instrument=instrument_of(inputs))
+    instrument = instrument_of(inputs)
+    scorer, resolved = make_scorer(settings, can_self=True, instrument=instrument)
+    from surveillance.cli.wiring import SamplerSpec, sampler_for_venue
+
+    # which generator serves this venue (its model, or the empirical one where none exists)
+    click.echo(f"sampler: {sampler_for_venue(SamplerSpec.of(settings), instrument).note}", err=True)
     if resolved.self_far is not None and settings.calibration == "auto":
         click.echo(
             "no calibration for this model: fitting the threshold on this replay's own "

@@ -28,6 +28,27 @@ _ROOT = Path(__file__).resolve().parents[3]
     help="A zip in --data-dir to train on (repeatable; default: GOOG level 10 and AMZN level 5).",
 )
 @click.option(
+    "--data",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Train on one venue file instead (Bitstamp log, DBN, normalized events; --format); "
+    "its instrument's tick and session go into the tokenizer and the checkpoint.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "lobster", "databento", "bitstamp", "normalized"]),
+    default="auto",
+    show_default=True,
+    help="Format of --data.",
+)
+@click.option(
+    "--train-until",
+    default=None,
+    help="With --data: read only events before this time of day (HH:MM, venue time); the "
+    "validation is the --val-minutes before it, so later hours stay unseen for evaluation.",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
     default=_ROOT / "models" / "checkpoints" / "lmm-small",
@@ -103,6 +124,9 @@ _ROOT = Path(__file__).resolve().parents[3]
 def command(
     data_dir: Path | None,
     files: tuple[str, ...],
+    data: Path | None,
+    fmt: str,
+    train_until: str | None,
     out: Path,
     steps: int,
     max_minutes: float,
@@ -128,7 +152,8 @@ def command(
     temperature: float | tuple[float, ...] | None,
     top_p: float | tuple[float, ...] | None,
 ) -> None:
-    """Train the order model and write a checkpoint with its validation report.
+    """Train the order model and write a checkpoint with its validation report (on LOBSTER
+    days, or on one venue file with --data).
 
     Holds out the last --val-minutes of every day and reports the validation loss (nats per
     order token) of the model against add-k unigram and bigram baselines fitted on the
@@ -147,10 +172,19 @@ def command(
         torch.set_num_threads(threads)
     if d_model % heads:
         raise click.ClickException("--d-model must be a multiple of --heads")
-    if data_dir is None:
+    from simulator.units import parse_clock
+
+    if train_until is not None and data is None:
+        raise click.ClickException("--train-until needs --data (a venue file)")
+    if data is not None and files:
+        raise click.ClickException("--data trains on one venue file: drop --file")
+    if data is None and data_dir is None:
         data_dir = _registry_dir(tuple(files) or DEFAULT_FILES)
     cfg = TrainConfig(
-        data_dir=data_dir,
+        data_dir=data_dir if data_dir is not None else Path("."),
+        data=data,
+        fmt=fmt,
+        train_until_ns=parse_clock(train_until) if train_until is not None else None,
         files=tuple(files) or DEFAULT_FILES,
         out=out,
         seed=seed,
@@ -190,7 +224,7 @@ def _command_line(ctx: click.Context) -> str:
     parts = ["surveillance", "train"]
     per_field = {p.name for p in ctx.command.params if isinstance(p.type, PerFieldParam)}
     for name, value in ctx.params.items():
-        flag = "--" + ("file" if name == "files" else name.replace("_", "-"))
+        flag = "--" + {"files": "file", "fmt": "format"}.get(name, name.replace("_", "-"))
         if value is None:
             continue
         if isinstance(value, bool):  # an on/off flag
