@@ -19,11 +19,13 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/surveillance demo
 
+# Two test processes (pytest-xdist), a file's tests kept together: the broker, PostgreSQL and
+# browser tests mostly wait, so two processes halve the run on a 2-core machine.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -m ''
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m ''
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
