@@ -169,17 +169,7 @@ def lobster_to_frame(day: LobsterDay, *, reconcile: bool = True) -> pd.DataFrame
         if synthetic:
             rows.extend((t, sk, so, sq, sp, ss, True) for sk, so, sq, sp, ss in synthetic)
             synthetic.clear()
-    cols = np.asarray([r[:6] for r in rows], dtype=np.int64).reshape(-1, 6)
-    return _frame(
-        cols[:, 0],
-        cols[:, 1],
-        cols[:, 2],
-        cols[:, 5],
-        cols[:, 4],
-        cols[:, 3],
-        np.asarray([r[6] for r in rows], dtype=bool),
-        day.symbol,
-    )
+    return frame_from_rows(rows, day.symbol)
 
 
 def frame_from_rows(
