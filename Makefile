@@ -19,8 +19,8 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/surveillance demo
 
-# Two test processes (pytest-xdist), a file's tests kept together: the broker, PostgreSQL and
-# browser tests mostly wait, so two processes halve the run on a 2-core machine.
+# Two test processes (pytest-xdist), a file's tests kept together (module fixtures are built
+# once): the broker, PostgreSQL and browser tests mostly wait on their servers.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 

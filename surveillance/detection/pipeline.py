@@ -49,6 +49,8 @@ from simulator.types import BookEvent
 from surveillance.detection.metrics import Trajectory, window_facts
 
 ClosedBy = Literal["event", "end_of_stream"]
+# a window's faults by kind, in the order of ``InstrumentPipeline._fault_counts``
+_FAULT_KINDS = ("unresolved_cancels", "crossed_books", "sequence_gaps")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,7 @@ class InstrumentPipeline:
         self._earlier: deque[Mapping[str, Any]] = deque(maxlen=baseline_windows)
         self.replayer = replayer if replayer is not None else FeedReplayer(OrderBook(instrument))
         self.replayer.in_session = in_session
+        self._seen_faults = self._fault_counts()  # the replayer's counts by kind, last looked at
         self.late_events = 0
         self.open_mid: float | None = None
         self._start_ns: int | None = None
@@ -259,14 +262,13 @@ class InstrumentPipeline:
             self.late_events += 1
         self._events.append(event)
         stats = self.replayer.stats
-        before = (stats.unresolved_qty, stats.crossed_books, stats.sequence_gaps)
+        faults = stats.integrity_faults
         if self.check_seq:
             self.replayer.note_seq(event.seq, self._last_seq)
             self._last_seq = event.seq
         self.replayer.apply_event(event)
-        after = (stats.unresolved_qty, stats.crossed_books, stats.sequence_gaps)
-        if after != before:
-            self._fault(after, before)
+        if stats.integrity_faults != faults:  # one int compared per event; kinds on a fault
+            self._fault()
         assert self._recorder is not None
         self._recorder.note()
         if self.open_mid is None:
@@ -277,12 +279,17 @@ class InstrumentPipeline:
         """End of stream: close the open window, if any."""
         return [] if self._start_ns is None else [self._close("end_of_stream")]
 
-    def _fault(self, after: tuple[int, int, int], before: tuple[int, int, int]) -> None:
-        for name, a, b in zip(("unresolved_cancels", "crossed_books", "sequence_gaps"), after,
-                              before, strict=True):  # fmt: skip
-            if a != b:
+    def _fault(self) -> None:
+        counts = self._fault_counts()
+        for name, now, seen in zip(_FAULT_KINDS, counts, self._seen_faults, strict=True):
+            if now != seen:
                 self._faults[name] = self._faults.get(name, 0) + 1
+        self._seen_faults = counts
         self.suspect = self._suspect_in_window = True
+
+    def _fault_counts(self) -> tuple[int, int, int]:
+        stats = self.replayer.stats
+        return stats.unresolved_qty, stats.crossed_books, stats.sequence_gaps
 
     def snapshot(self, bids: dict[int, int], asks: dict[int, int], depth: int) -> str:
         """A snapshot of the feed's book (``depth`` levels per side, ``price -> qty``): it

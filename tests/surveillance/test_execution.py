@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from simulator.book import OrderBook
 from simulator.engine import Engine, ForkRequest
 from simulator.generators import EmpiricalGenerator
 from simulator.matching import MatchingRules
@@ -27,21 +26,12 @@ from surveillance.execution.learn import (
     train_learner,
 )
 from surveillance.execution.market import StaticMarket, extend_context
+from tests.simulator.test_engine import deep_book
 from tests.simulator.test_rollout import synthetic_history
 
 S = 1_000_000_000
 RULES = MatchingRules(tick_size=100)
 STARTS = tuple(100 * S + k * 60 * S for k in range(4))
-
-
-def deep_book() -> OrderBook:
-    book = OrderBook("TEST")
-    oid = 1
-    for k in range(5):
-        book.add(oid, 1, 9_900 - 100 * k, 300)
-        book.add(oid + 1, -1, 10_100 + 100 * k, 300)
-        oid += 2
-    return book
 
 
 def market() -> StaticMarket:
