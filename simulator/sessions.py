@@ -7,8 +7,9 @@ files do not carry one, are in ``simulator.venues``.
 
 A session whose close is at or before its open spans midnight (CME Globex: 17:00-16:00
 Chicago time). Its trade date is the calendar day it closes on: trading day D starts at the
-open on D-1, and everything from the close onwards (the daily halt, the pre-open) belongs to
-the next trade date. A continuous venue (crypto) trades on every calendar day, in its zone.
+open on D-1 (CME's rule), so a time of day at or after the open on trade date D lies on the
+calendar day before, and the daily halt (16:00-17:00) still belongs to the day that closed.
+A continuous venue (crypto) trades on every calendar day, in its zone.
 
 >>> from simulator.types import Instrument
 >>> es = Instrument("ESH4", timezone="America/Chicago", session_open="17:00",
@@ -80,19 +81,19 @@ def trade_date(instrument: Instrument, ts_ns: int) -> dt.date:
     """The trade date an epoch time belongs to (see the module docstring)."""
     local = _local_ns(ZoneInfo(instrument.timezone), ts_ns)
     day, tod = divmod(local, NS_PER_DAY)
-    if overnight(instrument) and tod >= _hours(instrument)[1]:
+    if overnight(instrument) and tod >= _hours(instrument)[0]:
         day += 1
     return dt.date(1970, 1, 1) + dt.timedelta(days=day)
 
 
 def clock_on(instrument: Instrument, date: dt.date, tod_ns: int) -> int:
     """Epoch ns of the time of day ``tod_ns`` on trade date ``date``: for a session across
-    midnight a time at or after the close is on the calendar day before (CME: trade date D,
+    midnight a time at or after the open is on the calendar day before (CME: trade date D,
     17:00 is D-1 17:00 Chicago time)."""
     if not 0 <= tod_ns < NS_PER_DAY:
         raise ScheduleError(f"a time of day lies in [00:00, 24:00), got {tod_ns} ns")
     day = date
-    if overnight(instrument) and tod_ns >= _hours(instrument)[1]:
+    if overnight(instrument) and tod_ns >= _hours(instrument)[0]:
         day = date - dt.timedelta(days=1)
     return _at(ZoneInfo(instrument.timezone), day, tod_ns)
 
@@ -106,25 +107,27 @@ def _at(zone: ZoneInfo, day: dt.date, tod_ns: int) -> int:
 
 def trade_date_bounds(instrument: Instrument, date: dt.date) -> tuple[int, int]:
     """``[start, end)`` of a trade date in epoch ns: local midnight to midnight, or for a
-    session across midnight from the close on the day before to the close on ``date``."""
+    session across midnight from the open on the day before to the open on ``date``."""
     zone = ZoneInfo(instrument.timezone)
     if overnight(instrument):
-        close = _hours(instrument)[1]
-        return _at(zone, date - dt.timedelta(days=1), close), _at(zone, date, close)
+        start = _hours(instrument)[0]
+        return _at(zone, date - dt.timedelta(days=1), start), _at(zone, date, start)
     return _at(zone, date, 0), _at(zone, date + dt.timedelta(days=1), 0)
 
 
 def grid_origin(instrument: Instrument, first_ts_ns: int) -> int:
-    """Where the window grid of a feed starting at ``first_ts_ns`` begins: the session open of
-    that event's trade date (a continuous venue: its local midnight). For a feed timed from
-    midnight (LOBSTER) the open's offset from midnight."""
+    """Where the window grid of a feed starting at ``first_ts_ns`` begins: the open of the
+    session that event is in or, in an overnight session's daily halt (a pre-open), the open
+    that ends the halt; a day session's open on the event's day; a continuous venue's local
+    midnight. For a feed timed from midnight (LOBSTER) the open's offset from midnight."""
     start = 0 if instrument.continuous else _hours(instrument)[0]
     if first_ts_ns < NS_PER_DAY:
         return start
-    date = trade_date(instrument, first_ts_ns)
-    if instrument.continuous:
-        return trade_date_bounds(instrument, date)[0]
-    return clock_on(instrument, date, start)
+    zone = ZoneInfo(instrument.timezone)
+    day, tod = divmod(_local_ns(zone, first_ts_ns), NS_PER_DAY)
+    if overnight(instrument) and tod < _hours(instrument)[1]:
+        day -= 1  # after midnight, before the close: the session opened the evening before
+    return _at(zone, dt.date(1970, 1, 1) + dt.timedelta(days=day), start)
 
 
 def session_predicate(instrument: Instrument, *, epoch: bool) -> Callable[[int], bool]:

@@ -181,8 +181,11 @@ def _venue_input(path: Path, feed: VenueFeed, session_date: dt.date | None) -> R
         # epoch times: the (trade) date the feed starts on (its first venue event: a seed
         # may be stamped earlier), in the venue's zone and calendar; the window grid starts
         # at that event's session open (``simulator.sessions.grid_origin``, as in the worker)
-        live = frame["ts_ns"][~frame["synthetic"].to_numpy(bool)]
-        begun = int(live.iloc[0]) if len(live) else first
+        live = frame["ts_ns"][~frame["synthetic"].to_numpy(bool)].tolist() or [first]
+        # the trade date of the session the feed covers: its first event in the session (a
+        # feed may start in the halt before it, which belongs to the day that closed)
+        inside = session_predicate(item.calendar, epoch=True)
+        begun = next((t for t in live if inside(t)), live[0])
         day = trade_date(item.calendar, begun)
         item.day_start_ns = trade_date_bounds(item.calendar, day)[0]
         if meta is not None:
