@@ -120,7 +120,8 @@ async def publish_frame(
     )
     await producer.start()
     columns = [frame[c].tolist() for c in COLUMNS]  # plain Python values, not numpy
-    instruments: dict[str, None] = {}
+    metadata = dict(instruments or {})  # sent before each instrument's first event
+    instruments: dict[str, None] = {}  # type: ignore[no-redef]
     pending: list[asyncio.Future[object]] = []
     start = time.perf_counter()
     ts0 = int(columns[0][0]) if len(frame) else 0
@@ -148,7 +149,6 @@ async def publish_frame(
     snaps = iter(snapshots)
     snap = next(snaps, None)
     sent_controls = 0
-    metadata = dict(instruments or {})
     try:
         for k, row in enumerate(zip(*columns, strict=True)):
             record = dict(zip(COLUMNS, row, strict=True))
