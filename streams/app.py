@@ -393,6 +393,10 @@ class EventProcessor:
                     "stats": pipe.replayer.stats.as_dict(),
                     "open_window": pipe.open_window,
                     "late_events": pipe.late_events,
+                    # the venue metadata its windows follow (None: the worker's settings)
+                    "metadata": (
+                        self.instruments[name].as_dict() if name in self.instruments else None
+                    ),
                 }
                 for name, pipe in sorted(self.pipelines.items())
             },
