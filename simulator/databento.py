@@ -27,6 +27,12 @@ held at the last one and counted.
 
 Malformed records (unknown action or side, undefined or off-grid price, a record shorter than
 its header says, another record type) are skipped and counted, never raised.
+
+A file of several instruments is converted per instrument (``load_databento_all``). Instrument
+definition records, when present, give the symbol, tick and product; the session hours are the
+venue's published schedule for the product (``simulator.venues``). Snapshot records whose
+``ts_recv`` is the request's start (``F_BAD_TS_RECV``) are stamped with the instrument's first
+live record, the time the snapshot's book holds from.
 """
 
 from __future__ import annotations

@@ -322,17 +322,17 @@ class EventProcessor:
             self._dead_letter(out, key, value, exc.reason, exc.detail, topic, partition, offset)
             return out
         self.counts["instrument_records"] += 1
-        before = self.instruments.get(meta.symbol)
-        self.instruments[meta.symbol] = meta
-        if meta.symbol in self.pipelines and before != meta:
-            # a pipeline's grid and tick are fixed at its first event; the metadata serves
-            # the instrument's next pipeline (after a rebalance) and its scorer
+        if meta.symbol in self.pipelines and self.instruments.get(meta.symbol) != meta:
+            # a pipeline's grid and tick are fixed at its first event, and its scorer must
+            # score with the same tick: metadata that comes later is not taken
             self.counts["instrument_records_late"] += 1
             log.warning(
-                "%s: instrument metadata arrived after its events; its open windows keep "
-                "the settings they started with",
+                "%s: instrument metadata arrived after its events; ignored, the instrument "
+                "keeps the settings its windows started with",
                 meta.symbol,
             )
+            return out
+        self.instruments[meta.symbol] = meta
         return out
 
     def _dead_letter(

@@ -182,3 +182,16 @@ def test_feed_and_worker_decide_the_es_file_like_the_replay(kafka_bootstrap) -> 
     assert stream == replay_decisions(DBN_FILE)
     scored = [s for s in stream if s[3] is not None]
     assert len(scored) >= 2 and len(stream) > len(scored)  # the pre-open is decided unscored
+
+
+def test_metadata_after_an_instruments_events_is_ignored_and_counted(caplog) -> None:
+    proc = EventProcessor(window_ns=1500 * NS)
+    send(proc, 0, book_events("ESH4", T0))
+    key, value, headers = instrument_record(ES)
+    with caplog.at_level(logging.WARNING, logger="streams.app"):
+        proc.handle(key=key, value=value, headers=headers, offset=1, **WHERE)
+    assert proc.instruments == {} and proc.counts["instrument_records_late"] == 1
+    assert "ESH4: instrument metadata arrived after its events" in caplog.text
+    [window] = close(proc, "ESH4", 2)
+    assert window.real_facts is not None
+    assert window.real_facts["spread"][0].tolist() == [25, 25]  # still the settings' tick
