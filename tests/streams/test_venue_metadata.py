@@ -195,3 +195,37 @@ def test_metadata_after_an_instruments_events_is_ignored_and_counted(caplog) -> 
     [window] = close(proc, "ESH4", 2)
     assert window.real_facts is not None
     assert window.real_facts["spread"][0].tolist() == [25, 25]  # still the settings' tick
+
+
+@pytest.mark.kafka
+def test_feed_publishes_every_instrument_of_a_dbn_file_after_its_metadata(
+    kafka_bootstrap, tmp_path
+) -> None:
+    import uuid
+
+    from streams.publisher import publish_file
+    from streams.topics import TopicSpec, ensure_topics
+    from tests.simulator.test_databento_instruments import two_instruments
+    from tests.streams.test_streams import read_topic
+
+    path = two_instruments(tmp_path)
+    topic = f"venue-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap, [TopicSpec(topic, 1)])
+    report = publish_file(path, fmt="databento", bootstrap=kafka_bootstrap, topic=topic)
+    assert (report.events, report.instruments, report.control_records) == (7, 3, 6)
+    records = read_topic(kafka_bootstrap, topic, report.records)
+    proc = EventProcessor(window_ns=1500 * NS)
+    for r in records:
+        out = proc.handle(
+            key=r.key, value=r.value, headers=r.headers, topic=topic, partition=0, offset=r.offset
+        )
+        assert out.dead_letter is None
+    # each instrument's metadata came before its first event: no pipeline fell back
+    assert sorted(proc.instruments) == ["17077", "NQH4", "ZZH4"]
+    assert proc.counts["instruments_without_metadata"] == 0
+    assert {s: p.tick_size for s, p in proc.pipelines.items()} == {
+        "17077": 2_500,
+        "NQH4": 2_500,
+        "ZZH4": 1_000,
+    }
+    assert proc.counts["events"] == 7 and proc.counts["end_of_stream"] == 3

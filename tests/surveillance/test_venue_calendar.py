@@ -91,3 +91,19 @@ def test_the_windows_start_at_the_trade_dates_open_and_the_pre_open_is_outside(t
 def test_case_dates_are_cme_trade_dates(tmp_path: Path, case: Case, expected: list[int]) -> None:
     [item] = read_inputs(es_evening(tmp_path), "databento")
     assert starts(replay([item], CountingScorer(), case=case).records) == expected  # type: ignore[arg-type]
+
+
+def test_each_instrument_of_a_dbn_file_is_its_own_replay_input(tmp_path: Path) -> None:
+    from surveillance.replay import instrument_of
+    from tests.simulator.test_databento_instruments import two_instruments
+
+    path = two_instruments(tmp_path)
+    items = read_inputs(path, "databento")
+    assert [(i.instrument, len(i.frame)) for i in items] == [("17077", 4), ("NQH4", 2), ("ZZH4", 1)]
+    # every event is in the 16:00-17:00 halt: the grid starts at the open that ends it, and
+    # the date is the halt's (the trade date that closed at 16:00)
+    assert {(i.origin_ns, i.session_date) for i in items} == {(utc(23, 0), dt.date(2023, 12, 25))}
+    with pytest.raises(ValueError, match="--instrument"):
+        instrument_of(items)  # ES and NQ tick 0.25, ZZ 0.1: one scorer cannot serve them
+    [nq] = read_inputs(path, "databento", instrument="NQH4")
+    assert instrument_of([nq]) == nq.meta and nq.meta is not None and nq.meta.tick_size == 2_500
