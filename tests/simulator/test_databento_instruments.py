@@ -143,3 +143,26 @@ def test_convert_writes_one_file_per_instrument(tmp_path: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["out"] == str(out)
     assert main(["convert", str(path), str(out), "--instrument", "CLH4"]) == 2
     assert "no instrument 'CLH4'" in capsys.readouterr().err
+
+
+def test_book_check_and_replay_take_each_instrument_or_the_one_asked(
+    tmp_path: Path, capsys
+) -> None:
+    path = two_instruments(tmp_path)
+    assert main(["book-check", str(path), "--json"]) == 0
+    reports = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(r["instrument"], r["instrument_id"], r["definition"]) for r in reports] == [
+        (str(ES_ID), ES_ID, False),
+        ("NQH4", NQ_ID, True),
+        ("ZZH4", ZZ_ID, True),
+    ]
+    assert [r["events"] for r in reports] == [4, 2, 1]
+    out = tmp_path / "scores.jsonl"
+    replay = ["replay", str(path), "--format", "databento", "--generator", "empirical"]
+    replay += ["--rollouts", "4", "--calibration", "none", "--out", str(out)]
+    # three instruments, two ticks: one scorer cannot serve them, and the error says so
+    assert main(replay) == 2
+    assert "--instrument" in capsys.readouterr().err
+    assert main([*replay, "--instrument", "NQH4"]) == 0
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert records and {r["instrument"] for r in records} == {"NQH4"}
