@@ -121,7 +121,7 @@ async def publish_frame(
     await producer.start()
     columns = [frame[c].tolist() for c in COLUMNS]  # plain Python values, not numpy
     metadata = dict(instruments or {})  # sent before each instrument's first event
-    instruments: dict[str, None] = {}  # type: ignore[no-redef]
+    seen: dict[str, None] = {}  # instruments published, in order of their first event
     pending: list[asyncio.Future[object]] = []
     start = time.perf_counter()
     ts0 = int(columns[0][0]) if len(frame) else 0
@@ -175,12 +175,12 @@ async def publish_frame(
                 key, value, headers = instrument_record(meta)
                 await send(value, key.decode(), headers)
                 sent_controls += 1
-            instruments.setdefault(instrument)
+            seen.setdefault(instrument)
             batch.append(record)
             sent += 1
         await flush_batch()
         if end_of_stream_records:
-            for instrument in instruments:
+            for instrument in seen:
                 key, value, headers = end_of_stream(instrument)
                 await send(value, key.decode(), headers)
         await asyncio.gather(*pending)
@@ -192,8 +192,8 @@ async def publish_frame(
         topic,
         sent,
         records,
-        len(instruments),
-        (len(instruments) if end_of_stream_records else 0) + sent_controls,
+        len(seen),
+        (len(seen) if end_of_stream_records else 0) + sent_controls,
         malformed_rows,
         seconds,
         speed,
@@ -201,7 +201,7 @@ async def publish_frame(
     log.info(
         "published %d events of %d instrument(s) to %s in %.2f s",
         sent,
-        len(instruments),
+        len(seen),
         topic,
         seconds,
     )
