@@ -230,12 +230,12 @@ def symbols_by_id(metadata: Any, records: list[Any]) -> dict[int, str]:
                     out[int(interval["symbol"])] = str(raw)
                 except (KeyError, TypeError, ValueError):
                     continue  # a mapping to a symbol, not an id: nothing to learn here
-    for r in records:
-        if int(getattr(r, "rtype", 0)) == _MAPPING_RTYPE and getattr(r, "stype_in_symbol", ""):
-            out[int(r.instrument_id)] = str(r.stype_in_symbol)
-    for r in records:
-        if int(getattr(r, "rtype", 0)) == _DEFINITION_RTYPE and getattr(r, "raw_symbol", ""):
-            out[int(r.instrument_id)] = str(r.raw_symbol)
+    # definitions last: they win over mappings
+    for rtype, name in ((_MAPPING_RTYPE, "stype_in_symbol"), (_DEFINITION_RTYPE, "raw_symbol")):
+        for r in records:
+            symbol = str(getattr(r, name, "") or "")
+            if int(getattr(r, "rtype", 0)) == rtype and symbol:
+                out[int(r.instrument_id)] = symbol
     return out
 
 
