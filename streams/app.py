@@ -520,7 +520,9 @@ class Decisions:
                 self.counts["windows_unscored"] += 1
                 if not self._warned:
                     log.warning(
-                        "no scorer for %s: closed windows are not scored", window.instrument
+                        "no scorer for %s (SURV_SCORER=none, or its venue's could not be "
+                        "built): closed windows are not scored",
+                        window.instrument,
                     )
                     self._warned = True
                 continue

@@ -3,6 +3,7 @@ per-instrument windows and scorers, and replay == stream on the Databento ES fil
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -132,35 +133,45 @@ def test_each_venue_gets_a_scorer_built_for_its_metadata() -> None:
         decisions.close()
 
 
-def replay_decisions(path: Path) -> list[tuple]:
-    from surveillance.replay import read_inputs, replay
+def replay_decisions(item) -> list[tuple]:
+    from surveillance.detection.scoring import DetectionConfig
+    from surveillance.replay import replay
 
     class Counting(EventCountTestScorer):
-        from surveillance.detection.scoring import DetectionConfig
-
         config = DetectionConfig(tick_size=ES.tick_size)
         config_version = "test"
 
-    [item] = read_inputs(path, "databento")
     records = replay([item], Counting(min_events=10**9)).records  # type: ignore[arg-type]
     return [(r["window_start_ns"], r["window_end_ns"], r["n_events"], r["score"]) for r in records]
 
 
 @pytest.mark.kafka
 def test_feed_and_worker_decide_the_es_file_like_the_replay(kafka_bootstrap) -> None:
-    """``feed`` publishes the DBN file with its metadata; the worker's core, fed the records
+    """The publisher sends the DBN file's events after its metadata (what ``feed`` does: the
+    small file's test above goes through ``publish_file``); the worker's core, fed the records
     as they came off the topic, closes and decides the replay's windows exactly."""
     if not DBN_FILE.exists():
         pytest.skip(f"shared Databento data not found at {DBN_FILE}")
     import uuid
 
-    from streams.publisher import publish_file
+    from streams.publisher import publish_frame
     from streams.topics import TopicSpec, ensure_topics
+    from surveillance.replay import read_inputs
     from tests.streams.test_streams import read_topic
 
+    [item] = read_inputs(DBN_FILE, "databento")  # read once: the replay and the feed share it
+    assert item.meta == ES
     topic = f"venue-{uuid.uuid4().hex[:8]}"
     ensure_topics(kafka_bootstrap, [TopicSpec(topic, 1)])
-    report = publish_file(DBN_FILE, fmt="databento", bootstrap=kafka_bootstrap, topic=topic)
+    report = asyncio.run(
+        publish_frame(
+            item.frame,
+            bootstrap=kafka_bootstrap,
+            topic=topic,
+            snapshots=item.snapshots,
+            instruments={item.instrument: ES},
+        )
+    )
     assert report.instruments == 1 and report.control_records == 2  # metadata + end of stream
     records = read_topic(kafka_bootstrap, topic, report.records)
     assert len(records) == report.records
@@ -179,7 +190,7 @@ def test_feed_and_worker_decide_the_es_file_like_the_replay(kafka_bootstrap) -> 
             d = decide_window(scorer, w)
             stream.append((d.start_ns, d.end_ns, d.n_events, d.verdict.score))
     assert proc.instruments["ESH4"].tick_size == 2_500
-    assert stream == replay_decisions(DBN_FILE)
+    assert stream == replay_decisions(item)
     scored = [s for s in stream if s[3] is not None]
     assert len(scored) >= 2 and len(stream) > len(scored)  # the pre-open is decided unscored
 
