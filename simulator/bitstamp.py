@@ -238,6 +238,7 @@ def instrument(symbol: str = "BTCUSD") -> Instrument:
         session_open="00:00",
         session_close="24:00",
         qty_scale=QTY_SCALE,
+        trade_days="Mon-Sun",
     )
 
 

@@ -27,6 +27,12 @@ held at the last one and counted.
 
 Malformed records (unknown action or side, undefined or off-grid price, a record shorter than
 its header says, another record type) are skipped and counted, never raised.
+
+A file of several instruments is converted per instrument (``load_databento_all``). Instrument
+definition records, when present, give the symbol, tick and product; the session hours are the
+venue's published schedule for the product (``simulator.venues``). Snapshot records whose
+``ts_recv`` is the request's start (``F_BAD_TS_RECV``) are stamped with the instrument's first
+live record, the time the snapshot's book holds from.
 """
 
 from __future__ import annotations
@@ -44,11 +50,14 @@ from simulator.lobster import FeedError
 from simulator.normalized import frame_from_rows
 from simulator.replay import FeedReplayer
 from simulator.types import EventKind, Instrument, Side
+from simulator.venues import CME_GLOBEX, cme_product
 
 PRICE_SCALE = 10_000  # price units per index point (or currency unit)
 _NANO_PER_UNIT = 1_000_000_000 // PRICE_SCALE
 _UNDEF_PRICE = (1 << 63) - 1
 _MBO_RTYPE = 0xA0
+_DEFINITION_RTYPE = 0x13  # instrument definition: symbol, product, tick
+_MAPPING_RTYPE = 0x16  # symbol mapping: instrument id -> symbol (live data)
 _MBO_LENGTH = 56  # bytes of an MBO record (DBN versions 2 and 3)
 F_LAST = 1 << 7  # the last record of the venue's packet: the book is consistent after it
 F_TOB = 1 << 6
@@ -115,6 +124,8 @@ class DatabentoFeed:
     check: DatabentoCheck
     replay: dict[str, int]
     source: str = ""
+    instrument_id: int = 0
+    definition: bool = False  # the metadata came from an instrument definition record
 
     @property
     def malformed(self) -> int:
@@ -143,11 +154,12 @@ def read_dbn_bytes(path: str | Path) -> bytes:
     return raw
 
 
-def _split(raw: bytes) -> tuple[bytes, bytes, int, int]:
-    """(metadata bytes, MBO record bytes, records of other types, malformed tail records).
+def _split(raw: bytes, limit: int | None = None) -> tuple[bytes, bytes, int, int]:
+    """(metadata bytes, record bytes, records of other types, malformed tail records).
 
     Records are walked by their length byte, so one corrupt record does not make the decoder
-    refuse the whole file; only well-formed MBO records go to the decoder.
+    refuse the whole file; only well-formed MBO records (the first ``limit``), instrument
+    definitions and symbol mappings go to the decoder.
     """
     if len(raw) < 8:
         raise DatabentoError("truncated DBN header")
@@ -159,12 +171,19 @@ def _split(raw: bytes) -> tuple[bytes, bytes, int, int]:
     other = bad = 0
     pos = start
     n = len(raw)
+    mbo = 0
     while pos < n:
         length = raw[pos] * 4
         if length < 16 or pos + length > n:
             bad += 1  # a record we cannot delimit: the rest is unusable
             break
-        if raw[pos + 1] == _MBO_RTYPE and length == _MBO_LENGTH:
+        rtype = raw[pos + 1]
+        if rtype == _MBO_RTYPE and length == _MBO_LENGTH:
+            mbo += 1
+            if limit is not None and mbo > limit:
+                break
+            out += raw[pos : pos + length]
+        elif rtype in (_DEFINITION_RTYPE, _MAPPING_RTYPE):
             out += raw[pos : pos + length]
         else:
             other += 1
@@ -173,12 +192,11 @@ def _split(raw: bytes) -> tuple[bytes, bytes, int, int]:
 
 
 def decode_mbo(path: str | Path, *, limit: int | None = None) -> tuple[Any, list[Any], int, int]:
-    """(metadata, MBO records, other records, malformed records) of a DBN file."""
+    """(metadata, records, other records, malformed records) of a DBN file: its MBO records
+    (the first ``limit``), with its instrument definitions and symbol mappings among them."""
     import databento_dbn as dbn
 
-    meta_bytes, body, other, bad = _split(read_dbn_bytes(path))
-    if limit is not None:
-        body = body[: limit * _MBO_LENGTH]
+    meta_bytes, body, other, bad = _split(read_dbn_bytes(path), limit)
     try:
         decoder = dbn.DBNDecoder()
         decoder.write(meta_bytes)
@@ -200,52 +218,95 @@ def _code(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def _symbol(metadata: Any, instrument_id: int) -> str:
+def symbols_by_id(metadata: Any, records: list[Any]) -> dict[int, str]:
+    """Each instrument id's symbol: from its definition record, else a symbol mapping record,
+    else the metadata's mappings (historical files: ``{raw_symbol: [{"symbol": id}, ...]}``)."""
+    out: dict[int, str] = {}
+    mappings = getattr(metadata, "mappings", None) or {}
+    if isinstance(mappings, dict):
+        for raw, intervals in mappings.items():
+            for interval in intervals or ():
+                try:
+                    out[int(interval["symbol"])] = str(raw)
+                except (KeyError, TypeError, ValueError):
+                    continue  # a mapping to a symbol, not an id: nothing to learn here
+    # definitions last: they win over mappings
+    for rtype, name in ((_MAPPING_RTYPE, "stype_in_symbol"), (_DEFINITION_RTYPE, "raw_symbol")):
+        for r in records:
+            symbol = str(getattr(r, name, "") or "")
+            if int(getattr(r, "rtype", 0)) == rtype and symbol:
+                out[int(r.instrument_id)] = symbol
+    return out
+
+
+def _symbol(metadata: Any, instrument_id: int, known: dict[int, str], ids: int) -> str:
+    if instrument_id in known:
+        return known[instrument_id]
     symbols = list(getattr(metadata, "symbols", None) or [])
-    if len(symbols) == 1 and symbols[0]:
+    if ids == 1 and len(symbols) == 1 and symbols[0]:
         return str(symbols[0])
     return str(instrument_id)
 
 
-# CME outright futures' ticks by product root, in price units (MBO records carry no tick)
-CME_TICKS = {
-    "ES": 2_500,
-    "MES": 2_500,
-    "NQ": 2_500,
-    "MNQ": 2_500,
-    "RTY": 1_000,
-    "M2K": 1_000,
-    "YM": 10_000,
-    "MYM": 10_000,
-    "CL": 100,
-    "GC": 1_000,
-}
-
-
 def tick_for(symbol: str, price_gcd: int) -> int:
-    """The instrument's tick: CME's for a known product (``ESH4``: root ``ES``, 0.25 = 2,500
-    units) when every price in the file sits on it, else the step all its prices share."""
-    known = CME_TICKS.get(symbol[:-2]) if len(symbol) > 2 else None
-    if known is not None and price_gcd % known == 0:
-        return known
+    """The instrument's tick without a definition: CME's for a known product (``ESH4``: root
+    ``ES``, 0.25 = 2,500 units) when every price in the file sits on it, else the step all
+    its prices share."""
+    product = cme_product(symbol)
+    if product is not None and price_gcd % product.tick_units == 0:
+        return product.tick_units
     return max(price_gcd, 1)
 
 
-def instrument_for(symbol: str, dataset: str, tick_units: int) -> Instrument:
-    """Metadata of a DBN instrument. GLBX.MDP3 (CME Globex) trades Sunday to Friday
-    17:00-16:00 Chicago time, with a daily pause 16:00-17:00."""
+def _definition_tick(definition: Any) -> int | None:
+    """A definition's ``min_price_increment`` in price units (None when unset or finer)."""
+    raw = int(getattr(definition, "min_price_increment", 0) or 0)
+    if raw <= 0 or raw == _UNDEF_PRICE or raw % _NANO_PER_UNIT:
+        return None
+    return raw // _NANO_PER_UNIT
+
+
+def instrument_for(
+    symbol: str, dataset: str, tick_units: int, definition: Any = None
+) -> Instrument:
+    """Metadata of a DBN instrument. The tick and the product come from its instrument
+    definition record when the file has one, else from the symbol; the session hours are the
+    venue's published schedule for the product (``simulator.venues``: CME Globex futures
+    17:00-16:00 Chicago time, Sunday to Friday)."""
     cme = dataset.upper().startswith("GLBX")
+    tick = _definition_tick(definition) if definition is not None else None
+    if tick is None:
+        tick = tick_for(symbol, tick_units) if cme else max(tick_units, 1)
+    product = None
+    if cme:
+        asset = str(getattr(definition, "asset", "") or "") if definition is not None else ""
+        product = cme_product(asset) if asset else None
+        product = product or cme_product(symbol)
+    schedule = product.schedule if product is not None else (CME_GLOBEX if cme else None)
+    if schedule is None:  # another dataset: no schedule known, so no session is assumed
+        return Instrument(
+            symbol,
+            tick_size=tick,
+            price_scale=PRICE_SCALE,
+            price_band_bps=None,
+            venue=dataset or "Databento",
+            timezone="UTC",
+            session_open="00:00",
+            session_close="24:00",
+            trade_days="Mon-Sun",
+        )
     return Instrument(
         symbol,
-        tick_size=tick_for(symbol, tick_units) if cme else max(tick_units, 1),
+        tick_size=tick,
         lot_size=1,
         price_scale=PRICE_SCALE,
         price_band_bps=None,  # CME's dynamic price limits are not modelled
-        venue=f"CME Globex ({dataset})" if cme else dataset or "Databento",
-        timezone="America/Chicago" if cme else "UTC",
-        session_open="17:00" if cme else "00:00",
-        session_close="16:00" if cme else "24:00",
+        venue=f"{schedule.venue} ({dataset})",
+        timezone=schedule.timezone,
+        session_open=schedule.open,
+        session_close=schedule.close,
         qty_scale=1,
+        trade_days=schedule.trade_days,
     )
 
 
@@ -387,29 +448,67 @@ class _Converter:
                 check.crossed_at_last_preopen += 1
 
 
-def load_databento(
-    path: str | Path, *, limit: int | None = None, instrument_id: int | None = None
-) -> DatabentoFeed:
-    """Convert a DBN MBO file (one instrument: the first one met unless ``instrument_id``)
-    into normalized events; ``limit`` reads only the first MBO records."""
+def load_databento_all(path: str | Path, *, limit: int | None = None) -> list[DatabentoFeed]:
+    """Convert every instrument of a DBN MBO file into normalized events: one feed per
+    instrument id, in the order the file first names them (``limit``: only the file's first
+    MBO records). Records of a file's other types and malformed records are counted in each."""
     metadata, records, other, bad = decode_mbo(path, limit=limit)
-    if not records and not bad:
+    mbo = [r for r in records if int(getattr(r, "rtype", _MBO_RTYPE)) == _MBO_RTYPE]
+    if not mbo and not bad:
         raise DatabentoError(f"{path}: no MBO records")
-    if instrument_id is None and records:
-        instrument_id = int(records[0].instrument_id)
-    symbol = _symbol(metadata, instrument_id or 0)
+    by_id: dict[int, list[Any]] = {}
+    for r in mbo:
+        by_id.setdefault(int(r.instrument_id), []).append(r)
+    definitions = {
+        int(r.instrument_id): r for r in records if int(getattr(r, "rtype", 0)) == _DEFINITION_RTYPE
+    }
+    known = symbols_by_id(metadata, records)
+    dataset = str(getattr(metadata, "dataset", "") or "")
+    feeds = []
+    for iid, own in (by_id or {0: []}).items():
+        symbol = _symbol(metadata, iid, known, len(by_id))
+        feed = _convert(own, symbol, dataset, definitions.get(iid), str(path), iid)
+        check = feed.check
+        check.other_records = other + len(mbo) - len(own)
+        check.malformed_records += bad
+        check.records = len(mbo) + other + bad
+        feeds.append(feed)
+    return feeds
+
+
+def load_databento(
+    path: str | Path, *, limit: int | None = None, instrument_id: int | str | None = None
+) -> DatabentoFeed:
+    """Convert one instrument of a DBN MBO file (``instrument_id``: its id or symbol; left
+    None, the file must hold one instrument) into normalized events."""
+    feeds = load_databento_all(path, limit=limit)
+    if instrument_id is None:
+        if len(feeds) > 1:
+            names = ", ".join(f.instrument.symbol for f in feeds)
+            raise DatabentoError(f"{path}: {len(feeds)} instruments ({names}); choose one")
+        return feeds[0]
+    return select_instrument(feeds, instrument_id, str(path))
+
+
+def select_instrument(feeds: list[DatabentoFeed], wanted: int | str, where: str) -> DatabentoFeed:
+    for feed in feeds:
+        if str(wanted) in (feed.instrument.symbol, str(feed.instrument_id)):
+            return feed
+    names = ", ".join(f"{f.instrument.symbol} ({f.instrument_id})" for f in feeds)
+    raise DatabentoError(f"{where}: no instrument {wanted}; the file holds {names}")
+
+
+def _convert(
+    records: list[Any], symbol: str, dataset: str, definition: Any, source: str, iid: int
+) -> DatabentoFeed:
+    """One instrument's MBO records, in file order, into its feed."""
     conv = _Converter(symbol)
     check = conv.check
-    check.other_records = other
-    check.malformed_records = bad
-    check.records = len(records) + other + bad
     sides = _SIDES
     tick = 0
     in_snapshot = True
+    stamped = 0  # rows of snapshot records whose ts_recv is the request's start, not a time
     for r in records:
-        if int(r.instrument_id) != instrument_id:
-            check.other_records += 1
-            continue
         action = _code(r.action)
         side = sides.get(_code(r.side))
         raw_price = int(r.price)
@@ -439,29 +538,43 @@ def load_databento(
             check.malformed_records += 1
             continue
         ts = int(r.ts_recv)
+        snap = bool(flags & F_SNAPSHOT)
+        if not snap and in_snapshot:
+            in_snapshot = False
+            bid, ask = conv.book.best_prices()
+            check.snapshot_crossed = bid is not None and ask is not None and bid >= ask
+            if stamped and ts > conv.ts:
+                # the snapshot is the book when the live records start: stamped then, so
+                # windows and trade dates follow the venue's time, not the request's
+                conv.rows[:stamped] = [(ts, *row[1:]) for row in conv.rows[:stamped]]
+                conv.ts = ts
         if ts < conv.ts:
             check.ts_held += 1
             ts = conv.ts
         conv.ts = ts
-        snap = bool(flags & F_SNAPSHOT)
         if snap:
             check.snapshot_records += 1
-        elif in_snapshot:
-            in_snapshot = False
-            bid, ask = conv.book.best_prices()
-            check.snapshot_crossed = bid is not None and ask is not None and bid >= ask
         if flags & F_BAD_TS_RECV:
             check.bad_ts_recv += 1
         if flags & F_MAYBE_BAD_BOOK:
             check.maybe_bad_book += 1
         conv.record(action, side, price, size, int(r.order_id), flags)
+        if snap and in_snapshot and flags & F_BAD_TS_RECV:
+            stamped = len(conv.rows)
         if flags & F_LAST and not snap:
             conv.at_last()
     check.tick_units = tick
-    dataset = str(getattr(metadata, "dataset", "") or "")
-    instrument = instrument_for(symbol, dataset, tick)
+    instrument = instrument_for(symbol, dataset, tick, definition)
     frame = frame_from_rows(conv.rows, symbol)
-    return DatabentoFeed(frame, instrument, check, conv.replayer.stats.as_dict(), str(path))
+    return DatabentoFeed(
+        frame,
+        instrument,
+        check,
+        conv.replayer.stats.as_dict(),
+        source,
+        iid,
+        definition is not None,
+    )
 
 
 def check_databento(feed: DatabentoFeed) -> dict[str, Any]:
@@ -479,6 +592,8 @@ def check_databento(feed: DatabentoFeed) -> dict[str, Any]:
     return {
         "format": "databento",
         "instrument": feed.instrument.symbol,
+        "instrument_id": feed.instrument_id,
+        "definition": feed.definition,
         "events": len(feed.frame),
         "synthetic": int(feed.frame["synthetic"].sum()),
         "records": c.records,

@@ -54,6 +54,7 @@ class VenueFeed:
     # the venue's book snapshots within the feed (LOBSTER: its rows, every 10 s), which
     # repair a book an integrity fault left suspect (``simulator.normalized.BookSnapshot``)
     snapshots: list[Any] = field(default_factory=list)
+    instrument_id: str = ""  # the venue's id of the instrument, where it has one (DBN)
 
 
 def _head_line(path: Path) -> str:
@@ -96,12 +97,51 @@ def load_feed(
     *,
     reconcile: bool = True,
     limit: int | None = None,
+    instrument: str | None = None,
 ) -> VenueFeed:
-    """Read a file into normalized events with its instrument metadata. ``reconcile``:
+    """Read a file of one instrument (or the one named by ``instrument``, symbol or venue id)
+    into normalized events with its metadata; a file of several without a choice is a
+    ``FeedError`` that names them (``load_feeds`` reads them all)."""
+    feeds = load_feeds(path, fmt, reconcile=reconcile, limit=limit, instrument=instrument)
+    if len(feeds) > 1:
+        names = ", ".join(f.instrument.symbol for f in feeds if f.instrument is not None)
+        raise FeedError(f"{path}: {len(feeds)} instruments ({names}); choose one (--instrument)")
+    return feeds[0]
+
+
+def load_feeds(
+    path: str | Path,
+    fmt: str | None = None,
+    *,
+    reconcile: bool = True,
+    limit: int | None = None,
+    instrument: str | None = None,
+) -> list[VenueFeed]:
+    """Read a file into normalized events with its instrument metadata: one ``VenueFeed`` per
+    instrument (a DBN file may hold several), or only ``instrument``'s. ``reconcile``:
     LOBSTER's depth reconciliation, Bitstamp's resync from its snapshots (both written as
     synthetic events); ``limit`` reads only the first records or lines (Databento,
     Bitstamp)."""
-    path = Path(path)
+    feeds = _load_feeds(Path(path), fmt, reconcile=reconcile, limit=limit)
+    if instrument is None:
+        return feeds
+    chosen = [
+        f
+        for f in feeds
+        if instrument in (f.instrument.symbol if f.instrument else "", f.instrument_id)
+        or (f.instrument is None and instrument in set(f.frame["instrument"]))
+    ]
+    if not chosen:
+        names = ", ".join(f.instrument.symbol for f in feeds if f.instrument is not None)
+        raise FeedError(
+            f"{path}: no instrument {instrument!r} (it holds {names or 'no named one'})"
+        )
+    return chosen
+
+
+def _load_feeds(
+    path: Path, fmt: str | None, *, reconcile: bool, limit: int | None
+) -> list[VenueFeed]:
     if fmt in (None, "auto"):
         fmt = detect_format(path)
     if fmt not in FORMATS:
@@ -114,34 +154,62 @@ def load_feed(
 
         day = load_lobster(path, with_orderbook=reconcile)
         frame = lobster_to_frame(day, reconcile=reconcile)
-        return VenueFeed(
-            fmt,
-            frame,
-            day.instrument,
-            day.malformed_rows,
-            str(path),
-            None,
-            list(day.notes),
-            day.date,
-            day.name.start_ms * 1_000_000,
-            lobster_snapshots(day, frame) if reconcile else [],
-        )
+        return [
+            VenueFeed(
+                fmt,
+                frame,
+                day.instrument,
+                day.malformed_rows,
+                str(path),
+                None,
+                list(day.notes),
+                day.date,
+                day.name.start_ms * 1_000_000,
+                lobster_snapshots(day, frame) if reconcile else [],
+            )
+        ]
     if fmt == "databento":
-        from simulator.databento import check_databento, load_databento
+        from simulator.databento import check_databento, load_databento_all
 
-        dbn = load_databento(path, limit=limit)
-        return VenueFeed(
-            fmt, dbn.frame, dbn.instrument, dbn.malformed, str(path), check_databento(dbn)
-        )
+        return [
+            VenueFeed(
+                fmt,
+                dbn.frame,
+                dbn.instrument,
+                dbn.malformed,
+                str(path),
+                check_databento(dbn),
+                instrument_id=str(dbn.instrument_id),
+            )
+            for dbn in load_databento_all(path, limit=limit)
+        ]
     if fmt == "bitstamp":
         from simulator.bitstamp import check_bitstamp, load_bitstamp
 
         bs = load_bitstamp(path, limit=limit, resync=reconcile)
-        return VenueFeed(fmt, bs.frame, bs.instrument, bs.malformed, str(path), check_bitstamp(bs))
+        return [
+            VenueFeed(fmt, bs.frame, bs.instrument, bs.malformed, str(path), check_bitstamp(bs))
+        ]
     from simulator.normalized import read_events, read_metadata
 
     frame, bad = read_events(path)
-    return VenueFeed(fmt, frame, read_metadata(path), bad, str(path))
+    return [VenueFeed(fmt, frame, read_metadata(path), bad, str(path))]
+
+
+def merge_feeds(feeds: list[VenueFeed]) -> tuple[pd.DataFrame, list[Any]]:
+    """Several instruments' events in one time-ordered frame (ties keep each feed's order,
+    the feeds in the order given), and the book snapshots: what ``feed`` publishes for a file
+    of several instruments. Snapshots (a ``BookSnapshot`` names no instrument; only LOBSTER
+    files, of one instrument each, have them) travel only with a single feed."""
+    import numpy as np
+
+    if len(feeds) == 1:
+        return feeds[0].frame, list(feeds[0].snapshots)
+    if any(f.snapshots for f in feeds):
+        raise ValueError("book snapshots of several instruments cannot be merged")
+    frame = pd.concat([f.frame for f in feeds], ignore_index=True)
+    order = np.argsort(frame["ts_ns"].to_numpy(np.int64), kind="stable")
+    return frame.iloc[order].reset_index(drop=True), []
 
 
 def venue_day_start(frame: pd.DataFrame, instrument: Instrument | None) -> int:
@@ -179,4 +247,4 @@ def feed_instrument(path: str | Path, fmt: str) -> Instrument | None:
     if fmt == "lobster":  # a NASDAQ stock, named by the file
         found = re.search(r"([A-Za-z.]+)_\d{4}-\d{2}-\d{2}", Path(path).name)
         return Instrument(found[1] if found else Path(path).stem)
-    return load_feed(path, fmt, limit=1_000).instrument
+    return load_feeds(path, fmt, limit=1_000)[0].instrument

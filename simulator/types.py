@@ -70,6 +70,9 @@ class Instrument:
     session_open: str = "09:30"  # HH:MM local; open == close "00:00"/"24:00" means 24 hours
     session_close: str = "16:00"
     qty_scale: int = 1  # quantity units per unit the venue quotes (BTC: 1e8 satoshi)
+    # weekdays of the trade dates (``simulator.sessions``: a session across midnight trades for
+    # the day it closes on, so CME's "Mon-Fri" opens Sunday evening)
+    trade_days: str = "Mon-Fri"
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0 or self.lot_size <= 0 or self.price_scale <= 0:

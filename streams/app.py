@@ -25,6 +25,14 @@ on the deterministic id).
 Input records are single events or batches of one instrument's events (``streams.records``);
 a malformed event in a batch is dead-lettered alone and the rest of the batch is applied.
 
+Venue metadata: an instrument control record (``surveillance feed`` sends one before an
+instrument's first event) gives the instrument's tick, price scale and calendar. Its pipeline
+then takes the tick, the window grid's origin (``simulator.sessions.grid_origin``: the session
+open of the first event's trade date) and the session (``session_predicate``) from it, as the
+offline replay does, and its windows are scored by a scorer built for it (the scorer factory
+called with ``instrument=``: the venue's tick and price scale, its model or the empirical one).
+An instrument without metadata falls back to the worker's settings, and a log line says so.
+
 Delivery: alerts are at least once on the topic (consumers deduplicate on ``alert_id``), once in
 the store. Book state is in memory: a worker assigned an input partition with a committed offset
 (a restart, a rebalance) first re-reads it up to that offset (``streams.recovery``), so its books
@@ -48,6 +56,7 @@ import tempfile
 import time
 import weakref
 from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -57,15 +66,18 @@ import faust
 from alerts.schema import build_alert, window_id
 from alerts.store import AlertStore
 from simulator.book import OrderBook
-from simulator.types import BookEvent
+from simulator.sessions import grid_origin, session_predicate
+from simulator.types import BookEvent, Instrument
 from simulator.units import NS_PER_DAY
 from streams.records import (
     MalformedRecord,
     dead_letter,
+    decode_instrument,
     decode_record,
     decode_snapshot,
     encode_event,
     is_end_of_stream,
+    is_instrument,
     is_snapshot,
 )
 from streams.recovery import rebuild
@@ -155,6 +167,8 @@ class EventProcessor:
         self.session_open = session_open
         self.tz = tz
         self.pipelines: dict[str, InstrumentPipeline] = {}
+        # venue metadata per instrument, from the feed's instrument control records
+        self.instruments: dict[str, Instrument] = {}
         self.counts: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
         self.partition_of: dict[str, tuple[str, int]] = {}
@@ -167,15 +181,35 @@ class EventProcessor:
         pipe = self.pipelines.get(instrument)
         if pipe is None:
             origin = self.origin_ns
+            meta = self.instruments.get(instrument)
+            tick = self.tick_size
+            in_session = None
+            if meta is not None:
+                # the venue's calendar and tick, placed as the offline replay places them
+                tick = meta.tick_size
+                in_session = session_predicate(meta, epoch=first_ts_ns >= NS_PER_DAY)
+                if origin is None:
+                    origin = grid_origin(meta, first_ts_ns)
+            else:
+                self.counts["instruments_without_metadata"] += 1
+                log.warning(
+                    "%s: no instrument metadata on the feed; its windows use the worker's "
+                    "settings (tick %d, session open %s %s, no session hours)",
+                    instrument,
+                    self.tick_size,
+                    self.session_open.strftime("%H:%M"),
+                    self.tz,
+                )
             if origin is None:
                 origin = session_origin_ns(first_ts_ns, session_open=self.session_open, tz=self.tz)
             pipe = self.pipelines[instrument] = InstrumentPipeline(
                 instrument,
                 window_ns=self.window_ns,
                 origin_ns=origin,
-                tick_size=self.tick_size,
+                tick_size=tick,
                 baseline_windows=self.baseline_windows,
                 check_seq=True,  # a lost event (a gap in seq) makes the book suspect
+                in_session=in_session,
             )
         return pipe
 
@@ -220,6 +254,8 @@ class EventProcessor:
             return Outcome(closed=closed)
         if is_snapshot(headers):
             return self._snapshot(key, value, topic, partition, offset)
+        if is_instrument(headers):
+            return self._instrument(key, value, topic, partition, offset)
         events, bad = decode_record(key, value)
         out = Outcome()
         for b in bad:
@@ -272,6 +308,31 @@ class EventProcessor:
         if verdict != "verified":
             self.counts[f"snapshots_{verdict}"] += 1
             log.warning("%s: book %s from the snapshot at %d", snap.instrument, verdict, snap.ts_ns)
+        return out
+
+    def _instrument(
+        self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+    ) -> Outcome:
+        """An instrument's venue metadata: its pipeline (made at its first event) uses it; a
+        malformed one is dead-lettered like a malformed event."""
+        out = Outcome()
+        try:
+            meta = decode_instrument(key, value)
+        except MalformedRecord as exc:
+            self._dead_letter(out, key, value, exc.reason, exc.detail, topic, partition, offset)
+            return out
+        self.counts["instrument_records"] += 1
+        if meta.symbol in self.pipelines and self.instruments.get(meta.symbol) != meta:
+            # a pipeline's grid and tick are fixed at its first event, and its scorer must
+            # score with the same tick: metadata that comes later is not taken
+            self.counts["instrument_records_late"] += 1
+            log.warning(
+                "%s: instrument metadata arrived after its events; ignored, the instrument "
+                "keeps the settings its windows started with",
+                meta.symbol,
+            )
+            return out
+        self.instruments[meta.symbol] = meta
         return out
 
     def _dead_letter(
@@ -332,10 +393,38 @@ class EventProcessor:
                     "stats": pipe.replayer.stats.as_dict(),
                     "open_window": pipe.open_window,
                     "late_events": pipe.late_events,
+                    # the venue metadata its windows follow (None: the worker's settings)
+                    "metadata": (
+                        self.instruments[name].as_dict() if name in self.instruments else None
+                    ),
                 }
                 for name, pipe in sorted(self.pipelines.items())
             },
         }
+
+
+def load_scorer_factory(
+    spec: str | None, settings: StreamSettings
+) -> Callable[[Instrument], WindowScorer] | None:
+    """The per-venue scorer factory behind ``SURV_SCORER``: when its factory takes an
+    ``instrument`` keyword (``worker_scorer`` does), ``instrument -> factory(settings,
+    instrument=instrument)``; None for a factory that does not (its one scorer serves all)."""
+    import inspect
+
+    if not spec or spec.strip().lower() == "none":
+        return None
+    module_name, _, attr = spec.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    if "instrument" not in inspect.signature(factory).parameters:
+        return None
+
+    def for_venue(instrument: Instrument) -> WindowScorer:
+        scorer = factory(settings, instrument=instrument)
+        if not isinstance(scorer, WindowScorer):
+            raise TypeError(f"{spec} did not return a WindowScorer for {instrument.symbol}")
+        return scorer
+
+    return for_venue
 
 
 def load_scorer(spec: str, settings: StreamSettings) -> WindowScorer | None:
@@ -373,9 +462,15 @@ class Decisions:
         scorer: WindowScorer | None,
         store: AlertStore | None,
         alerts_topic: Any,
+        scorer_factory: Callable[[Instrument], WindowScorer] | None = None,
+        instruments: Mapping[str, Instrument] | None = None,
     ) -> None:
         self.settings = settings
         self.scorer = scorer
+        # a scorer per venue metadata (tick, price scale, model), built when first needed
+        self.scorer_factory = scorer_factory
+        self.instruments: Mapping[str, Instrument] = instruments if instruments is not None else {}
+        self._venue_scorers: dict[Instrument, WindowScorer | None] = {}
         self.store = store
         self.alerts_topic = alerts_topic
         self.counts: Counter[str] = Counter()
@@ -399,26 +494,46 @@ class Decisions:
                 self._pool = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="score")
         return self._pool
 
+    def scorer_of(self, instrument: str) -> WindowScorer | None:
+        """The scorer for an instrument's windows: built for its venue metadata when the feed
+        sent some and the scorer factory takes an instrument, else the worker's."""
+        meta = self.instruments.get(instrument)
+        if meta is None or self.scorer_factory is None:
+            return self.scorer
+        if meta not in self._venue_scorers:
+            try:
+                self._venue_scorers[meta] = self.scorer_factory(meta)
+            except Exception:
+                # a NASDAQ-tick scorer would score this venue wrongly: leave it unscored
+                self.counts["scorer_setup_errors"] += 1
+                log.exception("cannot build a scorer for %s; its windows are not scored", meta)
+                self._venue_scorers[meta] = None
+        return self._venue_scorers[meta]
+
     def submit(self, windows: list[ClosedWindow]) -> None:
         if not windows:
             return
-        if self.scorer is None:
-            self.counts["windows_unscored"] += len(windows)
-            if not self._warned:
-                log.warning("no scorer configured (SURV_SCORER): closed windows are not scored")
-                self._warned = True
-            return
         closed_at = time.time()
         for window in windows:
-            task = asyncio.ensure_future(self._decide(window, closed_at))
+            scorer = self.scorer_of(window.instrument)
+            if scorer is None:
+                self.counts["windows_unscored"] += 1
+                if not self._warned:
+                    log.warning(
+                        "no scorer for %s (SURV_SCORER=none, or its venue's could not be "
+                        "built): closed windows are not scored",
+                        window.instrument,
+                    )
+                    self._warned = True
+                continue
+            task = asyncio.ensure_future(self._decide(window, closed_at, scorer))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
 
     async def submit_undecided(self, windows: list[ClosedWindow]) -> int:
         """Submit the windows whose decision is not in the store; returns how many."""
-        if not windows or self.scorer is None or self.store is None:
+        if not windows or self.store is None:
             return 0
-        version = self.scorer.model_version
         store = self.store
 
         def decided() -> set[str]:
@@ -426,9 +541,13 @@ class Decisions:
 
         loop = asyncio.get_running_loop()
         done = await loop.run_in_executor(self._store_pool, decided)
-        todo = [
-            w for w in windows if window_id(w.instrument, w.start_ns, w.end_ns, version) not in done
-        ]
+        todo = []
+        for w in windows:
+            scorer = self.scorer_of(w.instrument)
+            if scorer is None:
+                continue
+            if window_id(w.instrument, w.start_ns, w.end_ns, scorer.model_version) not in done:
+                todo.append(w)
         if todo:
             log.warning(
                 "%d window(s) closed before the restart were never decided; scoring them now",
@@ -438,13 +557,10 @@ class Decisions:
             self.submit(todo)
         return len(todo)
 
-    async def _decide(self, window: ClosedWindow, closed_at: float) -> None:
+    async def _decide(self, window: ClosedWindow, closed_at: float, scorer: WindowScorer) -> None:
         loop = asyncio.get_running_loop()
-        assert self.scorer is not None
         try:
-            decision, score_s = await loop.run_in_executor(
-                self.pool, _timed_score, self.scorer, window
-            )
+            decision, score_s = await loop.run_in_executor(self.pool, _timed_score, scorer, window)
         except Exception:
             self.counts["scoring_errors"] += 1
             log.exception(
@@ -458,13 +574,14 @@ class Decisions:
         self.counts["decisions"] += 1
         alert = None
         if decision.verdict.alert:
+            meta = self.instruments.get(decision.instrument)
             alert = build_alert(
                 decision,
                 # A scorer that knows its configuration's version (a digest) stamps it.
-                config_version=getattr(self.scorer, "config_version", None)
+                config_version=getattr(scorer, "config_version", None)
                 or self.settings.config_version,
                 session_date=self.settings.session_date,
-                tz=self.settings.exchange_tz,
+                tz=meta.timezone if meta is not None else self.settings.exchange_tz,
             )
             await self.alerts_topic.send(
                 key=decision.instrument.encode(),
@@ -527,8 +644,11 @@ def build_app(
     *,
     scorer: WindowScorer | None = None,
     store: AlertStore | None = None,
+    scorer_factory: Callable[[Instrument], WindowScorer] | None = None,
 ) -> SurveillanceApp:
-    """Construct the faust app (no connection is made until a worker starts it)."""
+    """Construct the faust app (no connection is made until a worker starts it).
+    ``scorer_factory``: a scorer per instrument from the feed's venue metadata (``scorer``
+    serves instruments without)."""
     names = TopicNames.for_prefix(settings.topic_prefix)
     # faust's default is "<app id>-data" in the working directory, which every run would leave
     # behind; without a configured one the app gets a temporary directory of its own.
@@ -592,7 +712,14 @@ def build_app(
         tick_size=detection.tick_size,
         baseline_windows=detection.baseline_windows,
     )
-    decisions = Decisions(settings=settings, scorer=scorer, store=store, alerts_topic=alerts_topic)
+    decisions = Decisions(
+        settings=settings,
+        scorer=scorer,
+        store=store,
+        alerts_topic=alerts_topic,
+        scorer_factory=scorer_factory,
+        instruments=processor.instruments,
+    )
 
     async def process_events(stream: Any) -> None:
         async for record in stream.events():

@@ -10,7 +10,11 @@ never holds an event back). ``batch_events=1`` sends one record per event. Kafka
 further batched by the producer (``linger_ms``, ``max_batch_size``) and acknowledged in groups
 of ``window`` in-flight sends. After the last event of each instrument an end-of-stream control
 record is sent (see ``streams.records``) unless ``end_of_stream=False``. A feed's book snapshots
-(a LOBSTER file's rows every 10 s) go out as snapshot control records in feed order.
+(a LOBSTER file's rows every 10 s) go out as snapshot control records in feed order. Each
+instrument's metadata (tick, price scale, session: ``simulator.types.Instrument``), when the
+file has it, goes out as an instrument control record before that instrument's first event,
+so the worker's windows follow the venue and not its settings' defaults. A file of several
+instruments (DBN) is published whole: its instruments' events merged in event-time order.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,8 +31,15 @@ from typing import Literal
 import pandas as pd
 
 from simulator.normalized import COLUMNS, BookSnapshot
+from simulator.types import Instrument
 from streams.broker import wait_for_broker
-from streams.records import encode_batch, encode_event_dict, end_of_stream, snapshot_record
+from streams.records import (
+    encode_batch,
+    encode_event_dict,
+    end_of_stream,
+    instrument_record,
+    snapshot_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +100,12 @@ async def publish_frame(
     malformed_rows: int = 0,
     batch_events: int = 500,
     snapshots: Sequence[BookSnapshot] = (),
+    instruments: Mapping[str, Instrument] | None = None,
 ) -> PublishReport:
     """Publish normalized events in frame order, paced by ``ts_ns / speed``; each of the
     feed's book ``snapshots`` goes out as a control record before the event at its position
-    (``streams.records.snapshot_record``)."""
+    (``streams.records.snapshot_record``), and each of ``instruments`` (symbol -> metadata)
+    as an instrument control record before that instrument's first event."""
     if batch_events < 1:
         raise ValueError("batch_events must be at least 1")
     from aiokafka import AIOKafkaProducer
@@ -107,7 +120,8 @@ async def publish_frame(
     )
     await producer.start()
     columns = [frame[c].tolist() for c in COLUMNS]  # plain Python values, not numpy
-    instruments: dict[str, None] = {}
+    metadata = dict(instruments or {})  # sent before each instrument's first event
+    seen: dict[str, None] = {}  # instruments published, in order of their first event
     pending: list[asyncio.Future[object]] = []
     start = time.perf_counter()
     ts0 = int(columns[0][0]) if len(frame) else 0
@@ -134,7 +148,7 @@ async def publish_frame(
 
     snaps = iter(snapshots)
     snap = next(snaps, None)
-    sent_snapshots = 0
+    sent_controls = 0
     try:
         for k, row in enumerate(zip(*columns, strict=True)):
             record = dict(zip(COLUMNS, row, strict=True))
@@ -144,7 +158,7 @@ async def publish_frame(
                     str(record["instrument"]), snap.ts_ns, snap.depth, snap.bids, snap.asks
                 )
                 await send(value, key.decode(), headers)
-                sent_snapshots += 1
+                sent_controls += 1
                 snap = next(snaps, None)
             if speed is not None:
                 due = (int(record["ts_ns"]) - ts0) / 1e9 / speed
@@ -156,12 +170,17 @@ async def publish_frame(
             if instrument != batch_key or len(batch) >= batch_events:
                 await flush_batch()
                 batch_key = instrument
-            instruments.setdefault(instrument)
+            meta = metadata.pop(instrument, None)
+            if meta is not None:  # before the instrument's first event (the batch is empty)
+                key, value, headers = instrument_record(meta)
+                await send(value, key.decode(), headers)
+                sent_controls += 1
+            seen.setdefault(instrument)
             batch.append(record)
             sent += 1
         await flush_batch()
         if end_of_stream_records:
-            for instrument in instruments:
+            for instrument in seen:
                 key, value, headers = end_of_stream(instrument)
                 await send(value, key.decode(), headers)
         await asyncio.gather(*pending)
@@ -173,8 +192,8 @@ async def publish_frame(
         topic,
         sent,
         records,
-        len(instruments),
-        (len(instruments) if end_of_stream_records else 0) + sent_snapshots,
+        len(seen),
+        (len(seen) if end_of_stream_records else 0) + sent_controls,
         malformed_rows,
         seconds,
         speed,
@@ -182,7 +201,7 @@ async def publish_frame(
     log.info(
         "published %d events of %d instrument(s) to %s in %.2f s",
         sent,
-        len(instruments),
+        len(seen),
         topic,
         seconds,
     )
@@ -199,19 +218,25 @@ def publish_file(
     end_of_stream_records: bool = True,
     broker_timeout_s: float = 30.0,
     batch_events: int = 500,
+    instrument: str | None = None,
 ) -> PublishReport:
-    """Load a feed file and publish it, with the book snapshots it offers (blocking; for the
-    CLI)."""
+    """Load a feed file (every instrument it holds, or ``instrument``'s) and publish it, with
+    its instruments' metadata and the book snapshots it offers (blocking; for the CLI)."""
     from simulator import feeds
 
     if fmt not in feeds.FORMATS:
         raise ValueError(f"unknown feed format {fmt!r}")
-    feed = feeds.load_feed(path, fmt)
-    frame, bad = feed.frame, feed.malformed
+    loaded = feeds.load_feeds(path, fmt, instrument=instrument)
+    frame, snapshots = feeds.merge_feeds(loaded)
+    bad = sum(f.malformed for f in loaded)
+    metadata = {f.instrument.symbol: f.instrument for f in loaded if f.instrument is not None}
+    if not metadata:
+        log.warning("%s carries no instrument metadata: the worker will use its settings", path)
     return asyncio.run(
         publish_frame(
             frame,
-            snapshots=feed.snapshots,
+            snapshots=snapshots,
+            instruments=metadata,
             bootstrap=bootstrap,
             topic=topic,
             speed=speed,

@@ -13,6 +13,10 @@
   the venue's book for the key's instrument (``snapshot_record``): ``{"instrument", "ts_ns",
   "depth", "bids": [[price, qty], ...], "asks": [...]}``, in feed order with the events; it
   repairs a book that an integrity fault left suspect (a lost event) and checks a trusted one.
+  A record with the header ``surv-control: instrument`` carries the key's instrument metadata
+  (``simulator.types.Instrument.as_dict``: tick, price scale, session hours, time zone, trade
+  days), sent by ``feed`` before the instrument's first event: the worker's windows, facts and
+  rollouts for that instrument use it instead of the worker's settings.
 - alerts (``{prefix}.alerts``): key = instrument, value = alert JSON (``alerts/schema.py``).
 - dead letter (``{prefix}.dead-letter``): key = the original key, value = JSON with the reason,
   the error, the source topic/partition/offset, ``index`` (position in a batch record, else
@@ -32,11 +36,12 @@ from typing import Any
 import orjson
 
 from simulator.normalized import KINDS, SIDES, EventFormatError, event_from_dict, event_to_dict
-from simulator.types import BookEvent, EventKind
+from simulator.types import BookEvent, EventKind, Instrument
 
 CONTROL_HEADER = "surv-control"
 END_OF_STREAM = b"end_of_stream"
 SNAPSHOT = b"snapshot"
+INSTRUMENT = b"instrument"
 
 
 class MalformedRecord(ValueError):
@@ -94,6 +99,43 @@ def is_end_of_stream(headers: Any) -> bool:
 
 def is_snapshot(headers: Any) -> bool:
     return _control(headers) == SNAPSHOT
+
+
+def is_instrument(headers: Any) -> bool:
+    return _control(headers) == INSTRUMENT
+
+
+def instrument_record(instrument: Instrument) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """``(key, value, headers)`` of an instrument metadata control record."""
+    value = orjson.dumps(instrument.as_dict())
+    return instrument.symbol.encode(), value, [(CONTROL_HEADER, INSTRUMENT)]
+
+
+def decode_instrument(key: bytes | None, value: bytes | None) -> Instrument:
+    """An instrument control record's metadata; ``MalformedRecord`` when it is not one."""
+    try:
+        data = orjson.loads(value or b"")
+        if not isinstance(data, dict):
+            raise TypeError(f"metadata must be an object, got {type(data).__name__}")
+        instrument = Instrument.from_dict(data)
+        for name in ("tick_size", "lot_size", "price_scale", "qty_scale"):
+            if type(getattr(instrument, name)) is not int:
+                raise TypeError(f"{name} must be an integer")
+        # the calendar is read at every window: refuse hours, days or a zone it cannot read
+        from zoneinfo import ZoneInfo
+
+        from simulator.sessions import grid_origin, trade_weekdays
+
+        ZoneInfo(instrument.timezone)
+        trade_weekdays(instrument.trade_days)
+        grid_origin(instrument, 0)
+    except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+        raise MalformedRecord("bad_instrument", f"{type(exc).__name__}: {exc}") from None
+    if key is not None and key.decode("utf-8", errors="replace") != instrument.symbol:
+        raise MalformedRecord(
+            "key_mismatch", f"key {key!r} is not the metadata's {instrument.symbol!r}"
+        )
+    return instrument
 
 
 def snapshot_record(

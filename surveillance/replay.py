@@ -16,15 +16,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from simulator.feeds import load_feed
+from simulator.feeds import VenueFeed, load_feeds
 from simulator.lobster import FeedError, FileName, load_lobster
 from simulator.normalized import BookSnapshot, iter_events, lobster_snapshots, lobster_to_frame
+from simulator.sessions import (
+    clock_on,
+    grid_origin,
+    session_predicate,
+    trade_date,
+    trade_date_bounds,
+)
 from simulator.types import Instrument
-from simulator.units import NS_PER_DAY, NS_PER_S, in_session, iso_time
+from simulator.units import NS_PER_DAY, NS_PER_S, iso_time
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
 from surveillance.detection.scorer import SimulationScorer
@@ -51,11 +57,27 @@ class ReplayInput:
     # repair a book an integrity fault left suspect, and check a trusted one
     snapshots: list[BookSnapshot] = field(default_factory=list)
     meta: Instrument | None = None  # tick, price scale, session (None: LOBSTER's defaults)
-    day_start_ns: int = 0  # midnight of the feed's day (venue time zone) in its epoch clock
+    day_start_ns: int = 0  # where the feed's (trade) date starts, in its epoch clock
 
-    def clock(self, ns_after_midnight: int) -> int:
-        """A time of day (a case's ``--from``/``--to``) in the feed's clock."""
-        return self.day_start_ns + ns_after_midnight
+    @property
+    def calendar(self) -> Instrument:
+        """Whose sessions and trade dates the input's times follow (UTC days without
+        metadata)."""
+        if self.meta is not None:
+            return self.meta
+        return Instrument("", timezone="UTC", session_open="00:00", session_close="24:00")
+
+    def clock(self, ns_after_midnight: int | None, *, end: bool = False) -> int:
+        """A time of day on the input's date (a case's ``--from``/``--to``) in the feed's
+        clock; None: where that date starts (or, with ``end``, ends). For an epoch feed the
+        date is a trade date (CME: trade date D, 17:00 is 17:00 on D-1)."""
+        if self.day_start_ns == 0 or self.session_date is None:
+            if ns_after_midnight is None:
+                return NS_PER_DAY + 1 if end else 0
+            return self.day_start_ns + ns_after_midnight
+        if ns_after_midnight is None:
+            return trade_date_bounds(self.calendar, self.session_date)[1 if end else 0]
+        return clock_on(self.calendar, self.session_date, ns_after_midnight)
 
 
 # What a directory of days holds, per format (a LOBSTER day: its zip, or its message file with
@@ -84,9 +106,33 @@ def input_files(paths: Iterable[str | Path], fmt: str) -> list[Path]:
     return out
 
 
+def read_inputs(
+    path: str | Path,
+    fmt: str,
+    *,
+    session_date: dt.date | None = None,
+    instrument: str | None = None,
+) -> list[ReplayInput]:
+    """Read one file: one input per instrument it holds (a DBN file may hold several), or only
+    ``instrument``'s."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise ReplayError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "lobster":
+        item = read_input(path, fmt, session_date=session_date)
+        if instrument is not None and instrument != item.instrument:
+            raise ReplayError(f"{path}: no instrument {instrument!r} (it holds {item.instrument})")
+        return [item]
+    if not path.exists():
+        raise FeedError(f"no such file: {path}")
+    feeds = load_feeds(path, fmt, instrument=instrument)
+    return [_venue_input(path, feed, session_date) for feed in feeds]
+
+
 def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = None) -> ReplayInput:
-    """Read one file. LOBSTER: the instrument and date come from the file name, the window grid
-    starts at the file's start time; normalized: from the events and ``session_date``."""
+    """Read one file of one instrument. LOBSTER: the instrument and date come from the file
+    name, the window grid starts at the file's start time; normalized: from the events and
+    ``session_date``."""
     path = Path(path)
     if fmt not in FORMATS:
         raise ReplayError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -112,7 +158,14 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
             lobster_snapshots(day, frame),
             meta=day.instrument,
         )
-    feed = load_feed(path, fmt)
+    items = read_inputs(path, fmt, session_date=session_date)
+    if len(items) != 1:
+        names = ", ".join(i.instrument for i in items)
+        raise ReplayError(f"{path}: {len(items)} instruments ({names}); choose one")
+    return items[0]
+
+
+def _venue_input(path: Path, feed: VenueFeed, session_date: dt.date | None) -> ReplayInput:
     frame, bad, meta = feed.frame, feed.malformed, feed.instrument
     if frame.empty:
         raise ReplayError(f"{path}: no events")
@@ -121,32 +174,25 @@ def read_input(path: str | Path, fmt: str, *, session_date: dt.date | None = Non
         raise ReplayError(f"{path}: one instrument per file, found {len(instruments)}")
     first = int(frame["ts_ns"].iloc[0])
     origin = first // (60 * NS_PER_S) * (60 * NS_PER_S)
-    day_start = 0
-    if first >= NS_PER_DAY:
-        # epoch times: the day the feed starts (its first venue event: a DBN snapshot is
-        # stamped at the request's start, maybe the evening before), at midnight in the
-        # venue's time zone; a venue that never closes has its windows on that day's grid
-        live = frame["ts_ns"][~frame["synthetic"].to_numpy(bool)]
-        begun = int(live.iloc[0]) if len(live) else first
-        tz = ZoneInfo(meta.timezone if meta is not None else "UTC")
-        day = dt.datetime.fromtimestamp(begun / NS_PER_S, tz).date()
-        midnight = dt.datetime.combine(day, dt.time(), tzinfo=tz)
-        day_start = int(midnight.timestamp()) * NS_PER_S
-        if meta is not None and meta.continuous:
-            origin = day_start
-        if session_date is None:
-            session_date = day  # the day a dated case (--from/--to with dates) matches
-    return ReplayInput(
-        path,
-        str(instruments[0]),
-        frame,
-        origin,
-        session_date,
-        bad,
-        feed.snapshots,
-        meta=meta,
-        day_start_ns=day_start,
+    item = ReplayInput(
+        path, str(instruments[0]), frame, origin, session_date, bad, feed.snapshots, meta=meta
     )
+    if first >= NS_PER_DAY:
+        # epoch times: the (trade) date the feed starts on (its first venue event: a seed
+        # may be stamped earlier), in the venue's zone and calendar; the window grid starts
+        # at that event's session open (``simulator.sessions.grid_origin``, as in the worker)
+        live = frame["ts_ns"][~frame["synthetic"].to_numpy(bool)].tolist() or [first]
+        # the trade date of the session the feed covers: its first event in the session (a
+        # feed may start in the halt before it, which belongs to the day that closed)
+        inside = session_predicate(item.calendar, epoch=True)
+        begun = next((t for t in live if inside(t)), live[0])
+        day = trade_date(item.calendar, begun)
+        item.day_start_ns = trade_date_bounds(item.calendar, day)[0]
+        if meta is not None:
+            item.origin_ns = grid_origin(meta, first)
+        if session_date is None:
+            item.session_date = day  # the day a dated case (--from/--to with dates) matches
+    return item
 
 
 def session_of(item: ReplayInput) -> Callable[[int], bool] | None:
@@ -156,7 +202,7 @@ def session_of(item: ReplayInput) -> Callable[[int], bool] | None:
     if meta is None:
         return None
     epoch = item.day_start_ns > 0 or int(item.frame["ts_ns"].iloc[0]) >= NS_PER_DAY
-    return in_session(meta.session_open, meta.session_close, meta.timezone, epoch=epoch)
+    return session_predicate(meta, epoch=epoch)
 
 
 def instrument_of(inputs: list[ReplayInput]) -> Instrument | None:
@@ -165,7 +211,8 @@ def instrument_of(inputs: list[ReplayInput]) -> Instrument | None:
     metas = {(i.meta.tick_size, i.meta.price_scale): i.meta for i in inputs if i.meta}
     if len(metas) > 1:
         raise ReplayError(
-            "the files have different ticks or price scales: replay them one venue at a time"
+            "the inputs have different ticks or price scales: replay them one venue (or one "
+            "instrument, --instrument) at a time"
         )
     return next(iter(metas.values()), None)
 
@@ -233,16 +280,18 @@ class Case:
         if (self.end_date or dt.date.min, self.end_ns) <= start:
             raise ReplayError("a case must end after it starts")
 
-    def span(self, day: dt.date | None) -> tuple[int, int] | None:
-        """The case's part of a day's feed time (None: the day lies outside the case)."""
+    def span(self, day: dt.date | None) -> tuple[int | None, int | None] | None:
+        """The case's part of a day, as times of day (None at an end: the day's own start or
+        end, which for an overnight session is not midnight); None when the day lies outside
+        the case."""
         if self.start_date is None or self.end_date is None:
             return self.start_ns, self.end_ns
         if day is None:
             raise ReplayError("a case with dates needs inputs with dates (--date)")
         if not self.start_date <= day <= self.end_date:
             return None
-        start = self.start_ns if day == self.start_date else 0
-        return start, self.end_ns if day == self.end_date else NS_PER_DAY + 1
+        start = self.start_ns if day == self.start_date else None
+        return start, self.end_ns if day == self.end_date else None
 
 
 @dataclass(slots=True)
@@ -277,11 +326,12 @@ def replay(
     if isinstance(case, tuple):
         case = Case(*case)
     for item in inputs:
-        span = case.span(item.session_date) if case is not None else None
-        if span is not None:
-            span = (item.clock(span[0]), item.clock(span[1]))  # into the feed's clock
-        if case is not None and span is None:
+        part = case.span(item.session_date) if case is not None else None
+        if case is not None and part is None:
             continue  # a day outside the case
+        span = None
+        if part is not None:  # into the feed's clock
+            span = (item.clock(part[0]), item.clock(part[1], end=True))
         wanted = None
         if span is not None:
             lo, hi = span

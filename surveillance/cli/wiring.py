@@ -359,7 +359,8 @@ def make_scorer(
     return scorer, resolved
 
 
-def worker_scorer(stream_settings: Any) -> SimulationScorer:
+def worker_scorer(stream_settings: Any, instrument: Instrument | None = None) -> SimulationScorer:
     """The stream worker's scorer (``SURV_SCORER``'s default): ``make_scorer`` on the
-    detection settings the worker reads from ``SURV_*``."""
-    return make_scorer(stream_settings.detection())[0]
+    detection settings the worker reads from ``SURV_*``; with ``instrument`` (the venue
+    metadata a feed sent) the venue's tick, price scale, model and calibration."""
+    return make_scorer(stream_settings.detection(), instrument=instrument)[0]

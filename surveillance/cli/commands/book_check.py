@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from simulator.feeds import VENUE_FORMATS, detect_format, load_feed
+from simulator.feeds import VENUE_FORMATS, detect_format, load_feeds
 from simulator.lobster import load_lobster
 from simulator.replay import check_lobster
 
@@ -142,10 +142,18 @@ def command(
         report = check_lobster(day, keep_mismatches=mismatches, resync_every_ns=every).as_dict()
         keys: tuple[str, ...] = _LOBSTER_KEYS
     else:
-        feed = load_feed(path, fmt, reconcile=not no_resync)
-        assert feed.check is not None
-        report = feed.check
+        # a file of several instruments (DBN): one report each, in the order the file names them
+        feeds = load_feeds(path, fmt, reconcile=not no_resync)
         keys = _BITSTAMP_KEYS if fmt == "bitstamp" else _DATABENTO_KEYS
+        for feed in feeds[:-1]:
+            assert feed.check is not None
+            _show(feed.check, keys, as_json, mismatches)
+        assert feeds[-1].check is not None
+        report = feeds[-1].check
+    _show(report, keys, as_json, mismatches)
+
+
+def _show(report: dict, keys: tuple[str, ...], as_json: bool, mismatches: int) -> None:
     if as_json:
         click.echo(json.dumps(report))
         return

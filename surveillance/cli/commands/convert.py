@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from simulator.feeds import VENUE_FORMATS, load_feed
+from simulator.feeds import VENUE_FORMATS, VenueFeed, load_feeds
 from simulator.normalized import metadata_path, write_events
 
 
@@ -30,27 +30,43 @@ from simulator.normalized import metadata_path, write_events
     help="Write the venue's messages only: for LOBSTER no opening book and no depth "
     "reconciliation; for Bitstamp no resync from its snapshots.",
 )
-def command(source: Path, out: Path, fmt: str, no_reconcile: bool) -> None:
+@click.option(
+    "--instrument",
+    default=None,
+    help="Convert only this instrument (symbol or venue id) of a file that holds several (a "
+    "DBN file); by default each goes to its own OUT (OUT's name with .SYMBOL before the suffix).",
+)
+def command(source: Path, out: Path, fmt: str, no_reconcile: bool, instrument: str | None) -> None:
     """Convert a LOBSTER, Databento MBO or Bitstamp file into normalized events (OUT:
-    .parquet or .jsonl), with the instrument's metadata beside it (OUT.meta.json).
+    .parquet or .jsonl), with the instrument's metadata beside it (OUT.meta.json). A file of
+    several instruments (DBN) gives one OUT per instrument; one JSON line each.
 
     Reconciliation (LOBSTER's opening book and depth, the DBN snapshot, Bitstamp's opening
     book and snapshot resync) is written as synthetic events, so replaying OUT alone rebuilds
     the venue's book.
     """
     start = time.perf_counter()
-    feed = load_feed(source, fmt, reconcile=not no_reconcile)
-    write_events(feed.frame, out, feed.instrument)
-    frame = feed.frame
-    summary = {
-        "format": feed.fmt,
-        "instrument": feed.instrument.symbol if feed.instrument else None,
-        "events": len(frame),
-        "synthetic": int(frame["synthetic"].sum()),
-        "kinds": {str(k): int(v) for k, v in frame["kind"].value_counts().items()},
-        "malformed_rows": feed.malformed,
-        "out": str(out),
-        "meta": str(metadata_path(out)) if feed.instrument else None,
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    click.echo(json.dumps(summary))
+    feeds = load_feeds(source, fmt, reconcile=not no_reconcile, instrument=instrument)
+    for feed in feeds:
+        target = out if len(feeds) == 1 else per_instrument(out, feed)
+        write_events(feed.frame, target, feed.instrument)
+        frame = feed.frame
+        summary = {
+            "format": feed.fmt,
+            "instrument": feed.instrument.symbol if feed.instrument else None,
+            "events": len(frame),
+            "synthetic": int(frame["synthetic"].sum()),
+            "kinds": {str(k): int(v) for k, v in frame["kind"].value_counts().items()},
+            "malformed_rows": feed.malformed,
+            "out": str(target),
+            "meta": str(metadata_path(target)) if feed.instrument else None,
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        click.echo(json.dumps(summary))
+
+
+def per_instrument(out: Path, feed: VenueFeed) -> Path:
+    """``esh4.parquet`` -> ``esh4.ESH4.parquet``: one file per instrument of a source."""
+    symbol = feed.instrument.symbol if feed.instrument else str(feed.frame["instrument"].iloc[0])
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in symbol)
+    return out.with_name(f"{out.stem}.{safe}{out.suffix}")

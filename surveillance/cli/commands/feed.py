@@ -41,6 +41,12 @@ import click
     help="Create the topic with SURV_PARTITIONS partitions if missing (a producer-created "
     "topic would get the broker's default count).",
 )
+@click.option(
+    "--instrument",
+    default=None,
+    help="Publish only this instrument (symbol or venue id) of a file that holds several (a "
+    "DBN file); by default all of them, merged in event-time order.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report.")
 def command(
     path: Path,
@@ -50,11 +56,14 @@ def command(
     topic: str | None,
     end_of_stream: bool,
     create_topic: bool,
+    instrument: str | None,
     as_json: bool,
 ) -> None:
     """Publish a historical feed file into the input topic, keyed by instrument.
 
-    Event times are replayed compressed by the speed factor; records are batched.
+    Event times are replayed compressed by the speed factor; records are batched. Each
+    instrument's metadata (tick, price scale, session), when the format carries it, goes out
+    first as a control record: the worker's windows for it follow the venue.
     """
     from streams.publisher import parse_speed, publish_file
     from streams.settings import load_settings
@@ -86,6 +95,7 @@ def command(
             speed=factor,
             end_of_stream_records=end_of_stream,
             broker_timeout_s=settings.topics_timeout_s,
+            instrument=instrument,
         )
     except (BrokerError, TopicError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -31,12 +31,19 @@ from surveillance.cli.options import detection_options, detection_settings
     help="Session date (YYYY-MM-DD) for normalized files timed from midnight.",
 )
 @click.option(
+    "--instrument",
+    default=None,
+    help="Replay only this instrument (symbol or venue id) of a file that holds several (a "
+    "DBN file); by default each instrument is replayed on its own.",
+)
+@click.option(
     "--from",
     "case_from",
     default=None,
     help="A case's start (HH:MM, exchange time, or 'YYYY-MM-DD HH:MM' across days; for feeds "
-    "timed since the epoch, in the venue's time zone): score only the windows of --from..--to, "
-    "with the window grid and each window's context of the full replay.",
+    "timed since the epoch, in the venue's time zone, and the date is a trade date: for CME, "
+    "trade date D starts at 17:00 Chicago time on D-1): score only the windows of "
+    "--from..--to, with the window grid and each window's context of the full replay.",
 )
 @click.option(
     "--to", "case_to", default=None, help="A case's end (HH:MM or 'YYYY-MM-DD HH:MM'); with --from."
@@ -53,6 +60,7 @@ from surveillance.cli.options import detection_options, detection_settings
 def command(
     paths: tuple[Path, ...],
     fmt: str,
+    instrument: str | None,
     session_date: str | None,
     case_from: str | None,
     case_to: str | None,
@@ -69,7 +77,7 @@ def command(
     window = str(options["window"])
     settings = detection_settings(options)
     from surveillance.cli.wiring import make_scorer
-    from surveillance.replay import input_files, instrument_of, read_input, replay, write_scores
+    from surveillance.replay import input_files, instrument_of, read_inputs, replay, write_scores
 
     date = None
     if session_date is not None:
@@ -91,13 +99,17 @@ def command(
             raise click.BadParameter(str(exc), param_hint="--from/--to") from None
         except ReplayError as exc:
             raise click.BadParameter(str(exc), param_hint="--from/--to") from None
-    inputs = [read_input(p, fmt, session_date=date) for p in input_files(paths, fmt)]
-    instrument = instrument_of(inputs)
-    scorer, resolved = make_scorer(settings, can_self=True, instrument=instrument)
+    inputs = [
+        item
+        for p in input_files(paths, fmt)
+        for item in read_inputs(p, fmt, session_date=date, instrument=instrument)
+    ]
+    venue = instrument_of(inputs)
+    scorer, resolved = make_scorer(settings, can_self=True, instrument=venue)
     from surveillance.cli.wiring import SamplerSpec, sampler_for_venue
 
     # which generator serves this venue (its model, or the empirical one where none exists)
-    click.echo(f"sampler: {sampler_for_venue(SamplerSpec.of(settings), instrument).note}", err=True)
+    click.echo(f"sampler: {sampler_for_venue(SamplerSpec.of(settings), venue).note}", err=True)
     if resolved.self_far is not None and settings.calibration == "auto":
         click.echo(
             "no calibration for this model: fitting the threshold on this replay's own "

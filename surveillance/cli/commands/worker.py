@@ -37,7 +37,7 @@ def command(
     from pydantic import ValidationError
 
     from alerts.store import AlertStore
-    from streams.app import build_app, load_scorer, run_worker
+    from streams.app import build_app, load_scorer, load_scorer_factory, run_worker
     from streams.settings import load_settings
     from streams.topics import TopicError, app_topic_specs, ensure_topics
 
@@ -56,12 +56,15 @@ def command(
         except TopicError as exc:
             raise click.ClickException(str(exc)) from None
     window_scorer = None
+    factory = None
     if settings.scorer:
         try:
             window_scorer = load_scorer(settings.scorer, settings)
+            # instruments whose feed sends venue metadata get a scorer of their own
+            factory = load_scorer_factory(settings.scorer, settings)
         except (ImportError, AttributeError, TypeError, ValueError) as exc:
             raise click.ClickException(f"cannot load scorer {settings.scorer}: {exc}") from None
     store = AlertStore(settings.store_url)
     store.create_schema()
-    surv = build_app(settings, scorer=window_scorer, store=store)
+    surv = build_app(settings, scorer=window_scorer, store=store, scorer_factory=factory)
     run_worker(surv, loglevel=settings.log_level)

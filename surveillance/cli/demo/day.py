@@ -7,12 +7,16 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.types import Instrument
 from simulator.units import NS_PER_S
 from surveillance.cli.demo.base import DemoError, DemoOptions, _clock
 
 
-def load_day(options: DemoOptions) -> tuple[pd.DataFrame, str, dt.date | None, int]:
-    """The day's normalized events (sliced, injected), instrument, date and grid origin."""
+def load_day(
+    options: DemoOptions,
+) -> tuple[pd.DataFrame, str, dt.date | None, int, Instrument | None]:
+    """The day's normalized events (sliced, injected), instrument, date, grid origin and the
+    instrument's venue metadata."""
     from simulator.units import parse_clock
     from surveillance.replay import read_input
 
@@ -26,15 +30,23 @@ def load_day(options: DemoOptions) -> tuple[pd.DataFrame, str, dt.date | None, i
         frame = frame.iloc[: options.max_events]
     if frame.empty:
         raise DemoError("no events left to publish (check --until / --max-events)")
-    return frame.reset_index(drop=True), item.instrument, item.session_date, item.origin_ns
+    return (
+        frame.reset_index(drop=True),
+        item.instrument,
+        item.session_date,
+        item.origin_ns,
+        item.meta,
+    )
 
 
 def inject_campaign(
-    frame: pd.DataFrame, options: DemoOptions
+    frame: pd.DataFrame, options: DemoOptions, meta: Instrument | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """``options.inject`` inserted into the day at ``options.inject_at`` (default: mid-day)."""
+    """``options.inject`` inserted into the day at ``options.inject_at`` (default: mid-day),
+    trading in the instrument's tick and lot (``meta``; the NASDAQ defaults without)."""
     from simulator.manipulation import Campaign, Typology, inject
     from simulator.units import parse_clock, parse_duration
+    from surveillance.studies.evaluate import campaign_units
 
     if options.inject is None:
         raise DemoError("no campaign to inject")
@@ -49,7 +61,8 @@ def inject_campaign(
         raise DemoError(
             f"--at {options.inject_at} is outside the fed events ({_clock(first)}..{_clock(last)})"
         )
-    campaign = Campaign(typology, start, end, intensity=options.intensity)
+    units = {} if meta is None else dict(zip(("tick", "lot"), campaign_units(meta), strict=True))
+    campaign = Campaign(typology, start, end, intensity=options.intensity, **units)
     result = inject(frame, campaign)
     return result.frame, {
         "typology": typology.value,

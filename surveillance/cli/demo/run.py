@@ -85,10 +85,10 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
 
     # The worker's window grid starts at the session open (09:30), which is where the offline
     # replay starts it for these files (their start time): the same windows, the same ids.
-    frame, instrument, date, _origin_ns = load_day(options)
+    frame, instrument, date, _origin_ns, meta = load_day(options)
     injected = None
     if options.inject:
-        frame, injected = inject_campaign(frame, options)
+        frame, injected = inject_campaign(frame, options, meta)
         say(
             f"injected {injected['typology']} {_clock(injected['start_ns'])}-"
             f"{_clock(injected['end_ns'])} (intensity {options.intensity:g}): "
@@ -186,7 +186,12 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None] = print) -> Dem
         t0 = time.monotonic()
         report = asyncio.run(
             publish_frame(
-                frame, bootstrap=broker.bootstrap, topic=names.events, speed=options.speed
+                frame,
+                bootstrap=broker.bootstrap,
+                topic=names.events,
+                speed=options.speed,
+                # the venue's tick and calendar travel with the feed, as `surveillance feed`
+                instruments={instrument: meta} if meta is not None else None,
             )
         )
         publish_s = time.monotonic() - t0
