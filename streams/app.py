@@ -569,6 +569,11 @@ class Decisions:
         self.store.put_decision(decision=decision)
         return new_alert
 
+    async def wait_below(self, limit: int, poll_s: float = 0.05) -> None:
+        """Return once at most ``limit`` windows are pending."""
+        while self.pending > limit and self._tasks:
+            await asyncio.sleep(poll_s)
+
     async def drain(self, timeout_s: float = 30.0) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
@@ -700,6 +705,11 @@ def build_app(
                 processor.counts["windows_published"] += len(outcome.closed)
             elif outcome.closed:
                 decisions.submit(outcome.closed)
+                if decisions.pending > settings.max_pending_windows:
+                    # Every pending window holds two windows of events and books: memory
+                    # stays bounded and the backlog waits on the topic instead.
+                    processor.counts["backpressure_waits"] += 1
+                    await decisions.wait_below(settings.max_pending_windows)
 
     agent = app.agent(events_topic, name="surveillance-events")(process_events)
 

@@ -69,6 +69,12 @@ class StreamSettings(BaseSettings):
     score_batch: int = Field(
         64, ge=1, description="most closed windows scored in one call (one Engine.fork)"
     )
+    max_pending_windows: int = Field(
+        256,
+        ge=1,
+        description="role both: closed windows waiting to be scored before the worker stops "
+        "consuming until scoring catches up (lag grows on the topic, not memory in the worker)",
+    )
     scorer_max_poll_s: float = Field(
         1800.0,
         gt=0,
