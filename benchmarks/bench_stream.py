@@ -488,7 +488,8 @@ def bench_sustained(bootstrap: str, frame: Any, workdir: Path, args: argparse.Na
     finally:
         stop.set()
         sampler.join(10)
-        stop_process(process, timeout_s=30, name="worker")
+        # the worker drains pending windows for up to 30 s before it stops (OPERATIONS.md)
+        stop_process(process, timeout_s=60, name="worker")
     rate = sent[0] / fed_s
     first = samples[0]
     print(

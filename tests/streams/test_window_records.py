@@ -130,3 +130,59 @@ def test_a_reader_refuses_records_it_cannot_read(windows) -> None:
         with pytest.raises(WindowRecordError) as err:
             decode_window(bad)
         assert err.value.reason == reason
+
+
+@pytest.mark.kafka
+def test_a_25_minute_goog_window_travels_through_the_windows_topic(
+    kafka_bootstrap, lobster_dir
+) -> None:
+    """A real window is over a megabyte: the topic, the producer and the consumer settings
+    must let it through (the default 1 MB request size does not)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    from streams.settings import load_settings
+    from streams.topics import TopicNames, app_topic_specs, ensure_topics
+
+    frame = lobster_to_frame(load_lobster(lobster_zip(lobster_dir, "GOOG", 10)))
+    frame = frame[frame.ts_ns < OPEN_NS + 76 * 60 * NS]
+    pipe = InstrumentPipeline("GOOG", window_ns=25 * 60 * NS, origin_ns=OPEN_NS)
+    window = [w for e in iter_events(frame) for w in pipe.on_event(e)][2]  # 10:20-10:45
+    record = encode_window(window)
+    assert len(record) > 1_048_576  # more than Kafka's default request and message size
+    prefix = f"w{id(record) % 10**8}"
+    settings = load_settings(bootstrap=kafka_bootstrap, topic_prefix=prefix, app_id=prefix)
+    ensure_topics(kafka_bootstrap, app_topic_specs(settings))
+    topic = TopicNames.for_prefix(prefix).windows
+
+    async def roundtrip() -> bytes:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka_bootstrap, max_request_size=settings.max_window_bytes
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, record, key=b"GOOG")
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka_bootstrap,
+            max_partition_fetch_bytes=settings.max_window_bytes,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(settings.windows_partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            for _ in range(30):
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    return records[0].value
+        finally:
+            await consumer.stop()
+        raise AssertionError("the window record never came back")
+
+    back = decode_window(asyncio.run(roundtrip()))
+    assert back.events == window.events and book_rows(back.opening_book) == book_rows(
+        window.opening_book
+    )
