@@ -429,12 +429,19 @@ def bench_sustained(bootstrap: str, frame: Any, workdir: Path, args: argparse.Na
     )
     env, names = deployment(bootstrap, workdir, **scoring)
     env.pop("SURV_SCORER", None)
-    process, port = start_worker(env, workdir, "sustained")
+    scorer = None
+    if args.split:
+        # one ingest worker, and the scoring in a scorer process of its own
+        process, port = start_worker(env | {"SURV_ROLE": "ingest"}, workdir, "sustained")
+        scorer = start_worker(env | {"SURV_ROLE": "scorer"}, workdir, "scorer")
+    else:
+        process, port = start_worker(env, workdir, "sustained")
     print(
         f"sustained: {args.instruments} instruments x {feed.n:,} events per day replay, "
         f"{args.rate:,.0f} events/s in all for {args.duration:g} s (each instrument's day "
-        f"clock x{feed.compression:.1f}); window {args.window} of event time; one worker, "
-        f"scoring with {args.generator} x {args.rollouts} rollouts in "
+        f"clock x{feed.compression:.1f}); window {args.window} of event time; "
+        + ("one ingest worker and one scorer process (--split), " if args.split else "one worker, ")
+        + f"scoring with {args.generator} x {args.rollouts} rollouts in "
         f"{args.executor_workers} {args.executor} executor(s)"
     )
     sent = [0, 0]
@@ -448,9 +455,20 @@ def bench_sustained(bootstrap: str, frame: Any, workdir: Path, args: argparse.Na
                 state = _get_state(port)
             except OSError:
                 state = None
+            if state is not None and scorer is not None:
+                try:
+                    d = _get_state(scorer[1])["decisions"]
+                except OSError:
+                    state = None
+                else:
+                    # the worker's figures are the ingest worker's, "scorers" the scorer's
+                    # process and its executor together
+                    state["decisions"] = d
             if state is not None:
                 c, d = state["counts"], state["decisions"]
                 main_rss, kids_rss = rss_mib(process.pid)
+                if scorer is not None:
+                    kids_rss = sum(rss_mib(scorer[0].pid))
                 samples.append(
                     {
                         "t": time.monotonic() - t0,
@@ -490,6 +508,8 @@ def bench_sustained(bootstrap: str, frame: Any, workdir: Path, args: argparse.Na
         sampler.join(10)
         # the worker drains pending windows for up to 30 s before it stops (OPERATIONS.md)
         stop_process(process, timeout_s=60, name="worker")
+        if scorer is not None:
+            stop_process(scorer[0], timeout_s=60, name="scorer")
     rate = sent[0] / fed_s
     first = samples[0]
     print(
@@ -537,6 +557,9 @@ def main() -> None:
     sustained.add_argument("--executor", default="process", choices=["process", "thread"])
     sustained.add_argument("--executor-workers", type=int, default=1)
     sustained.add_argument("--drain", type=float, default=60.0, help="seconds to catch up")
+    sustained.add_argument(
+        "--split", action="store_true", help="an ingest worker and a scorer process instead"
+    )
     args = parser.parse_args()
     if args.sustained and "--rollouts" not in sys.argv:
         args.rollouts = 3

@@ -1,9 +1,9 @@
 """Workers that come and go: a group of ``surveillance worker`` processes shares a venue's
 instruments by partition, and closed windows are scored by a group of scorer processes.
 
-Both tests feed six instruments (the shared AMZN and GOOG days, each also under two more names
-with its events shifted by 23 s and 51 s, so their windows hold other events and their books
-differ) in 90-second windows, score with the empirical generator (3 rollouts) under a fixed
+Both tests feed six instruments (the shared AMZN and GOOG days, three copies of each under
+names that Kafka puts on six distinct partitions, shifted by 0, 23 and 51 s, so their windows
+hold other events and their books differ) in 90-second windows, score with the empirical generator (3 rollouts) under a fixed
 calibration, and hold the store and the alert topic to the offline replay of the same events:
 same window ids, exact scores, same alerts, each decision stored once, none missing.
 """
@@ -41,17 +41,41 @@ SHIFTS_S = (0, 23, 51)
 PARTITIONS = 6
 
 
+def spread_names(symbols: list[str], copies: int, partitions: int) -> dict[str, list[str]]:
+    """Names for ``copies`` instruments of each symbol that Kafka's key partitioner puts on
+    distinct partitions (AMZN, AMZN.1, AMZN.2, GOOG, ... land on 3 of 6), so every member of
+    the group owns books and every rebalance moves some."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitioner, used = DefaultPartitioner(), set()
+    all_ = list(range(partitions))
+    out: dict[str, list[str]] = {}
+    for symbol in symbols:
+        out[symbol] = []
+        for j in range(1000):
+            name = symbol if j == 0 else f"{symbol}.{j}"
+            p = partitioner(name.encode(), all_, all_)
+            if p not in used:
+                used.add(p)
+                out[symbol].append(name)
+            if len(out[symbol]) == copies:
+                break
+    return out
+
+
 @pytest.fixture(scope="module")
 def venue_feed(lobster_dir) -> pd.DataFrame:
-    """Six instruments, 09:30 to 09:36 of each (about 15,000 events), in event-time order."""
+    """Six instruments, 09:30 to 09:36 of each (about 15,000 events), in event-time order,
+    one per partition."""
     parts = []
+    names = spread_names(["AMZN", "GOOG"], len(SHIFTS_S), PARTITIONS)
     for symbol in ("AMZN", "GOOG"):
         day = lobster_to_frame(load_lobster(lobster_zip(lobster_dir, symbol, 1)))
         day = day[day.ts_ns < OPEN_NS + 6 * 60 * NS]
-        for k, shift in enumerate(SHIFTS_S):
+        for name, shift in zip(names[symbol], SHIFTS_S, strict=True):
             part = day.copy()
             part["ts_ns"] = part["ts_ns"] + shift * NS
-            part["instrument"] = symbol if k == 0 else f"{symbol}.{k}"
+            part["instrument"] = name
             parts.append(part)
     return pd.concat(parts).sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
@@ -175,10 +199,12 @@ def test_a_worker_group_that_grows_and_loses_a_member_decides_every_window_once(
         asyncio.run(setup.publish(venue_feed.iloc[first:second], end=False))
         wait_until(lambda: committed_to_end(setup), timeout_s=60, what="commit", workers=workers)
 
-        # SIGKILL the member holding the most partitions: no drain, no final commit.
+        # SIGKILL the member holding the most books: no drain, no final commit.
         phases["committed"] = time.monotonic() - t0
         states = [w.state() for w in workers]
-        victim = max(range(3), key=lambda i: len(states[i]["assignment"]))
+        # one instrument per partition: each of the three holds books, the newcomer too
+        assert all(s["instruments"] for s in states), [sorted(s["instruments"]) for s in states]
+        victim = max(range(3), key=lambda i: len(states[i]["instruments"]))
         killed = workers.pop(victim)
         killed_pending = states[victim]["decisions"]["pending"]
         killed.process.send_signal(signal.SIGKILL)
