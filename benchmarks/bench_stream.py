@@ -32,7 +32,7 @@ Each figure runs a real ``surveillance worker`` subprocess against the embedded 
   seconds of feed that is), windows closed and decided, resident memory of the worker and of
   its scorer processes. Prints the maximum lag and the lag when the feed stops, windows
   decided against closed then and after ``--drain`` seconds more, and memory at the start
-  and the end.
+  and the end. ``--split`` runs an ingest worker and a scorer process instead of one worker.
 
 Usage: ``python benchmarks/bench_stream.py [--data ZIP] [--batch 500] [--speed 300]
 [--rollouts 16] [--skip-latency]``;
