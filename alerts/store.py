@@ -225,6 +225,17 @@ class AlertStore:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
+    def decided(self, window_ids: builtins.list[str]) -> set[str]:
+        """Which of ``window_ids`` already have a decision (a primary-key lookup, in chunks
+        that stay under every database's bound-parameter limit)."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(window_ids), 500):
+                chunk = window_ids[i : i + 500]
+                query = select(DecisionRow.window_id).where(DecisionRow.window_id.in_(chunk))
+                found.update(conn.execute(query).scalars())
+        return found
+
     def count(self) -> tuple[int, int]:
         """``(alerts, decisions)`` stored."""
         with self.engine.connect() as conn:

@@ -28,7 +28,7 @@ fork keeps minting fresh ids in its own book without touching the parent's.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterator, KeysView
+from collections.abc import Callable, Iterable, Iterator, KeysView
 from dataclasses import dataclass
 
 import numpy as np
@@ -363,6 +363,24 @@ class OrderBook:
         book._orders = self._orders.copy()
         book._next_id = self._next_id
         return book
+
+    @classmethod
+    def restore(
+        cls, symbol: str, orders: Iterable[tuple[int, int, int, int]], next_id: int
+    ) -> OrderBook:
+        """A book from ``(side, price, order_id, qty)`` in queue order (each level oldest
+        first) and the id counter ``next_id``: what a serialized book (``streams.windows``)
+        needs to come back with the same priorities and the same minted ids."""
+        book = cls(symbol)
+        for side, price, order_id, qty in orders:
+            book.add(order_id, side, price, qty)
+        book._next_id = next_id
+        return book
+
+    @property
+    def next_id(self) -> int:
+        """The id ``mint_id`` hands out next."""
+        return self._next_id
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:

@@ -33,6 +33,11 @@ offline replay does, and its windows are scored by a scorer built for it (the sc
 called with ``instrument=``: the venue's tick and price scale, its model or the empirical one).
 An instrument without metadata falls back to the worker's settings, and a log line says so.
 
+Roles (``SURV_ROLE``, ``worker --role``): ``both`` (the default, the demo) scores in this
+process; ``ingest`` publishes closed windows to ``{prefix}.windows`` (``streams.windows``)
+instead, for a group of ``scorer`` processes (``streams.scorer``) to score in batches.
+Workers of either kind scale by joining their consumer group: Kafka spreads the partitions.
+
 Delivery: alerts are at least once on the topic (consumers deduplicate on ``alert_id``), once in
 the store. Book state is in memory: a worker assigned an input partition with a committed offset
 (a restart, a rebalance) first re-reads it up to that offset (``streams.recovery``), so its books
@@ -84,12 +89,13 @@ from streams.recovery import rebuild
 from streams.settings import StreamSettings
 from streams.topics import DEAD_LETTER_TABLE, TopicNames
 from streams.transport import KafkaTransport
+from streams.windows import encode_window
 from surveillance.detection.pipeline import (
     ClosedWindow,
     InstrumentPipeline,
     WindowDecision,
     WindowScorer,
-    decide_window,
+    decide_windows,
 )
 
 log = logging.getLogger(__name__)
@@ -445,15 +451,24 @@ def load_scorer(spec: str, settings: StreamSettings) -> WindowScorer | None:
     return scorer
 
 
-def _timed_score(scorer: WindowScorer, window: ClosedWindow) -> tuple[WindowDecision, float]:
-    """``decide_window`` and its duration (module level: a process pool pickles the call)."""
+def _timed_decide(
+    scorer: WindowScorer, windows: list[ClosedWindow]
+) -> tuple[list[WindowDecision], float]:
+    """``decide_windows`` and its duration (module level: a process pool pickles the call)."""
     start = time.perf_counter()
-    decision = decide_window(scorer, window)
-    return decision, time.perf_counter() - start
+    decisions = decide_windows(scorer, windows)
+    return decisions, time.perf_counter() - start
 
 
 class Decisions:
-    """Scores closed windows off the event loop, stores decisions, publishes alerts."""
+    """Scores closed windows off the event loop, stores decisions, publishes alerts.
+
+    Windows queue up; each of ``executor_workers`` drain tasks takes what is queued (at most
+    ``score_batch``) and scores it in one executor call, so windows that close together (a
+    venue's instruments at the same boundary) fork their rollouts as one engine batch. A window
+    already decided in the store (a redelivered record, a redelivered window record) is not
+    scored or published again.
+    """
 
     def __init__(
         self,
@@ -474,12 +489,20 @@ class Decisions:
         self.store = store
         self.alerts_topic = alerts_topic
         self.counts: Counter[str] = Counter()
-        self.pending: set[asyncio.Task[None]] = set()
+        self._queue: deque[tuple[ClosedWindow, float, str]] = deque()  # window, closed at, id
+        self._pending_ids: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
         self._pool: concurrent.futures.Executor | None = None
         # The store is written from one thread: SQLite connections and ordering stay simple.
         self._store_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
         self._warned = False
         self.recent: deque[dict[str, Any]] = deque(maxlen=200)
+
+    @property
+    def pending(self) -> int:
+        """Windows submitted and not yet decided (queued or being scored)."""
+        return len(self._queue) + self._in_flight
 
     @property
     def pool(self) -> concurrent.futures.Executor:
@@ -513,41 +536,60 @@ class Decisions:
     def submit(self, windows: list[ClosedWindow]) -> None:
         if not windows:
             return
-        closed_at = time.time()
-        for window in windows:
-            scorer = self.scorer_of(window.instrument)
+        # A window already queued or being scored here (a rebuild after a rebalance closes
+        # it again) is not queued twice: one score, one alert.
+        fresh = []
+        for w in windows:
+            scorer = self.scorer_of(w.instrument)
             if scorer is None:
                 self.counts["windows_unscored"] += 1
                 if not self._warned:
                     log.warning(
                         "no scorer for %s (SURV_SCORER=none, or its venue's could not be "
                         "built): closed windows are not scored",
-                        window.instrument,
+                        w.instrument,
                     )
                     self._warned = True
                 continue
-            task = asyncio.ensure_future(self._decide(window, closed_at, scorer))
-            self.pending.add(task)
-            task.add_done_callback(self.pending.discard)
+            key = window_id(w.instrument, w.start_ns, w.end_ns, scorer.model_version)
+            if key not in self._pending_ids:
+                self._pending_ids.add(key)
+                fresh.append((w, key, scorer))
+            else:
+                self.counts["windows_pending_twice"] += 1
+        closed_at = time.time()
+        self._queue.extend((w, closed_at, key, scorer) for w, key, scorer in fresh)
+        while len(self._tasks) < self.settings.executor_workers and self._queue:
+            task = asyncio.ensure_future(self._drain_queue())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drain_queue(self) -> None:
+        while self._queue:
+            # One batch is one scorer's (a venue's tick and model): the first queued window's
+            # scorer, and the queued windows that share it, up to ``score_batch``.
+            scorer = self._queue[0][3]
+            batch, rest = [], deque()
+            while self._queue:
+                item = self._queue.popleft()
+                if item[3] is scorer and len(batch) < self.settings.score_batch:
+                    batch.append(item)
+                else:
+                    rest.append(item)
+            self._queue.extendleft(reversed(rest))
+            n = len(batch)
+            self._in_flight += n
+            try:
+                await self.decide([w for w, _, _, _ in batch], closed_at=batch[0][1], scorer=scorer)
+            finally:
+                self._in_flight -= n
+                self._pending_ids.difference_update(key for _, _, key, _ in batch)
 
     async def submit_undecided(self, windows: list[ClosedWindow]) -> int:
         """Submit the windows whose decision is not in the store; returns how many."""
         if not windows or self.store is None:
             return 0
-        store = self.store
-
-        def decided() -> set[str]:
-            return {d["window_id"] for d in store.decisions()}
-
-        loop = asyncio.get_running_loop()
-        done = await loop.run_in_executor(self._store_pool, decided)
-        todo = []
-        for w in windows:
-            scorer = self.scorer_of(w.instrument)
-            if scorer is None:
-                continue
-            if window_id(w.instrument, w.start_ns, w.end_ns, scorer.model_version) not in done:
-                todo.append(w)
+        todo = await self._undecided([w for w in windows if self.scorer_of(w.instrument)])
         if todo:
             log.warning(
                 "%d window(s) closed before the restart were never decided; scoring them now",
@@ -557,20 +599,69 @@ class Decisions:
             self.submit(todo)
         return len(todo)
 
-    async def _decide(self, window: ClosedWindow, closed_at: float, scorer: WindowScorer) -> None:
+    async def _undecided(self, windows: list[ClosedWindow]) -> list[ClosedWindow]:
+        if self.store is None:
+            return windows
+        ids = []
+        for w in windows:
+            scorer = self.scorer_of(w.instrument)
+            assert scorer is not None
+            ids.append(window_id(w.instrument, w.start_ns, w.end_ns, scorer.model_version))
+        loop = asyncio.get_running_loop()
+        done = await loop.run_in_executor(self._store_pool, self.store.decided, ids)
+        return [w for w, i in zip(windows, ids, strict=True) if i not in done]
+
+    async def decide(
+        self,
+        windows: list[ClosedWindow],
+        *,
+        closed_at: float,
+        scorer: WindowScorer | None = None,
+    ) -> int:
+        """Score ``windows`` (one instrument scorer's) as one batch, publish their alerts and
+        store their decisions; returns how many were decided (windows already in the store
+        are skipped)."""
+        if scorer is None:
+            scorer = self.scorer_of(windows[0].instrument) if windows else self.scorer
+        assert scorer is not None
+        todo = await self._undecided(windows)
+        self.counts["windows_already_decided"] += len(windows) - len(todo)
+        if not todo:
+            return 0
         loop = asyncio.get_running_loop()
         try:
-            decision, score_s = await loop.run_in_executor(self.pool, _timed_score, scorer, window)
+            decisions, score_s = await loop.run_in_executor(self.pool, _timed_decide, scorer, todo)
         except Exception:
-            self.counts["scoring_errors"] += 1
-            log.exception(
-                "scoring failed for %s window %d..%d",
-                window.instrument,
-                window.start_ns,
-                window.end_ns,
-            )
-            return
+            if len(todo) == 1:
+                self.counts["scoring_errors"] += 1
+                w = todo[0]
+                log.exception(
+                    "scoring failed for %s window %d..%d", w.instrument, w.start_ns, w.end_ns
+                )
+                return 0
+            # One bad window must not cost the others their decision: each alone.
+            log.exception("scoring a batch of %d windows failed; scoring each alone", len(todo))
+            done = 0
+            for w in todo:
+                done += await self.decide([w], closed_at=closed_at, scorer=scorer)
+            return done
+        self.counts["score_batches"] += 1
+        self.counts["windows_batched"] += len(todo)
         scored_at = time.time()
+        for decision in decisions:
+            await self._record(decision, scorer, closed_at, score_s, scored_at, len(todo))
+        return len(decisions)
+
+    async def _record(
+        self,
+        decision: WindowDecision,
+        scorer: WindowScorer,
+        closed_at: float,
+        score_s: float,
+        scored_at: float,
+        batch: int,
+    ) -> None:
+        loop = asyncio.get_running_loop()
         self.counts["decisions"] += 1
         alert = None
         if decision.verdict.alert:
@@ -600,7 +691,8 @@ class Decisions:
                 "start_ns": decision.start_ns,
                 "alert": decision.verdict.alert,
                 "closed_at": closed_at,
-                "score_s": round(score_s, 6),
+                "score_s": round(score_s, 6),  # the whole batch's scoring
+                "batch": batch,
                 "scored_at": scored_at,
                 "sent_at": sent_at,
                 "stored_at": time.time(),
@@ -609,12 +701,20 @@ class Decisions:
 
     def _store(self, decision: WindowDecision, alert: dict[str, Any] | None) -> bool:
         assert self.store is not None
+        # The decision row is the "done" mark a restarted worker skips a window by: written
+        # last, so a kill between the two leaves the window undecided, never alert-less.
+        new_alert = self.store.put(alert=alert) if alert is not None else False
         self.store.put_decision(decision=decision)
-        return self.store.put(alert=alert) if alert is not None else False
+        return new_alert
+
+    async def wait_below(self, limit: int, poll_s: float = 0.05) -> None:
+        """Return once at most ``limit`` windows are pending."""
+        while self.pending > limit and self._tasks:
+            await asyncio.sleep(poll_s)
 
     async def drain(self, timeout_s: float = 30.0) -> None:
-        if self.pending:
-            await asyncio.wait(set(self.pending), timeout=timeout_s)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -636,6 +736,7 @@ class SurveillanceApp:
     dead_letter_topic: Any
     dead_letter_table: Any
     agent: Any
+    windows_topic: Any = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -667,6 +768,8 @@ def build_app(
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=settings.session_timeout_s,
         consumer_max_fetch_size=settings.max_fetch_bytes,
+        # a closed window (role ingest) is one record of up to max_window_bytes
+        producer_max_request_size=settings.max_window_bytes,
         web_enabled=settings.web_enabled,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -695,6 +798,8 @@ def build_app(
     events_topic = raw_topic(names.events, settings.partitions)
     alerts_topic = raw_topic(names.alerts, settings.partitions)
     dead_letter_topic = raw_topic(names.dead_letter, 1)
+    windows_topic = raw_topic(names.windows, settings.windows_partitions)
+    ingest_only = settings.role == "ingest"
     dead_letter_table = app.Table(
         DEAD_LETTER_TABLE,
         default=int,
@@ -737,8 +842,24 @@ def build_app(
                 # changelog partition (faust writes the event's), so recovery restores it.
                 dead_letter_table[f"{msg.partition}:{reason}"] += 1
                 await dead_letter_topic.send(key=record.key, value=letter)
-            if outcome.closed:
+            if outcome.closed and ingest_only:
+                # Sent before this record's offset is committed (faust flushes the producer
+                # before every commit), so a window closed before a committed offset is on
+                # the windows topic: a worker that rebuilds the partition need not send it.
+                for window in outcome.closed:
+                    # Encoding a 25-minute window takes 0.1-0.3 s: off the event loop, so the
+                    # state page and the consumer's callbacks keep answering meanwhile.
+                    meta = processor.instruments.get(window.instrument)
+                    value = await asyncio.to_thread(encode_window, window, meta)
+                    await windows_topic.send(key=window.instrument.encode(), value=value)
+                processor.counts["windows_published"] += len(outcome.closed)
+            elif outcome.closed:
                 decisions.submit(outcome.closed)
+                if decisions.pending > settings.max_pending_windows:
+                    # Every pending window holds two windows of events and books: memory
+                    # stays bounded and the backlog waits on the topic instead.
+                    processor.counts["backpressure_waits"] += 1
+                    await decisions.wait_below(settings.max_pending_windows)
 
     agent = app.agent(events_topic, name="surveillance-events")(process_events)
 
@@ -749,7 +870,7 @@ def build_app(
         for key, count in dead_letter_table.items():
             per_reason[key.partition(":")[2]] += count
         body["dead_letter_table"] = dict(per_reason)
-        body["decisions"] = dict(decisions.counts) | {"pending": len(decisions.pending)}
+        body["decisions"] = dict(decisions.counts) | {"pending": decisions.pending}
         body["recent_windows"] = list(decisions.recent)
         body["assignment"] = sorted(
             [tp.topic, tp.partition] for tp in app.assignor.assigned_actives()
@@ -784,10 +905,12 @@ def build_app(
                 bootstrap=settings.bootstrap,
                 group_id=app.conf.id,
                 partitions=new,
-                on_outcome=lambda outcome: recovered.extend(outcome.closed),
+                on_outcome=None if ingest_only else lambda o: recovered.extend(o.closed),
                 fetch_max_wait_ms=settings.fetch_max_wait_ms,
             )
             processor.counts["rebuilt_records"] += report.records
+            if ingest_only:
+                return
             # Windows closed before the committed offset whose decision is not stored (the
             # previous worker died while scoring them) are scored now.
             await decisions.submit_undecided(recovered)
@@ -825,6 +948,7 @@ def build_app(
         dead_letter_topic=dead_letter_topic,
         dead_letter_table=dead_letter_table,
         agent=agent,
+        windows_topic=windows_topic,
     )
 
 

@@ -58,6 +58,36 @@ class StreamSettings(BaseSettings):
         True, description="re-read assigned input partitions up to the committed offset"
     )
 
+    # What this process does (``worker --role``): "both" ingests and scores in one process
+    # (the demo, small venues); "ingest" keeps books and windows and publishes closed windows
+    # to ``{prefix}.windows``; "scorer" consumes that topic in its own consumer group, scores
+    # what one poll brings as one batch and stores / publishes the decisions.
+    role: Literal["both", "ingest", "scorer"] = "both"
+    window_partitions: int | None = Field(
+        None, ge=1, description="partitions of the closed-window topic (default: partitions)"
+    )
+    score_batch: int = Field(
+        64, ge=1, description="most closed windows scored in one call (one Engine.fork)"
+    )
+    max_pending_windows: int = Field(
+        256,
+        ge=1,
+        description="role both: closed windows waiting to be scored before the worker stops "
+        "consuming until scoring catches up (lag grows on the topic, not memory in the worker)",
+    )
+    scorer_max_poll_s: float = Field(
+        1800.0,
+        gt=0,
+        description="longest a scorer may score one batch before the group gives its "
+        "partitions to another scorer",
+    )
+    max_window_bytes: int = Field(
+        32 * 1024 * 1024,
+        gt=0,
+        description="largest closed-window record (producer request size, topic max.message"
+        ".bytes); a 25-minute GOOG window is about 1.2 MB",
+    )
+
     # Windows on event time. The grid starts at the session open of the first event's day,
     # as in the offline replay (a LOBSTER file's start time, 09:30), so a live window and a
     # replayed one are the same window (same bounds, same id).
@@ -101,6 +131,15 @@ class StreamSettings(BaseSettings):
         if value is not None:
             parse_duration(value)  # a UnitError (ValueError): pydantic names SURV_WINDOW
         return value
+
+    @property
+    def windows_partitions(self) -> int:
+        return self.window_partitions or self.partitions
+
+    @property
+    def scorer_group(self) -> str:
+        """Consumer group of the scorer processes (the ingest workers' is ``app_id``)."""
+        return f"{self.app_id}-scorers"
 
     @property
     def window_ns(self) -> int:

@@ -12,6 +12,8 @@ topic                      partitions  content
                                        events (JSON array), ``streams.records``
 ``{prefix}.alerts``        N           alert messages (``alerts/schemas/alert-v2.json``),
                                        key = instrument
+``{prefix}.windows``       W (= N)     closed windows to score (``streams.windows``),
+                                       key = instrument; ingest -> scorer workers
 ``{prefix}.dead-letter``   1           undecodable input, with the reason
 ``{app_id}-dead_letters-   N           faust changelog of the dead-letter counter table
 changelog``
@@ -44,10 +46,13 @@ class TopicNames:
     events: str
     alerts: str
     dead_letter: str
+    windows: str = ""
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
-        return cls(f"{prefix}.events", f"{prefix}.alerts", f"{prefix}.dead-letter")
+        return cls(
+            f"{prefix}.events", f"{prefix}.alerts", f"{prefix}.dead-letter", f"{prefix}.windows"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,13 @@ def app_topic_specs(settings: StreamSettings) -> list[TopicSpec]:
         TopicSpec(names.events, n),
         TopicSpec(names.alerts, n),
         TopicSpec(names.dead_letter, 1),
+        # Scorers re-read nothing older than their committed offset: a day's windows retained
+        # covers a scorer group that is down for hours (OPERATIONS.md).
+        TopicSpec(
+            names.windows,
+            settings.windows_partitions,
+            config={"max.message.bytes": str(settings.max_window_bytes)},
+        ),
         TopicSpec(changelog_topic(settings.app_id, DEAD_LETTER_TABLE), n),
     ]
 

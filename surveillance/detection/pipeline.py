@@ -38,7 +38,7 @@ and its decision says why (``degraded_score``), so no alert comes from a corrupt
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -189,6 +189,29 @@ def decide_window(scorer: WindowScorer, window: ClosedWindow) -> WindowDecision:
     if window.degraded:
         return decide(window, degraded_score(window), scorer.model_version)
     return decide(window, scorer(window), scorer.model_version)
+
+
+@runtime_checkable
+class BatchScorer(WindowScorer, Protocol):
+    """A ``WindowScorer`` that scores many windows in one call (one ``Engine.fork`` of all
+    their rollouts); each score must equal what ``__call__`` gives that window alone."""
+
+    def score_many(self, windows: Sequence[ClosedWindow]) -> list[WindowScore]: ...
+
+
+def decide_windows(scorer: WindowScorer, windows: Sequence[ClosedWindow]) -> list[WindowDecision]:
+    """``decide_window`` for each of ``windows``, in order; the windows to be scored go to the
+    scorer in one ``score_many`` call when it has one (so their rollouts fork as one batch)."""
+    scored = [w for w in windows if w.in_session and not w.degraded]
+    if isinstance(scorer, BatchScorer) and len(scored) > 1:
+        scores = dict(zip(map(id, scored), scorer.score_many(scored), strict=True))
+        return [
+            decide(w, scores[id(w)], scorer.model_version)
+            if id(w) in scores
+            else decide_window(scorer, w)
+            for w in windows
+        ]
+    return [decide_window(scorer, w) for w in windows]
 
 
 class InstrumentPipeline:

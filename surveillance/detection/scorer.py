@@ -9,7 +9,7 @@ worker can score in a process pool and each process builds its model once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from simulator.engine import Engine, Sampler
@@ -42,3 +42,17 @@ class SimulationScorer:
             except ContextError as exc:  # e.g. the flow before a venue's open: nothing to fork
                 why = f"no context to fork from: {exc}"
         return score_window(window, simulation, self.config, self.calibration, not_simulated=why)
+
+    def score_many(self, windows: Sequence[ClosedWindow]) -> list[WindowScore]:
+        """Every window's ``__call__`` score, the rollouts of all of them forked in one
+        ``Engine.fork`` call (the engine batches them); a window whose context cannot be
+        forked sends the batch back to one fork per window, so it alone is skipped."""
+        todo = [w for w in windows if skipped(w) is None]
+        try:
+            sims = simulate(todo, Engine(self.sampler()), self.config) if todo else []
+        except ContextError:
+            return [self(w) for w in windows]
+        simulated = dict(zip(map(id, todo), sims, strict=True))
+        return [
+            score_window(w, simulated.get(id(w)), self.config, self.calibration) for w in windows
+        ]

@@ -410,6 +410,7 @@ def test_topics_are_created_with_the_partition_counts_the_app_expects(kafka_boot
         names.events: 3,
         names.alerts: 3,
         names.dead_letter: 1,
+        names.windows: 3,
         changelog_topic(settings.app_id, "dead_letters"): 3,
     }
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
@@ -548,7 +549,7 @@ class WorkerProcess:
 class WorkerSetup:
     """Settings, topics and environment of one worker deployment (own prefix, own store)."""
 
-    def __init__(self, bootstrap: str, tmp: Path) -> None:
+    def __init__(self, bootstrap: str, tmp: Path, *, partitions: int = 3) -> None:
         self.tmp = tmp
         prefix = unique_prefix()
         self.settings = load_settings(
@@ -557,6 +558,7 @@ class WorkerSetup:
             app_id=f"surv-{prefix}",
             window_s=60,
             store_url=f"sqlite:///{tmp / 'alerts.db'}",
+            partitions=partitions,
         )
         self.names = TopicNames.for_prefix(prefix)
         ensure_topics(bootstrap, app_topic_specs(self.settings))
@@ -574,27 +576,19 @@ class WorkerSetup:
             # default of 60 s); 6 s makes the join about 5 s.
             SURV_REBALANCE_TIMEOUT_S="6",
             SURV_SESSION_TIMEOUT_S="10",
+            SURV_PARTITIONS=str(partitions),
         )
         self.starts = 0
 
-    def start(self) -> WorkerProcess:
-        """Start ``surveillance worker`` and wait until it holds the input partitions."""
-        self.starts += 1
-        port = free_port()
-        log_path = self.tmp / f"worker-{self.starts}.log"
+    def start(self, role: str = "both") -> WorkerProcess:
+        """Start ``surveillance worker --role ROLE`` and wait until it holds partitions of
+        its input (the events topic; a scorer's: the windows topic)."""
         started = time.monotonic()
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "surveillance.cli", "worker"],
-                cwd=ROOT,
-                env=self.env | {"SURV_WEB_PORT": str(port)},
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        worker = WorkerProcess(process, port, log_path)
+        worker = self.launch(role)
+        source = self.names.windows if role == "scorer" else self.names.events
         try:
             worker.wait_for(
-                lambda s: s["ready"] and any(t == self.names.events for t, _ in s["assignment"]),
+                lambda s: s["ready"] and any(t == source for t, _ in s["assignment"]),
                 timeout_s=90,
                 what="partition assignment",
             )
@@ -603,6 +597,21 @@ class WorkerSetup:
             raise
         worker.join_s = time.monotonic() - started
         return worker
+
+    def launch(self, role: str = "both") -> WorkerProcess:
+        """Start ``surveillance worker --role ROLE`` without waiting for it."""
+        self.starts += 1
+        port = free_port()
+        log_path = self.tmp / f"worker-{self.starts}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "surveillance.cli", "worker", "--role", role],
+                cwd=ROOT,
+                env=self.env | {"SURV_WEB_PORT": str(port)},
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        return WorkerProcess(process, port, log_path)
 
     async def publish(self, frame: pd.DataFrame, *, end: bool) -> None:
         await publish_frame(

@@ -17,6 +17,13 @@ import click
 )
 @click.option("--web-port", type=int, default=None, help="State page port [env SURV_WEB_PORT].")
 @click.option(
+    "--role",
+    type=click.Choice(["both", "ingest", "scorer"]),
+    default=None,
+    help="both: ingest and score here; ingest: publish closed windows to the windows topic; "
+    "scorer: score that topic's windows in batches [env SURV_ROLE; default both].",
+)
+@click.option(
     "--create-topics/--no-create-topics",
     default=True,
     show_default=True,
@@ -27,9 +34,13 @@ def command(
     store_url: str | None,
     scorer: str | None,
     web_port: int | None,
+    role: str | None,
     create_topics: bool,
 ) -> None:
     """Run the surveillance stream worker: books, windows, decisions and alerts.
+
+    --role ingest keeps books and windows and publishes closed windows; --role scorer scores
+    them (a consumer group of its own: start as many as scoring needs).
 
     Settings come from SURV_* environment variables (see streams/settings.py); the options
     override them. The worker waits (bounded) for the broker and the topics before joining.
@@ -44,7 +55,7 @@ def command(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = load_settings(
-            bootstrap=bootstrap, store_url=store_url, scorer=scorer, web_port=web_port
+            bootstrap=bootstrap, store_url=store_url, scorer=scorer, web_port=web_port, role=role
         )
     except ValidationError as exc:
         raise click.ClickException(f"bad settings: {exc}") from None
@@ -57,14 +68,25 @@ def command(
             raise click.ClickException(str(exc)) from None
     window_scorer = None
     factory = None
-    if settings.scorer:
+    if settings.scorer and settings.role != "ingest":
         try:
             window_scorer = load_scorer(settings.scorer, settings)
             # instruments whose feed sends venue metadata get a scorer of their own
             factory = load_scorer_factory(settings.scorer, settings)
         except (ImportError, AttributeError, TypeError, ValueError) as exc:
             raise click.ClickException(f"cannot load scorer {settings.scorer}: {exc}") from None
+    if settings.role == "ingest":
+        # Books and windows only: the scorer group stores the decisions.
+        run_worker(build_app(settings), loglevel=settings.log_level)
+        return
     store = AlertStore(settings.store_url)
     store.create_schema()
+    if settings.role == "scorer":
+        from streams.scorer import run_scorer
+
+        if window_scorer is None:
+            raise click.ClickException("--role scorer needs a scorer (SURV_SCORER is none)")
+        run_scorer(settings, window_scorer, store, scorer_factory=factory)
+        return
     surv = build_app(settings, scorer=window_scorer, store=store, scorer_factory=factory)
     run_worker(surv, loglevel=settings.log_level)
