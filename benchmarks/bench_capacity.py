@@ -39,16 +39,13 @@ import dataclasses
 import io
 import os
 import pstats
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from simulator.units import NS_PER_S, parse_clock  # noqa: E402
-from surveillance.datasets import data_path  # noqa: E402
-from surveillance.detection.pipeline import ClosedWindow, InstrumentPipeline  # noqa: E402
-from surveillance.detection.settings import DetectionSettings  # noqa: E402
+from simulator.units import NS_PER_S, parse_clock
+from surveillance.datasets import data_path
+from surveillance.detection.pipeline import ClosedWindow, InstrumentPipeline
+from surveillance.detection.settings import DetectionSettings
 
 DEFAULT_DATA = "lobster-goog-10"  # the data registry's name (surveillance.datasets)
 
