@@ -14,8 +14,8 @@ Prints one labeled figure per line:
 - ``load``: the machine's load average before and after (the figures are from a shared
   machine: read them with it);
 - ``instruments_per_core``: instruments whose window one core scores within the window's own
-  length (``instruments * window / wall``), the capacity figure (goal: >= 150 at 16 rollouts
-  of 25 minutes, GOOG-sized flow);
+  length (``instruments * window / CPU seconds`` of the call; the wall-clock figure beside
+  it), the capacity figure (goal: >= 150 at 16 rollouts of 25 minutes, GOOG-sized flow);
 - ``orders_per_s``: generated orders per second of the whole call;
 - ``shares``: where the wall time went: the generator's ``next_orders`` (of which the model's
   step and draw), the rest of the fork (rollout books, matching, recording), and scoring
@@ -202,13 +202,13 @@ def main() -> None:
 
     engine_module.Engine.fork = timed_fork  # type: ignore[method-assign]
     profiler = cProfile.Profile() if args.profile else None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if profiler is not None:
         profiler.enable()
     scores = scorer.score_batch(windows, max_batch=args.max_batch)
     if profiler is not None:
         profiler.disable()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     engine_module.Engine.fork = inner_fork  # type: ignore[method-assign]
     load1 = os.getloadavg()
 
@@ -224,8 +224,13 @@ def main() -> None:
     )
     print(f"prepare_s: {prep_s:.1f}")
     print(f"scored: {sum(s.score is not None for s in scores)} of {len(scores)} windows")
-    print(f"wall_s: {wall:.1f}")
-    print(f"instruments_per_core: {args.instruments * window_s / wall / args.threads:.1f}")
+    print(f"wall_s: {wall:.1f} cpu_s: {cpu:.1f}")
+    # per core: the process's CPU time (on a shared machine the wall clock also counts the
+    # time other processes held the core); the wall-clock figure beside it
+    print(
+        f"instruments_per_core: {args.instruments * window_s / cpu:.1f}"
+        f" (wall clock: {args.instruments * window_s / wall / args.threads:.1f})"
+    )
     print(f"generated_orders: {orders} orders_per_s: {orders / wall:.0f}")
     print(
         f"shares: next_orders {gen_s / wall:.1%} (model step+draw {model_s / wall:.1%}),"
@@ -244,15 +249,18 @@ def main() -> None:
         print(f"model_gflops: {rate:.2f} peak_gflops: {peak:.1f} share_of_peak: {rate / peak:.2%}")
     if args.alone:
         k = min(args.alone, len(windows))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         alone = [scorer(w) for w in windows[:k]]
-        alone_s = time.perf_counter() - t0
+        alone_s, alone_cpu = time.perf_counter() - t0, time.process_time() - c0
         same = all(
             a.score == b.score and dict(a.facts) == dict(b.facts)
             for a, b in zip(alone, scores[:k], strict=True)
         )
-        print(f"alone_s_per_window: {alone_s / k:.1f} over {k}")
-        print(f"alone_instruments_per_core: {window_s / (alone_s / k) / args.threads:.1f}")
+        print(f"alone_s_per_window: {alone_s / k:.1f} cpu_s: {alone_cpu / k:.1f} over {k}")
+        print(
+            f"alone_instruments_per_core: {window_s / (alone_cpu / k):.1f}"
+            f" (wall clock: {window_s / (alone_s / k) / args.threads:.1f})"
+        )
         print(f"alone_equals_batched: {same}")
     if profiler is not None:
         out = io.StringIO()
