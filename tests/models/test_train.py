@@ -764,9 +764,7 @@ def test_a_feed_depth_model_reads_the_depth_of_its_history_feed(
         result.model, "prefill", lambda *a: seen.append(a[1][0, :, -1]) or real_prefill(*a)
     )
     # the two rollouts' rows only: the model also steps padding rows (at least four rows)
-    monkeypatch.setattr(
-        result.model, "step", lambda *a: seen.append(a[2][:2, -1]) or real_step(*a)
-    )
+    monkeypatch.setattr(result.model, "step", lambda *a: seen.append(a[2][:2, -1]) or real_step(*a))
     for width, depth in ((40, 1.0), (20, 0.5)):
         seen.clear()
         gen = LMMGenerator(result.model, tok)
