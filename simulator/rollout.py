@@ -149,6 +149,10 @@ class OrderGenerator(Protocol):
     some rollouts have stopped (a generator keeping per-rollout state can key it by position in
     ``begin``'s list, e.g. ``{id(book): i}``). ``ts_ns[k]`` is the simulated time of
     ``books[k]``. It returns exactly one order per book.
+
+    A generator that can also ``join`` another fork's books to a running ``begin`` (same
+    arguments) lets the engine step many requests' rollouts in one call
+    (``simulator.engine.BatchSampler``).
     """
 
     def begin(
