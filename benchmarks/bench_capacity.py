@@ -112,7 +112,8 @@ def step_flops_per_row(generator, rows: int = 64) -> float:
     x = (ids, torch.rand(rows, lob_dim, device=dev), ids, torch.rand(rows, TOD_DIM, device=dev))
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         h = model.step(cache, *x)
-        model.sample(h, generator.temperature, uniforms=torch.rand(rows, 4), top_p=generator.top_p)
+        u = torch.rand(rows, 4, device=dev)
+        model.sample(h, generator.temperature, uniforms=u, top_p=generator.top_p)
     return counter.get_total_flops() / rows
 
 
