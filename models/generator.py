@@ -21,9 +21,12 @@ Randomness: rollout ``i`` draws only from ``rollout_rng(seed, i, GENERATOR_STREA
 uniforms per step: four for the token's fields, three for the concrete price, volume and
 interval), so a rollout's orders do not depend on how many siblings it has or when they stop.
 
-The KV cache holds one row per running rollout; the shared history is encoded once (batch 1)
-and the cache is then copied to every rollout. When rollouts stop, the cache is compacted to
-the ones still running.
+Batches across forks: ``begin`` starts a run with one fork's rollouts and ``join`` adds another
+fork's to the same run; every ``next_orders`` steps the rollouts of all of them in one model
+call. Each fork's history is encoded alone (batch 1) and its cache copied to each of its rows;
+every cache row keeps its own position (``KVCache.positions``), so forks with different
+histories or that joined later share the batch. A rollout that stops frees its row for a fork
+that joins; stopped rows are moved out of the cache once they are an eighth of it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import torch
 from models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, sampling_of
 from models.model import KVCache, OrderModel, PerField, field_temperatures, field_top_p
 from models.tokenizer import (
+    FLOW_DIM,
     N_LEVELS,
     SWEEP_SLOT,
     OrderTokenizer,
@@ -80,6 +84,11 @@ _DRAWS = 7  # uniforms per rollout per step: type, price, volume, interval slots
 # values of ``k`` calls of ``random(n)``, so the orders are the same, with one call per rollout
 # every ``_DRAW_BLOCK`` steps instead of every step.
 _DRAW_BLOCK = 64
+# The fewest rows the model is run on. On this CPU's MKL a float32 matmul gives a row other bits
+# in a batch of 1 to 3 rows than in any batch of 4 or more (measured up to 2,400): a rollout's
+# row must not fall into the small-batch kernel when its siblings stop, or its orders would
+# depend on how many others share the batch (docs/decisions/batched-forking.md).
+_MIN_ROWS = 4
 
 
 class LMMGenerator:
@@ -116,18 +125,26 @@ class LMMGenerator:
         self.top_p = field_top_p(top_p)
         self.device = device
         self.levels = levels
-        self._levels = levels  # levels used for this run's features (see begin)
         self._cache: KVCache | None = None
-        self._rows: list[int] = []  # rollout index of each cache row
-        self._index: dict[int, int] = {}  # id(book) -> rollout index
+        # Per rollout of the run (every fork that began or joined it, in that order): its
+        # cache row (-1 once stopped), whether it is live, its random stream and uniforms, its
+        # previous token, last doubled mid, order-flow averages, the day's open mid and the
+        # levels its features read (the depth of its fork's feed).
+        self._slot = np.zeros(0, np.int64)
+        self._live = np.zeros(0, bool)
+        self._nlive = 0
+        self._stale: list[int] = []  # cache rows of stopped rollouts, free to reuse
+        self._used = 0  # cache rows [0, used) hold live or stopped rollouts
+        self._index: dict[int, int] = {}  # id(book) -> rollout index in the run
         self._rngs: list[np.random.Generator] = []
         self._draws = np.zeros((0, _DRAW_BLOCK, _DRAWS))  # each rollout's next uniforms
-        self._drawn = _DRAW_BLOCK  # steps of ``_draws`` used
-        self._prev = np.zeros(0, np.int64)  # previous token of each rollout (by rollout index)
-        self._mid2 = np.zeros(0, np.float64)  # last known doubled mid of each rollout
-        # order-flow averages of each rollout after its previous order (``tokenizer.flow``)
-        self._flow = np.zeros((0, 0), np.float64)
-        self._open_mid = 0.0
+        self._drawn = np.zeros(0, np.int64)  # steps of each rollout's ``_draws`` used
+        self._prev = np.zeros(0, np.int64)
+        self._mid2 = np.zeros(0, np.float64)
+        self._flow = np.zeros((0, FLOW_DIM), np.float64)  # ``tokenizer.flow``
+        self._open = np.zeros(0, np.float64)
+        self._depth = np.zeros(0, np.int64)
+        self._levels = levels
 
     # ------------------------------------------------------------------ protocol
     def begin(
@@ -139,20 +156,49 @@ class LMMGenerator:
         ts_ns: int,
         seed: int,
     ) -> None:
+        """Start a run with one fork's rollouts (``join`` adds more forks to it)."""
+        self._cache = None
+        self._slot = np.zeros(0, np.int64)
+        self._live = np.zeros(0, bool)
+        self._nlive = 0
+        self._stale = []
+        self._used = 0
+        self._index = {}
+        self._rngs = []
+        self._draws = np.zeros((0, _DRAW_BLOCK, _DRAWS))
+        self._drawn = np.zeros(0, np.int64)
+        self._prev = np.zeros(0, np.int64)
+        self._mid2 = np.zeros(0, np.float64)
+        self._flow = np.zeros((0, FLOW_DIM), np.float64)
+        self._open = np.zeros(0, np.float64)
+        self._depth = np.zeros(0, np.int64)
+        self.join(books, history, history_rows, open_mid, ts_ns, seed)
+
+    def join(
+        self,
+        books: list[OrderBook],
+        history: OrderStream,
+        history_rows: np.ndarray | None,
+        open_mid: float,
+        ts_ns: int,
+        seed: int,
+    ) -> None:
+        """Add one more fork's rollouts to the run: its history is prefilled alone (batch 1)
+        and its rows join the batch that every later ``next_orders`` steps. Each row keeps its
+        own position, random stream and state, so a fork samples the same orders whichever
+        forks share its batch (docs/decisions/batched-forking.md)."""
         if len(history) == 0:
             raise ContextError("LMMGenerator needs at least one history order as context")
+        if self._cache is None and len(self._slot):
+            raise RuntimeError("join called before begin")
         n = len(books)
-        self._index = {id(b): i for i, b in enumerate(books)}
-        self._rngs = [rollout_rng(seed, i, GENERATOR_STREAM) for i in range(n)]
-        self._draws = np.zeros((n, _DRAW_BLOCK, _DRAWS))
-        self._drawn = _DRAW_BLOCK
-        self._open_mid = float(open_mid)
+        first = len(self._rngs)  # rollout index of this fork's rollout 0 in the run
         # Features see as many levels as the feed the model was trained on shows: a level-5
         # history (AMZN) limits the rollout books' features to 5 levels too.
-        self._levels = self.levels
+        levels = self.levels
         if history_rows is not None:
-            self._levels = min(self.levels, np.asarray(history_rows).shape[-1] // 4)
-        fork_row = pad_rows(books[0].snapshot(self._levels), N_LEVELS)
+            levels = min(self.levels, np.asarray(history_rows).shape[-1] // 4)
+        fork_row = pad_rows(books[0].snapshot(levels), N_LEVELS)
         if history_rows is None:
             before = np.repeat(fork_row[None], len(history), axis=0)
         else:
@@ -161,15 +207,16 @@ class LMMGenerator:
         ids = tok.encode(history, before)
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])
-        feats = tok.rollout_features(after, open_mid, history.ts_ns, self._levels)
+        feats = tok.rollout_features(after, open_mid, history.ts_ns, levels)
         lob = feats.lob
+        flow = np.zeros((n, FLOW_DIM), np.float64)
         if tok.flow:  # the averages over the history, from the prior at its first order
             signals = flow_signals(
                 history.type, history.aggressive, history.qty, intervals_ns(history.ts_ns)
             )
-            flow = flow_features(signals)
-            lob = np.concatenate([lob, flow], axis=1)
-            self._flow = np.repeat(flow[-1:].astype(np.float64), n, axis=0)
+            flows = flow_features(signals)
+            lob = np.concatenate([lob, flows], axis=1)
+            flow = np.repeat(flows[-1:].astype(np.float64), n, axis=0)
         m = min(len(history) - 1, self.model.cfg.block_size - 1)
         prompt = slice(len(history) - 1 - m, len(history) - 1)  # all but the last order
         if m > 0:
@@ -178,43 +225,74 @@ class LMMGenerator:
                 for a in (ids, lob, feats.mid_bucket, feats.tod)
             ]
             cache, _ = self.model.prefill(*x)
-            self._cache = cache.expand(n)
         else:
-            self._cache = KVCache(self.model.cfg, n, self.device)
-        self._rows = list(range(n))
-        self._prev = np.full(n, ids[-1], np.int64)
-        fork_mid2 = mid2_from_rows(fork_row, 2.0 * open_mid)
-        self._mid2 = np.full(n, float(fork_mid2))
+            cache = KVCache(self.model.cfg, 1, self.device)
+        slots = self._place_rows(cache, n, m)
+        for i, b in enumerate(books):
+            self._index[id(b)] = first + i
+        self._slot = np.concatenate([self._slot, slots])
+        self._live = np.concatenate([self._live, np.ones(n, bool)])
+        self._nlive += n
+        self._rngs += [rollout_rng(seed, i, GENERATOR_STREAM) for i in range(n)]
+        self._draws = np.concatenate([self._draws, np.zeros((n, _DRAW_BLOCK, _DRAWS))])
+        self._drawn = np.concatenate([self._drawn, np.full(n, _DRAW_BLOCK, np.int64)])
+        self._prev = np.concatenate([self._prev, np.full(n, ids[-1], np.int64)])
+        fork_mid2 = float(mid2_from_rows(fork_row, 2.0 * open_mid))
+        self._mid2 = np.concatenate([self._mid2, np.full(n, fork_mid2)])
+        self._flow = np.concatenate([self._flow, flow])
+        self._open = np.concatenate([self._open, np.full(n, float(open_mid))])
+        self._depth = np.concatenate([self._depth, np.full(n, levels, np.int64)])
+        self._levels = levels  # the feed depth of the fork that joined last
+
+    def _place_rows(self, prompt: KVCache, n: int, pos: int) -> np.ndarray:
+        """Copy a batch-1 ``prompt`` cache at position ``pos`` into ``n`` cache rows: rows of
+        stopped rollouts first (a rollout that ends frees its row), then new ones (the buffers
+        grow by doubling, so joining forks one by one stays linear). Returns the rows."""
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = KVCache(self.model.cfg, max(n, _MIN_ROWS), self.device)
+            cache.positions = torch.zeros(cache.k.shape[1], dtype=torch.long, device=self.device)
+        reuse = self._stale[:n]
+        del self._stale[:n]
+        fresh = n - len(reuse)
+        rows = reuse + list(range(self._used, self._used + fresh))
+        self._used += fresh
+        capacity = cache.k.shape[1]
+        if self._used > capacity:
+            grow = max(self._used, 2 * capacity) - capacity
+            shape = (cache.k.shape[0], grow, *cache.k.shape[2:])
+            cache.k = torch.cat([cache.k, cache.k.new_zeros(shape)], dim=1)
+            cache.v = torch.cat([cache.v, cache.v.new_zeros(shape)], dim=1)
+            assert cache.positions is not None
+            cache.positions = torch.cat([cache.positions, cache.positions.new_zeros(grow)])
+        at = torch.tensor(rows, dtype=torch.long, device=self.device)
+        cache.k.index_copy_(1, at, prompt.k.expand(-1, n, -1, -1, -1))
+        cache.v.index_copy_(1, at, prompt.v.expand(-1, n, -1, -1, -1))
+        assert cache.positions is not None
+        cache.positions[at] = pos
+        return np.asarray(rows, np.int64)
 
     def next_orders(self, books: list[OrderBook], ts_ns: list[int]) -> list[GeneratedOrder]:
         if self._cache is None:
             raise RuntimeError("next_orders called before begin")
-        live = [self._index[id(b)] for b in books]
-        if live != self._rows:
-            self._compact(live)
-        rows = book_rows(books, self._levels)
-        rows = pad_rows(rows, N_LEVELS)
+        index = self._index
+        live = [index[id(b)] for b in books]
+        if len(live) != self._nlive or not self._live[live].all():
+            self._drop(live)
         tok = self.tokenizer
-        feats = tok.rollout_features(rows, self._open_mid, ts_ns, self._levels)
+        depth = self._depth[live]
+        if (depth == depth[0]).all():  # one feed depth: the common case, one pass
+            rows = pad_rows(book_rows(books, int(depth[0])), N_LEVELS)
+            feats = tok.rollout_features(rows, self._open[live], ts_ns, int(depth[0]))
+            lob, mid_bucket, tod = feats.lob, feats.mid_bucket, feats.tod
+        else:
+            rows, lob, mid_bucket, tod = self._features_by_depth(books, live, ts_ns, depth)
         mid2 = mid2_from_rows(rows, self._mid2[live])
         self._mid2[live] = mid2
-        lob = feats.lob
         if tok.flow:  # the averages after each rollout's previous order
             lob = np.concatenate([lob, self._flow[live].astype(np.float32)], axis=1)
         u = self._uniforms(live)  # (B, 7)
-        dev = self.device
-        with torch.inference_mode():
-            h = self.model.step(
-                self._cache,
-                torch.from_numpy(self._prev[live]).to(dev),
-                torch.from_numpy(np.ascontiguousarray(lob)).to(dev),
-                torch.from_numpy(feats.mid_bucket).to(dev),
-                torch.from_numpy(feats.tod).to(dev),
-            )
-            new = self.model.sample(
-                h, self.temperature, uniforms=torch.from_numpy(u[:, :4]).to(dev), top_p=self.top_p
-            )
-        ids = new.cpu().numpy()
+        ids = self._sample(self._slot[live], self._prev[live], lob, mid_bucket, tod, u)
         self._prev[live] = ids
         # an empty book decodes around its last known mid
         empty = (rows[:, 0] == EMPTY_ASK_PRICE) & (rows[:, 2] == EMPTY_BID_PRICE)
@@ -251,29 +329,129 @@ class LMMGenerator:
             for t, p, q, i in zip(types, prices, qtys, dec.interval_ns.tolist(), strict=True)
         ]
 
+    def _features_by_depth(
+        self, books: list[OrderBook], live: list[int], ts_ns: list[int], depth: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``next_orders``'s book rows and features when forks of feeds of different depths
+        share the batch: each depth's rows in one pass, as a batch of that depth alone."""
+        tok = self.tokenizer
+        rows = np.zeros((len(live), 4 * N_LEVELS), np.int64)
+        parts: list[tuple[np.ndarray, object]] = []
+        for d in np.unique(depth).tolist():
+            at = np.flatnonzero(depth == d)
+            r = pad_rows(book_rows([books[k] for k in at], d), N_LEVELS)
+            rows[at] = r
+            live_at = [live[k] for k in at]
+            parts.append(
+                (at, tok.rollout_features(r, self._open[live_at], [ts_ns[k] for k in at], d))
+            )
+        feats0 = parts[0][1]
+        lob = np.zeros((len(live), feats0.lob.shape[1]), feats0.lob.dtype)  # type: ignore[attr-defined]
+        mid_bucket = np.zeros(len(live), np.int64)
+        tod = np.zeros((len(live), feats0.tod.shape[1]), feats0.tod.dtype)  # type: ignore[attr-defined]
+        for at, f in parts:
+            lob[at], mid_bucket[at], tod[at] = f.lob, f.mid_bucket, f.tod  # type: ignore[attr-defined]
+        return rows, lob, mid_bucket, tod
+
+    def _sample(
+        self,
+        slots: np.ndarray,
+        prev: np.ndarray,
+        lob: np.ndarray,
+        mid_bucket: np.ndarray,
+        tod: np.ndarray,
+        u: np.ndarray,
+    ) -> np.ndarray:
+        """One model step and token draw for every cache row in use; the tokens of the rows
+        ``slots`` (the live rollouts', in ``next_orders`` order).
+
+        Rows that hold no live rollout (stopped and not yet dropped, or padding up to
+        ``_MIN_ROWS``) are stepped too, on zero inputs, and their draws thrown away: the model
+        only ever runs on at least ``_MIN_ROWS`` rows (why: docs/decisions/batched-forking.md).
+        """
+        cache = self._cache
+        assert cache is not None and cache.positions is not None
+        total = max(self._used, _MIN_ROWS)
+        if total < cache.k.shape[1]:  # the rows in use: a prefix, viewed (writes go through)
+            view = KVCache.__new__(KVCache)
+            view.k, view.v = cache.k[:, :total], cache.v[:, :total]
+            view.positions = cache.positions[:total]
+            view.pos, view.size = cache.pos, cache.size
+        else:
+            view = cache
+        dev = self.device
+        x_ids = np.zeros(total, np.int64)
+        x_ids[slots] = prev
+        x_lob = np.zeros((total, lob.shape[1]), np.float32)
+        x_lob[slots] = lob
+        x_mid = np.zeros(total, np.int64)
+        x_mid[slots] = mid_bucket
+        x_tod = np.zeros((total, tod.shape[1]), np.float32)
+        x_tod[slots] = tod
+        x_u = np.zeros((total, 4), u.dtype)
+        x_u[slots] = u[:, :4]
+        with torch.inference_mode():
+            h = self.model.step(
+                view,
+                torch.from_numpy(x_ids).to(dev),
+                torch.from_numpy(x_lob).to(dev),
+                torch.from_numpy(x_mid).to(dev),
+                torch.from_numpy(x_tod).to(dev),
+            )
+            new = self.model.sample(
+                h, self.temperature, uniforms=torch.from_numpy(x_u).to(dev), top_p=self.top_p
+            )
+        cache.pos = view.pos
+        return new.cpu().numpy()[slots]
+
     def _uniforms(self, live: list[int]) -> np.ndarray:
-        """The next ``_DRAWS`` uniforms of each live rollout's stream, (B, 7). Every live rollout
-        draws once per step and a stopped one never again, so one counter serves them all."""
-        if self._drawn == _DRAW_BLOCK:
-            for i in live:
-                self._draws[i] = self._rngs[i].random((_DRAW_BLOCK, _DRAWS))
-            self._drawn = 0
-        u = self._draws[live, self._drawn]
-        self._drawn += 1
+        """The next ``_DRAWS`` uniforms of each live rollout's stream, (B, 7): blocks of
+        ``_DRAW_BLOCK`` steps drawn per rollout, each rollout with its own counter (forks that
+        joined the run later are at other steps of their blocks)."""
+        at = np.asarray(live, np.int64)
+        drawn = self._drawn[at]
+        for i in at[drawn == _DRAW_BLOCK].tolist():
+            self._draws[i] = self._rngs[i].random((_DRAW_BLOCK, _DRAWS))
+            self._drawn[i] = 0
+        u = self._draws[at, self._drawn[at]]
+        self._drawn[at] += 1
         return u
 
-    def _compact(self, live: list[int]) -> None:
-        """Keep only the cache rows of ``live`` rollouts (a subsequence of the current rows)."""
-        pos = {r: k for k, r in enumerate(self._rows)}
-        try:
-            keep = torch.tensor([pos[r] for r in live], dtype=torch.long, device=self.device)
-        except KeyError as exc:
-            raise RuntimeError(f"rollout {exc.args[0]} stopped earlier and came back") from exc
+    def _drop(self, live: list[int]) -> None:
+        """Free the rows of rollouts that stopped (absent from ``live``). Freed rows are
+        reused by forks that join, or moved out once they are an eighth of the rows: a move
+        copies the cache, so dropping one rollout at a time would copy it once per stop."""
+        at = np.asarray(live, np.int64)
+        if not self._live[at].all():
+            back = at[~self._live[at]][0]
+            raise RuntimeError(f"rollout {back} stopped earlier and came back")
+        stopped = self._live.copy()
+        stopped[at] = False
+        gone = np.flatnonzero(stopped)
+        self._stale += self._slot[gone].tolist()
+        self._slot[gone] = -1
+        self._live[gone] = False
+        self._nlive = len(live)
+        if 8 * len(self._stale) >= self._used:
+            self._compact(at)
+
+    def _compact(self, live: np.ndarray) -> None:
+        """Move the live rollouts' rows to the front, in ``live`` order, and free the rest."""
         cache = self._cache
-        assert cache is not None
-        cache.k = cache.k.index_select(1, keep)
-        cache.v = cache.v.index_select(1, keep)
-        self._rows = list(live)
+        assert cache is not None and cache.positions is not None
+        b = len(live)
+        src = torch.from_numpy(self._slot[live]).to(self.device)
+        cache.k[:, :b] = cache.k.index_select(1, src)
+        cache.v[:, :b] = cache.v.index_select(1, src)
+        cache.positions[:b] = cache.positions.index_select(0, src)
+        self._slot[live] = np.arange(b)
+        self._used = b
+        self._stale = []
+        keep = max(b, _MIN_ROWS)
+        if 2 * keep <= cache.k.shape[1]:  # give back what the run no longer needs
+            cache.k = cache.k[:, :keep].clone()
+            cache.v = cache.v[:, :keep].clone()
+            cache.positions = cache.positions[:keep].clone()
 
 
 def cancel_target_qty(book: OrderBook, price: int) -> int | None:

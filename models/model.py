@@ -127,6 +127,12 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.pos = 0  # absolute position of the next token
         self.size = cfg.block_size
+        # Per-row absolute positions (B,) when rows are at different positions (rollouts of
+        # several forks in one batch, ``OrderModel.step`` then reads and advances these);
+        # None: every row is at ``pos``.
+        self.positions: torch.Tensor | None = None
+        # where this step writes and what it masks (``OrderModel.step``, for ``positions``)
+        self.step_plan: tuple[int | torch.Tensor, torch.Tensor | None] = (0, None)
 
     def expand(self, batch: int) -> KVCache:
         """A cache for ``batch`` sequences that all share this (batch 1) cache's prefix."""
@@ -134,6 +140,7 @@ class KVCache:
         out.k = self.k.expand(-1, batch, -1, -1, -1).contiguous()
         out.v = self.v.expand(-1, batch, -1, -1, -1).contiguous()
         out.pos, out.size = self.pos, self.size
+        out.positions = None if self.positions is None else self.positions.expand(batch).clone()
         return out
 
 
@@ -167,6 +174,8 @@ class CausalSelfAttention(nn.Module):
 
     def step(self, x: torch.Tensor, cos, sin, cache: KVCache, layer: int) -> torch.Tensor:
         """One new position per sequence: x (B, 1, C); keys of all cached positions are past."""
+        if cache.positions is not None:
+            return self._step_rows(x, cos, sin, cache, layer)
         B, _, C = x.shape
         q, k, v = self._heads(x, cos, sin)
         slot = cache.pos % cache.size
@@ -177,6 +186,47 @@ class CausalSelfAttention(nn.Module):
         att = q @ cache.k[layer, :, :, :n].transpose(-2, -1) * self.scale  # (B, nh, 1, n)
         y = att.softmax(dim=-1) @ cache.v[layer, :, :, :n]  # (B, nh, 1, hs)
         return self.proj.forward(y.transpose(1, 2).reshape(B, 1, C))
+
+    def _step_rows(self, x: torch.Tensor, cos, sin, cache: KVCache, layer: int) -> torch.Tensor:
+        """``step`` with each row at its own position (``cache.positions``; ``cos``/``sin``
+        (B, hs/2)). Every row attends over all ``size`` slots, the ones it has not filled yet
+        masked: a fixed shape, so a row's result never depends on the other rows' positions."""
+        B, _, C = x.shape
+        q, k, v = self._heads(x, cos[:, None], sin[:, None])
+        write, empty = cache.step_plan
+        if isinstance(write, int):  # every row writes the same slot: a plain slice
+            cache.k[layer, :B, :, write] = k[:, :, 0]
+            cache.v[layer, :B, :, write] = v[:, :, 0]
+        else:  # (B * nh,) flat (row, head, slot) indices into the layer's (B*nh*size, hs) view
+            hs = C // self.n_head
+            cache.k[layer].view(-1, hs).index_copy_(0, write, k[:, :, 0].reshape(-1, hs))
+            cache.v[layer].view(-1, hs).index_copy_(0, write, v[:, :, 0].reshape(-1, hs))
+        att = q @ cache.k[layer].transpose(-2, -1) * self.scale  # (B, nh, 1, size)
+        if empty is not None:  # some row has not filled its window yet
+            att = att.masked_fill(empty, float("-inf"))
+        y = att.softmax(dim=-1) @ cache.v[layer]  # (B, nh, 1, hs)
+        return self.proj.forward(y.transpose(1, 2).reshape(B, 1, C))
+
+
+def _step_plan(cache: KVCache, n_head: int) -> tuple[int | torch.Tensor, torch.Tensor | None]:
+    """Per step, for rows at their own positions: the slot every row writes (an int when they
+    share it) or each (row, head)'s flat index in a layer's (B * nh * size, hs) view, and the
+    (B, 1, 1, size) mask of the slots a row has not filled yet (None when all rows are full)."""
+    pos = cache.positions
+    assert pos is not None
+    size = cache.size
+    lo, hi = int(pos.min()), int(pos.max())
+    slot = pos % size
+    if lo == hi or (lo >= size and int(slot.min()) == int(slot.max())):
+        write: int | torch.Tensor = lo % size
+    else:
+        rows = torch.arange(len(pos), device=pos.device)[:, None] * n_head
+        heads = torch.arange(n_head, device=pos.device)[None]
+        write = ((rows + heads) * size + slot[:, None]).reshape(-1)
+    empty = None
+    if lo < size - 1:
+        empty = (torch.arange(size, device=pos.device)[None] > pos[:, None])[:, None, None]
+    return write, empty
 
 
 class MLP(nn.Module):
@@ -496,12 +546,24 @@ class OrderModel(nn.Module):
 
     @torch.no_grad()
     def step(self, cache: KVCache, ids, lob, mid, tod) -> torch.Tensor:
-        """Append one token per sequence (ids (B,), lob (B, lob_dim), ...); returns h (B, d)."""
-        cos, sin = self._rope_at(cache.pos, ids.device)
+        """Append one token per sequence (ids (B,), lob (B, lob_dim), ...); returns h (B, d).
+        With ``cache.positions`` each row is at its own position (and advances by one)."""
+        if cache.positions is None:
+            cos, sin = self._rope_at(cache.pos, ids.device)
+        else:
+            # the same table rows as ``_rope_at`` per position, so a row's angles are bit for
+            # bit those it would get alone
+            top = int(cache.positions.max())
+            self._rope_at(top, ids.device)
+            assert self._rope is not None
+            cos, sin = self._rope[0][cache.positions], self._rope[1][cache.positions]
+            cache.step_plan = _step_plan(cache, self.cfg.n_head)
         x = self.embed(ids[:, None], lob[:, None], mid[:, None], tod[:, None])  # (B, 1, d)
         for layer, block in enumerate(self.blocks):
             x = cast(Block, block).step(x, cos, sin, cache, layer)
         cache.pos += 1
+        if cache.positions is not None:
+            cache.positions += 1
         return self.ln_f.forward(x)[:, 0]
 
     @torch.no_grad()

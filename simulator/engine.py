@@ -10,9 +10,12 @@ request asks for them, its book at chosen times.
 
 The engine reaches the order model only through the sampler protocol (``Sampler``, which
 ``models.generator.LMMGenerator`` and ``simulator.generators.EmpiricalGenerator`` implement),
-so this layer never imports torch. It takes a batch so that a later version can run many
-windows' rollouts in one model call without touching its callers; today it forks the requests
-one after the other, each in one batched model call per step across its rollouts.
+so this layer never imports torch. With a sampler that can ``join`` forks to a run
+(``BatchSampler``: the order model and the empirical generator) the rollouts of every request of
+a call are stepped together, one sampler call per step for all of them; ``max_batch`` caps the
+rollouts in flight, and a request waits until enough rollouts have ended. A request's futures are
+the same whichever requests share its call (docs/decisions/batched-forking.md). Other samplers
+fork the requests one after the other.
 
 Agents acting inside a rollout (a TWAP, a manipulator) come with the request: each rollout gets
 its own agent from each factory, and their orders are matched in that rollout's clearing house
@@ -24,9 +27,11 @@ from __future__ import annotations
 import multiprocessing
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,12 +39,50 @@ from simulator.agents import AgentFactory
 from simulator.book import OrderBook
 from simulator.matching import MatchingRules
 from simulator.orderstream import OrderStream
-from simulator.rollout import AgentFill, OrderGenerator, RolloutResult, fork_rollouts
+from simulator.rollout import (
+    AgentFill,
+    GeneratedOrder,
+    OrderGenerator,
+    RolloutError,
+    RolloutGroup,
+    RolloutResult,
+    fork_rollouts,
+)
 from simulator.trajectory import Trajectory
 from simulator.units import NS_PER_S
 
 # What the engine asks of an order model (``simulator.rollout.OrderGenerator``).
 Sampler = OrderGenerator
+
+
+@runtime_checkable
+class BatchSampler(Protocol):
+    """A sampler whose run can hold several forks: ``begin`` starts a run with one fork's
+    books, ``join`` adds another fork's (same arguments) at any step, and ``next_orders``
+    takes the live books of every fork of the run, each fork's in its own order, forks in the
+    order they began or joined. A fork's orders must not depend on the other forks of the run."""
+
+    def begin(
+        self,
+        books: list[OrderBook],
+        history: OrderStream,
+        history_rows: np.ndarray | None,
+        open_mid: float,
+        ts_ns: int,
+        seed: int,
+    ) -> None: ...
+
+    def join(
+        self,
+        books: list[OrderBook],
+        history: OrderStream,
+        history_rows: np.ndarray | None,
+        open_mid: float,
+        ts_ns: int,
+        seed: int,
+    ) -> None: ...
+
+    def next_orders(self, books: list[OrderBook], ts_ns: list[int]) -> list[GeneratedOrder]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +162,31 @@ class Futures:
 
 
 class Engine:
-    """Forks futures with one sampler (the order model or a baseline generator)."""
+    """Forks futures with one sampler (the order model or a baseline generator).
 
-    def __init__(self, sampler: Sampler) -> None:
+    ``max_batch``: the most rollouts stepped together (None: every request of a call at once);
+    a request that does not fit waits for rollouts to end. It bounds memory (the order model
+    keeps a cache row per rollout), never the results.
+    """
+
+    def __init__(self, sampler: Sampler, *, max_batch: int | None = None) -> None:
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.sampler = sampler
+        self.max_batch = max_batch
+
+    @property
+    def batched(self) -> bool:
+        """Whether requests of one call share the sampler's batch (``BatchSampler``)."""
+        return isinstance(self.sampler, BatchSampler)
 
     def fork(self, requests: Sequence[ForkRequest]) -> list[Futures]:
         """The futures of each request, in request order. Rollout ``i`` of a request depends
-        only on that request and its seed, never on the other requests of the batch."""
+        only on that request and its seed, never on the other requests of the batch.
+        ``Futures.seconds`` is the wall time from the request's start to its last rollout's
+        end (shared with the requests stepped beside it)."""
+        if len(requests) > 1 and self.batched:
+            return self._fork_together(requests)
         out: list[Futures] = []
         for req in requests:
             t0 = time.perf_counter()
@@ -152,8 +212,78 @@ class Engine:
             out.append(Futures(req, results, time.perf_counter() - t0))
         return out
 
+    def _fork_together(self, requests: Sequence[ForkRequest]) -> list[Futures]:
+        """Every request's rollouts stepped in one sampler call per step (``BatchSampler``)."""
+        sampler = self.sampler
+        assert isinstance(sampler, BatchSampler)
+        cap = self.max_batch
+        waiting = deque(enumerate(requests))
+        running: list[tuple[int, RolloutGroup, float]] = []
+        out: list[Futures | None] = [None] * len(requests)
+        started = False
+        in_flight = 0
+        while waiting or running:
+            # admit requests in order while they fit (at least one when nothing runs)
+            while waiting and (
+                cap is None or not running or in_flight + waiting[0][1].rollouts <= cap
+            ):
+                k, req = waiting.popleft()
+                t0 = time.perf_counter()
+                group = _group(req)
+                args = (req.context, req.context_rows, req.open_mid, req.start_ns, req.seed)
+                if started:
+                    sampler.join(group.books, *args)
+                else:
+                    sampler.begin(group.books, *args)
+                    started = True
+                group.start()
+                running.append((k, group, t0))
+                in_flight += len(group.live)
+            books: list[OrderBook] = []
+            clocks: list[int] = []
+            for _, group, _ in running:
+                books += group.live_books
+                clocks += group.live_clocks()
+            orders = sampler.next_orders(books, clocks) if books else []
+            if len(orders) != len(books):
+                raise RolloutError(
+                    f"sampler returned {len(orders)} orders for {len(books)} rollouts"
+                )
+            at = 0
+            still: list[tuple[int, RolloutGroup, float]] = []
+            in_flight = 0
+            for k, group, t0 in running:
+                n = len(group.live)
+                group.apply(orders[at : at + n])
+                at += n
+                if group.done:
+                    out[k] = Futures(requests[k], group.results(), time.perf_counter() - t0)
+                else:
+                    still.append((k, group, t0))
+                    in_flight += len(group.live)
+            running = still
+        return [f for f in out if f is not None]
+
     def fork_one(self, request: ForkRequest) -> Futures:
         return self.fork([request])[0]
+
+
+def _group(req: ForkRequest) -> RolloutGroup:
+    return RolloutGroup(
+        req.book,
+        n=req.rollouts,
+        start_ns=req.start_ns,
+        horizon_ns=req.horizon_ns,
+        seed=req.seed,
+        rules=req.rules,
+        max_orders=req.max_orders,
+        max_depth=req.max_depth,
+        refill=req.refill,
+        snapshot_times_ns=req.snapshot_times_ns,
+        snapshot_levels=req.snapshot_levels,
+        agents=req.agents,
+        keep_books=req.keep_books,
+    )
 
 
 def window_seed(seed: int, instrument: str, start_ns: int) -> int:

@@ -149,15 +149,7 @@ class EmpiricalGenerator:
         self.cancel_by_fate = cancel_by_fate
         self.fate_horizon = fate_horizon
         self.spread_buckets = spread_buckets
-        self._edges: list[float] = []
-        self._buckets: list[list[int]] = []
-        self._type: list[int] = []
-        self._qty: list[int] = []
-        self._offset: list[int] = []
-        self._ref: list[int] = []
-        self._inside: list[float] = []
-        self._interval: list[int] = []
-        self._fate: list[tuple[int, int, int] | None] = []  # (age, qty, interval) of the cancel
+        self._pool_of: list[_Pool] = []  # per rollout of the run: its fork's pool
         self._slot: dict[int, int] = {}
         self._rngs: list[np.random.Generator] = []
         self._draws: list[list[int]] = []
@@ -175,6 +167,27 @@ class EmpiricalGenerator:
         ts_ns: int,
         seed: int,
     ) -> None:
+        """Start a run with one fork's rollouts (``join`` adds more forks to it)."""
+        self._slot = {}
+        self._pool_of = []
+        self._rngs = []
+        self._draws = []
+        self._pos = []
+        self._due = []
+        self._step = []
+        self.join(books, history, history_rows, open_mid, ts_ns, seed)
+
+    def join(
+        self,
+        books: list[OrderBook],
+        history: OrderStream,
+        history_rows: np.ndarray | None,
+        open_mid: float,
+        ts_ns: int,
+        seed: int,
+    ) -> None:
+        """Add one more fork's rollouts to the run, with the pool of its own history; its
+        rollouts draw from their own streams, so they are the same beside other forks."""
         if self.context_orders is not None:
             cut = max(0, len(history) - self.context_orders)
             history = history.take(slice(cut, None))
@@ -198,8 +211,8 @@ class EmpiricalGenerator:
         idx = np.flatnonzero(keep)
         if len(idx) == 0:
             raise ContextError("EmpiricalGenerator needs history orders with a two-sided book")
-        self._type = history.type[idx].astype(np.int64).tolist()
-        self._qty = history.qty[idx].astype(np.int64).tolist()
+        types = history.type[idx].astype(np.int64).tolist()
+        qtys = history.qty[idx].astype(np.int64).tolist()
         # reference: 1 = best bid, -1 = best ask (the touch the price keeps its distance to)
         kind = history.type[idx].astype(np.int64)
         price = history.price[idx].astype(np.int64)
@@ -210,11 +223,11 @@ class EmpiricalGenerator:
         # inside the spread: the fraction of the spread the order stepped in (0 < f < 1)
         inside = ~aggressive & (side * offset > 0)
         spread = (ask[idx] - bid[idx]).astype(np.float64)
-        self._ref = ref.tolist()
-        self._offset = offset.tolist()
-        self._inside = np.where(inside, np.abs(offset) / spread, 0.0).tolist()
-        self._interval = interval[idx].tolist()
-        self._fate = [fates[j] for j in idx.tolist()]
+        refs = ref.tolist()
+        offsets = offset.tolist()
+        insides = np.where(inside, np.abs(offset) / spread, 0.0).tolist()
+        intervals = interval[idx].tolist()
+        pool_fates = [fates[j] for j in idx.tolist()]
         # spread buckets: quantile edges of the history spread (in ticks), and each bucket's
         # pool positions; a bucket with fewer than 50 orders is merged into its neighbour
         spread_ticks = (ask[idx] - bid[idx]) // self.tick_size
@@ -236,24 +249,29 @@ class EmpiricalGenerator:
         if len(merged) > 1 and len(merged[-1]) < 50:
             merged[-2].extend(merged.pop())
         merged_edges = merged_edges[: len(merged) - 1]
-        self._edges = merged_edges
-        self._buckets = [b for b in merged]
-        self._slot = {id(b): i for i, b in enumerate(books)}
-        self._rngs = [rollout_rng(seed, i, GENERATOR_STREAM) for i in range(len(books))]
-        self._draws = [[] for _ in books]
-        self._pos = [0] * len(books)
-        self._due = [[] for _ in books]
-        self._step = [0] * len(books)
+        pool = _Pool(
+            types, qtys, offsets, refs, insides, intervals, pool_fates, merged_edges, merged
+        )
+        first = len(self._rngs)
+        for i, b in enumerate(books):
+            self._slot[id(b)] = first + i
+        self._pool_of += [pool] * len(books)
+        self._rngs += [rollout_rng(seed, i, GENERATOR_STREAM) for i in range(len(books))]
+        self._draws += [[] for _ in books]
+        self._pos += [0] * len(books)
+        self._due += [[] for _ in books]
+        self._step += [0] * len(books)
 
     def next_orders(self, books: list[OrderBook], ts_ns: list[int]) -> list[GeneratedOrder]:
         out = []
-        slot_of = self._slot
-        types, qtys, offsets, intervals = self._type, self._qty, self._offset, self._interval
-        fates, refs, inside, tick = self._fate, self._ref, self._inside, self.tick_size
-        edges, buckets, rngs = self._edges, self._buckets, self._rngs
+        slot_of, pool_of, tick, rngs = self._slot, self._pool_of, self.tick_size, self._rngs
         positions, pools = self._pos, self._draws
         for book in books:
             slot = slot_of[id(book)]
+            pool = pool_of[slot]
+            types, qtys, offsets, intervals = pool.type, pool.qty, pool.offset, pool.interval
+            fates, refs, inside = pool.fate, pool.ref, pool.inside
+            edges, buckets = pool.edges, pool.buckets
             step = self._step[slot] = self._step[slot] + 1
             due = self._due[slot]
             emitted = False
@@ -299,6 +317,30 @@ class EmpiricalGenerator:
                 heappush(due, (step + fate[0], self._seq, side, price, fate[1], fate[2]))
             out.append(GeneratedOrder(kind, price, qty, intervals[j]))
         return out
+
+
+class _Pool:
+    """What ``EmpiricalGenerator`` draws from for one fork: the history orders it keeps (type,
+    size, price offset and its reference touch, step into the spread, preceding interval, and
+    the fate of each, ``(age, qty, interval)`` of its cancel) and the spread buckets."""
+
+    __slots__ = ("buckets", "edges", "fate", "inside", "interval", "offset", "qty", "ref", "type")
+
+    def __init__(
+        self,
+        type_: list[int],
+        qty: list[int],
+        offset: list[int],
+        ref: list[int],
+        inside: list[float],
+        interval: list[int],
+        fate: list[tuple[int, int, int] | None],
+        edges: list[float],
+        buckets: list[list[int]],
+    ) -> None:
+        self.type, self.qty, self.offset, self.ref = type_, qty, offset, ref
+        self.inside, self.interval, self.fate = inside, interval, fate
+        self.edges, self.buckets = edges, buckets
 
 
 def _below_book(book: OrderBook, side: int, price: int) -> bool:

@@ -149,6 +149,10 @@ class OrderGenerator(Protocol):
     some rollouts have stopped (a generator keeping per-rollout state can key it by position in
     ``begin``'s list, e.g. ``{id(book): i}``). ``ts_ns[k]`` is the simulated time of
     ``books[k]``. It returns exactly one order per book.
+
+    A generator that can also ``join`` another fork's books to a running ``begin`` (same
+    arguments) lets the engine step many requests' rollouts in one call
+    (``simulator.engine.BatchSampler``).
     """
 
     def begin(
@@ -620,80 +624,142 @@ class DepthRefill:
         return added
 
 
-def fork_rollouts(
-    book: OrderBook,
-    history: OrderStream,
-    history_rows: np.ndarray | None,
-    generator: OrderGenerator,
-    *,
-    n: int,
-    start_ns: int,
-    horizon_ns: int,
-    open_mid: float,
-    seed: int,
-    rules: MatchingRules | None = None,
-    max_orders: int | None = None,
-    cancel_policy: str = "newest",
-    max_depth: int | None = None,
-    refill: bool = False,
-    snapshot_times_ns: Sequence[int] = (),
-    snapshot_levels: int = 10,
-    agents: Sequence[Callable[[int, np.random.Generator], Any]] = (),
-    keep_books: bool = False,
-) -> list[RolloutResult]:
-    """Fork ``n`` rollouts from ``book`` at ``start_ns`` and run each to the horizon.
+class RolloutGroup:
+    """The rollouts of one fork in flight: what ``fork_rollouts`` runs for one request, held
+    as state so that an engine can step the rollouts of many requests in one generator call.
 
-    ``book`` itself is never modified. See the module docstring for the order-application and
-    cancel policies. ``snapshot_times_ns`` (ascending): each rollout keeps its book at those
-    times (``snapshot_levels`` per side), after every order at or before each. ``agents``:
-    factories of the agents acting inside every rollout (``simulator.agents``); an agent's
-    order goes out at its wake time, before the model's next order, and the model's later
-    orders see the book it leaves. ``keep_books``: each result carries its rollout's book at
-    the end (``RolloutResult.book``), e.g. to fork again from it.
+    Build it, hand ``books`` (with the history) to the generator's ``begin`` or ``join``, then
+    call ``start()``; each step, ask the generator for one order per book of ``live_books``
+    (times ``live_clocks()``) and give them to ``apply``; when ``done``, ``results()``. Rollout
+    ``i`` draws only from its own seeded streams, so a group steps identically alone or beside
+    others (docs/decisions/batched-forking.md).
     """
-    if n <= 0:
-        raise ValueError(f"need at least one rollout, got n={n}")
-    if horizon_ns < 0:
-        raise ValueError(f"horizon must be >= 0 ns, got {horizon_ns}")
-    if cancel_policy not in ("newest", "random"):
-        raise ValueError(f"unknown cancel policy {cancel_policy!r}")
-    if max_depth is not None and max_depth <= 0:
-        raise ValueError(f"max_depth must be positive or None, got {max_depth}")
-    if max_orders is not None and max_orders <= 0:
-        raise ValueError(f"max_orders must be positive or None, got {max_orders}")
-    if refill and max_depth is None:
-        raise ValueError("refill needs max_depth (the depth window it keeps full)")
-    snap_times = list(snapshot_times_ns)
-    if snap_times != sorted(snap_times):
-        raise ValueError("snapshot times must be ascending")
-    end_ns = start_ns + horizon_ns
-    # the next snapshot time per rollout; past the horizon when none is asked for
-    next_snap = [snap_times[0] if snap_times else end_ns + 1] * n
-    books = [book.fork() for _ in range(n)]
-    houses = [ClearingHouse(b, rules) for b in books]
-    rngs = [rollout_rng(seed, i) for i in range(n)]
-    recs = [_Recorder() for _ in range(n)]
-    clock = [start_ns] * n
-    bid0, bid_qty0, ask0, ask_qty0, _, _ = book.touch()
-    qty0 = (bid_qty0, ask_qty0)
-    tick = (rules or MatchingRules()).tick_size
-    depth_refill = DepthRefill.of(book, max_depth, tick) if refill and max_depth else None
-    refill_rngs = [rollout_rng(seed, i, REFILL_STREAM) for i in range(n)] if depth_refill else []
-    anchors = [[bid0, ask0] for _ in range(n)]
-    if depth_refill is not None:
-        for i, b in enumerate(books):
-            recs[i].refilled += depth_refill.fill(b, anchors[i], refill_rngs[i])
-    generator.begin(books, history, history_rows, open_mid, start_ns, seed)
-    agent_sets = [[f(i, rollout_rng(seed, i, AGENT_STREAM)) for f in agents] for i in range(n)]
-    next_wake = [_next_wake(a) for a in agent_sets]
 
-    live = list(range(n))
-    live_books = list(books)
-    counts = [0] * n
-    while live:
-        orders = generator.next_orders(live_books, [clock[i] for i in live])
+    __slots__ = (
+        "agent_sets",
+        "agents",
+        "anchors",
+        "ask0",
+        "bid0",
+        "books",
+        "cancel_policy",
+        "clock",
+        "counts",
+        "depth_refill",
+        "end_ns",
+        "houses",
+        "keep_books",
+        "live",
+        "live_books",
+        "max_depth",
+        "max_orders",
+        "n",
+        "next_snap",
+        "next_wake",
+        "qty0",
+        "recs",
+        "refill_rngs",
+        "rngs",
+        "seed",
+        "snap_times",
+        "snapshot_levels",
+        "start_ns",
+    )
+
+    def __init__(
+        self,
+        book: OrderBook,
+        *,
+        n: int,
+        start_ns: int,
+        horizon_ns: int,
+        seed: int,
+        rules: MatchingRules | None = None,
+        max_orders: int | None = None,
+        cancel_policy: str = "newest",
+        max_depth: int | None = None,
+        refill: bool = False,
+        snapshot_times_ns: Sequence[int] = (),
+        snapshot_levels: int = 10,
+        agents: Sequence[Callable[[int, np.random.Generator], Any]] = (),
+        keep_books: bool = False,
+    ) -> None:
+        if n <= 0:
+            raise ValueError(f"need at least one rollout, got n={n}")
+        if horizon_ns < 0:
+            raise ValueError(f"horizon must be >= 0 ns, got {horizon_ns}")
+        if cancel_policy not in ("newest", "random"):
+            raise ValueError(f"unknown cancel policy {cancel_policy!r}")
+        if max_depth is not None and max_depth <= 0:
+            raise ValueError(f"max_depth must be positive or None, got {max_depth}")
+        if max_orders is not None and max_orders <= 0:
+            raise ValueError(f"max_orders must be positive or None, got {max_orders}")
+        if refill and max_depth is None:
+            raise ValueError("refill needs max_depth (the depth window it keeps full)")
+        snap_times = list(snapshot_times_ns)
+        if snap_times != sorted(snap_times):
+            raise ValueError("snapshot times must be ascending")
+        self.n = n
+        self.seed = seed
+        self.start_ns = start_ns
+        self.end_ns = end_ns = start_ns + horizon_ns
+        self.max_orders = max_orders
+        self.cancel_policy = cancel_policy
+        self.max_depth = max_depth
+        self.snap_times = snap_times
+        self.snapshot_levels = snapshot_levels
+        self.keep_books = keep_books
+        self.agents = tuple(agents)
+        # the next snapshot time per rollout; past the horizon when none is asked for
+        self.next_snap = [snap_times[0] if snap_times else end_ns + 1] * n
+        self.books = books = [book.fork() for _ in range(n)]
+        self.houses = [ClearingHouse(b, rules) for b in books]
+        self.rngs = [rollout_rng(seed, i) for i in range(n)]
+        self.recs = recs = [_Recorder() for _ in range(n)]
+        self.clock = [start_ns] * n
+        self.bid0, bid_qty0, self.ask0, ask_qty0, _, _ = book.touch()
+        self.qty0 = (bid_qty0, ask_qty0)
+        tick = (rules or MatchingRules()).tick_size
+        self.depth_refill = DepthRefill.of(book, max_depth, tick) if refill and max_depth else None
+        self.refill_rngs = (
+            [rollout_rng(seed, i, REFILL_STREAM) for i in range(n)] if self.depth_refill else []
+        )
+        self.anchors = [[self.bid0, self.ask0] for _ in range(n)]
+        if self.depth_refill is not None:
+            for i, b in enumerate(books):
+                recs[i].refilled += self.depth_refill.fill(b, self.anchors[i], self.refill_rngs[i])
+        self.agent_sets: list[list[Any]] = []
+        self.next_wake: list[int] = []
+        self.live = list(range(n))
+        self.live_books = list(books)
+        self.counts = [0] * n
+
+    def start(self) -> None:
+        """Build each rollout's agents (after the generator has seen the books)."""
+        seed = self.seed
+        self.agent_sets = [
+            [f(i, rollout_rng(seed, i, AGENT_STREAM)) for f in self.agents] for i in range(self.n)
+        ]
+        self.next_wake = [_next_wake(a) for a in self.agent_sets]
+
+    @property
+    def done(self) -> bool:
+        return not self.live
+
+    def live_clocks(self) -> list[int]:
+        clock = self.clock
+        return [clock[i] for i in self.live]
+
+    def apply(self, orders: Sequence[GeneratedOrder]) -> None:
+        """One generated order per live rollout (``live_books`` order) into its clearing house."""
+        live = self.live
         if len(orders) != len(live):
             raise RolloutError(f"generator returned {len(orders)} orders for {len(live)} rollouts")
+        clock, recs, next_wake, next_snap = self.clock, self.recs, self.next_wake, self.next_snap
+        books, houses, counts = self.books, self.houses, self.counts
+        end_ns, max_depth, max_orders = self.end_ns, self.max_depth, self.max_orders
+        snap_times, snapshot_levels = self.snap_times, self.snapshot_levels
+        depth_refill, cancel_policy = self.depth_refill, self.cancel_policy
         stopped = False
         for i, order in zip(live, orders, strict=True):
             interval = order.interval_ns
@@ -703,7 +769,7 @@ def fork_rollouts(
             ts = clock[i] + interval
             if ts >= next_wake[i] and next_wake[i] <= end_ns:  # agents act first
                 next_wake[i] = _agents_act(
-                    agent_sets[i],
+                    self.agent_sets[i],
                     houses[i],
                     books[i],
                     rec,
@@ -746,7 +812,7 @@ def fork_rollouts(
                         qty,
                         ts,
                         policy=cancel_policy,
-                        rng=rngs[i],
+                        rng=self.rngs[i],
                         max_depth=max_depth,
                         exact=order.exact,
                         protected=rec.owned,
@@ -760,7 +826,7 @@ def fork_rollouts(
             else:
                 raise RolloutError(f"unknown order type {kind!r} from the generator")
             if depth_refill is not None and applied:
-                added = depth_refill.fill(b, anchors[i], refill_rngs[i])
+                added = depth_refill.fill(b, self.anchors[i], self.refill_rngs[i])
                 if added:
                     rec.refilled += added
                     touch = None
@@ -771,16 +837,76 @@ def fork_rollouts(
                 counts[i] = -1
                 stopped = True
         if stopped:
-            live = [i for i in live if counts[i] >= 0]
-            live_books = [books[i] for i in live]
-    for i, rec in enumerate(recs):  # a rollout stopped by max_orders keeps its last book
-        while len(rec.snapshots) < len(snap_times):
-            rec.snapshots.append(books[i].snapshot(snapshot_levels))
-    results = [rec.result(i, start_ns, end_ns, bid0, ask0, qty0) for i, rec in enumerate(recs)]
-    if keep_books:
-        for r, b in zip(results, books, strict=True):
-            r.book = b
-    return results
+            self.live = [i for i in live if counts[i] >= 0]
+            self.live_books = [books[i] for i in self.live]
+
+    def results(self) -> list[RolloutResult]:
+        books, snap_times = self.books, self.snap_times
+        for i, rec in enumerate(self.recs):  # a rollout stopped by max_orders keeps its last book
+            while len(rec.snapshots) < len(snap_times):
+                rec.snapshots.append(books[i].snapshot(self.snapshot_levels))
+        results = [
+            rec.result(i, self.start_ns, self.end_ns, self.bid0, self.ask0, self.qty0)
+            for i, rec in enumerate(self.recs)
+        ]
+        if self.keep_books:
+            for r, b in zip(results, books, strict=True):
+                r.book = b
+        return results
+
+
+def fork_rollouts(
+    book: OrderBook,
+    history: OrderStream,
+    history_rows: np.ndarray | None,
+    generator: OrderGenerator,
+    *,
+    n: int,
+    start_ns: int,
+    horizon_ns: int,
+    open_mid: float,
+    seed: int,
+    rules: MatchingRules | None = None,
+    max_orders: int | None = None,
+    cancel_policy: str = "newest",
+    max_depth: int | None = None,
+    refill: bool = False,
+    snapshot_times_ns: Sequence[int] = (),
+    snapshot_levels: int = 10,
+    agents: Sequence[Callable[[int, np.random.Generator], Any]] = (),
+    keep_books: bool = False,
+) -> list[RolloutResult]:
+    """Fork ``n`` rollouts from ``book`` at ``start_ns`` and run each to the horizon.
+
+    ``book`` itself is never modified. See the module docstring for the order-application and
+    cancel policies. ``snapshot_times_ns`` (ascending): each rollout keeps its book at those
+    times (``snapshot_levels`` per side), after every order at or before each. ``agents``:
+    factories of the agents acting inside every rollout (``simulator.agents``); an agent's
+    order goes out at its wake time, before the model's next order, and the model's later
+    orders see the book it leaves. ``keep_books``: each result carries its rollout's book at
+    the end (``RolloutResult.book``), e.g. to fork again from it.
+    """
+    group = RolloutGroup(
+        book,
+        n=n,
+        start_ns=start_ns,
+        horizon_ns=horizon_ns,
+        seed=seed,
+        rules=rules,
+        max_orders=max_orders,
+        cancel_policy=cancel_policy,
+        max_depth=max_depth,
+        refill=refill,
+        snapshot_times_ns=snapshot_times_ns,
+        snapshot_levels=snapshot_levels,
+        agents=agents,
+        keep_books=keep_books,
+    )
+    generator.begin(group.books, history, history_rows, open_mid, start_ns, seed)
+    group.start()
+    while group.live:
+        group.apply(generator.next_orders(group.live_books, group.live_clocks()))
+    return group.results()
 
 
 def _submit(

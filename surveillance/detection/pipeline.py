@@ -196,15 +196,15 @@ class BatchScorer(WindowScorer, Protocol):
     """A ``WindowScorer`` that scores many windows in one call (one ``Engine.fork`` of all
     their rollouts); each score must equal what ``__call__`` gives that window alone."""
 
-    def score_many(self, windows: Sequence[ClosedWindow]) -> list[WindowScore]: ...
+    def score_batch(self, windows: Sequence[ClosedWindow]) -> list[WindowScore]: ...
 
 
 def decide_windows(scorer: WindowScorer, windows: Sequence[ClosedWindow]) -> list[WindowDecision]:
     """``decide_window`` for each of ``windows``, in order; the windows to be scored go to the
-    scorer in one ``score_many`` call when it has one (so their rollouts fork as one batch)."""
+    scorer in one ``score_batch`` call when it has one (so their rollouts fork as one batch)."""
     scored = [w for w in windows if w.in_session and not w.degraded]
     if isinstance(scorer, BatchScorer) and len(scored) > 1:
-        scores = dict(zip(map(id, scored), scorer.score_many(scored), strict=True))
+        scores = dict(zip(map(id, scored), scorer.score_batch(scored), strict=True))
         return [
             decide(w, scores[id(w)], scorer.model_version)
             if id(w) in scores

@@ -9,14 +9,21 @@ worker can score in a process pool and each process builds its model once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from simulator.engine import Engine, Sampler
 from simulator.rollout import ContextError
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import ClosedWindow, WindowScore
-from surveillance.detection.scoring import DetectionConfig, score_window, simulate, skipped
+from surveillance.detection.scoring import (
+    DetectionConfig,
+    fork_request,
+    score_window,
+    simulate,
+    skipped,
+)
 
 
 @dataclass(slots=True)
@@ -28,10 +35,54 @@ class SimulationScorer:
     model_version: str
     calibration: Calibration | None = None
     config_version: str = ""
+    # the sampler ``score_batch`` reuses from call to call (built on its first call)
+    _batch_sampler: Sampler | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.config_version:
             self.config_version = self.config.version()
+
+    def __getstate__(self) -> dict:
+        # pickled to a process pool without the built sampler: each process builds its own
+        return {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "_batch_sampler"}
+
+    def __setstate__(self, state: dict) -> None:
+        for f in self.__dataclass_fields__:
+            object.__setattr__(self, f, state.get(f))
+
+    def score_batch(
+        self, windows: Sequence[ClosedWindow], *, max_batch: int | None = None
+    ) -> list[WindowScore]:
+        """Each window's score, as ``self(window)`` gives it, with the rollouts of every window
+        stepped together (``Engine.fork``: one model call per step for all of them, at most
+        ``max_batch`` rollouts in flight). A window the sampler cannot fork (``ContextError``)
+        is decided as ``self(window)`` decides it; the others are forked again without it,
+        which gives them the same futures (a fork does not depend on its batch)."""
+        if self._batch_sampler is None:
+            self._batch_sampler = self.sampler()
+        engine = Engine(self._batch_sampler, max_batch=max_batch)
+        todo = [w for w in windows if skipped(w) is None]
+        sims: dict[int, object] = {}
+        while todo:
+            try:
+                for w, sim in zip(todo, simulate(todo, engine, self.config), strict=True):
+                    sims[id(w)] = sim
+                break
+            except ContextError:
+                # find the window(s) that cannot be forked: each alone, then the rest together
+                bad = [w for w in todo if _cannot_fork(w, engine, self.config)]
+                if not bad:
+                    raise
+                todo = [w for w in todo if w not in bad]
+        out = []
+        for w in windows:
+            if id(w) in sims:
+                out.append(
+                    score_window(w, sims[id(w)], self.config, self.calibration)  # type: ignore[arg-type]
+                )
+            else:
+                out.append(self(w))
+        return out
 
     def __call__(self, window: ClosedWindow) -> WindowScore:
         simulation = None
@@ -43,16 +94,13 @@ class SimulationScorer:
                 why = f"no context to fork from: {exc}"
         return score_window(window, simulation, self.config, self.calibration, not_simulated=why)
 
-    def score_many(self, windows: Sequence[ClosedWindow]) -> list[WindowScore]:
-        """Every window's ``__call__`` score, the rollouts of all of them forked in one
-        ``Engine.fork`` call (the engine batches them); a window whose context cannot be
-        forked sends the batch back to one fork per window, so it alone is skipped."""
-        todo = [w for w in windows if skipped(w) is None]
-        try:
-            sims = simulate(todo, Engine(self.sampler()), self.config) if todo else []
-        except ContextError:
-            return [self(w) for w in windows]
-        simulated = dict(zip(map(id, todo), sims, strict=True))
-        return [
-            score_window(w, simulated.get(id(w)), self.config, self.calibration) for w in windows
-        ]
+
+def _cannot_fork(window: ClosedWindow, engine: Engine, config: DetectionConfig) -> bool:
+    """Whether forking the window alone raises ``ContextError`` (only called after a batch did;
+    forks with one rollout, enough to reach the sampler's context check)."""
+    try:
+        request = dataclasses.replace(fork_request(window, config)[0], rollouts=1, max_orders=1)
+        engine.fork([request])
+    except ContextError:
+        return True
+    return False

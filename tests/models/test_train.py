@@ -391,7 +391,8 @@ def test_rollouts_hold_their_time_features_inside_the_training_span(
         monkeypatch.setattr(
             gen.model, "prefill", lambda *a: seen.append(a[3][0]) or real_prefill(*a)
         )
-        monkeypatch.setattr(gen.model, "step", lambda *a: seen.append(a[4]) or real_step(*a))
+        # the live rollout's row only: the model also steps padding rows (at least four rows)
+        monkeypatch.setattr(gen.model, "step", lambda *a: seen.append(a[4][:1]) or real_step(*a))
         books = [book.fork()]
         gen.begin(books, history, rows, open_mid, ts, seed=0)
         for clock in clocks:
@@ -762,7 +763,8 @@ def test_a_feed_depth_model_reads_the_depth_of_its_history_feed(
     monkeypatch.setattr(
         result.model, "prefill", lambda *a: seen.append(a[1][0, :, -1]) or real_prefill(*a)
     )
-    monkeypatch.setattr(result.model, "step", lambda *a: seen.append(a[2][:, -1]) or real_step(*a))
+    # the two rollouts' rows only: the model also steps padding rows (at least four rows)
+    monkeypatch.setattr(result.model, "step", lambda *a: seen.append(a[2][:2, -1]) or real_step(*a))
     for width, depth in ((40, 1.0), (20, 0.5)):
         seen.clear()
         gen = LMMGenerator(result.model, tok)

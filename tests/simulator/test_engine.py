@@ -203,3 +203,83 @@ def test_a_twap_runs_inside_rollouts_of_the_bundled_order_model() -> None:
         assert (np.diff(r.ts_ns) >= 0).all()  # one clock for the model's orders and the agent's
     # the model reacts to the book the agent leaves: the futures differ from the plain ones
     assert columns(with_agent) != columns(without)
+
+
+def _mixed_requests() -> list[ForkRequest]:
+    """Requests that differ in everything a batch could mix up: rollout counts, histories,
+    horizons, seeds, depth limits, agents and kept books."""
+    short, short_rows = synthetic_history(np.random.default_rng(9), n=300)
+    twap = Twap(side=1, qty=300, start_ns=101 * S, end_ns=140 * S, slices=4, tick_size=100)
+    return [
+        request(rollouts=5, seed=1),
+        request(rollouts=1, seed=2, horizon_ns=20 * S),
+        request(rollouts=4, seed=3, context=short, context_rows=short_rows, max_orders=400),
+        request(rollouts=3, seed=4, agents=(twap,), snapshot_times_ns=(120 * S,)),
+        request(rollouts=2, seed=5, max_depth=None, horizon_ns=90 * S),
+        request(rollouts=6, seed=6, refill=True),
+    ]
+
+
+def everything(futures) -> list[tuple]:
+    return [
+        (
+            *cols,
+            r.side.tolist(),
+            r.order_id.tolist(),
+            r.applied.tolist(),
+            r.trade_qty.tolist(),
+            r.stop,
+            r.agent_orders,
+            [s.tolist() for s in r.snapshots],
+        )
+        for cols, r in zip(columns(futures), futures.results, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("max_batch", [None, 7, 1])
+def test_batched_requests_fork_exactly_what_each_forks_alone(max_batch) -> None:
+    """One sampler call per step for every request's rollouts (max_batch: requests wait for
+    rollouts to end and reuse their slots) gives each request the futures it gets alone."""
+    requests = _mixed_requests()
+    alone = [Engine(EmpiricalGenerator()).fork([r])[0] for r in requests]
+    engine = Engine(EmpiricalGenerator(), max_batch=max_batch)
+    assert engine.batched
+    together = engine.fork(requests)
+    assert [f.request for f in together] == requests
+    for a, b in zip(alone, together, strict=True):
+        assert everything(a) == everything(b)
+    # the requests really differ, so an identity cannot come from identical requests
+    assert len({str(everything(f)) for f in together}) == len(requests)
+
+
+class _Recording(EmpiricalGenerator):
+    """Counts the rollouts of each sampler call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def next_orders(self, books, ts_ns):
+        self.calls.append(len(books))
+        return super().next_orders(books, ts_ns)
+
+
+def test_a_call_steps_all_requests_together_within_max_batch() -> None:
+    requests = [request(rollouts=4, seed=s) for s in range(5)]
+    sampler = _Recording()
+    Engine(sampler).fork(requests)
+    assert sampler.calls[0] == 20  # every rollout of every request in the first step
+    capped = _Recording()
+    Engine(capped, max_batch=8).fork(requests)
+    assert capped.calls[0] == 8 and max(capped.calls) <= 8
+    # a waiting request joins once rollouts have ended: more steps, never more than the cap
+    assert len(capped.calls) > len(sampler.calls)
+
+
+def test_a_sampler_without_join_forks_the_requests_one_after_the_other() -> None:
+    from tests.simulator.test_rollout import ScriptGenerator
+
+    engine = Engine(ScriptGenerator([[GeneratedOrder(BID, 9_900, 100, S)] * 3]))
+    assert not engine.batched
+    futures = engine.fork([request(rollouts=2, seed=1), request(rollouts=2, seed=2)])
+    assert [len(r) for f in futures for r in f.results] == [3, 3, 3, 3]

@@ -1,0 +1,121 @@
+"""Batched forking with the order model: a fork's orders do not depend on the forks that share
+its batch (docs/decisions/batched-forking.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from models.generator import _MIN_ROWS, load_generator  # noqa: E402
+from models.model import KVCache, LMMConfig, OrderModel  # noqa: E402
+from models.tokenizer import LOB_DIM, N_MID_BUCKETS, TOD_DIM, VOCAB_SIZE  # noqa: E402
+from simulator.engine import Engine  # noqa: E402
+from tests.simulator.test_engine import request  # noqa: E402
+from tests.simulator.test_rollout import synthetic_history  # noqa: E402
+
+S = 1_000_000_000
+
+
+def test_a_matmul_row_has_the_same_bits_in_any_batch_of_at_least_min_rows() -> None:
+    """What batched forking rests on, measured on the machine that runs the tests: a float32
+    linear layer gives a row the same bits in every batch of ``_MIN_ROWS`` rows or more, at any
+    position. If this fails on a machine, batched forks there are not those forked alone."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(96, 384)
+    x = torch.randn(700, 96)
+    with torch.inference_mode():
+        full = layer(x)
+        for b in (_MIN_ROWS, 5, 16, 17, 64, 129, 700):
+            part = layer(x[:b])
+            assert torch.equal(part, full[:b]), b
+        moved = layer(torch.cat([x[500:503], x[:_MIN_ROWS]]))
+        assert torch.equal(moved[:3], full[500:503])
+
+
+def _random_model() -> OrderModel:
+    torch.manual_seed(0)
+    cfg = LMMConfig(n_layer=2, n_head=2, d_model=32, block_size=16, dropout=0.0)
+    model = OrderModel(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return model
+
+
+def test_rows_at_different_positions_step_as_they_would_alone() -> None:
+    """A cache whose rows are at their own positions (some not yet past the window, so their
+    empty slots are masked) gives each row the hidden state of a batch of that row alone."""
+    model = _random_model()
+    g = torch.Generator().manual_seed(3)
+    starts = [0, 3, 15, 40, 7]  # 15 and 40: a full window; 40: the ring buffer has wrapped
+
+    def prefix(b: int, p: int) -> KVCache:
+        ids = torch.randint(0, VOCAB_SIZE, (1, 1), generator=torch.Generator().manual_seed(b))
+        cache = KVCache(model.cfg, _MIN_ROWS, "cpu")
+        cache.positions = torch.zeros(_MIN_ROWS, dtype=torch.long)
+        gen = torch.Generator().manual_seed(100 + b)
+        for _ in range(p):  # fill the row with p random steps
+            model.step(
+                cache,
+                ids.expand(_MIN_ROWS, 1)[:, 0],
+                torch.rand(_MIN_ROWS, LOB_DIM, generator=gen),
+                torch.zeros(_MIN_ROWS, dtype=torch.long),
+                torch.rand(_MIN_ROWS, TOD_DIM, generator=gen),
+            )
+        return cache
+
+    alone = [prefix(b, p) for b, p in enumerate(starts)]
+    batch = KVCache(model.cfg, len(starts), "cpu")
+    batch.k = torch.cat([c.k[:, :1] for c in alone], dim=1)
+    batch.v = torch.cat([c.v[:, :1] for c in alone], dim=1)
+    batch.positions = torch.tensor(starts)
+    ids = torch.randint(0, VOCAB_SIZE, (len(starts),), generator=g)
+    lob = torch.rand(len(starts), LOB_DIM, generator=g)
+    mid = torch.randint(0, N_MID_BUCKETS, (len(starts),), generator=g)
+    tod = torch.rand(len(starts), TOD_DIM, generator=g)
+    h = model.step(batch, ids, lob, mid, tod)
+    for b, cache in enumerate(alone):
+        rep = torch.full((_MIN_ROWS,), b)  # the row's inputs on every row of its own batch
+        h1 = model.step(cache, ids[rep], lob[rep], mid[rep], tod[rep])
+        assert torch.equal(h[b], h1[0]), b
+    assert batch.positions.tolist() == [p + 1 for p in starts]
+
+
+def _orders(futures) -> list[tuple]:
+    return [
+        (r.ts_ns.tolist(), r.type.tolist(), r.price.tolist(), r.qty.tolist(), r.stop)
+        for r in futures.results
+    ]
+
+
+@pytest.fixture(scope="module")
+def lmm_requests():
+    short, short_rows = synthetic_history(np.random.default_rng(9), n=60)  # < block_size
+    level5, level5_rows = synthetic_history(np.random.default_rng(4), n=400)
+    level5_rows = level5_rows[:, :20]  # a level-5 feed: features read 5 levels
+    base = dataclasses.replace(request(), horizon_ns=3 * S, max_orders=150)
+    return [
+        dataclasses.replace(base, rollouts=5, seed=1),
+        dataclasses.replace(base, rollouts=1, seed=2, horizon_ns=1 * S),
+        dataclasses.replace(base, rollouts=3, seed=3, context=short, context_rows=short_rows),
+        dataclasses.replace(
+            base, rollouts=4, seed=4, context=level5, context_rows=level5_rows, refill=True
+        ),
+    ]
+
+
+@pytest.mark.parametrize("max_batch", [None, 6])
+def test_the_order_model_forks_each_request_as_alone_in_a_batch(lmm_requests, max_batch) -> None:
+    """The bundled model, requests of different sizes, histories (one shorter than the model's
+    window), feed depths and horizons: forked together (and with slots reused by waiting
+    requests) each gets exactly the orders it gets alone."""
+    gen = load_generator()
+    alone = [_orders(Engine(gen).fork([r])[0]) for r in lmm_requests]
+    together = [_orders(f) for f in Engine(gen, max_batch=max_batch).fork(lmm_requests)]
+    assert together == alone
+    assert sum(len(ts) for o in alone for ts, *_ in o) > 300  # the rollouts did run
+    assert len({str(o) for o in alone}) == len(alone)

@@ -1,0 +1,48 @@
+"""``SimulationScorer.score_batch``: many closed windows forked in one engine call, each scored
+exactly as the worker scores it alone."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from simulator.lobster import load_lobster
+from simulator.normalized import iter_events, lobster_to_frame
+from surveillance.cli.wiring import EMPIRICAL_VERSION, SamplerSpec
+from surveillance.detection.pipeline import InstrumentPipeline
+from surveillance.detection.scorer import SimulationScorer
+from surveillance.detection.scoring import DetectionConfig
+from tests.conftest import lobster_zip
+
+NS = 1_000_000_000
+OPEN_NS = 34_200 * NS  # 09:30
+
+
+@pytest.fixture(scope="module")
+def windows(lobster_dir):
+    """AMZN level 1, 09:30 to 09:50 in 5-minute windows, on two grids (the second shifted by
+    two minutes: other books), the first window of each without history (never forked)."""
+    frame = lobster_to_frame(load_lobster(lobster_zip(lobster_dir, "AMZN", 1)))
+    frame = frame[frame.ts_ns < OPEN_NS + 20 * 60 * NS].reset_index(drop=True)
+    out = []
+    for k, shift in enumerate((0, 2 * 60 * NS)):
+        pipe = InstrumentPipeline(f"AMZN{k}", window_ns=5 * 60 * NS, origin_ns=OPEN_NS + shift)
+        for event in iter_events(frame.assign(instrument=f"AMZN{k}")):
+            out += pipe.on_event(event)
+    return out
+
+
+def test_a_batch_of_windows_scores_each_as_alone(windows) -> None:
+    config = DetectionConfig(window_ns=5 * 60 * NS, rollouts=4, seed=0)
+    scorer = SimulationScorer(config, SamplerSpec("empirical"), EMPIRICAL_VERSION)
+    alone = [scorer(w) for w in windows]
+    # the same windows under other names as well: other seeds, other futures
+    renamed = [dataclasses.replace(w, instrument=w.instrument + "X") for w in windows]
+    batch = scorer.score_batch([*windows, *renamed], max_batch=10)
+    assert len(batch) == 2 * len(windows)
+    scored = [a for a in alone if a.score is not None]
+    assert 4 <= len(scored) < len(alone)  # the windows without history are decided unscored
+    for a, b in zip(alone, batch, strict=False):
+        assert (a.score, dict(a.facts), a.diverged) == (b.score, dict(b.facts), b.diverged)
+    assert [b.score for b in batch[len(windows) :]] != [a.score for a in alone]
