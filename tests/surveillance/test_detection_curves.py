@@ -133,3 +133,54 @@ def test_evaluate_command_prints_and_writes_the_curves(
     assert all(p["n"] == 2 and 0.0 <= p["auc"] <= 1.0 for p in points)
     assert main([*args[:-1], "--intensities", "0.5,wild"]) != 0
     assert "wild" in capsys.readouterr().err
+
+
+def test_cached_only_scores_the_cached_windows_and_never_forks(lobster_dir, tmp_path) -> None:
+    from simulator.generators import EmpiricalGenerator
+    from surveillance.detection.scoring import DetectionConfig
+    from surveillance.studies.evaluate import evaluate_day
+    from surveillance.studies.simcache import SimCache
+    from tests.conftest import lobster_zip
+
+    class Exploding:
+        def begin(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise AssertionError("a cached-only run must not fork")
+
+        next_orders = begin
+
+    path = lobster_zip(lobster_dir, "AMZN", 1)
+    minute = 60 * 10**9
+    detection = DetectionConfig(window_ns=10 * minute, rollouts=4)
+    first = EvaluationConfig(
+        detection=detection,
+        start_ns=600 * minute,
+        end_ns=610 * minute,
+        stride_ns=10 * minute,
+        intensities=("high",),
+        typologies=(Typology.PUMP_AND_DUMP,),
+    )
+    cache = SimCache(tmp_path)
+    evaluate_day(path, EmpiricalGenerator(), first, cache=cache, generator_version="e1")
+    wider = EvaluationConfig(
+        detection=detection,
+        start_ns=600 * minute,
+        end_ns=630 * minute,
+        stride_ns=10 * minute,
+        intensities=("high",),
+        typologies=(Typology.PUMP_AND_DUMP,),
+        cached_only=True,
+    )
+    said: list[str] = []
+    scored = evaluate_day(
+        path,
+        Exploding(),  # type: ignore[arg-type]
+        wider,
+        cache=SimCache(tmp_path),
+        generator_version="e1",
+        progress=said.append,
+    )
+    assert {r.window_start_ns for r in scored} == {600 * minute}
+    assert len(scored) == 2  # its clean window and one campaign
+    assert sum("left out" in m for m in said) == 2
+    with pytest.raises(ValueError, match="simulation cache"):
+        evaluate_day(path, EmpiricalGenerator(), wider)

@@ -76,6 +76,19 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
     "on the calibration hours uses its own.",
 )
 @click.option(
+    "--cached-only",
+    is_flag=True,
+    help="Score only the windows whose forks --sim-cache already holds (never fork); the "
+    "windows left out are named on stderr.",
+)
+@click.option(
+    "--without",
+    "without_facts",
+    default="",
+    help="Comma-separated facts to leave out of the detector's score (an ablation: "
+    "--without sweep_bursts,sweep_pressure scores the facts of the detector before them).",
+)
+@click.option(
     "--curves",
     is_flag=True,
     help="Detection-limit curves: per instrument and typology, calibrated AUC and TPR at the "
@@ -133,6 +146,8 @@ def command(  # type: ignore[no-untyped-def]
     typologies,
     intensities,
     campaign_seed,
+    cached_only,
+    without_facts,
     curves,
     jobs,
     as_json,
@@ -184,6 +199,19 @@ def command(  # type: ignore[no-untyped-def]
     if len(span) != 2:
         raise click.BadParameter("use HH:MM-HH:MM", param_hint="--calibration-span")
     detection = settings.config()
+    if without_facts:
+        dropped = {f.strip() for f in without_facts.split(",") if f.strip()}
+        unknown = sorted(dropped - set(detection.facts))
+        if unknown:
+            raise click.BadParameter(
+                f"{unknown[0]!r} is not a scored fact; scored: {', '.join(detection.facts)}",
+                param_hint="--without",
+            )
+        detection = dataclasses.replace(
+            detection, facts=tuple(f for f in detection.facts if f not in dropped)
+        )
+    if cached_only and sim_cache is None:
+        raise click.UsageError("--cached-only reads the forks of --sim-cache: name one")
     config = EvaluationConfig(
         detection=detection,
         start_ns=parse_clock(start),
@@ -192,6 +220,7 @@ def command(  # type: ignore[no-untyped-def]
         typologies=kinds,
         intensities=levels,
         campaign_seed=campaign_seed,
+        cached_only=cached_only,
         target_fpr=far,
         calibration_start_ns=parse_clock(span[0]),
         calibration_end_ns=parse_clock(span[1]),
