@@ -64,7 +64,7 @@ sweep_ratio                 tail at 0   log10 of a marketable order's size over 
                                         the touch it hit (above 0: it asked for more than that)
 sweep_bursts                tail at 1.5 the most sweeps (marketable orders that asked for more
                                         than the touch) one side sent within a second, each second
-sweep_pressure              tail at 2.5 |buy sweeps - sell sweeps| in a minute
+sweep_pressure              tail at 1.5 |buy sweeps - sell sweeps| in a minute
 ==========================  ==========  ==========================================================
 
 A *fleeting* order (``fleeting``) is withdrawn within ``FLEETING_NS`` (1 s) of its arrival; its
@@ -111,7 +111,7 @@ footprint: ``sweep_ratio`` counts a window's sweeps, but a busy close supplies d
 ordinary ones. A momentum ignition sends its sweeps milliseconds apart, two or more in one
 second on one side (``sweep_bursts``: ordinary sweeps rarely come in pairs of one side within
 a second); a pump and dump keeps sweeping one side for minutes (``sweep_pressure``: a minute
-with three or more sweeps more on one side than on the other). On the order model's rollouts
+with two or more sweeps more on one side than on the other). On the order model's rollouts
 both are almost always 0, so each fact is, like ``sweep_ratio``, the share of the window's
 seconds (minutes) beyond its fixed cut against the simulation's, judged through calibration
 against what is usual. Measured on injections into calibration-hour windows (their own seeds;
@@ -212,7 +212,7 @@ TAIL_FACTS: dict[str, TailCut] = {
     # aggressive trading (AGGRESSIVE_FACTS): an ignition's sweeps come milliseconds apart, a
     # pump's keep to one side for minutes
     "sweep_bursts": TailCut(at=1.5),  # two or more sweeps of one side within one second
-    "sweep_pressure": TailCut(at=2.5),  # one side sent 3+ sweeps more than the other in a minute
+    "sweep_pressure": TailCut(at=1.5),  # one side sent 2+ sweeps more than the other in a minute
 }
 DISCRETE_FACTS = frozenset({"spread", "spread_time_weighted"})
 FLEETING_NS = NS_PER_S  # an order withdrawn within this long of its arrival is fleeting

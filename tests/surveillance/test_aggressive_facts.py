@@ -87,3 +87,13 @@ def test_the_detector_scores_the_aggressive_facts_and_sees_an_ignition_burst() -
     z_quiet = score_against(quiet, sims, ("sweep_bursts",)).facts["sweep_bursts"].z
     assert z_burst is not None and z_quiet is not None
     assert z_burst < z_quiet - 3
+
+
+def test_the_pressure_cut_counts_minutes_with_two_more_sweeps_of_one_side() -> None:
+    cut = TAIL_FACTS["sweep_pressure"].at
+    assert cut is not None
+    # net 2 (three buys, one sell) is beyond the cut; net 1 is not
+    two = market([(5.0, 1, 200), (15.0, 1, 200), (25.0, 1, 200), (35.0, 0, 200)], minutes=1)
+    one = market([(5.0, 1, 200), (15.0, 1, 200), (35.0, 0, 200)], minutes=1)
+    assert (window_facts(two)["sweep_pressure"][0] > cut).tolist() == [True]
+    assert (window_facts(one)["sweep_pressure"][0] > cut).tolist() == [False]
