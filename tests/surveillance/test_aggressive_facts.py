@@ -97,3 +97,13 @@ def test_the_pressure_cut_counts_minutes_with_two_more_sweeps_of_one_side() -> N
     one = market([(5.0, 1, 200), (15.0, 1, 200), (35.0, 0, 200)], minutes=1)
     assert (window_facts(two)["sweep_pressure"][0] > cut).tolist() == [True]
     assert (window_facts(one)["sweep_pressure"][0] > cut).tolist() == [False]
+
+
+def test_a_diverged_burst_fact_lists_the_sweeps_as_its_evidence() -> None:
+    from surveillance.detection.orders import order_evidence
+
+    w = market([(10.0, 1, 300), (10.003, 1, 300), (20.0, 0, 50)])
+    ev = order_evidence(w, ["sweep_bursts", "sweep_pressure"]).as_dict()
+    for entry in ev["facts"]:
+        assert entry["kind"] == "sweeps"
+        assert entry["total"] == 2  # the two buys beyond the touch, not the small sell
