@@ -115,8 +115,11 @@ with two or more sweeps more on one side than on the other). On the order model'
 both are almost always 0, so each fact is, like ``sweep_ratio``, the share of the window's
 seconds (minutes) beyond its fixed cut against the simulation's, judged through calibration
 against what is usual. Measured on injections into calibration-hour windows (their own seeds;
-docs/studies/aggressive-manipulation.md) they move an ignition's and a moderate pump's z by
-far more than any other fact. Tried and left out there: per-minute signed aggressive-volume
+docs/studies/aggressive-manipulation.md), ``sweep_bursts`` moves an ignition's z more than any
+other fact, and ``sweep_pressure`` a moderate pump's as much as ``sweep_ratio`` does, from a
+clean level that varies far less. Both grow on ordinary windows towards the close, as the
+sweep count does, so fact norms fitted on the morning alone overrate a busy close. Tried and
+left out there: per-minute signed aggressive-volume
 imbalance, 1-second realized variance, per-second mid jumps, the mid's move in the 30 s after
 a sweep, and the mid's move per unit of net aggressive volume in 10-second buckets (the
 price response): each either did not move under the campaigns or moved towards the
@@ -178,8 +181,8 @@ FOOTPRINT_FACTS = (
     "max_order_volume",
     "max_sweep",
 )
-# Facts of aggressive trading (momentum ignition, pump and dump): how prices respond to it and
-# how it clusters and persists, where the resting-order footprints above see nothing.
+# Facts of aggressive trading (momentum ignition, pump and dump): how sweeps cluster in time and
+# persist on one side, where the resting-order footprints above see nothing.
 AGGRESSIVE_FACTS = ("sweep_bursts", "sweep_pressure")
 
 
