@@ -75,7 +75,8 @@ from surveillance.detection.metrics import window_facts as _window_facts
 # order model's gaps are narrower than the market's (GOOG, first to second level: 2.6 ticks on
 # average in rollouts, 4.5 real), so an ordinary take of one level reads as a sweep and the
 # fact's swings on clean windows were the largest shortfalls of the benchmark's false alarms.
-# ``sweep_ratio`` measures the walk in shares, which the gaps do not enter.
+# ``sweep_ratio`` measures the walk in shares, which the gaps do not enter. The tails end with
+# the aggressive facts (``sweep_bursts``, ``sweep_pressure``: metrics.AGGRESSIVE_FACTS).
 DETECTION_FACTS: tuple[str, ...] = (
     "spread",
     "spread_time_weighted",

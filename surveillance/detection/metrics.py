@@ -62,6 +62,9 @@ touch_cancels               tail 0.99   log10 of the size of a cancel that took 
                                         the best price (not fleeting)
 sweep_ratio                 tail at 0   log10 of a marketable order's size over the shares at
                                         the touch it hit (above 0: it asked for more than that)
+sweep_bursts                tail at 1.5 the most sweeps (marketable orders that asked for more
+                                        than the touch) one side sent within a second, each second
+sweep_pressure              tail at 1.5 |buy sweeps - sell sweeps| in a minute
 ==========================  ==========  ==========================================================
 
 A *fleeting* order (``fleeting``) is withdrawn within ``FLEETING_NS`` (1 s) of its arrival; its
@@ -102,6 +105,25 @@ ordinary flow supplies too. On the shared AMZN day a clean 25-minute window of t
 minutes has 16 to 52 sweeps, and one with a moderate momentum ignition 56 to 157; with the
 fixed cut the fact alone ranks every such ignition window above every clean one in the
 benchmark (within AMZN, three seeds; 0.97 to 0.99 AUC with the floored cut).
+
+The last two (``AGGRESSIVE_FACTS``) see aggressive manipulation, which leaves no resting-order
+footprint: ``sweep_ratio`` counts a window's sweeps, but a busy close supplies dozens of
+ordinary ones. A momentum ignition sends its sweeps milliseconds apart, two or more in one
+second on one side (``sweep_bursts``: ordinary sweeps rarely come in pairs of one side within
+a second); a pump and dump keeps sweeping one side for minutes (``sweep_pressure``: a minute
+with two or more sweeps more on one side than on the other). On the order model's rollouts
+both are almost always 0, so each fact is, like ``sweep_ratio``, the share of the window's
+seconds (minutes) beyond its fixed cut against the simulation's, judged through calibration
+against what is usual. Measured on injections into calibration-hour windows (their own seeds;
+docs/studies/aggressive-manipulation.md), ``sweep_bursts`` moves an ignition's z more than any
+other fact, and ``sweep_pressure`` a moderate pump's as much as ``sweep_ratio`` does, from a
+clean level that varies far less. Both grow on ordinary windows towards the close, as the
+sweep count does, so fact norms fitted on the morning alone overrate a busy close. Tried and
+left out there: per-minute signed aggressive-volume
+imbalance, 1-second realized variance, per-second mid jumps, the mid's move in the 30 s after
+a sweep, and the mid's move per unit of net aggressive volume in 10-second buckets (the
+price response): each either did not move under the campaigns or moved towards the
+simulation (the order model's rollouts have more short-horizon variance than the market).
 
 A tail fact is compared by ``overlap_tail``: both distributions are cut at the simulation's
 upper q-quantile (or at a fixed value, ``overlap_at``) and the overlap of the two cut
@@ -159,6 +181,9 @@ FOOTPRINT_FACTS = (
     "max_order_volume",
     "max_sweep",
 )
+# Facts of aggressive trading (momentum ignition, pump and dump): how sweeps cluster in time and
+# persist on one side, where the resting-order footprints above see nothing.
+AGGRESSIVE_FACTS = ("sweep_bursts", "sweep_pressure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +212,17 @@ TAIL_FACTS: dict[str, TailCut] = {
     "touch_orders": TailCut(quantile=0.99),
     "touch_cancels": TailCut(quantile=0.99),
     "sweep_ratio": TailCut(at=0.0),  # log10 of a ratio of 1: asked for more than the touch
+    # aggressive trading (AGGRESSIVE_FACTS): an ignition's sweeps come milliseconds apart, a
+    # pump's keep to one side for minutes
+    "sweep_bursts": TailCut(at=1.5),  # two or more sweeps of one side within one second
+    "sweep_pressure": TailCut(at=1.5),  # one side sent 2+ sweeps more than the other in a minute
 }
 DISCRETE_FACTS = frozenset({"spread", "spread_time_weighted"})
 FLEETING_NS = NS_PER_S  # an order withdrawn within this long of its arrival is fleeting
 # Bumped whenever what a fact measures changes (2: fleeting orders left out of the tails; 3: the
-# touch and sweep tails; 4: the sweep tail cut at a ratio of 1), so a calibration fitted on the
-# old facts reads as fitted with another detection config.
-FACTS_REVISION = 4
+# touch and sweep tails; 4: the sweep tail cut at a ratio of 1; 5: the aggressive facts), so a
+# calibration fitted on the old facts reads as fitted with another detection config.
+FACTS_REVISION = 5
 
 
 # --------------------------------------------------------------------------- overlap
@@ -574,7 +603,44 @@ def window_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None
         hit = np.where(kind == BID, aq, bq)
         taking = aggressive & (kind != CANCEL) & (hit > 0) & (qty > 0)
         out["sweep_ratio"] = (np.log10(qty[taking] / hit[taking]), None)
+    out.update(aggressive_facts(w))
     return out
+
+
+def aggressive_facts(w: Trajectory) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """The ``AGGRESSIVE_FACTS`` samples of one window (``window_facts`` includes them); none
+    without the touch quantities, which tell a sweep from an order the touch could fill."""
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
+        "sweep_bursts": (np.zeros(0), None),
+        "sweep_pressure": (np.zeros(0), None),
+    }
+    if w.bid_qty is None or w.ask_qty is None:
+        return out
+    inside = (w.ts_ns >= w.start_ns) & (w.ts_ns < w.end_ns)
+    ts, kind, qty = w.ts_ns[inside], w.type[inside], w.qty[inside]
+    _, _, bq, aq = _touch_path(w)
+    hit = np.where(kind == BID, aq[:-1][inside], bq[:-1][inside])  # the touch each order met
+    # a sweep: a marketable order that asked for more than the touch it hit (``sweep_ratio``)
+    sweep = w.aggressive[inside].astype(bool) & (kind != CANCEL) & (hit > 0) & (qty > hit)
+    buy, sell = sweep & (kind == BID), sweep & (kind == ASK)
+
+    seconds = int((w.end_ns - w.start_ns) // NS_PER_S)
+    sec = ((ts - w.start_ns) // NS_PER_S).astype(np.int64)
+    out["sweep_bursts"] = (
+        np.maximum(_count(sec, buy, seconds), _count(sec, sell, seconds)).astype(np.float64),
+        None,
+    )
+    minutes = w.minutes
+    minute = ((ts - w.start_ns) // NS_PER_MIN).astype(np.int64)
+    net = _count(minute, buy, minutes) - _count(minute, sell, minutes)
+    out["sweep_pressure"] = (np.abs(net).astype(np.float64), None)
+    return out
+
+
+def _count(bucket: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """How many of the masked orders fall in each of the ``n`` buckets (later ones ignored)."""
+    keep = mask & (bucket < n)
+    return np.bincount(bucket[keep], minlength=n)[:n].astype(np.int64)
 
 
 @dataclass(slots=True)
@@ -608,8 +674,8 @@ class StylizedFacts:
 
     def get(self, fact: str) -> tuple[np.ndarray, np.ndarray | None]:
         """All samples of one fact so far: ``(values, weights or None)``."""
-        if fact not in PAPER_TABLE7 and fact not in FOOTPRINT_FACTS:
-            known = ", ".join(FACTS + FOOTPRINT_FACTS)
+        if fact not in PAPER_TABLE7 and fact not in FOOTPRINT_FACTS + AGGRESSIVE_FACTS:
+            known = ", ".join(FACTS + FOOTPRINT_FACTS + AGGRESSIVE_FACTS)
             raise KeyError(f"unknown stylized fact {fact!r}; known: {known}")
         parts = self.values.get(fact, [])
         vals = np.concatenate(parts) if parts else np.zeros(0)

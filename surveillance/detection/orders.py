@@ -61,7 +61,14 @@ TYPOLOGIES = (
 ORDER_FACTS = ("large_orders", "touch_orders", "max_order_volume", "mean_order_volume")
 CANCEL_FACTS = ("large_cancels", "touch_cancels")
 BURST_FACTS = ("inter_arrival", "cancel_ratio")
-SWEEP_FACTS = ("sweep_ratio", "max_sweep", "aggressive_volume", "aggressive_order_ratio")
+SWEEP_FACTS = (
+    "sweep_ratio",
+    "max_sweep",
+    "aggressive_volume",
+    "aggressive_order_ratio",
+    "sweep_bursts",  # the aggressive facts count sweeps too: their evidence is the sweeps
+    "sweep_pressure",
+)
 
 
 @dataclass(slots=True)

@@ -77,7 +77,15 @@ class EvaluationConfig:
     # session open (09:30 for the LOBSTER days, midnight for a venue trading around the clock)
     session_open_ns: int | None = None
     typologies: tuple[Typology, ...] = tuple(Typology)
+    # named levels (``simulator.manipulation.INTENSITIES``) or numeric scales ("0.25": a
+    # quarter of moderate); ``intensity_scale`` reads either
     intensities: tuple[str, ...] = ("low", "moderate", "high")
+    # salts the campaigns' seeds: tuning runs on the calibration hours use their own campaigns
+    # (0 keeps the seeds every earlier benchmark figure was measured with)
+    campaign_seed: int = 0
+    # score only the windows whose forks a ``SimCache`` already holds (a rescoring run on a
+    # cache still being filled; the windows left out are reported, never forked)
+    cached_only: bool = False
     margin_ns: int = NS_PER_MIN  # campaigns start/stop this far inside the window
     target_fpr: float = 0.05
     # normal windows the simulation detector's fact norms and threshold are fitted on: before
@@ -88,6 +96,10 @@ class EvaluationConfig:
     calibration_end_ns: int = (14 * 60 + 30) * NS_PER_MIN
     calibration_stride_ns: int = 5 * NS_PER_MIN
 
+    def __post_init__(self) -> None:
+        for label in self.intensities:
+            intensity_scale(label)  # a bad label fails here, not after the forks
+
     def window_starts(self) -> list[int]:
         window = self.detection.window_ns
         return list(range(self.start_ns, self.end_ns - window + 1, self.stride_ns))
@@ -96,6 +108,29 @@ class EvaluationConfig:
         window = self.detection.window_ns
         end = min(self.calibration_end_ns, self.start_ns)
         return list(range(self.calibration_start_ns, end - window + 1, self.calibration_stride_ns))
+
+
+class IntensityError(ValueError):
+    """An intensity that is neither a named level nor a positive number."""
+
+
+def intensity_scale(label: str) -> float:
+    """The campaign intensity of a label: a named level (``INTENSITIES``: low 0.5, moderate 1,
+    high 2) or a positive number, the scale of the moderate campaign's sizes and rates.
+
+    >>> intensity_scale("moderate"), intensity_scale("0.25")
+    (1.0, 0.25)
+    """
+    if label in INTENSITIES:
+        return INTENSITIES[label]
+    try:
+        value = float(label)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        names = ", ".join(INTENSITIES)
+        raise IntensityError(f"intensity {label!r} is not one of {names} nor a positive number")
+    return value
 
 
 @dataclass(slots=True)
@@ -226,6 +261,8 @@ def evaluate_day(
     are the instrument's."""
     if cache is not None and not generator_version:
         raise ValueError("a simulation cache needs the generator's version")
+    if config.cached_only and cache is None:
+        raise ValueError("scoring only cached windows needs a simulation cache")
     day = _Day(path, fmt)
     det = replace(config.detection, tick_size=day.meta.tick_size, price_scale=day.meta.price_scale)
     window_ns = det.window_ns
@@ -281,6 +318,10 @@ def evaluate_day(
             earlier_facts=tuple(day.facts(t, t + window_ns, det.tick_size) for t in earlier_of[s]),
         )
         cached = cache.load(cache_key) if cache is not None else None
+        if cached is None and config.cached_only:
+            if progress is not None:
+                progress(f"{day.instrument} window at {_clock(s)}: not in the cache, left out")
+            continue
         if cached is not None:
             simulation = Simulation.of(cached, det, reference_facts(window, det))
         else:
@@ -325,8 +366,10 @@ def evaluate_day(
                     typology,
                     s + config.margin_ns,
                     end - config.margin_ns,
-                    INTENSITIES[name],
-                    seed=zlib.crc32(f"{det.seed}|{day.instrument}|{s}|{typology}|{name}".encode()),
+                    intensity_scale(name),
+                    seed=_campaign_seed(
+                        config.campaign_seed, det.seed, day.instrument, s, typology, name
+                    ),
                     tick=tick,
                     lot=lot,
                 )
@@ -334,6 +377,17 @@ def evaluate_day(
                 events = list(iter_events(injection.frame))
                 out.append(score(events, typology.value, name, injection.stats.injected_events))
     return out
+
+
+def _clock(t_ns: int) -> str:
+    return f"{t_ns // NS_PER_MIN // 60:02d}:{t_ns // NS_PER_MIN % 60:02d}"
+
+
+def _campaign_seed(
+    salt: int, seed: int, instrument: str, start_ns: int, typology: Typology, intensity: str
+) -> int:
+    text = f"{seed}|{instrument}|{start_ns}|{typology}|{intensity}"
+    return zlib.crc32((text if salt == 0 else f"{salt}|{text}").encode())
 
 
 def evaluate_task(
@@ -516,3 +570,72 @@ def calibrated_rates(
             },
         }
     return out
+
+
+# ---------------------------------------------------------------------------- curves
+# What "detectable" means on a curve: ranked above the clean windows this often (AUC), and
+# alerted at the calibrated threshold at least this often (TPR).
+DETECTABLE_AUC = 0.9
+DETECTABLE_TPR = 0.5
+
+
+def detection_curves(
+    results: Sequence[VariantScore], calibration: Calibration
+) -> dict[str, dict[str, Any]]:
+    """Detection-limit curves of the calibrated simulation detector: per instrument and
+    typology, at every intensity (by scale), the AUC of its manipulated windows against the
+    instrument's clean ones and the share of them that alert at ``calibration``'s threshold
+    (the TPR at the calibrated false-alarm rate); with the instrument's false-alarm rate on
+    its clean windows, and the smallest intensity whose AUC reaches ``DETECTABLE_AUC`` and
+    whose TPR reaches ``DETECTABLE_TPR`` (None: none measured did)."""
+    out: dict[str, dict[str, Any]] = {}
+    for instrument in sorted({r.instrument for r in results}):
+        mine = [r for r in results if r.instrument == instrument]
+        clean = [r.scores["simulation"] for r in mine if r.variant == "clean"]
+        scored_clean = [x for x in clean if x is not None]
+        curves: dict[str, Any] = {}
+        for typology in sorted({r.variant for r in mine if r.variant != "clean"}):
+            points = []
+            labels = {r.intensity for r in mine if r.variant == typology}
+            for label in sorted(labels, key=lambda x: intensity_scale(str(x))):
+                pos = [
+                    r.scores["simulation"]
+                    for r in mine
+                    if r.variant == typology and r.intensity == label
+                ]
+                scored = [x for x in pos if x is not None]
+                points.append(
+                    {
+                        "intensity": label,
+                        "scale": intensity_scale(str(label)),
+                        "auc": roc_auc(clean, pos),  # type: ignore[arg-type]
+                        "tpr": float(np.mean([calibration.is_alert(x) for x in scored]))
+                        if scored
+                        else None,
+                        "n": len(scored),
+                    }
+                )
+            curves[typology] = {
+                "points": points,
+                "min_scale_auc": _first_scale(points, "auc", DETECTABLE_AUC),
+                "min_scale_tpr": _first_scale(points, "tpr", DETECTABLE_TPR),
+            }
+        out[instrument] = {
+            "clean_windows": len(scored_clean),
+            "false_alarm_rate": float(np.mean([calibration.is_alert(x) for x in scored_clean]))
+            if scored_clean
+            else None,
+            "typologies": curves,
+        }
+    return out
+
+
+def _first_scale(points: Sequence[dict[str, Any]], key: str, level: float) -> float | None:
+    """The smallest scale from which on every measured point reaches ``level`` (a curve that
+    dips again above it is not yet detectable there)."""
+    found = None
+    for point in reversed(points):  # from the highest intensity down
+        if point[key] is None or point[key] < level:
+            break
+        found = point["scale"]
+    return found

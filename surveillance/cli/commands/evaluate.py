@@ -60,7 +60,40 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
 @click.option(
     "--typologies", default="all", show_default=True, help="Comma-separated typologies, or all."
 )
-@click.option("--intensities", default="low,moderate,high", show_default=True)
+@click.option(
+    "--intensities",
+    default="low,moderate,high",
+    show_default=True,
+    help="Comma-separated intensities: named levels (low 0.5, moderate 1, high 2) or numeric "
+    "scales of the moderate campaign (0.25,0.5,1,2).",
+)
+@click.option(
+    "--campaign-seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Salts the injected campaigns' seeds (0: the benchmark's own campaigns); a tuning run "
+    "on the calibration hours uses its own.",
+)
+@click.option(
+    "--cached-only",
+    is_flag=True,
+    help="Score only the windows whose forks --sim-cache already holds (never fork); the "
+    "windows left out are named on stderr.",
+)
+@click.option(
+    "--without",
+    "without_facts",
+    default="",
+    help="Comma-separated facts to leave out of the detector's score (an ablation: "
+    "--without sweep_bursts,sweep_pressure scores the facts of the detector before them).",
+)
+@click.option(
+    "--curves",
+    is_flag=True,
+    help="Detection-limit curves: per instrument and typology, calibrated AUC and TPR at the "
+    "calibrated threshold against intensity, and the smallest detectable intensity.",
+)
 @click.option(
     "--jobs",
     default=1,
@@ -112,6 +145,10 @@ def command(  # type: ignore[no-untyped-def]
     stride,
     typologies,
     intensities,
+    campaign_seed,
+    cached_only,
+    without_facts,
+    curves,
     jobs,
     as_json,
     out,
@@ -125,15 +162,18 @@ def command(  # type: ignore[no-untyped-def]
     baselines; print ROC AUC and the true-positive rate at 5% false positives per typology and
     intensity."""
     settings = dataclasses.replace(detection_settings(options), far=far, refill=refill)
-    from simulator.manipulation import INTENSITIES, Typology
+    from simulator.manipulation import Typology
     from simulator.units import parse_clock, parse_duration
     from surveillance.cli.wiring import SamplerSpec
     from surveillance.studies.evaluate import (
         EvaluationConfig,
+        IntensityError,
         calibrate,
         calibrated_rates,
+        detection_curves,
         evaluate_day,
         evaluate_task,
+        intensity_scale,
         summarize,
     )
 
@@ -150,16 +190,28 @@ def command(  # type: ignore[no-untyped-def]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--typologies") from None
     levels = tuple(x.strip() for x in intensities.split(","))
-    unknown = [x for x in levels if x not in INTENSITIES]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown intensity {unknown[0]!r}; choose from {', '.join(INTENSITIES)}",
-            param_hint="--intensities",
-        )
+    try:
+        for level in levels:
+            intensity_scale(level)
+    except IntensityError as exc:
+        raise click.BadParameter(str(exc), param_hint="--intensities") from None
     span = calibration_span.split("-")
     if len(span) != 2:
         raise click.BadParameter("use HH:MM-HH:MM", param_hint="--calibration-span")
     detection = settings.config()
+    if without_facts:
+        dropped = {f.strip() for f in without_facts.split(",") if f.strip()}
+        unknown = sorted(dropped - set(detection.facts))
+        if unknown:
+            raise click.BadParameter(
+                f"{unknown[0]!r} is not a scored fact; scored: {', '.join(detection.facts)}",
+                param_hint="--without",
+            )
+        detection = dataclasses.replace(
+            detection, facts=tuple(f for f in detection.facts if f not in dropped)
+        )
+    if cached_only and sim_cache is None:
+        raise click.UsageError("--cached-only reads the forks of --sim-cache: name one")
     config = EvaluationConfig(
         detection=detection,
         start_ns=parse_clock(start),
@@ -167,6 +219,8 @@ def command(  # type: ignore[no-untyped-def]
         stride_ns=parse_duration(stride),
         typologies=kinds,
         intensities=levels,
+        campaign_seed=campaign_seed,
+        cached_only=cached_only,
         target_fpr=far,
         calibration_start_ns=parse_clock(span[0]),
         calibration_end_ns=parse_clock(span[1]),
@@ -258,6 +312,8 @@ def command(  # type: ignore[no-untyped-def]
         },
         **calibrated_rates(normal, results, far),
     }
+    if curves:
+        summary["curves"] = detection_curves(results, cal)
     summary["model_version"] = model_version
     summary["sampler"] = note
     if settings.sampling:  # set for this run (the model version says so too)
@@ -352,6 +408,8 @@ def _print_table(summary: dict) -> None:
             out.write("\n")
         out.write(f"{'false alarms (clean)':<30}")
         out.write("".join(f"{_pct(rates[d]['false_alarm_rate']):>26}" for d in rates) + "\n")
+    if summary.get("curves"):
+        _print_curves(summary["curves"])
     cal = summary.get("calibration")
     if cal:
         far = cal["false_alarm_rate"]
@@ -360,6 +418,37 @@ def _print_table(summary: dict) -> None:
             f"{cal['threshold']:.3f}; on the evaluation's clean windows it alerts on "
             f"{'-' if far is None else f'{far:.0%}'} (target {cal['far']:.0%})\n"
         )
+
+
+def _print_curves(curves: dict) -> None:
+    from surveillance.studies.evaluate import DETECTABLE_AUC, DETECTABLE_TPR
+
+    out = sys.stdout
+    out.write(
+        "detection-limit curves (calibrated): AUC / TPR at the calibrated threshold per "
+        f"intensity scale; detectable from: AUC >= {DETECTABLE_AUC}, TPR >= {DETECTABLE_TPR}\n"
+    )
+    for instrument, inst in curves.items():
+        out.write(
+            f"{instrument}: {inst['clean_windows']} clean windows, false alarms "
+            f"{_pct(inst['false_alarm_rate'])}\n"
+        )
+        for typology, curve in inst["typologies"].items():
+            cells = "".join(
+                f"  {p['scale']:g}: "
+                + ("-" if p["auc"] is None else f"{p['auc']:.2f}")
+                + " / "
+                + ("-" if p["tpr"] is None else f"{p['tpr']:.2f}")
+                for p in curve["points"]
+            )
+
+            def first(x: float | None) -> str:
+                return "never" if x is None else f"{x:g}"
+
+            out.write(
+                f"  {typology:<20}{cells}   from {first(curve['min_scale_auc'])} (AUC), "
+                f"{first(curve['min_scale_tpr'])} (TPR)\n"
+            )
 
 
 def _registry_path(name: str) -> Path:
