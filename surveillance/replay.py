@@ -24,10 +24,11 @@ from simulator.feeds import load_feed
 from simulator.lobster import FeedError, FileName, load_lobster
 from simulator.normalized import BookSnapshot, iter_events, lobster_snapshots, lobster_to_frame
 from simulator.types import Instrument
-from simulator.units import NS_PER_DAY, NS_PER_S, in_session, iso_time
+from simulator.units import NS_PER_DAY, NS_PER_S, in_session, iso_time, session_bounds
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
 from surveillance.detection.scorer import SimulationScorer
+from surveillance.detection.timeofday import MIDDAY
 
 FORMATS = ("lobster", "normalized", "databento", "bitstamp")
 EXCHANGE_TZ = "America/New_York"
@@ -157,6 +158,15 @@ def session_of(item: ReplayInput) -> Callable[[int], bool] | None:
         return None
     epoch = item.day_start_ns > 0 or int(item.frame["ts_ns"].iloc[0]) >= NS_PER_DAY
     return in_session(meta.session_open, meta.session_close, meta.timezone, epoch=epoch)
+
+
+def session_bounds_of(item: ReplayInput) -> Callable[[int], tuple[int, int] | None] | None:
+    """The session (open, close) a time of this input falls in (None: no session known)."""
+    meta = item.meta
+    if meta is None:
+        return None
+    epoch = item.day_start_ns > 0 or int(item.frame["ts_ns"].iloc[0]) >= NS_PER_DAY
+    return session_bounds(meta.session_open, meta.session_close, meta.timezone, epoch=epoch)
 
 
 def instrument_of(inputs: list[ReplayInput]) -> Instrument | None:
@@ -295,6 +305,7 @@ def replay(
             wanted=wanted,
             check_seq=True,
             in_session=session_of(item),
+            session_bounds=session_bounds_of(item),
         )
         result.files.append(str(item.path))
         result.malformed_rows += item.malformed_rows
@@ -329,10 +340,13 @@ def replay(
             model_version=scorer.model_version,
             config_version=scorer.config_version,
             spans=[(r["window_start_ns"], r["window_end_ns"]) for r in scored],
+            buckets=[r["detail"].get("bucket", MIDDAY) for r in scored],
         )
         for r in result.records:
             if r["score"] is not None:
-                r["score"] = cal.score(r["score"], _fact_z(r), r["instrument"])
+                bucket = r["detail"].get("bucket", MIDDAY)
+                r["score"] = cal.score(r["score"], _fact_z(r), r["instrument"], bucket)
+                r["detail"]["calibration"] = cal.explain(r["instrument"], bucket)
             r["alert"] = cal.is_alert(r["score"])
             r["threshold"] = cal.threshold
             r["severity"] = cal.severity(r["score"])

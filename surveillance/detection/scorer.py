@@ -9,14 +9,41 @@ worker can score in a process pool and each process builds its model once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from simulator.engine import Engine, Sampler
 from simulator.rollout import ContextError
 from surveillance.detection.detector import Calibration
+from surveillance.detection.metrics import Trajectory
 from surveillance.detection.pipeline import ClosedWindow, WindowScore
-from surveillance.detection.scoring import DetectionConfig, score_window, simulate, skipped
+from surveillance.detection.scoring import (
+    DetectionConfig,
+    Simulation,
+    reference_facts,
+    score_window,
+    simulate,
+    skipped,
+)
+
+
+class ForkCache(Protocol):
+    """Forked rollouts kept between runs (``surveillance.studies.simcache.WindowForkCache``
+    on disk): a replay rescored with another calibration skips the order model. Keyed by
+    everything the fork depends on, so a hit is what forking again would have produced."""
+
+    def load(
+        self, window: ClosedWindow, config: DetectionConfig, model_version: str
+    ) -> list[Trajectory] | None: ...
+
+    def save(
+        self,
+        window: ClosedWindow,
+        config: DetectionConfig,
+        model_version: str,
+        sims: Sequence[Trajectory],
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -28,6 +55,7 @@ class SimulationScorer:
     model_version: str
     calibration: Calibration | None = None
     config_version: str = ""
+    cache: ForkCache | None = None
 
     def __post_init__(self) -> None:
         if not self.config_version:
@@ -38,7 +66,18 @@ class SimulationScorer:
         why = None
         if skipped(window) is None:
             try:
-                simulation = simulate([window], Engine(self.sampler()), self.config)[0]
+                simulation = self._simulate(window)
             except ContextError as exc:  # e.g. the flow before a venue's open: nothing to fork
                 why = f"no context to fork from: {exc}"
         return score_window(window, simulation, self.config, self.calibration, not_simulated=why)
+
+    def _simulate(self, window: ClosedWindow) -> Simulation:
+        cached = (
+            None if self.cache is None else self.cache.load(window, self.config, self.model_version)
+        )
+        if cached is not None:
+            return Simulation.of(cached, self.config, reference_facts(window, self.config))
+        simulation = simulate([window], Engine(self.sampler()), self.config)[0]
+        if self.cache is not None:
+            self.cache.save(window, self.config, self.model_version, simulation.sims)
+        return simulation
