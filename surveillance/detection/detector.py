@@ -615,11 +615,10 @@ class Calibration:
         return out
 
     def bucket(self, start_ns: int, end_ns: int, session: tuple[int, int] | None) -> str:
-        """A window's time-of-day bucket by this calibration's buckets (midday for one
-        fitted before them)."""
-        if not self.time_of_day:
-            return MIDDAY
-        return TimeOfDay(**self.time_of_day).bucket(start_ns, end_ns, session)
+        """A window's time-of-day bucket by this calibration's buckets (the default ones for
+        a calibration fitted before them, which scores every bucket as midday)."""
+        tod = TimeOfDay(**self.time_of_day) if self.time_of_day else TimeOfDay()
+        return tod.bucket(start_ns, end_ns, session)
 
     def _norms(self, instrument: str) -> tuple[str, FactNorms | None]:
         if instrument in self.norms:

@@ -303,7 +303,7 @@ def score_window(
     # so a replay that fits its own threshold can learn them too)
     bucket = (
         cal.bucket(window.start_ns, window.end_ns, window.session)
-        if cal is not None and cal.time_of_day
+        if cal is not None
         else TimeOfDay().bucket(window.start_ns, window.end_ns, window.session)
     )
     score = (

@@ -215,7 +215,7 @@ def test_a_calibration_written_before_time_of_day_loads_and_scores_as_midday(tmp
     old = Calibration.load(path)
     assert old.time_of_day == {} and old.tod_norms == {}
     z = {"a": -9.0, "b": -4.0}
-    assert old.bucket(0, 1, (0, 2)) == MIDDAY
+    assert old.bucket(0, 1, (0, 2)) == CLOSE  # labelled by the default buckets, scored as midday
     assert old.score(None, z, "GOOG", CLOSE) == pytest.approx(cal.score(None, z, "GOOG"))
     assert old.explain("GOOG", CLOSE)["bucket_windows"] == 0
 
@@ -230,3 +230,36 @@ def _as_old(cal: Calibration) -> dict:
     for norms in data["norms"].values():
         norms.pop("instruments")
     return data
+
+
+def test_rescoring_a_replay_reads_each_window_in_its_bucket() -> None:
+    from surveillance.replay import rescore
+
+    rng = np.random.default_rng(30)
+    goog, goog_b = day("GOOG", rng, -4.0, -6.0)
+    amzn, amzn_b = day("AMZN", rng, -1.0, -6.0)
+    cal = Calibration.fit_normal(goog + amzn, far=0.05, method="test", buckets=goog_b + amzn_b)
+    midday = [w for w, b in zip(goog + amzn, goog_b + amzn_b, strict=True) if b == MIDDAY]
+    before = Calibration.fit_normal(midday, far=0.05, method="test")
+
+    def record(start: str, end: str) -> dict:
+        z = {"a": -10.0, "b": -4.0}  # GOOG's usual close
+        return {
+            "instrument": "GOOG",
+            "window_start_ns": parse_clock(start),
+            "window_end_ns": parse_clock(end),
+            "score": 99.0,
+            "alert": True,
+            "facts": {f: {"z": v} for f, v in z.items()},
+            "detail": {"raw_score": 3.0},
+        }
+
+    records = [record("12:00", "12:25"), record("15:45", "16:10"), {**record("9:30", "9:55")}]
+    records[2]["detail"] = {"skipped": "no earlier order flow as context"}
+    new = rescore(records, cal, NASDAQ, "cal.json")
+    old = rescore(records, before, NASDAQ, "old.json")
+    assert [r["detail"].get("bucket") for r in new] == [MIDDAY, CLOSE, None]
+    assert old[1]["alert"] and not new[1]["alert"]  # the close reads as a close now
+    assert new[0]["score"] == pytest.approx(old[0]["score"])  # the midday as before
+    assert new[1]["detail"]["calibration"]["bucket_instruments"] == ["AMZN"]
+    assert new[2] == records[2] and records[1]["score"] == 99.0  # unscored kept, input intact
