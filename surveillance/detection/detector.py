@@ -39,6 +39,15 @@ than usual for this simulator and instrument), and the threshold is fitted on it
 simulator always gets wrong stops drowning the others, and a manipulation that shows on one
 or two facts is not averaged away by the rest.
 
+The open and the close are not midday: their flow differs from the hours the norms mostly
+see, so a fact's z shifts there on normal windows too (the close of the clean GOOG day scored
+14.9 against a threshold of 6.9). The calibration therefore reads every window in its
+time-of-day bucket (``surveillance.detection.timeofday``: open, midday, close): an
+instrument's norms are fitted on its midday windows, and a bucket's shift and spread of the
+standardized z are fitted on the *other* instruments' windows in that bucket (leave one
+instrument out: with one day per instrument, the close of one calibrates the other's). The
+threshold applies to the time-of-day-adjusted scores.
+
 Two baselines are computed on the same windows:
 
 - ``historical_diff``: the traditional Diff(market now, market past): 1 - mean OVL of each fact
@@ -609,7 +618,7 @@ class Calibration:
         triples = [(inst, None, z) for inst, z in windows]
         out = replace(self, normal_scores=list(self.normal_scores), norms=dict(self.norms))
         out.time_of_day = time_of_day.as_dict()
-        out.tod_norms = _fit_tod_norms(triples, buckets, standardized)
+        out.tod_norms = _fit_tod_norms(triples, buckets, standardized, also=list(self.norms))
         if method:
             out.method = f"{self.method}; time of day: {method}"
         return out
@@ -743,11 +752,12 @@ def _fit_tod_norms(
     windows: Sequence[tuple[str, float | None, Mapping[str, float | None]]],
     bucket: Sequence[str],
     standardized: Sequence[Mapping[str, float]],
+    also: Sequence[str] = (),
 ) -> dict[str, dict[str, FactNorms]]:
-    """Per instrument (and ``POOLED``) and bucket other than the reference: norms of the
-    standardized z of the bucket's windows of every *other* instrument (all of them for
-    ``POOLED``), where at least ``MIN_NORM_WINDOWS`` such windows exist."""
-    instruments = sorted({inst for inst, _, _ in windows})
+    """Per instrument (those of ``windows`` and ``also``, and ``POOLED``) and bucket other
+    than the reference: norms of the standardized z of the bucket's windows of every *other*
+    instrument (all of them for ``POOLED``), where at least ``MIN_NORM_WINDOWS`` exist."""
+    instruments = sorted({inst for inst, _, _ in windows} | set(also) - {POOLED})
     out: dict[str, dict[str, FactNorms]] = {}
     for b in sorted({x for x in bucket if x != REFERENCE}):
         members = [k for k in range(len(windows)) if bucket[k] == b]

@@ -263,3 +263,16 @@ def test_rescoring_a_replay_reads_each_window_in_its_bucket() -> None:
     assert new[0]["score"] == pytest.approx(old[0]["score"])  # the midday as before
     assert new[1]["detail"]["calibration"]["bucket_instruments"] == ["AMZN"]
     assert new[2] == records[2] and records[1]["score"] == 99.0  # unscored kept, input intact
+
+
+def test_time_of_day_onto_a_calibration_serves_its_instruments_without_their_own_windows() -> None:
+    rng = np.random.default_rng(9)
+    goog, goog_b = day("GOOG", rng, -4.0, -6.0)
+    amzn, amzn_b = day("AMZN", rng, -1.0, -6.0)
+    midday = [w for w, b in zip(goog + amzn, goog_b + amzn_b, strict=True) if b == MIDDAY]
+    base = Calibration.fit_normal(midday, far=0.05, method="base")
+    closes = [(i, z) for (i, _, z), b in zip(amzn, amzn_b, strict=True) if b == CLOSE]
+    grown = base.with_time_of_day(closes, [CLOSE] * len(closes), TimeOfDay())
+    # only AMZN's closes were given: they calibrate GOOG's close, and AMZN has none of its own
+    assert grown.tod_norms["GOOG"][CLOSE].instruments == ["AMZN"]
+    assert "AMZN" not in grown.tod_norms
