@@ -50,7 +50,7 @@ from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator
 from simulator.trajectory import trajectory_from_events
 from simulator.types import BookEvent, Instrument
-from simulator.units import NS_PER_MIN
+from simulator.units import NS_PER_MIN, session_bounds
 from surveillance.detection.detector import Calibration
 from surveillance.detection.metrics import window_facts
 from surveillance.detection.pipeline import ClosedWindow, first_two_sided_mid
@@ -240,10 +240,10 @@ def evaluate_day(
     tick, lot = campaign_units(day.meta)
     # the session the windows are read against: a window never runs past the close, and its
     # time-of-day bucket counts from the open and to the close (none for a 24-hour venue)
-    session = None
-    if not day.meta.continuous:
-        opened, length = day.meta.session_ns()
-        session = (opened, opened + length)
+    # (times of day: a session across midnight, CME's, opened the evening before)
+    bounds = session_bounds(
+        day.meta.session_open, day.meta.session_close, day.meta.timezone, epoch=False
+    )
     engine = Engine(generator)
     starts = config.calibration_starts() if calibration else config.window_starts()
     earlier_of = {
@@ -264,6 +264,7 @@ def evaluate_day(
             progress(
                 f"{day.instrument} window at {s // NS_PER_MIN // 60:02d}:{s // NS_PER_MIN % 60:02d}"
             )
+        session = bounds(s)
         end = s + window_ns if session is None else min(s + window_ns, session[1])
         opening = day.book(s)
         cache_key = simcache.key(
