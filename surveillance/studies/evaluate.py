@@ -404,7 +404,23 @@ def calibrate(
     the other instruments' norms for their bucket, never their own instrument's, and they do
     not enter the threshold (fitted on ``normal`` only). With ``onto`` (an existing
     calibration) its instrument norms and threshold are kept and only the time-of-day norms
-    are fitted, on ``normal`` and that material."""
+    are fitted, on ``normal`` and that material. Without ``time_of_day`` and ``onto`` every
+    window is read as midday (the calibration as before time of day; measured, learning the
+    close from the other instrument blinds AMZN's close to marking the close:
+    docs/decisions/time-of-day-calibration.md)."""
+    if time_of_day is None and onto is None:
+        cal = Calibration.fit_normal(
+            [(r.instrument, r.scores["simulation_uncalibrated"], r.fact_z) for r in normal],
+            far=far,
+            method=method,
+            model_version=model_version,
+            config_version=config_version,
+            spans=None
+            if window_ns is None
+            else [(r.window_start_ns, r.window_start_ns + window_ns) for r in normal],
+        )
+        rescore(results, cal)
+        return cal
     extra = [r for r in results if r.variant == "clean" and r.bucket != REFERENCE]
     material = [*normal, *extra]
     windows = [(r.instrument, r.scores["simulation_uncalibrated"], r.fact_z) for r in material]

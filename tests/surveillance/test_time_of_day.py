@@ -276,3 +276,29 @@ def test_time_of_day_onto_a_calibration_serves_its_instruments_without_their_own
     # only AMZN's closes were given: they calibrate GOOG's close, and AMZN has none of its own
     assert grown.tod_norms["GOOG"][CLOSE].instruments == ["AMZN"]
     assert "AMZN" not in grown.tod_norms
+
+
+def test_the_benchmark_learns_the_close_from_its_clean_held_out_windows_only_when_asked() -> None:
+    from surveillance.studies.evaluate import VariantScore, calibrate
+
+    rng = np.random.default_rng(21)
+    normal, results = [], []
+    for inst, center in (("GOOG", -4.0), ("AMZN", -1.0)):
+        windows, buckets = day(inst, rng, center, -6.0)
+        for k, ((_, _, z), b) in enumerate(zip(windows, buckets, strict=True)):
+            score = VariantScore(inst, k, "clean", None, {"simulation_uncalibrated": 1.0}, [])
+            score.fact_z, score.bucket = dict(z), b
+            (normal if b == MIDDAY else results).append(score)
+    marked = VariantScore(
+        "GOOG", 99, "marking_the_close", "high", {"simulation_uncalibrated": 1.0}, []
+    )
+    marked.fact_z, marked.bucket = {"a": -40.0, "b": -4.0}, CLOSE
+    results.append(marked)
+    plain = calibrate(normal, results, far=0.05, method="test")
+    assert plain.tod_norms == {} and plain.n_normal == 80
+    tod = calibrate(normal, results, far=0.05, method="test", time_of_day=TimeOfDay())
+    # the clean closes (and opens) of the held-out span shift the other instrument's norms,
+    # the manipulated window never does, and the threshold is still the 80 midday windows'
+    assert tod.tod_norms["GOOG"][CLOSE].windows == 6 and tod.n_normal == 80
+    assert tod.threshold == plain.threshold
+    assert marked.scores["simulation"] == tod.score(None, marked.fact_z, "GOOG", CLOSE)

@@ -91,6 +91,15 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
     "calibration windows are still forked and reported).",
 )
 @click.option(
+    "--time-of-day/--no-time-of-day",
+    "time_of_day",
+    default=False,
+    show_default=True,
+    help="Fit time-of-day norms as well: the calibration windows at the open and the clean "
+    "evaluation windows at the close, leave one instrument out (off by default: "
+    "docs/decisions/time-of-day-calibration.md).",
+)
+@click.option(
     "--time-of-day-onto",
     "tod_onto",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
@@ -134,6 +143,7 @@ def command(  # type: ignore[no-untyped-def]
     out,
     calibration_out,
     calibration_in,
+    time_of_day,
     tod_onto,
     far,
     sim_cache,
@@ -255,7 +265,7 @@ def command(  # type: ignore[no-untyped-def]
             config_version=config_version,
             window_ns=config.detection.window_ns,
             onto=None if tod_onto is None else Calibration.load(tod_onto),
-            time_of_day=config.time_of_day,
+            time_of_day=config.time_of_day if time_of_day or tod_onto else None,
         )
     summary = summarize(results, config.target_fpr)
     clean_cal = [r.scores["simulation"] for r in results if r.variant == "clean"]
