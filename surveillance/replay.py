@@ -340,8 +340,7 @@ def replay(
             model_version=scorer.model_version,
             config_version=scorer.config_version,
             spans=[(r["window_start_ns"], r["window_end_ns"]) for r in scored],
-            buckets=[r["detail"].get("bucket", MIDDAY) for r in scored],
-        )
+        )  # no time-of-day norms (as evaluate without --time-of-day): every bucket as midday
         for r in result.records:
             if r["score"] is not None:
                 bucket = r["detail"].get("bucket", MIDDAY)
