@@ -143,3 +143,41 @@ def in_session(
     if start < end:
         return lambda ts_ns: start <= local_tod(ts_ns) < end
     return lambda ts_ns: local_tod(ts_ns) >= start or local_tod(ts_ns) < end
+
+
+def session_bounds(
+    open_hhmm: str, close_hhmm: str, timezone: str, *, epoch: bool
+) -> Callable[[int], tuple[int, int] | None]:
+    """The continuous session a time falls in, as ``(open, close)`` in the time's own clock
+    (ns since the epoch, or after local midnight), or None outside the session or for a venue
+    that never closes (no open or close to align windows with). A window grid cuts its last
+    window at ``close``, and the calibration reads a window's time of day from both ends.
+
+    >>> nasdaq = session_bounds("09:30", "16:00", "America/New_York", epoch=False)
+    >>> [clock(x) for x in nasdaq(parse_clock("15:45"))], nasdaq(parse_clock("16:05"))
+    (['09:30:00', '16:00:00'], None)
+    >>> cme = session_bounds("17:00", "16:00", "America/Chicago", epoch=False)
+    >>> [clock(x % NS_PER_DAY) for x in cme(parse_clock("18:00"))]
+    ['17:00:00', '16:00:00']
+    """
+    day = NS_PER_DAY
+    start = parse_clock(open_hhmm)
+    end = day if close_hhmm == "24:00" else parse_clock(close_hhmm)
+    if start == 0 and end in (0, day):
+        return lambda ts_ns: None
+    length = (end - start) % day or day  # a close before the open: the session spans midnight
+    inside = in_session(open_hhmm, close_hhmm, timezone, epoch=epoch)
+    zone = ZoneInfo(timezone)
+
+    def bounds(ts_ns: int) -> tuple[int, int] | None:
+        if not inside(ts_ns):
+            return None
+        if epoch:
+            off = dt.datetime.fromtimestamp(ts_ns // NS_PER_S, zone).utcoffset()
+            tod = (ts_ns + int(off.total_seconds()) * NS_PER_S) % day  # type: ignore[union-attr]
+        else:
+            tod = ts_ns % day
+        opened = ts_ns - (tod - start) % day
+        return opened, opened + length
+
+    return bounds

@@ -30,10 +30,11 @@ from simulator.sessions import (
     trade_date_bounds,
 )
 from simulator.types import Instrument
-from simulator.units import NS_PER_DAY, NS_PER_S, iso_time
+from simulator.units import NS_PER_DAY, NS_PER_S, iso_time, session_bounds
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
 from surveillance.detection.scorer import SimulationScorer
+from surveillance.detection.timeofday import MIDDAY
 
 FORMATS = ("lobster", "normalized", "databento", "bitstamp")
 EXCHANGE_TZ = "America/New_York"
@@ -205,6 +206,15 @@ def session_of(item: ReplayInput) -> Callable[[int], bool] | None:
     return session_predicate(meta, epoch=epoch)
 
 
+def session_bounds_of(item: ReplayInput) -> Callable[[int], tuple[int, int] | None] | None:
+    """The session (open, close) a time of this input falls in (None: no session known)."""
+    meta = item.meta
+    if meta is None:
+        return None
+    epoch = item.day_start_ns > 0 or int(item.frame["ts_ns"].iloc[0]) >= NS_PER_DAY
+    return session_bounds(meta.session_open, meta.session_close, meta.timezone, epoch=epoch)
+
+
 def instrument_of(inputs: list[ReplayInput]) -> Instrument | None:
     """The one instrument metadata the inputs share (their tick and price scale go into the
     detection config); None when none carries metadata. Mixed ticks cannot share a scorer."""
@@ -345,6 +355,7 @@ def replay(
             wanted=wanted,
             check_seq=True,
             in_session=session_of(item),
+            session_bounds=session_bounds_of(item),
         )
         result.files.append(str(item.path))
         result.malformed_rows += item.malformed_rows
@@ -379,10 +390,12 @@ def replay(
             model_version=scorer.model_version,
             config_version=scorer.config_version,
             spans=[(r["window_start_ns"], r["window_end_ns"]) for r in scored],
-        )
+        )  # no time-of-day norms (as evaluate without --time-of-day): every bucket as midday
         for r in result.records:
             if r["score"] is not None:
-                r["score"] = cal.score(r["score"], _fact_z(r), r["instrument"])
+                bucket = r["detail"].get("bucket", MIDDAY)
+                r["score"] = cal.score(r["score"], _fact_z(r), r["instrument"], bucket)
+                r["detail"]["calibration"] = cal.explain(r["instrument"], bucket)
             r["alert"] = cal.is_alert(r["score"])
             r["threshold"] = cal.threshold
             r["severity"] = cal.severity(r["score"])
@@ -403,3 +416,40 @@ def write_scores(path: str | Path, records: list[dict[str, Any]]) -> None:
     with Path(path).open("w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n")
+
+
+def read_scores(path: str | Path) -> list[dict[str, Any]]:
+    """The records ``write_scores`` wrote."""
+    with Path(path).open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def rescore(
+    records: list[dict[str, Any]],
+    cal: Calibration,
+    session: Callable[[int], tuple[int, int] | None] | None,
+    source: str = "",
+) -> list[dict[str, Any]]:
+    """A replay's records scored again with another calibration, without forking: every
+    scored window keeps its facts' z against its rollouts (the raw score's inputs), and gets
+    the calibrated score, threshold, alert, severity and p-value of ``cal`` in its time-of-day
+    bucket (read from its window and ``session``, the venue's session at a time)."""
+    out = []
+    for r in records:
+        r = json.loads(json.dumps(r))  # a deep copy: the input stays as read
+        detail = r.setdefault("detail", {})
+        raw = detail.get("raw_score")
+        if raw is not None:
+            start, end = int(r["window_start_ns"]), int(r["window_end_ns"])
+            bucket = cal.bucket(start, end, None if session is None else session(start))
+            r["score"] = cal.score(raw, _fact_z(r), r["instrument"], bucket)
+            r["alert"] = cal.is_alert(r["score"])
+            r["threshold"] = cal.threshold
+            r["severity"] = cal.severity(r["score"])
+            r["p_value"] = cal.p_value(r["score"])
+            detail["bucket"] = bucket
+            detail["calibration"] = cal.explain(r["instrument"], bucket)
+            detail["calibrated"] = True
+            detail["rescored_with"] = source
+        out.append(_clean(r))
+    return out

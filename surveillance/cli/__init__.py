@@ -23,6 +23,7 @@ COMMANDS = [
     "forecast",
     "train",
     "replay",
+    "rescore",
     "evaluate",
     "impact",
     "demo",

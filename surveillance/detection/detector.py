@@ -39,6 +39,15 @@ than usual for this simulator and instrument), and the threshold is fitted on it
 simulator always gets wrong stops drowning the others, and a manipulation that shows on one
 or two facts is not averaged away by the rest.
 
+The open and the close are not midday: their flow differs from the hours the norms mostly
+see, so a fact's z shifts there on normal windows too (the close of the clean GOOG day scored
+14.9 against a threshold of 6.9). The calibration therefore reads every window in its
+time-of-day bucket (``surveillance.detection.timeofday``: open, midday, close): an
+instrument's norms are fitted on its midday windows, and a bucket's shift and spread of the
+standardized z are fitted on the *other* instruments' windows in that bucket (leave one
+instrument out: with one day per instrument, the close of one calibrates the other's). The
+threshold applies to the time-of-day-adjusted scores.
+
 Two baselines are computed on the same windows:
 
 - ``historical_diff``: the traditional Diff(market now, market past): 1 - mean OVL of each fact
@@ -50,7 +59,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from math import erf, sqrt
 from pathlib import Path
 
@@ -67,6 +76,7 @@ from surveillance.detection.metrics import (
     overlap_tail,
 )
 from surveillance.detection.metrics import window_facts as _window_facts
+from surveillance.detection.timeofday import MIDDAY, REFERENCE, TimeOfDay
 
 # Facts the detector scores. The 2..5-minute returns add little beyond the 1-minute one on a
 # 25-minute window (they share most of their samples) and would weigh price moves five times.
@@ -137,6 +147,22 @@ def _pool(samples: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> tuple:
 
 def _spans_intersect(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
     return a is not None and b is not None and a[0] < b[1] and b[0] < a[1]
+
+
+def _reference_windows(
+    windows: Sequence[tuple[str, float | None, Mapping[str, float | None]]], bucket: Sequence[str]
+) -> dict[str, list[int]]:
+    """Per instrument, the indices of its windows in the reference bucket (midday)."""
+    out: dict[str, list[int]] = {}
+    for k, (inst, _, _) in enumerate(windows):
+        out.setdefault(inst, [])
+        if bucket[k] == REFERENCE:
+            out[inst].append(k)
+    return out
+
+
+def _at(spans: Sequence[tuple[int, int]] | None, k: int) -> tuple[int, int] | None:
+    return None if spans is None else spans[k]
 
 
 def _normal_sf(x: float) -> float:
@@ -342,6 +368,8 @@ class FactNorms:
     scale: dict[str, float]
     windows: int = 0
     power: float = SHORTFALL_POWER
+    # the instruments whose windows these norms were fitted on (time-of-day norms say which)
+    instruments: list[str] = field(default_factory=list)
 
     @classmethod
     def fit(cls, fact_z: Sequence[Mapping[str, float | None]]) -> FactNorms:
@@ -370,11 +398,32 @@ class FactNorms:
         }
 
     def score(self, fact_z: Mapping[str, float | None]) -> float | None:
-        zs = self.standardize(fact_z)
-        if not zs:
-            return None
-        short = np.array([min(v, 0.0) for v in zs.values()])
-        return float(np.sum(np.abs(short) ** self.power) ** (1.0 / self.power))
+        return shortfall(self.standardize(fact_z), self.power)
+
+    def shift(self, standardized: Mapping[str, float]) -> dict[str, float]:
+        """Time-of-day norms (fitted on other windows' standardized z) applied to a window's
+        standardized z: its bucket's usual shift taken off, divided by the bucket's spread,
+        which is never taken below 1 (``MIN_BUCKET_SCALE``); facts without a norm pass as
+        they are."""
+        return {
+            f: (v - self.center[f]) / max(self.scale[f], MIN_BUCKET_SCALE)
+            if f in self.center
+            else v
+            for f, v in standardized.items()
+        }
+
+
+def shortfall(standardized: Mapping[str, float], power: float) -> float | None:
+    """The ``power``-norm of the standardized shortfalls (``FactNorms``); None without facts."""
+    if not standardized:
+        return None
+    short = np.array([min(v, 0.0) for v in standardized.values()])
+    return float(np.sum(np.abs(short) ** power) ** (1.0 / power))
+
+
+# A bucket's spread of standardized z is never taken below the instrument's own (1): a few
+# windows of another instrument may widen what is usual at the close, never narrow it.
+MIN_BUCKET_SCALE = 1.0
 
 
 # ---------------------------------------------------------------------------- calibration
@@ -408,6 +457,11 @@ class Calibration:
     config_version: str = ""
     # per instrument (and ``POOLED``); when present, scores are the norms' calibrated scores
     norms: dict[str, FactNorms] = field(default_factory=dict)
+    # time of day: the buckets (``TimeOfDay.as_dict``; empty: a calibration fitted before
+    # them, every window scored as midday) and, per instrument (and ``POOLED``) and bucket
+    # other than the reference, the norms of the other instruments' standardized z there
+    time_of_day: dict[str, int] = field(default_factory=dict)
+    tod_norms: dict[str, dict[str, FactNorms]] = field(default_factory=dict)
 
     @classmethod
     def fit(
@@ -451,6 +505,9 @@ class Calibration:
         model_version: str = "",
         config_version: str = "",
         spans: Sequence[tuple[int, int]] | None = None,
+        buckets: Sequence[str] | None = None,
+        for_threshold: Sequence[bool] | None = None,
+        time_of_day: TimeOfDay | None = None,
     ) -> Calibration:
         """Fit fact norms per instrument on normal windows ``(instrument, raw score, fact z)``,
         then the threshold on those windows' calibrated scores. Each normal window is scored
@@ -461,49 +518,166 @@ class Calibration:
         orders, and norms that saw a neighbour would flatter the window as much as norms that
         saw the window itself. An instrument with fewer than ``MIN_NORM_WINDOWS`` normal
         windows cannot have norms; then the calibration falls back to the raw scores (and says
-        so in ``note``)."""
-        if spans is not None and len(spans) != len(windows):
-            raise ValueError(f"{len(spans)} spans for {len(windows)} normal windows")
-        by_inst: dict[str, list[Mapping[str, float | None]]] = {}
-        span_of: dict[str, list[tuple[int, int] | None]] = {}
-        for k, (inst, _, z) in enumerate(windows):
-            by_inst.setdefault(inst, []).append(z)
-            span_of.setdefault(inst, []).append(None if spans is None else spans[k])
+        so in ``note``).
+
+        Time of day (``buckets``: each window's ``timeofday`` bucket, with the ``time_of_day``
+        that assigned them): an instrument's own norms are fitted on its midday windows only;
+        every window is standardized by its instrument's norms, and a bucket's norms for an
+        instrument are fitted on the standardized z of the *other* instruments' windows in that
+        bucket (leave one instrument out: with one day per instrument, the close of one
+        calibrates the other's, and no window's own close shifts its own norms).
+        ``for_threshold`` (default: every window) says which windows the threshold is fitted
+        on; time-of-day material from outside the calibration span (an evaluation's clean
+        close windows, say) enters the bucket norms but not the threshold."""
+        n = len(windows)
+        if spans is not None and len(spans) != n:
+            raise ValueError(f"{len(spans)} spans for {n} normal windows")
+        if buckets is not None and len(buckets) != n:
+            raise ValueError(f"{len(buckets)} buckets for {n} normal windows")
+        if for_threshold is not None and len(for_threshold) != n:
+            raise ValueError(f"{len(for_threshold)} threshold flags for {n} normal windows")
+        bucket = list(buckets) if buckets is not None else [REFERENCE] * n
+        counted = list(for_threshold) if for_threshold is not None else [True] * n
+        if not any(counted):
+            raise ValueError("calibration needs at least one window for its threshold")
+        by_inst = _reference_windows(windows, bucket)
+        tod_note = ""
+        if buckets is not None and by_inst and min(map(len, by_inst.values())) < MIN_NORM_WINDOWS:
+            # too few midday windows of an instrument for its own norms: every window is read
+            # as midday (no time of day), as a calibration fitted before the buckets was
+            bucket = [REFERENCE] * n
+            by_inst = _reference_windows(windows, bucket)
+            buckets = None
+            tod_note = (
+                f"fewer than {MIN_NORM_WINDOWS} midday windows of an instrument: no time of day"
+            )
         meta = {"method": method, "model_version": model_version}
-        if not by_inst or min(len(zs) for zs in by_inst.values()) < MIN_NORM_WINDOWS:
-            cal = cls.fit([raw for _, raw, _ in windows], far=far, **meta)
+        if not by_inst or min(len(ks) for ks in by_inst.values()) < MIN_NORM_WINDOWS:
+            cal = cls.fit(
+                [raw for k, (_, raw, _) in enumerate(windows) if counted[k]], far=far, **meta
+            )
             cal.config_version = config_version
             few = f"fewer than {MIN_NORM_WINDOWS} normal windows of an instrument: raw scores"
             cal.note = f"{cal.note}; {few}" if cal.note else few
             return cal
-        scores: list[float | None] = []
-        for inst, zs in by_inst.items():
-            sp = span_of[inst]
-            for j, z in enumerate(zs):
+        own = {inst: FactNorms.fit([windows[k][2] for k in ks]) for inst, ks in by_inst.items()}
+        standardized: list[dict[str, float]] = []
+        power: list[float] = []
+        for k, (inst, _, z) in enumerate(windows):
+            norms = own[inst]
+            if bucket[k] == REFERENCE:  # its own norms without it and the windows it overlaps
+                ks = by_inst[inst]
                 rest = [
-                    zk
-                    for k, zk in enumerate(zs)
-                    if k != j and not _spans_intersect(sp[k], sp[j])  # type: ignore[arg-type]
+                    j for j in ks if j != k and not _spans_intersect(_at(spans, j), _at(spans, k))
                 ]
                 if len(rest) < MIN_NORM_WINDOWS - 1:
-                    rest = zs[:j] + zs[j + 1 :]  # too few apart from it: plain leave-one-out
-                scores.append(FactNorms.fit(rest).score(z))
+                    rest = [j for j in ks if j != k]  # too few apart from it: leave one out
+                norms = FactNorms.fit([windows[j][2] for j in rest])
+            standardized.append(norms.standardize(z))
+            power.append(norms.power)
+        tod_norms = _fit_tod_norms(windows, bucket, standardized)
+        scores: list[float | None] = []
+        for k, (inst, _, _) in enumerate(windows):
+            if not counted[k]:
+                continue
+            zs = standardized[k]
+            bn = tod_norms.get(inst, {}).get(bucket[k])  # fitted without this instrument
+            scores.append(shortfall(bn.shift(zs) if bn is not None else zs, power[k]))
         cal = cls.fit(scores, far=far, config_version=config_version, **meta)
-        cal.norms = {inst: FactNorms.fit(zs) for inst, zs in by_inst.items()}
-        cal.norms[POOLED] = FactNorms.fit([z for _, _, z in windows])
+        cal.norms = dict(own)
+        cal.norms[POOLED] = FactNorms.fit(
+            [z for k, (_, _, z) in enumerate(windows) if bucket[k] == REFERENCE]
+        )
+        if buckets is not None:
+            cal.time_of_day = (time_of_day or TimeOfDay()).as_dict()
+            cal.tod_norms = tod_norms
+        if tod_note:
+            cal.note = f"{cal.note}; {tod_note}" if cal.note else tod_note
         return cal
 
+    def with_time_of_day(
+        self,
+        windows: Sequence[tuple[str, Mapping[str, float | None]]],
+        buckets: Sequence[str],
+        time_of_day: TimeOfDay,
+        method: str = "",
+    ) -> Calibration:
+        """This calibration with time-of-day norms fitted on normal ``windows``
+        ``(instrument, fact z)`` in ``buckets``: each standardized by its instrument's norms
+        here (the pooled ones for an instrument these norms never saw), then leave one
+        instrument out per bucket as ``fit_normal`` does. The instrument norms and the
+        threshold are kept: an existing calibration gains its open and close without being
+        refitted."""
+        if len(buckets) != len(windows):
+            raise ValueError(f"{len(buckets)} buckets for {len(windows)} windows")
+        if not self.norms:
+            raise ValueError("time-of-day norms need a calibration with fact norms")
+        standardized = []
+        for inst, z in windows:
+            _, norms = self._norms(inst)
+            standardized.append({} if norms is None else norms.standardize(z))
+        triples = [(inst, None, z) for inst, z in windows]
+        out = replace(self, normal_scores=list(self.normal_scores), norms=dict(self.norms))
+        out.time_of_day = time_of_day.as_dict()
+        out.tod_norms = _fit_tod_norms(triples, buckets, standardized, also=list(self.norms))
+        if method:
+            out.method = f"{self.method}; time of day: {method}"
+        return out
+
+    def bucket(self, start_ns: int, end_ns: int, session: tuple[int, int] | None) -> str:
+        """A window's time-of-day bucket by this calibration's buckets (the default ones for
+        a calibration fitted before them, which scores every bucket as midday)."""
+        tod = TimeOfDay(**self.time_of_day) if self.time_of_day else TimeOfDay()
+        return tod.bucket(start_ns, end_ns, session)
+
+    def _norms(self, instrument: str) -> tuple[str, FactNorms | None]:
+        if instrument in self.norms:
+            return instrument, self.norms[instrument]
+        return POOLED, self.norms.get(POOLED)
+
+    def _tod(self, instrument: str, bucket: str) -> FactNorms | None:
+        if bucket == REFERENCE:
+            return None
+        # a calibrated instrument reads only the norms fitted without it; the pooled ones
+        # (which hold its own windows) serve instruments the calibration never saw
+        key = instrument if instrument in self.norms else POOLED
+        return self.tod_norms.get(key, {}).get(bucket)
+
     def score(
-        self, raw: float | None, fact_z: Mapping[str, float | None] | None, instrument: str
+        self,
+        raw: float | None,
+        fact_z: Mapping[str, float | None] | None,
+        instrument: str,
+        bucket: str = MIDDAY,
     ) -> float | None:
         """The score this calibration's threshold applies to: the norms' calibrated score of a
-        window's fact z (``FactNorms.score``), or the raw score when it has no norms."""
+        window's fact z (``FactNorms.score``), after its time-of-day bucket's shift, or the raw
+        score when it has no norms."""
         if not self.norms:
             return raw
-        norms = self.norms.get(instrument) or self.norms.get(POOLED)
+        _, norms = self._norms(instrument)
         if norms is None or fact_z is None:
             return None
-        return norms.score(fact_z)
+        zs = norms.standardize(fact_z)
+        bn = self._tod(instrument, bucket)
+        return shortfall(bn.shift(zs) if bn is not None else zs, norms.power)
+
+    def explain(self, instrument: str, bucket: str = MIDDAY) -> dict[str, object]:
+        """What stands behind a window's calibrated score: its bucket, whose norms (the
+        instrument's, or the pooled ones for an unseen instrument) and on how many windows,
+        and the time-of-day norms of its bucket: how many windows of which instruments."""
+        if not self.norms:
+            return {"bucket": bucket, "norms": None}
+        key, norms = self._norms(instrument)
+        bn = self._tod(instrument, bucket)
+        return {
+            "bucket": bucket,
+            "norms": key,
+            "norm_windows": 0 if norms is None else norms.windows,
+            "bucket_windows": 0 if bn is None else bn.windows,
+            "bucket_instruments": [] if bn is None else list(bn.instruments),
+            "time_of_day": bool(self.time_of_day),
+        }
 
     def is_alert(self, score: float | None) -> bool:
         return score is not None and score > self.threshold
@@ -534,6 +708,11 @@ class Calibration:
         # a calibration written before the power was recorded was fitted with the Euclidean norm
         data["norms"] = {
             k: FactNorms(**{"power": 2.0, **v}) for k, v in data.get("norms", {}).items()
+        }
+        # one written before time of day has none: every window is scored as midday
+        data["tod_norms"] = {
+            inst: {b: FactNorms(**v) for b, v in by_bucket.items()}
+            for inst, by_bucket in data.get("tod_norms", {}).items()
         }
         return cls(**data)
 
@@ -568,3 +747,26 @@ def spread_zscore(current: FactSamples, history: Sequence[FactSamples]) -> float
         return None
     sd = max(float(np.std(past, ddof=1)), 0.25)  # a quarter tick: never divide by ~0
     return abs(now - float(np.mean(past))) / sd
+
+
+def _fit_tod_norms(
+    windows: Sequence[tuple[str, float | None, Mapping[str, float | None]]],
+    bucket: Sequence[str],
+    standardized: Sequence[Mapping[str, float]],
+    also: Sequence[str] = (),
+) -> dict[str, dict[str, FactNorms]]:
+    """Per instrument (those of ``windows`` and ``also``, and ``POOLED``) and bucket other
+    than the reference: norms of the standardized z of the bucket's windows of every *other*
+    instrument (all of them for ``POOLED``), where at least ``MIN_NORM_WINDOWS`` exist."""
+    instruments = sorted({inst for inst, _, _ in windows} | set(also) - {POOLED})
+    out: dict[str, dict[str, FactNorms]] = {}
+    for b in sorted({x for x in bucket if x != REFERENCE}):
+        members = [k for k in range(len(windows)) if bucket[k] == b]
+        for target in [*instruments, POOLED]:
+            ks = [k for k in members if windows[k][0] != target]
+            if len(ks) < MIN_NORM_WINDOWS:
+                continue
+            norms = FactNorms.fit([standardized[k] for k in ks])
+            norms.instruments = sorted({windows[k][0] for k in ks})
+            out.setdefault(target, {})[b] = norms
+    return out

@@ -12,7 +12,10 @@ The same code runs offline (a file replayed in a loop) and in the stream worker:
 - ``decide`` combines the two into a ``WindowDecision``; ``WindowedDetector`` is the synchronous
   ``WindowDetector`` used offline.
 
-Windows are on event time: ``[origin + k * length, origin + (k + 1) * length)``. A window closes
+Windows are on event time: ``[origin + k * length, origin + (k + 1) * length)``, session-aware:
+with the venue's session hours (``session_bounds``) the window that would run past the close
+ends at the close, so the last window of the day is a short one and its rollouts are forked for
+that shorter horizon, never past the close. A window closes
 when an event at or beyond its end arrives (before that event is applied), or at end of stream
 (``flush``). Only windows that saw at least one event are closed; a gap in the feed produces no
 empty windows. An event older than the open window (out of order) is applied to the book and
@@ -84,6 +87,10 @@ class ClosedWindow:
     degraded: bool = False
     # False when the window starts outside the venue's continuous session (a pre-open)
     in_session: bool = True
+    # The continuous session the window starts in, (open, close) in the feed's clock; None
+    # for a venue that never closes or a feed without session hours. A window on the grid
+    # that would run past the close ends at it (``end_ns``), and so do its rollouts.
+    session: tuple[int, int] | None = None
 
     @property
     def horizon_end_ns(self) -> int:
@@ -228,6 +235,7 @@ class InstrumentPipeline:
         baseline_windows: int = 6,
         check_seq: bool = False,
         in_session: Callable[[int], bool] | None = None,
+        session_bounds: Callable[[int], tuple[int, int] | None] | None = None,
     ) -> None:
         if window_ns <= 0:
             raise ValueError(f"window length must be positive, got {window_ns} ns")
@@ -241,6 +249,10 @@ class InstrumentPipeline:
         self.window_ns = window_ns
         self.origin_ns = origin_ns
         self.tick_size = tick_size
+        self.session_bounds = session_bounds
+        self._end_ns = 0  # the open window's end: the grid's, or the session's close
+        self._last_end: int | None = None  # where the last closed window ended
+        self._session: tuple[int, int] | None = None
         self._earlier: deque[Mapping[str, Any]] = deque(maxlen=baseline_windows)
         self.replayer = replayer if replayer is not None else FeedReplayer(OrderBook(instrument))
         self.replayer.in_session = in_session
@@ -264,21 +276,33 @@ class InstrumentPipeline:
     def open_window(self) -> tuple[int, int] | None:
         if self._start_ns is None:
             return None
-        return self._start_ns, self._start_ns + self.window_ns
+        return self._start_ns, self._end_ns
 
     def window_start(self, ts_ns: int) -> int:
-        return self.origin_ns + (ts_ns - self.origin_ns) // self.window_ns * self.window_ns
+        start = self.origin_ns + (ts_ns - self.origin_ns) // self.window_ns * self.window_ns
+        # after a window cut at the close, the next grid slot may begin before the close
+        if self._last_end is not None and start < self._last_end <= ts_ns:
+            return self._last_end
+        return start
 
     def on_event(self, event: BookEvent) -> list[ClosedWindow]:
         """Close the open window if ``event`` lies beyond it, then apply ``event``."""
         closed: list[ClosedWindow] = []
         start = self._start_ns
-        if start is not None and event.ts_ns >= start + self.window_ns:
+        if start is not None and event.ts_ns >= self._end_ns:
             closed.append(self._close("event"))
             start = None
         book = self.replayer.book
         if start is None:
             self._start_ns = self.window_start(event.ts_ns)
+            # the grid's end (a window opened at a close runs to the grid's next boundary)
+            grid = (self._start_ns - self.origin_ns) // self.window_ns * self.window_ns
+            self._end_ns = self.origin_ns + grid + self.window_ns
+            self._session = None
+            if self.session_bounds is not None:
+                self._session = self.session_bounds(self._start_ns)
+                if self._session is not None:
+                    self._end_ns = min(self._end_ns, self._session[1])
             self._opening = book.fork()
             self._recorder = TrajectoryRecorder(book)
         elif event.ts_ns < start:
@@ -335,10 +359,12 @@ class InstrumentPipeline:
 
     def _close(self, closed_by: ClosedBy) -> ClosedWindow:
         assert self._start_ns is not None and self._opening is not None
-        start, end = self._start_ns, self._start_ns + self.window_ns
+        start, end = self._start_ns, self._end_ns
         events = tuple(self._events)
         observed_end = None
-        if closed_by == "end_of_stream" and events:
+        at_close = self._session is not None and end == self._session[1]
+        if closed_by == "end_of_stream" and events and not at_close:
+            # a stream cut short inside a window; a window that ends at the close is complete
             observed_end = min(end, max(e.ts_ns for e in events) + 1)
         assert self._recorder is not None
         real = self._recorder.finish(events, start, observed_end or end, self.tick_size)
@@ -360,7 +386,9 @@ class InstrumentPipeline:
             dict(self._faults),
             self._suspect_in_window,
             self.replayer.in_session is None or self.replayer.in_session(start),
+            self._session,
         )
+        self._last_end = end
         self._earlier.append(facts)
         self._history, self._history_book = window.events, window.opening_book
         self._start_ns = None
@@ -401,10 +429,12 @@ class WindowedDetector:
         wanted: Callable[[ClosedWindow], bool] | None = None,
         check_seq: bool = False,
         in_session: Callable[[int], bool] | None = None,
+        session_bounds: Callable[[int], tuple[int, int] | None] | None = None,
     ) -> None:
         self.scorer = scorer
         self.check_seq = check_seq
         self.in_session = in_session
+        self.session_bounds = session_bounds
         self.window_ns = window_ns
         self.origin_ns = origin_ns
         self.tick_size = tick_size
@@ -425,6 +455,7 @@ class WindowedDetector:
                 baseline_windows=self.baseline_windows,
                 check_seq=self.check_seq,
                 in_session=self.in_session,
+                session_bounds=self.session_bounds,
             )
         return pipe
 

@@ -12,18 +12,40 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from simulator.engine import Engine, Sampler
 from simulator.rollout import ContextError
 from surveillance.detection.detector import Calibration
+from surveillance.detection.metrics import Trajectory
 from surveillance.detection.pipeline import ClosedWindow, WindowScore
 from surveillance.detection.scoring import (
     DetectionConfig,
+    Simulation,
     fork_request,
+    reference_facts,
     score_window,
     simulate,
     skipped,
 )
+
+
+class ForkCache(Protocol):
+    """Forked rollouts kept between runs (``surveillance.studies.simcache.WindowForkCache``
+    on disk): a replay rescored with another calibration skips the order model. Keyed by
+    everything the fork depends on, so a hit is what forking again would have produced."""
+
+    def load(
+        self, window: ClosedWindow, config: DetectionConfig, model_version: str
+    ) -> list[Trajectory] | None: ...
+
+    def save(
+        self,
+        window: ClosedWindow,
+        config: DetectionConfig,
+        model_version: str,
+        sims: Sequence[Trajectory],
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -35,6 +57,7 @@ class SimulationScorer:
     model_version: str
     calibration: Calibration | None = None
     config_version: str = ""
+    cache: ForkCache | None = None
     # the sampler ``score_batch`` reuses from call to call (built on its first call)
     _batch_sampler: Sampler | None = field(default=None, repr=False, compare=False)
 
@@ -61,12 +84,22 @@ class SimulationScorer:
         if self._batch_sampler is None:
             self._batch_sampler = self.sampler()
         engine = Engine(self._batch_sampler, max_batch=max_batch)
-        todo = [w for w in windows if skipped(w) is None]
-        sims: dict[int, object] = {}
+        sims: dict[int, Simulation] = {}
+        todo = []
+        for w in windows:
+            if skipped(w) is not None:
+                continue
+            cached = self._cached(w)
+            if cached is not None:
+                sims[id(w)] = cached
+            else:
+                todo.append(w)
         while todo:
             try:
                 for w, sim in zip(todo, simulate(todo, engine, self.config), strict=True):
                     sims[id(w)] = sim
+                    if self.cache is not None:
+                        self.cache.save(w, self.config, self.model_version, sim.sims)
                 break
             except ContextError:
                 # find the window(s) that cannot be forked: each alone, then the rest together
@@ -77,9 +110,7 @@ class SimulationScorer:
         out = []
         for w in windows:
             if id(w) in sims:
-                out.append(
-                    score_window(w, sims[id(w)], self.config, self.calibration)  # type: ignore[arg-type]
-                )
+                out.append(score_window(w, sims[id(w)], self.config, self.calibration))
             else:
                 out.append(self(w))
         return out
@@ -89,10 +120,27 @@ class SimulationScorer:
         why = None
         if skipped(window) is None:
             try:
-                simulation = simulate([window], Engine(self.sampler()), self.config)[0]
+                simulation = self._simulate(window)
             except ContextError as exc:  # e.g. the flow before a venue's open: nothing to fork
                 why = f"no context to fork from: {exc}"
         return score_window(window, simulation, self.config, self.calibration, not_simulated=why)
+
+    def _cached(self, window: ClosedWindow) -> Simulation | None:
+        if self.cache is None:
+            return None
+        cached = self.cache.load(window, self.config, self.model_version)
+        if cached is None:
+            return None
+        return Simulation.of(cached, self.config, reference_facts(window, self.config))
+
+    def _simulate(self, window: ClosedWindow) -> Simulation:
+        cached = self._cached(window)
+        if cached is not None:
+            return cached
+        simulation = simulate([window], Engine(self.sampler()), self.config)[0]
+        if self.cache is not None:
+            self.cache.save(window, self.config, self.model_version, simulation.sims)
+        return simulation
 
 
 def _cannot_fork(window: ClosedWindow, engine: Engine, config: DetectionConfig) -> bool:

@@ -46,6 +46,7 @@ from surveillance.detection.evidence import evidence
 from surveillance.detection.metrics import FACTS_REVISION, TAIL_FACTS, window_facts
 from surveillance.detection.orders import order_evidence
 from surveillance.detection.pipeline import ClosedWindow, WindowScore
+from surveillance.detection.timeofday import TimeOfDay
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,12 +299,20 @@ def score_window(
     verdict = simulation.null.score(real_facts)
     diverged = tuple(verdict.diverged())
     cal = calibration
+    # the window's time of day, by the calibration's buckets (the default ones without one,
+    # so a replay that fits its own threshold can learn them too)
+    bucket = (
+        cal.bucket(window.start_ns, window.end_ns, window.session)
+        if cal is not None
+        else TimeOfDay().bucket(window.start_ns, window.end_ns, window.session)
+    )
     score = (
-        cal.score(verdict.score, verdict.fact_z(), window.instrument)
+        cal.score(verdict.score, verdict.fact_z(), window.instrument, bucket)
         if cal is not None
         else verdict.score
     )
     detail: dict[str, Any] = {
+        "bucket": bucket,
         "raw_score": verdict.score,
         "facts": {f: e.as_dict() for f, e in verdict.facts.items()},
         "p_value_sim": verdict.p_value,
@@ -314,6 +323,8 @@ def score_window(
         "real_orders": len(real.ts_ns),
         "seed": window_seed(config.seed, window.instrument, window.start_ns),
         "calibrated": cal is not None,
+        # which bucket and how many windows stand behind the norms the score was read with
+        "calibration": cal.explain(window.instrument, bucket) if cal is not None else None,
         "evidence": (
             evidence(real, real_facts, simulation.sims, simulation.sim_facts, config.price_scale)
             if with_evidence

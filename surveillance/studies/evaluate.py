@@ -50,7 +50,7 @@ from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator
 from simulator.trajectory import trajectory_from_events
 from simulator.types import BookEvent, Instrument
-from simulator.units import NS_PER_MIN
+from simulator.units import NS_PER_MIN, session_bounds
 from surveillance.detection.detector import Calibration
 from surveillance.detection.metrics import window_facts
 from surveillance.detection.pipeline import ClosedWindow, first_two_sided_mid
@@ -61,6 +61,7 @@ from surveillance.detection.scoring import (
     score_window,
     simulate,
 )
+from surveillance.detection.timeofday import REFERENCE, TimeOfDay
 from surveillance.studies import simcache
 from surveillance.studies.simcache import SimCache
 
@@ -95,6 +96,8 @@ class EvaluationConfig:
     calibration_start_ns: int = 10 * 60 * NS_PER_MIN
     calibration_end_ns: int = (14 * 60 + 30) * NS_PER_MIN
     calibration_stride_ns: int = 5 * NS_PER_MIN
+    # the open, midday and close buckets the calibration learns fact norms for
+    time_of_day: TimeOfDay = field(default_factory=TimeOfDay)
 
     def __post_init__(self) -> None:
         for label in self.intensities:
@@ -143,9 +146,11 @@ class VariantScore:
     diverged: list[str]
     injected_events: int = 0
     fact_z: dict[str, float | None] = field(default_factory=dict)  # the simulation's per fact
+    bucket: str = REFERENCE  # the window's time of day (``surveillance.detection.timeofday``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "bucket": self.bucket,
             "instrument": self.instrument,
             "window_start_ns": self.window_start_ns,
             "variant": self.variant,
@@ -270,6 +275,12 @@ def evaluate_day(
         day.meta.session_ns()[0] if config.session_open_ns is None else config.session_open_ns
     )
     tick, lot = campaign_units(day.meta)
+    # the session the windows are read against: a window never runs past the close, and its
+    # time-of-day bucket counts from the open and to the close (none for a 24-hour venue)
+    # (times of day: a session across midnight, CME's, opened the evening before)
+    bounds = session_bounds(
+        day.meta.session_open, day.meta.session_close, day.meta.timezone, epoch=False
+    )
     engine = Engine(generator)
     starts = config.calibration_starts() if calibration else config.window_starts()
     earlier_of = {
@@ -290,7 +301,8 @@ def evaluate_day(
             progress(
                 f"{day.instrument} window at {s // NS_PER_MIN // 60:02d}:{s // NS_PER_MIN % 60:02d}"
             )
-        end = s + window_ns
+        session = bounds(s)
+        end = s + window_ns if session is None else min(s + window_ns, session[1])
         opening = day.book(s)
         cache_key = simcache.key(
             instrument=day.instrument,
@@ -316,7 +328,9 @@ def evaluate_day(
             history_book=day.book(s - window_ns),
             open_mid=day.open_mid,
             earlier_facts=tuple(day.facts(t, t + window_ns, det.tick_size) for t in earlier_of[s]),
+            session=session,
         )
+        bucket = config.time_of_day.bucket(s, end, session)
         cached = cache.load(cache_key) if cache is not None else None
         if cached is None and config.cached_only:
             if progress is not None:
@@ -336,6 +350,7 @@ def evaluate_day(
             injected: int = 0,
             window: ClosedWindow = window,
             simulation: Simulation = simulation,
+            bucket: str = bucket,
         ) -> VariantScore:
             scored = score_window(
                 replace(window, events=tuple(events)), simulation, det, None, with_evidence=False
@@ -354,6 +369,7 @@ def evaluate_day(
                 list(scored.diverged),
                 injected,
                 {f: e["z"] for f, e in facts.items()},
+                bucket,
             )
 
         out.append(score(day.slice(s, end), "clean", None))
@@ -428,26 +444,92 @@ def calibrate(
     model_version: str = "",
     config_version: str = "",
     window_ns: int | None = None,
+    onto: Calibration | None = None,
+    time_of_day: TimeOfDay | None = None,
 ) -> Calibration:
-    """Fit the simulation detector's calibration (fact norms and threshold) on ``normal``
-    windows, and rescore ``results`` with it in place (``simulation`` becomes the calibrated
-    score; ``simulation_uncalibrated`` keeps the raw one). With ``window_ns`` the threshold's
-    leave-out also leaves out the normal windows that overlap the one scored."""
-    cal = Calibration.fit_normal(
-        [(r.instrument, r.scores["simulation_uncalibrated"], r.fact_z) for r in normal],
-        far=far,
-        method=method,
-        model_version=model_version,
-        config_version=config_version,
-        spans=None
-        if window_ns is None
-        else [(r.window_start_ns, r.window_start_ns + window_ns) for r in normal],
-    )
+    """Fit the simulation detector's calibration (fact norms, time-of-day norms and
+    threshold) on ``normal`` windows, and rescore ``results`` with it in place (``simulation``
+    becomes the calibrated score; ``simulation_uncalibrated`` keeps the raw one). With
+    ``window_ns`` the threshold's leave-out also leaves out the normal windows that overlap
+    the one scored.
+
+    Time of day: the clean windows of ``results`` outside the reference bucket (the close of
+    the held-out span) are time-of-day material too, leave one instrument out: they shift
+    the other instruments' norms for their bucket, never their own instrument's, and they do
+    not enter the threshold (fitted on ``normal`` only). With ``onto`` (an existing
+    calibration) its instrument norms and threshold are kept and only the time-of-day norms
+    are fitted, on ``normal`` and that material. Without ``time_of_day`` and ``onto`` every
+    window is read as midday (the calibration as before time of day; measured, learning the
+    close from the other instrument blinds AMZN's close to marking the close:
+    docs/decisions/time-of-day-calibration.md)."""
+    if time_of_day is None and onto is None:
+        cal = Calibration.fit_normal(
+            [(r.instrument, r.scores["simulation_uncalibrated"], r.fact_z) for r in normal],
+            far=far,
+            method=method,
+            model_version=model_version,
+            config_version=config_version,
+            spans=None
+            if window_ns is None
+            else [(r.window_start_ns, r.window_start_ns + window_ns) for r in normal],
+        )
+        rescore(results, cal)
+        return cal
+    extra = [r for r in results if r.variant == "clean" and r.bucket != REFERENCE]
+    material = [*normal, *extra]
+    windows = [(r.instrument, r.scores["simulation_uncalibrated"], r.fact_z) for r in material]
+    buckets = [r.bucket for r in material]
+    if onto is not None:
+        cal = onto.with_time_of_day(
+            [(inst, z) for inst, _, z in windows], buckets, time_of_day or TimeOfDay(), method
+        )
+    else:
+        cal = Calibration.fit_normal(
+            windows,
+            far=far,
+            method=method,
+            model_version=model_version,
+            config_version=config_version,
+            spans=None
+            if window_ns is None
+            else [(r.window_start_ns, r.window_start_ns + window_ns) for r in material],
+            buckets=buckets,
+            for_threshold=[True] * len(normal) + [False] * len(extra),
+            time_of_day=time_of_day,
+        )
+    rescore(results, cal)
+    return cal
+
+
+def rescore(results: Sequence[VariantScore], cal: Calibration) -> None:
+    """``simulation`` of every result becomes ``cal``'s calibrated score, in its bucket."""
     for r in results:
         r.scores["simulation"] = cal.score(
-            r.scores["simulation_uncalibrated"], r.fact_z, r.instrument
+            r.scores["simulation_uncalibrated"], r.fact_z, r.instrument, r.bucket
         )
-    return cal
+
+
+def alert_rates(results: Sequence[VariantScore], cal: Calibration) -> dict[str, Any]:
+    """Per instrument and time-of-day bucket: the clean windows, the share of them ``cal``
+    alerts on (its false alarms) and the share of each typology's variants it alerts on."""
+    out: dict[str, Any] = {}
+    for inst, bucket in sorted({(r.instrument, r.bucket) for r in results}):
+        group = [r for r in results if r.instrument == inst and r.bucket == bucket]
+        clean = [r for r in group if r.variant == "clean"]
+        cell: dict[str, Any] = {
+            "clean_windows": len(clean),
+            "false_alarms": sum(cal.is_alert(r.scores["simulation"]) for r in clean),
+            "explain": cal.explain(inst, bucket),
+        }
+        for v, i in sorted({(r.variant, r.intensity) for r in group if r.variant != "clean"}):
+            hits = [
+                cal.is_alert(r.scores["simulation"])
+                for r in group
+                if r.variant == v and r.intensity == i
+            ]
+            cell[f"{v}/{i}"] = float(np.mean(hits))
+        out.setdefault(inst, {})[bucket] = cell
+    return out
 
 
 # ---------------------------------------------------------------------------- metrics

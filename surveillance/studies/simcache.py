@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from surveillance.detection.metrics import Trajectory
+from surveillance.detection.pipeline import ClosedWindow
+from surveillance.detection.scoring import DetectionConfig, open_mid_of
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +153,56 @@ class SimCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class WindowForkCache:
+    """A ``SimCache`` keyed by a closed window, as the product's scorer asks for a fork
+    (``surveillance.detection.scorer.ForkCache``): the same key as the benchmark's, so a
+    replay reuses the forks ``evaluate --sim-cache`` made of the same windows. Picklable (it
+    holds only the directory)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._cache: SimCache | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"root": self.root}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.root = Path(state["root"])  # type: ignore[arg-type]
+        self._cache = None
+
+    @property
+    def cache(self) -> SimCache:
+        if self._cache is None:
+            self._cache = SimCache(self.root)
+        return self._cache
+
+    def key(self, window: ClosedWindow, config: DetectionConfig, model_version: str) -> str:
+        return key(
+            instrument=window.instrument,
+            start_ns=window.start_ns,
+            end_ns=window.horizon_end_ns,
+            generator_version=model_version,
+            rollouts=config.rollouts,
+            seed=config.seed,
+            history_orders=config.history_orders,
+            max_depth=config.max_depth,
+            tick_size=config.tick_size,
+            refill=config.refill,
+            open_mid=open_mid_of(window),
+        )
+
+    def load(
+        self, window: ClosedWindow, config: DetectionConfig, model_version: str
+    ) -> list[Trajectory] | None:
+        return self.cache.load(self.key(window, config, model_version))
+
+    def save(
+        self,
+        window: ClosedWindow,
+        config: DetectionConfig,
+        model_version: str,
+        sims: Sequence[Trajectory],
+    ) -> None:
+        self.cache.save(self.key(window, config, model_version), sims)

@@ -98,6 +98,10 @@ def test_evaluate_command_scores_clean_and_manipulated_windows(
     assert calibration["n_normal"] == 4
     assert set(calibration["norms"]) == {"AMZN", "*"}
     assert summary["calibration"]["normal_windows"] == 4
+    # every window has its time-of-day bucket, and the summary counts clean windows per bucket
+    assert all(w["bucket"] in ("open", "midday", "close") for w in windows)
+    by_bucket = summary["calibration"]["by_bucket"]["AMZN"]
+    assert sum(cell["clean_windows"] for cell in by_bucket.values()) == 4
     assert 0.0 <= summary["calibration"]["false_alarm_rate"] <= 1.0
     # the calibrated score is what the detector reports; the raw one is kept beside it
     clean = [w for w in windows if w["variant"] == "clean"]

@@ -258,3 +258,20 @@ def test_a_case_across_days_scores_its_windows_on_each_day_and_skips_days_outsid
     assert by_day == {"2012-06-21": [30, 40], "2012-06-22": [0, 10]}
     assert run([*base, "--from", "2012-06-21 10:05", "--to", "09:45", "--out", str(out)]) == 2
     assert "date at both ends" in capsys.readouterr().err
+
+
+def test_a_replay_with_a_fork_cache_reuses_its_forks_and_writes_the_same_records(
+    first_hour: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "forks"
+    base = [str(first_hour), "--window", "10m", "--rollouts", "4", "--generator", "empirical"]
+    plain, cold, warm = (tmp_path / f"{n}.jsonl" for n in ("plain", "cold", "warm"))
+    assert run([*base, "--out", str(plain)]) == 0
+    assert run([*base, "--sim-cache", str(cache), "--out", str(cold)]) == 0
+    forks = sorted(cache.glob("*.npz"))
+    scored = [json.loads(x) for x in plain.read_text().splitlines()]
+    assert len(forks) == sum(r["score"] is not None for r in scored) > 0
+    stamp = [f.stat().st_mtime_ns for f in forks]
+    assert run([*base, "--sim-cache", str(cache), "--out", str(warm)]) == 0
+    assert [f.stat().st_mtime_ns for f in sorted(cache.glob("*.npz"))] == stamp  # all hits
+    assert plain.read_bytes() == cold.read_bytes() == warm.read_bytes()

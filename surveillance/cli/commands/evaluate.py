@@ -116,6 +116,32 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
     "windows here: what `replay` and the worker load.",
 )
 @click.option(
+    "--calibration",
+    "calibration_in",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Score the windows with this calibration file instead of fitting one (the "
+    "calibration windows are still forked and reported).",
+)
+@click.option(
+    "--time-of-day/--no-time-of-day",
+    "time_of_day",
+    default=False,
+    show_default=True,
+    help="Fit time-of-day norms as well: the calibration windows at the open and the clean "
+    "evaluation windows at the close, leave one instrument out (off by default: "
+    "docs/decisions/time-of-day-calibration.md).",
+)
+@click.option(
+    "--time-of-day-onto",
+    "tod_onto",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Keep this calibration's instrument norms and threshold and fit only its time-of-day "
+    "norms: on the calibration windows at the open and the clean evaluation windows at the "
+    "close, leave one instrument out.",
+)
+@click.option(
     "--far",
     default=0.05,
     show_default=True,
@@ -153,6 +179,9 @@ def command(  # type: ignore[no-untyped-def]
     as_json,
     out,
     calibration_out,
+    calibration_in,
+    time_of_day,
+    tod_onto,
     far,
     sim_cache,
     refill,
@@ -165,17 +194,25 @@ def command(  # type: ignore[no-untyped-def]
     from simulator.manipulation import Typology
     from simulator.units import parse_clock, parse_duration
     from surveillance.cli.wiring import SamplerSpec
+    from surveillance.detection.detector import Calibration
     from surveillance.studies.evaluate import (
         EvaluationConfig,
         IntensityError,
+        alert_rates,
         calibrate,
         calibrated_rates,
         detection_curves,
         evaluate_day,
         evaluate_task,
         intensity_scale,
+        rescore,
         summarize,
     )
+
+    if calibration_in is not None and tod_onto is not None:
+        raise click.UsageError(
+            "--calibration scores with a calibration, --time-of-day-onto fits one"
+        )
 
     days = list(paths) or [_registry_path(name) for name in DEFAULT_DAYS]
     for p in days:
@@ -266,16 +303,24 @@ def command(  # type: ignore[no-untyped-def]
             done = [f.result() for f in futures]
     normal = [r for (_, c), part in zip(tasks, done, strict=True) if c for r in part]
     results = [r for (_, c), part in zip(tasks, done, strict=True) if not c for r in part]
-    cal = calibrate(
-        normal,
-        results,
-        far=far,
-        method=f"clean windows {calibration_span} every {calibration_stride} of "
-        + ", ".join(p.name for p in days),
-        model_version=model_version,
-        config_version=config_version,
-        window_ns=config.detection.window_ns,
-    )
+    names = ", ".join(p.name for p in days)
+    if calibration_in is not None:
+        cal = Calibration.load(calibration_in)
+        rescore(results, cal)
+    else:
+        cal = calibrate(
+            normal,
+            results,
+            far=far,
+            method=f"clean windows {calibration_span} every {calibration_stride} of {names}"
+            if tod_onto is None
+            else f"the open of {calibration_span} and the clean close of {start}-{end} of {names}",
+            model_version=model_version,
+            config_version=config_version,
+            window_ns=config.detection.window_ns,
+            onto=None if tod_onto is None else Calibration.load(tod_onto),
+            time_of_day=config.time_of_day if time_of_day or tod_onto else None,
+        )
     summary = summarize(results, config.target_fpr)
     clean_cal = [r.scores["simulation"] for r in results if r.variant == "clean"]
     summary["calibration"] = {
@@ -301,6 +346,10 @@ def command(  # type: ignore[no-untyped-def]
             )
             for v, i in sorted({(r.variant, r.intensity) for r in results if r.variant != "clean"})
         },
+        # the same per instrument and time-of-day bucket, with what stands behind the norms
+        "by_bucket": alert_rates(results, cal),
+        "time_of_day": cal.time_of_day,
+        "source": str(calibration_in or tod_onto or "fitted"),
     }
     # every detector at a threshold fitted on the calibration windows (the simulation
     # detector's: its calibration above)

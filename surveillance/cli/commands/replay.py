@@ -52,6 +52,13 @@ from surveillance.cli.options import detection_options, detection_settings
     "--out", required=True, type=click.Path(path_type=Path), help="scores.jsonl to write."
 )
 @click.option(
+    "--sim-cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Directory of forked rollouts (surveillance.studies.simcache, shared with evaluate "
+    "--sim-cache): forks of the same windows are reused, the rest stored.",
+)
+@click.option(
     "--report",
     type=click.Path(path_type=Path),
     default=None,
@@ -66,6 +73,7 @@ def command(
     case_to: str | None,
     out: Path,
     report: Path | None,
+    sim_cache: Path | None,
     **options: object,
 ) -> None:
     """Replay historical files through the detection pipeline; one JSON line per window.
@@ -106,6 +114,10 @@ def command(
     ]
     venue = instrument_of(inputs)
     scorer, resolved = make_scorer(settings, can_self=True, instrument=venue)
+    if sim_cache is not None:
+        from surveillance.studies.simcache import WindowForkCache
+
+        scorer.cache = WindowForkCache(sim_cache)
     from surveillance.cli.wiring import SamplerSpec, sampler_for_venue
 
     # which generator serves this venue (its model, or the empirical one where none exists)
