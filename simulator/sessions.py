@@ -28,7 +28,7 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from simulator.types import Instrument
-from simulator.units import NS_PER_DAY, NS_PER_HOUR, NS_PER_S, parse_clock
+from simulator.units import NS_PER_DAY, NS_PER_HOUR, NS_PER_S, parse_clock, session_bounds
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -160,3 +160,17 @@ def session_predicate(instrument: Instrument, *, epoch: bool) -> Callable[[int],
         return (day + 3) % 7 in days  # 1970-01-01 was a Thursday (3)
 
     return check
+
+
+def session_span(instrument: Instrument, *, epoch: bool) -> Callable[[int], tuple[int, int] | None]:
+    """The continuous session a time falls in, ``(open, close)`` in the time's own clock, or
+    None outside it (hours and trade days, as ``session_predicate``) or for a venue that never
+    closes. The window grid cuts its last window at ``close``; the replay and the stream
+    worker both place sessions with this."""
+    if instrument.continuous:
+        return lambda ts_ns: None
+    inside = session_predicate(instrument, epoch=epoch)
+    hours = session_bounds(
+        instrument.session_open, instrument.session_close, instrument.timezone, epoch=epoch
+    )
+    return lambda ts_ns: hours(ts_ns) if inside(ts_ns) else None

@@ -71,7 +71,7 @@ import faust
 from alerts.schema import build_alert, window_id
 from alerts.store import AlertStore
 from simulator.book import OrderBook
-from simulator.sessions import grid_origin, session_predicate
+from simulator.sessions import grid_origin, session_predicate, session_span
 from simulator.types import BookEvent, Instrument
 from simulator.units import NS_PER_DAY
 from streams.records import (
@@ -190,10 +190,13 @@ class EventProcessor:
             meta = self.instruments.get(instrument)
             tick = self.tick_size
             in_session = None
+            bounds = None
             if meta is not None:
                 # the venue's calendar and tick, placed as the offline replay places them
                 tick = meta.tick_size
                 in_session = session_predicate(meta, epoch=first_ts_ns >= NS_PER_DAY)
+                # the last window of a session ends at its close, as in the offline replay
+                bounds = session_span(meta, epoch=first_ts_ns >= NS_PER_DAY)
                 if origin is None:
                     origin = grid_origin(meta, first_ts_ns)
             else:
@@ -216,6 +219,7 @@ class EventProcessor:
                 baseline_windows=self.baseline_windows,
                 check_seq=True,  # a lost event (a gap in seq) makes the book suspect
                 in_session=in_session,
+                session_bounds=bounds,
             )
         return pipe
 

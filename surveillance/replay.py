@@ -26,11 +26,12 @@ from simulator.sessions import (
     clock_on,
     grid_origin,
     session_predicate,
+    session_span,
     trade_date,
     trade_date_bounds,
 )
 from simulator.types import Instrument
-from simulator.units import NS_PER_DAY, NS_PER_S, iso_time, session_bounds
+from simulator.units import NS_PER_DAY, NS_PER_S, iso_time
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
 from surveillance.detection.scorer import SimulationScorer
@@ -212,7 +213,7 @@ def session_bounds_of(item: ReplayInput) -> Callable[[int], tuple[int, int] | No
     if meta is None:
         return None
     epoch = item.day_start_ns > 0 or int(item.frame["ts_ns"].iloc[0]) >= NS_PER_DAY
-    return session_bounds(meta.session_open, meta.session_close, meta.timezone, epoch=epoch)
+    return session_span(meta, epoch=epoch)
 
 
 def instrument_of(inputs: list[ReplayInput]) -> Instrument | None:

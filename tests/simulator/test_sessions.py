@@ -14,6 +14,7 @@ from simulator.sessions import (
     clock_on,
     grid_origin,
     session_predicate,
+    session_span,
     trade_date,
     trade_date_bounds,
     trade_weekdays,
@@ -72,6 +73,18 @@ def test_cme_trades_sunday_evening_to_friday_afternoon_with_a_daily_halt() -> No
     by_clock = session_predicate(ES, epoch=False)
     assert by_clock(parse_clock("17:00")) and by_clock(parse_clock("03:00"))
     assert not by_clock(parse_clock("16:30"))
+
+
+def test_a_session_span_is_the_open_and_close_a_time_trades_between() -> None:
+    span = session_span(ES, epoch=True)
+    # Tuesday 2023-12-26 10:00 Chicago trades in the session that opened Monday 17:00
+    assert span(utc(2023, 12, 26, 16)) == (utc(2023, 12, 25, 23), utc(2023, 12, 26, 22))
+    assert span(utc(2023, 12, 26, 22, 30)) is None  # the daily halt
+    assert span(utc(2023, 12, 23, 18)) is None  # Saturday: hours alone would say open
+    nasdaq = session_span(Instrument("GOOG"), epoch=False)
+    assert nasdaq(parse_clock("15:45")) == (parse_clock("09:30"), parse_clock("16:00"))
+    assert nasdaq(parse_clock("16:05")) is None
+    assert session_span(bitstamp_instrument("btcusd"), epoch=True)(utc(2015, 5, 1, 12)) is None
 
 
 def test_the_window_grid_starts_at_the_session_open_of_the_first_events_trade_date() -> None:
