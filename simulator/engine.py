@@ -46,7 +46,7 @@ from simulator.rollout import (
     RolloutError,
     RolloutGroup,
     RolloutResult,
-    fork_rollouts,
+    run_group,
 )
 from simulator.trajectory import Trajectory
 from simulator.units import NS_PER_S
@@ -190,24 +190,8 @@ class Engine:
         out: list[Futures] = []
         for req in requests:
             t0 = time.perf_counter()
-            results = fork_rollouts(
-                req.book,
-                req.context,
-                req.context_rows,
-                self.sampler,
-                n=req.rollouts,
-                start_ns=req.start_ns,
-                horizon_ns=req.horizon_ns,
-                open_mid=req.open_mid,
-                seed=req.seed,
-                rules=req.rules,
-                max_orders=req.max_orders,
-                max_depth=req.max_depth,
-                refill=req.refill,
-                snapshot_times_ns=req.snapshot_times_ns,
-                snapshot_levels=req.snapshot_levels,
-                agents=req.agents,
-                keep_books=req.keep_books,
+            results = run_group(
+                _group(req), self.sampler, req.context, req.context_rows, req.open_mid
             )
             out.append(Futures(req, results, time.perf_counter() - t0))
         return out

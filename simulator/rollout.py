@@ -902,7 +902,19 @@ def fork_rollouts(
         agents=agents,
         keep_books=keep_books,
     )
-    generator.begin(group.books, history, history_rows, open_mid, start_ns, seed)
+    return run_group(group, generator, history, history_rows, open_mid)
+
+
+def run_group(
+    group: RolloutGroup,
+    generator: OrderGenerator,
+    history: OrderStream,
+    history_rows: np.ndarray | None,
+    open_mid: float,
+) -> list[RolloutResult]:
+    """Drive one group alone to its horizon: the generator begun on its books, one
+    ``next_orders`` call per step over its live rollouts."""
+    generator.begin(group.books, history, history_rows, open_mid, group.start_ns, group.seed)
     group.start()
     while group.live:
         group.apply(generator.next_orders(group.live_books, group.live_clocks()))
