@@ -307,7 +307,7 @@ def _check(cal: Calibration, path: Path, model_version: str, config_version: str
     elif cal.config_version and cal.config_version != config_version:
         log.warning(
             "calibration %s was fitted with detection config %s, this run uses %s "
-            "(window, rollouts or seed differ): its threshold may not fit",
+            "(window, rollouts, seed or facts differ): its threshold may not fit",
             path,
             cal.config_version,
             config_version,
