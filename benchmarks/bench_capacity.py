@@ -182,8 +182,7 @@ def main() -> None:
     prep_s = time.perf_counter() - t0
     real_orders = sum(len(w.events) for w in grids) / len(grids)
 
-    sampler = scorer.sampler()
-    scorer._batch_sampler = sampler
+    sampler = scorer.sampler()  # one per spec per process: the one score_batch forks with
     timers = Timers()
     timers.wrap(sampler, "next_orders", "next_orders", lambda a: len(a[0]))
     model = getattr(sampler, "model", None)

@@ -144,7 +144,6 @@ class LMMGenerator:
         self._flow = np.zeros((0, FLOW_DIM), np.float64)  # ``tokenizer.flow``
         self._open = np.zeros(0, np.float64)
         self._depth = np.zeros(0, np.int64)
-        self._levels = levels
 
     # ------------------------------------------------------------------ protocol
     def begin(
@@ -242,7 +241,6 @@ class LMMGenerator:
         self._flow = np.concatenate([self._flow, flow])
         self._open = np.concatenate([self._open, np.full(n, float(open_mid))])
         self._depth = np.concatenate([self._depth, np.full(n, levels, np.int64)])
-        self._levels = levels  # the feed depth of the fork that joined last
 
     def _place_rows(self, prompt: KVCache, n: int, pos: int) -> np.ndarray:
         """Copy a batch-1 ``prompt`` cache at position ``pos`` into ``n`` cache rows: rows of

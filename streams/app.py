@@ -851,8 +851,8 @@ def build_app(
                 # before every commit), so a window closed before a committed offset is on
                 # the windows topic: a worker that rebuilds the partition need not send it.
                 for window in outcome.closed:
-                    # Encoding a 25-minute window takes 0.1-0.3 s: off the event loop, so the
-                    # state page and the consumer's callbacks keep answering meanwhile.
+                    # Encoding a 25-minute window is slow next to an event: off the event
+                    # loop, so the state page and the consumer's callbacks keep answering.
                     meta = processor.instruments.get(window.instrument)
                     value = await asyncio.to_thread(encode_window, window, meta)
                     await windows_topic.send(key=window.instrument.encode(), value=value)

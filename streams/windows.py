@@ -7,9 +7,10 @@ same ids), the window's and the previous window's events, the real trajectory an
 earlier windows' facts and the integrity flags. Scores of a decoded window are exactly those of
 the original (``tests/streams/test_window_records.py``).
 
-Version 2 adds the instrument's venue metadata (``simulator.feeds.Instrument`` as a dict, or
+Version 2 adds the instrument's venue metadata (``simulator.types.Instrument`` as a dict, or
 null when the feed sent none), so a scorer builds the scorer of the instrument's venue as the
-ingest worker's ``both`` role would; version 1 records (no metadata) are still read.
+ingest worker's ``both`` role would. Version 3 adds the window's session (open, close), which
+places it in its time-of-day bucket. Older records are still read (no metadata, no session).
 
 Layout::
 
@@ -38,8 +39,8 @@ from simulator.types import BookEvent, EventKind, Instrument, Side
 from surveillance.detection.pipeline import ClosedWindow
 
 MAGIC = b"SURVWIN"
-VERSION = 2
-SUPPORTED_VERSIONS = frozenset({1, 2})
+VERSION = 3
+SUPPORTED_VERSIONS = frozenset({1, 2, 3})
 _LEN = struct.Struct("<I")
 # zlib level 1: a window compresses about 4x at level 1 and the ingest worker stays light
 _LEVEL = 1
@@ -192,7 +193,6 @@ def encode_window(window: ClosedWindow, instrument: Instrument | None = None) ->
     venue metadata when the feed sent some."""
     arrays = _Arrays()
     header = {
-        "v": VERSION,
         "venue": instrument.as_dict() if instrument is not None else None,
         "instrument": window.instrument,
         "start_ns": window.start_ns,
@@ -203,6 +203,7 @@ def encode_window(window: ClosedWindow, instrument: Instrument | None = None) ->
         "faults": dict(window.faults),
         "degraded": window.degraded,
         "in_session": window.in_session,
+        "session": list(window.session) if window.session is not None else None,
         "opening_book": _book(window.opening_book, "opening_book", arrays),
         "history_book": _book(window.history_book, "history_book", arrays),
         "events": _events(window.events, "events", arrays),
@@ -266,6 +267,7 @@ def decode_window_record(value: bytes) -> tuple[ClosedWindow, Instrument | None]
             faults=header["faults"],
             degraded=header["degraded"],
             in_session=header["in_session"],
+            session=tuple(session) if (session := header.get("session")) else None,
         )
         return window, meta
     except WindowRecordError:

@@ -40,8 +40,8 @@ simulator always gets wrong stops drowning the others, and a manipulation that s
 or two facts is not averaged away by the rest.
 
 The open and the close are not midday: their flow differs from the hours the norms mostly
-see, so a fact's z shifts there on normal windows too (the close of the clean GOOG day scored
-14.9 against a threshold of 6.9). The calibration therefore reads every window in its
+see, so a fact's z shifts there on normal windows too
+(docs/decisions/time-of-day-calibration.md). The calibration therefore reads every window in its
 time-of-day bucket (``surveillance.detection.timeofday``: open, midday, close): an
 instrument's norms are fitted on its midday windows, and a bucket's shift and spread of the
 standardized z are fitted on the *other* instruments' windows in that bucket (leave one

@@ -114,16 +114,9 @@ a second); a pump and dump keeps sweeping one side for minutes (``sweep_pressure
 with two or more sweeps more on one side than on the other). On the order model's rollouts
 both are almost always 0, so each fact is, like ``sweep_ratio``, the share of the window's
 seconds (minutes) beyond its fixed cut against the simulation's, judged through calibration
-against what is usual. Measured on injections into calibration-hour windows (their own seeds;
-docs/studies/aggressive-manipulation.md), ``sweep_bursts`` moves an ignition's z more than any
-other fact, and ``sweep_pressure`` a moderate pump's as much as ``sweep_ratio`` does, from a
-clean level that varies far less. Both grow on ordinary windows towards the close, as the
-sweep count does, so fact norms fitted on the morning alone overrate a busy close. Tried and
-left out there: per-minute signed aggressive-volume
-imbalance, 1-second realized variance, per-second mid jumps, the mid's move in the 30 s after
-a sweep, and the mid's move per unit of net aggressive volume in 10-second buckets (the
-price response): each either did not move under the campaigns or moved towards the
-simulation (the order model's rollouts have more short-horizon variance than the market).
+against what is usual. Both grow on ordinary windows towards the close, as the sweep count
+does (time-of-day norms read them in their bucket). How they were chosen, and the candidates
+left out: docs/studies/aggressive-manipulation.md.
 
 A tail fact is compared by ``overlap_tail``: both distributions are cut at the simulation's
 upper q-quantile (or at a fixed value, ``overlap_at``) and the overlap of the two cut

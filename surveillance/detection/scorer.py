@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from simulator.engine import Engine, Sampler
@@ -58,20 +58,10 @@ class SimulationScorer:
     calibration: Calibration | None = None
     config_version: str = ""
     cache: ForkCache | None = None
-    # the sampler ``score_batch`` reuses from call to call (built on its first call)
-    _batch_sampler: Sampler | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.config_version:
             self.config_version = self.config.version()
-
-    def __getstate__(self) -> dict:
-        # pickled to a process pool without the built sampler: each process builds its own
-        return {f: getattr(self, f) for f in self.__dataclass_fields__ if f != "_batch_sampler"}
-
-    def __setstate__(self, state: dict) -> None:
-        for f in self.__dataclass_fields__:
-            object.__setattr__(self, f, state.get(f))
 
     def score_batch(
         self, windows: Sequence[ClosedWindow], *, max_batch: int | None = None
@@ -81,9 +71,7 @@ class SimulationScorer:
         ``max_batch`` rollouts in flight). A window the sampler cannot fork (``ContextError``)
         is decided as ``self(window)`` decides it; the others are forked again without it,
         which gives them the same futures (a fork does not depend on its batch)."""
-        if self._batch_sampler is None:
-            self._batch_sampler = self.sampler()
-        engine = Engine(self._batch_sampler, max_batch=max_batch)
+        engine = Engine(self.sampler(), max_batch=max_batch)
         sims: dict[int, Simulation] = {}
         todo = []
         for w in windows:
@@ -106,7 +94,8 @@ class SimulationScorer:
                 bad = [w for w in todo if _cannot_fork(w, engine, self.config)]
                 if not bad:
                     raise
-                todo = [w for w in todo if w not in bad]
+                bad_ids = {id(w) for w in bad}
+                todo = [w for w in todo if id(w) not in bad_ids]
         out = []
         for w in windows:
             if id(w) in sims:

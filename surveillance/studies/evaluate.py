@@ -459,8 +459,7 @@ def calibrate(
     not enter the threshold (fitted on ``normal`` only). With ``onto`` (an existing
     calibration) its instrument norms and threshold are kept and only the time-of-day norms
     are fitted, on ``normal`` and that material. Without ``time_of_day`` and ``onto`` every
-    window is read as midday (the calibration as before time of day; measured, learning the
-    close from the other instrument blinds AMZN's close to marking the close:
+    window is read as midday (the calibration as before time of day; what each measured:
     docs/decisions/time-of-day-calibration.md)."""
     if time_of_day is None and onto is None:
         cal = Calibration.fit_normal(

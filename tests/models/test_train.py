@@ -360,9 +360,9 @@ def test_generator_reads_no_deeper_than_the_history_feed(trained, fork_point):
     book, history, rows, open_mid, ts = fork_point
     gen = LMMGenerator(result.model, result.tokenizer)
     gen.begin([book], history, rows[:, :20], open_mid, ts, seed=0)  # a level-5 feed
-    assert gen._levels == 5
+    assert gen._depth.tolist() == [5]  # each rollout row reads its fork's feed depth
     gen.begin([book], history, rows, open_mid, ts, seed=0)
-    assert gen._levels == 10
+    assert gen._depth.tolist() == [10]
 
 
 def test_rollouts_hold_their_time_features_inside_the_training_span(
@@ -521,12 +521,17 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     assert cal["config_version"] == DetectionConfig().version()
     empirical = json.loads((CHECKPOINT_DIR / "calibration-empirical.json").read_text())
     assert empirical["config_version"] == DetectionConfig().version()
-    # both on the benchmark's default calibration windows (one every 5 minutes, both days)
+    # on the benchmark's calibration windows of both days: the empirical one on the default
+    # grid (one every 5 minutes), the order model's on one every 25 minutes (its refit with
+    # the sweep facts; deploy/OPERATIONS.md says why)
     from surveillance.studies.evaluate import EvaluationConfig
 
     default_windows = 2 * len(EvaluationConfig().calibration_starts())
     assert default_windows == 100
-    assert cal["n_normal"] == empirical["n_normal"] == default_windows
+    assert empirical["n_normal"] == default_windows
+    every_25m = EvaluationConfig(calibration_stride_ns=25 * 60 * 10**9)
+    assert cal["n_normal"] == 2 * len(every_25m.calibration_starts()) == 20
+    assert "every 25m" in cal["method"]
     assert DetectionConfig(refill=True).version() != DetectionConfig().version()
     with pytest.raises(ValueError, match="max_depth"):
         DetectionConfig(refill=True, max_depth=None)
@@ -568,7 +573,9 @@ def test_the_realistic_model_ships_with_its_sampling_and_its_own_calibration():
     assert found[None][0].name == "calibration.json"
     cal = found[path][1]
     assert cal.config_version == DetectionConfig().version()
-    assert cal.n_normal == 2 * len(EvaluationConfig().calibration_starts())
+    # refitted with the sweep facts on one window every 25 minutes, as the default's
+    every_25m = EvaluationConfig(calibration_stride_ns=25 * 60 * 10**9)
+    assert cal.n_normal == 2 * len(every_25m.calibration_starts())
 
 
 def test_a_checkpoints_own_sampling_is_part_of_its_version(tmp_path):

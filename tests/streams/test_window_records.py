@@ -126,9 +126,9 @@ def test_a_decoded_window_scores_exactly_like_the_original_and_batches_like_one_
 
 def test_a_reader_refuses_records_it_cannot_read(windows) -> None:
     record = encode_window(windows[1])
-    assert record.startswith(MAGIC) and record[len(MAGIC)] == VERSION == 2
+    assert record.startswith(MAGIC) and record[len(MAGIC)] == VERSION == 3
     newer = MAGIC + bytes([VERSION + 1]) + record[len(MAGIC) + 1 :]
-    with pytest.raises(WindowRecordError, match="version 3") as err:
+    with pytest.raises(WindowRecordError, match="version 4") as err:
         decode_window(newer)
     assert err.value.reason == "unsupported_version"
     for bad, reason in (
@@ -142,7 +142,13 @@ def test_a_reader_refuses_records_it_cannot_read(windows) -> None:
         assert err.value.reason == reason
 
 
-def test_a_record_carries_the_venue_metadata_and_version_1_records_still_read(windows) -> None:
+def test_a_record_carries_the_session_and_the_venue_metadata_and_old_records_still_read(
+    windows,
+) -> None:
+    # the session places a window in its time-of-day bucket: a scorer must see the same one
+    at_close = dataclasses.replace(windows[1], session=(34_200 * NS, 57_600 * NS))
+    assert decode_window(encode_window(at_close)).session == (34_200 * NS, 57_600 * NS)
+    assert decode_window(encode_window(windows[1])).session is None
     es = Instrument(
         "ESH4", tick_size=2_500, price_scale=10_000_000, venue="CME", timezone="America/Chicago"
     )
@@ -153,8 +159,7 @@ def test_a_record_carries_the_venue_metadata_and_version_1_records_still_read(wi
     body = zlib.decompress(encode_window(windows[1])[len(MAGIC) + 1 :])
     (n,) = struct.unpack_from("<I", body)
     header = orjson.loads(body[4 : 4 + n])
-    del header["venue"]
-    header["v"] = 1
+    del header["venue"], header["session"]
     head = orjson.dumps(header)
     v1 = MAGIC + bytes([1]) + zlib.compress(struct.pack("<I", len(head)) + head + body[4 + n :])
     old, meta = decode_window_record(v1)
