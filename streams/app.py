@@ -456,11 +456,11 @@ def load_scorer(spec: str, settings: StreamSettings) -> WindowScorer | None:
 
 
 def _timed_decide(
-    scorer: WindowScorer, windows: list[ClosedWindow]
+    scorer: WindowScorer, windows: list[ClosedWindow], max_batch: int | None
 ) -> tuple[list[WindowDecision], float]:
     """``decide_windows`` and its duration (module level: a process pool pickles the call)."""
     start = time.perf_counter()
-    decisions = decide_windows(scorer, windows)
+    decisions = decide_windows(scorer, windows, max_batch=max_batch)
     return decisions, time.perf_counter() - start
 
 
@@ -634,7 +634,9 @@ class Decisions:
             return 0
         loop = asyncio.get_running_loop()
         try:
-            decisions, score_s = await loop.run_in_executor(self.pool, _timed_decide, scorer, todo)
+            decisions, score_s = await loop.run_in_executor(
+                self.pool, _timed_decide, scorer, todo, self.settings.max_rollouts
+            )
         except Exception:
             if len(todo) == 1:
                 self.counts["scoring_errors"] += 1

@@ -69,6 +69,12 @@ class StreamSettings(BaseSettings):
     score_batch: int = Field(
         64, ge=1, description="most closed windows scored in one call (one Engine.fork)"
     )
+    max_rollouts: int | None = Field(
+        None,
+        ge=1,
+        description="most rollouts one scoring call steps at once (a window waits for slots; "
+        "the bound on its memory); unset: all of the call's windows' rollouts together",
+    )
     max_pending_windows: int = Field(
         256,
         ge=1,

@@ -203,15 +203,22 @@ class BatchScorer(WindowScorer, Protocol):
     """A ``WindowScorer`` that scores many windows in one call (one ``Engine.fork`` of all
     their rollouts); each score must equal what ``__call__`` gives that window alone."""
 
-    def score_batch(self, windows: Sequence[ClosedWindow]) -> list[WindowScore]: ...
+    def score_batch(
+        self, windows: Sequence[ClosedWindow], *, max_batch: int | None = None
+    ) -> list[WindowScore]: ...
 
 
-def decide_windows(scorer: WindowScorer, windows: Sequence[ClosedWindow]) -> list[WindowDecision]:
+def decide_windows(
+    scorer: WindowScorer, windows: Sequence[ClosedWindow], *, max_batch: int | None = None
+) -> list[WindowDecision]:
     """``decide_window`` for each of ``windows``, in order; the windows to be scored go to the
-    scorer in one ``score_batch`` call when it has one (so their rollouts fork as one batch)."""
+    scorer in one ``score_batch`` call when it has one (so their rollouts fork as one batch,
+    at most ``max_batch`` rollouts in flight: the bound on the batch's memory)."""
     scored = [w for w in windows if w.in_session and not w.degraded]
     if isinstance(scorer, BatchScorer) and len(scored) > 1:
-        scores = dict(zip(map(id, scored), scorer.score_batch(scored), strict=True))
+        scores = dict(
+            zip(map(id, scored), scorer.score_batch(scored, max_batch=max_batch), strict=True)
+        )
         return [
             decide(w, scores[id(w)], scorer.model_version)
             if id(w) in scores

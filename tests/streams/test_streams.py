@@ -931,3 +931,16 @@ def test_a_bad_window_setting_is_refused_when_the_settings_load() -> None:
     detection = load_settings(window="10m", rollouts=8, generator="empirical").detection()
     assert (detection.window_ns, detection.rollouts) == (600 * 10**9, 8)
     assert detection.config().window_ns == 600 * 10**9
+
+
+def test_the_rollouts_in_flight_cap_is_read_from_the_environment(monkeypatch) -> None:
+    from pydantic import ValidationError
+
+    from streams.settings import load_settings
+
+    assert load_settings().max_rollouts is None  # uncapped unless set
+    monkeypatch.setenv("SURV_MAX_ROLLOUTS", "256")
+    assert load_settings().max_rollouts == 256
+    monkeypatch.setenv("SURV_MAX_ROLLOUTS", "0")
+    with pytest.raises(ValidationError):
+        load_settings()

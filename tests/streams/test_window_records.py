@@ -120,8 +120,10 @@ def test_a_decoded_window_scores_exactly_like_the_original_and_batches_like_one_
     alone = [decide_window(scorer, w) for w in windows]
     assert sum(d.verdict.score is not None for d in alone) >= 2  # some windows forked
     assert [decide_window(scorer, w) for w in decoded] == alone
-    # One Engine.fork for all windows: the same decisions as one fork each.
+    # One Engine.fork for all windows: the same decisions as one fork each, and with the
+    # worker's cap on rollouts in flight (SURV_MAX_ROLLOUTS), windows waiting for slots.
     assert decide_windows(scorer, decoded) == alone
+    assert decide_windows(scorer, decoded, max_batch=4) == alone
 
 
 def test_a_reader_refuses_records_it_cannot_read(windows) -> None:
