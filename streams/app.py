@@ -615,6 +615,22 @@ class Decisions:
         done = await loop.run_in_executor(self._store_pool, self.store.decided, ids)
         return [w for w, i in zip(windows, ids, strict=True) if i not in done]
 
+    async def decide_by_scorer(self, windows: list[ClosedWindow], *, closed_at: float) -> int:
+        """``decide`` once per scorer (instruments of different venues fork with different
+        scorers); windows without a scorer are counted unscored. Returns how many were
+        decided."""
+        groups: dict[int, tuple[WindowScorer | None, list[ClosedWindow]]] = {}
+        for w in windows:
+            scorer = self.scorer_of(w.instrument)
+            groups.setdefault(id(scorer), (scorer, []))[1].append(w)
+        done = 0
+        for scorer, group in groups.values():
+            if scorer is None:
+                self.counts["windows_unscored"] += len(group)
+            else:
+                done += await self.decide(group, closed_at=closed_at, scorer=scorer)
+        return done
+
     async def decide(
         self,
         windows: list[ClosedWindow],

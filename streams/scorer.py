@@ -174,15 +174,7 @@ class ScorerService:
         self.counts["windows"] += len(windows)
         assert self.decisions is not None
         if windows:
-            # one batch per scorer: instruments of different venues fork with different scorers
-            by_scorer: dict[int, list[ClosedWindow]] = {}
-            for w in windows:
-                by_scorer.setdefault(id(self.decisions.scorer_of(w.instrument)), []).append(w)
-            for group in by_scorer.values():
-                if self.decisions.scorer_of(group[0].instrument) is None:
-                    self.decisions.counts["windows_unscored"] += len(group)
-                    continue
-                await self.decisions.decide(group, closed_at=closed_at)
+            await self.decisions.decide_by_scorer(windows, closed_at=closed_at)
 
     async def _start_web(self) -> Any:
         from aiohttp import web
