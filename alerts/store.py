@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import json
+import math
 from typing import Any
 
 from sqlalchemy import (
@@ -90,6 +91,10 @@ class DecisionRow(Base):
     closed_by: Mapped[str] = mapped_column(String(16))
     facts: Mapped[dict[str, Any]] = mapped_column(JSON)
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # the threshold the window was read against and how it was calibrated (status: calibrated,
+    # pooled, adapting, adapted; the windows behind its norms and threshold)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (Index("ix_decisions_instrument_window", "instrument", "window_start_ns"),)
 
@@ -156,6 +161,8 @@ class AlertStore:
             "closed_by": decision.closed_by,
             "facts": {k: float(v) for k, v in decision.verdict.facts.items()},
             "decided_at": dt.datetime.now(dt.UTC),
+            "threshold": decision.verdict.threshold,
+            "calibration": _json_safe((decision.verdict.detail or {}).get("calibration")),
         }
         return self._insert_or_ignore(DecisionRow, row)
 
@@ -242,3 +249,14 @@ class AlertStore:
             alerts = conn.execute(select(func.count()).select_from(AlertRow)).scalar_one()
             decisions = conn.execute(select(func.count()).select_from(DecisionRow)).scalar_one()
         return int(alerts), int(decisions)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as None (JSON columns refuse NaN on some databases)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

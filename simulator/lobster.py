@@ -116,7 +116,7 @@ class LobsterDay:
 
     @property
     def instrument(self) -> Instrument:
-        return Instrument(self.name.symbol)
+        return Instrument(self.name.symbol, feed_depth=self.name.levels)
 
     @property
     def date(self) -> str:

@@ -73,10 +73,17 @@ class Instrument:
     # weekdays of the trade dates (``simulator.sessions``: a session across midnight trades for
     # the day it closes on, so CME's "Mon-Fri" opens Sunday evening)
     trade_days: str = "Mon-Fri"
+    # price levels per side the feed shows (a LOBSTER level-N file: N); None: every order
+    # (an order-by-order feed) or not known. A calibration is read at the depth it was fitted on.
+    feed_depth: int | None = None
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0 or self.lot_size <= 0 or self.price_scale <= 0:
             raise ValueError(f"instrument {self.symbol!r}: tick, lot and scale must be positive")
+        if self.feed_depth is not None and (
+            type(self.feed_depth) is not int or self.feed_depth <= 0
+        ):
+            raise ValueError(f"instrument {self.symbol!r}: feed depth must be a positive integer")
         if self.qty_scale <= 0:
             raise ValueError(f"instrument {self.symbol!r}: quantity scale must be positive")
         if self.price_band_bps is not None and self.price_band_bps <= 0:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import importlib
 import json
@@ -90,6 +91,7 @@ from streams.settings import StreamSettings
 from streams.topics import DEAD_LETTER_TABLE, TopicNames
 from streams.transport import KafkaTransport
 from streams.windows import encode_window
+from surveillance.detection.coldstart import ColdStarts
 from surveillance.detection.pipeline import (
     ClosedWindow,
     InstrumentPipeline,
@@ -220,6 +222,7 @@ class EventProcessor:
                 check_seq=True,  # a lost event (a gap in seq) makes the book suspect
                 in_session=in_session,
                 session_bounds=bounds,
+                feed_depth=None if meta is None else meta.feed_depth,
             )
         return pipe
 
@@ -501,6 +504,9 @@ class Decisions:
         # The store is written from one thread: SQLite connections and ordering stay simple.
         self._store_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
         self._warned = False
+        # the own windows of instruments the calibration has no norms for, kept here (in the
+        # event loop's process, in decision order) whatever pool scores them
+        self.cold = ColdStarts()
         self.recent: deque[dict[str, Any]] = deque(maxlen=200)
 
     @property
@@ -670,7 +676,16 @@ class Decisions:
         self.counts["score_batches"] += 1
         self.counts["windows_batched"] += len(todo)
         scored_at = time.time()
+        cal = getattr(scorer, "calibration", None)
         for decision in decisions:
+            meta = self.instruments.get(decision.instrument)
+            verdict = self.cold.apply(
+                decision.verdict,
+                decision.instrument,
+                None if meta is None else meta.feed_depth,
+                cal,
+            )
+            decision = dataclasses.replace(decision, verdict=verdict)
             await self._record(decision, scorer, closed_at, score_s, scored_at, len(todo))
         return len(decisions)
 

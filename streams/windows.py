@@ -204,6 +204,7 @@ def encode_window(window: ClosedWindow, instrument: Instrument | None = None) ->
         "degraded": window.degraded,
         "in_session": window.in_session,
         "session": list(window.session) if window.session is not None else None,
+        "feed_depth": window.feed_depth,
         "opening_book": _book(window.opening_book, "opening_book", arrays),
         "history_book": _book(window.history_book, "history_book", arrays),
         "events": _events(window.events, "events", arrays),
@@ -268,6 +269,8 @@ def decode_window_record(value: bytes) -> tuple[ClosedWindow, Instrument | None]
             degraded=header["degraded"],
             in_session=header["in_session"],
             session=tuple(session) if (session := header.get("session")) else None,
+            # absent from records written before it: not known
+            feed_depth=header.get("feed_depth"),
         )
         return window, meta
     except WindowRecordError:

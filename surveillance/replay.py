@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from simulator.sessions import (
 )
 from simulator.types import Instrument
 from simulator.units import NS_PER_DAY, NS_PER_S, iso_time
+from surveillance.detection.coldstart import ColdStarts
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector
 from surveillance.detection.scorer import SimulationScorer
@@ -334,6 +335,9 @@ def replay(
     """
     result = ReplayResult()
     config = scorer.config
+    # an instrument the calibration has no norms for adapts to its own windows in order
+    # (a case replay adapts only on the windows of the case it scores)
+    cold = ColdStarts()
     if isinstance(case, tuple):
         case = Case(*case)
     for item in inputs:
@@ -357,12 +361,20 @@ def replay(
             check_seq=True,
             in_session=session_of(item),
             session_bounds=session_bounds_of(item),
+            feed_depth=None if item.meta is None else item.meta.feed_depth,
         )
         result.files.append(str(item.path))
         result.malformed_rows += item.malformed_rows
 
         def emit(decisions: list[WindowDecision], item: ReplayInput = item) -> None:
+            depth = None if item.meta is None else item.meta.feed_depth
             for d in decisions:
+                d = replace(
+                    d,
+                    verdict=cold.apply(
+                        d.verdict, d.instrument, depth, getattr(scorer, "calibration", None)
+                    ),
+                )
                 result.records.append(
                     decision_record(d, session_date=item.session_date, seed=scorer.config.seed)
                 )

@@ -62,9 +62,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from math import erf, sqrt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from surveillance.detection.coldstart import (
+    ADAPTED,
+    ADAPTING,
+    CALIBRATED,
+    POOLED_STATUS,
+    ColdState,
+    Profile,
+    likeness,
+    own_weight,
+    weighted_quantile_threshold,
+)
 from surveillance.detection.metrics import (
     DISCRETE_FACTS,
     FOOTPRINT_FACTS,
@@ -413,6 +425,63 @@ class FactNorms:
         }
 
 
+def mixture_norms(parts: Sequence[tuple[FactNorms, float]]) -> FactNorms | None:
+    """Norms of a mixture of instruments: per fact, the weighted mean of their centers and the
+    root of the weighted mean of ``scale^2 + (center - mean)^2`` (weights renormalized over the
+    instruments that have the fact)."""
+    parts = [(n, w) for n, w in parts if w > 0]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0][0]
+    center: dict[str, float] = {}
+    scale: dict[str, float] = {}
+    for f in sorted({f for n, _ in parts for f in n.center}):
+        have = [(n.center[f], n.scale[f], w) for n, w in parts if f in n.center]
+        total = sum(w for _, _, w in have)
+        c = sum(w * ci for ci, _, w in have) / total
+        var = sum(w * (si**2 + (ci - c) ** 2) for ci, si, w in have) / total
+        center[f], scale[f] = round(c, 6), round(sqrt(var), 6)
+    return FactNorms(
+        center,
+        scale,
+        sum(n.windows for n, _ in parts),
+        parts[0][0].power,
+        sorted({i for n, _ in parts for i in n.instruments}),
+    )
+
+
+def adapted_norms(prior: FactNorms, own: Sequence[Mapping[str, float | None]]) -> FactNorms:
+    """``prior`` moved towards norms fitted on an instrument's own normal windows, by
+    ``coldstart.own_weight``: each fact's center and spread as a two-part mixture (the prior's
+    alone with too few own windows; facts the own windows lack keep the prior's)."""
+    w = own_weight(len(own))
+    if w == 0:
+        return prior
+    mine = FactNorms.fit(own)
+    mine.power = prior.power
+    out = mixture_norms([(prior, 1.0 - w), (mine, w)])
+    assert out is not None
+    for f in prior.center:  # a fact the own windows never had enough of: the prior's
+        if f not in mine.center:
+            out.center[f], out.scale[f] = prior.center[f], prior.scale[f]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ColdVerdict:
+    """``Calibration.cold``: a cold window's calibrated score, its threshold, and what stands
+    behind them (``explain``: status, weights, window counts)."""
+
+    score: float | None
+    threshold: float
+    explain: dict[str, Any]
+
+    @property
+    def alert(self) -> bool:
+        return self.score is not None and self.score > self.threshold
+
+
 def shortfall(standardized: Mapping[str, float], power: float) -> float | None:
     """The ``power``-norm of the standardized shortfalls (``FactNorms``); None without facts."""
     if not standardized:
@@ -462,6 +531,9 @@ class Calibration:
     # other than the reference, the norms of the other instruments' standardized z there
     time_of_day: dict[str, int] = field(default_factory=dict)
     tod_norms: dict[str, dict[str, FactNorms]] = field(default_factory=dict)
+    # per instrument: its typical window profile (``coldstart.Profile``), what an unseen
+    # instrument's first norms are pooled by (empty: a calibration fitted before them)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def fit(
@@ -508,6 +580,7 @@ class Calibration:
         buckets: Sequence[str] | None = None,
         for_threshold: Sequence[bool] | None = None,
         time_of_day: TimeOfDay | None = None,
+        profiles: Sequence[Profile | None] | None = None,
     ) -> Calibration:
         """Fit fact norms per instrument on normal windows ``(instrument, raw score, fact z)``,
         then the threshold on those windows' calibrated scores. Each normal window is scored
@@ -528,8 +601,12 @@ class Calibration:
         calibrates the other's, and no window's own close shifts its own norms).
         ``for_threshold`` (default: every window) says which windows the threshold is fitted
         on; time-of-day material from outside the calibration span (an evaluation's clean
-        close windows, say) enters the bucket norms but not the threshold."""
+        close windows, say) enters the bucket norms but not the threshold. ``profiles`` (each
+        window's ``coldstart.Profile``) give each instrument's typical profile, what an unseen
+        instrument's norms are pooled by."""
         n = len(windows)
+        if profiles is not None and len(profiles) != n:
+            raise ValueError(f"{len(profiles)} profiles for {n} normal windows")
         if spans is not None and len(spans) != n:
             raise ValueError(f"{len(spans)} spans for {n} normal windows")
         if buckets is not None and len(buckets) != n:
@@ -591,6 +668,13 @@ class Calibration:
         if buckets is not None:
             cal.time_of_day = (time_of_day or TimeOfDay()).as_dict()
             cal.tod_norms = tod_norms
+        if profiles is not None:
+            for inst in own:
+                typical = Profile.typical(
+                    [p for k, p in enumerate(profiles) if p is not None and windows[k][0] == inst]
+                )
+                if typical is not None:
+                    cal.profiles[inst] = typical.as_dict()
         if tod_note:
             cal.note = f"{cal.note}; {tod_note}" if cal.note else tod_note
         return cal
@@ -629,6 +713,97 @@ class Calibration:
         a calibration fitted before them, which scores every bucket as midday)."""
         tod = TimeOfDay(**self.time_of_day) if self.time_of_day else TimeOfDay()
         return tod.bucket(start_ns, end_ns, session)
+
+    def calibrated_key(self, instrument: str, feed_depth: int | None = None) -> str | None:
+        """The norms a window of ``instrument`` from a feed showing ``feed_depth`` levels is
+        read with, or None when it is cold: an instrument this calibration never saw, or a
+        feed of it at another depth than the one it was calibrated on (other facts move).
+        A calibration without fact norms reads every instrument with its raw scores."""
+        if not self.norms:
+            return instrument
+        if instrument not in self.norms or instrument == POOLED:
+            return None
+        known = self.profiles.get(instrument, {}).get("feed_depth")
+        if feed_depth is not None and known is not None and int(known) != feed_depth:
+            return None
+        return instrument
+
+    def cold_key(self, instrument: str, feed_depth: int | None = None) -> str:
+        """The key a cold window's own normal windows are kept under (``SYMBOL@DEPTH`` for a
+        calibrated instrument's feed at another depth)."""
+        if instrument in self.norms and feed_depth is not None:
+            return f"{instrument}@{feed_depth}"
+        return instrument
+
+    def prior_norms(self, profile: Profile | None) -> tuple[FactNorms | None, dict[str, float]]:
+        """An unseen instrument's first norms: the calibrated instruments' norms weighted by
+        how alike their profiles are to ``profile`` (``coldstart.likeness``), as a mixture
+        (weighted mean of the centers; spread from the weighted second moment, so centers that
+        disagree widen it). Without profiles, the pooled norms. Returns the weights too."""
+        known = {
+            inst: Profile.from_dict(p)
+            for inst, p in self.profiles.items()
+            if inst in self.norms and inst != POOLED
+        }
+        if not known:
+            return self.norms.get(POOLED), {}
+        weights = likeness(profile, known)
+        parts = [(self.norms[inst], w) for inst, w in weights.items() if w > 0]
+        return mixture_norms(parts), {k: round(w, 6) for k, w in weights.items()}
+
+    def cold(
+        self,
+        fact_z: Mapping[str, float | None],
+        bucket: str,
+        profile: Profile | None,
+        state: ColdState | None = None,
+    ) -> ColdVerdict:
+        """The calibrated score, threshold and status of a cold window (``coldstart``): norms
+        pooled by likeness and adapted to ``state``'s own normal windows, the bucket's pooled
+        time-of-day shift, and a threshold that is a weighted conformal quantile of this
+        calibration's normal scores and the own windows' leave-one-out scores."""
+        k = 0 if state is None else state.count
+        if state is not None and state.profiles:  # its normal windows' profile, not this one's
+            profile = state.profile()
+        prior, weights = self.prior_norms(profile)
+        if prior is None:
+            return ColdVerdict(None, self.threshold, {"status": POOLED_STATUS})
+        own = state.windows if state is not None else []
+        norms = adapted_norms(prior, own)
+        w = own_weight(k)
+        bn = self.tod_norms.get(POOLED, {}).get(bucket) if bucket != REFERENCE else None
+        zs = norms.standardize(fact_z)
+        score = shortfall(bn.shift(zs) if bn is not None else zs, norms.power)
+        threshold = self.threshold
+        own_scores: list[float] = []
+        if w > 0:
+            for j in range(k):
+                rest = own[:j] + own[j + 1 :]
+                s = adapted_norms(prior, rest).score(own[j])
+                if s is not None:
+                    own_scores.append(s)
+            t = weighted_quantile_threshold(
+                [(self.normal_scores or [self.threshold], 1.0 - w), (own_scores, w)], self.far
+            )
+            threshold = self.threshold if t is None else t
+        status = (
+            POOLED_STATUS if w == 0 else ADAPTED if k >= int(np.ceil(1.0 / self.far)) else ADAPTING
+        )
+        explain = {
+            "status": status,
+            "bucket": bucket,
+            "norms": "likeness" if weights else POOLED,
+            "prior": weights,
+            "norm_windows": (0 if prior is None else prior.windows) + k,
+            "own_windows": k,
+            "own_weight": round(w, 6),
+            "threshold": threshold,
+            "threshold_windows": {"reference": self.n_normal, "own": len(own_scores)},
+            "bucket_windows": 0 if bn is None else bn.windows,
+            "bucket_instruments": [] if bn is None else list(bn.instruments),
+            "time_of_day": bool(self.time_of_day),
+        }
+        return ColdVerdict(score, threshold, explain)
 
     def _norms(self, instrument: str) -> tuple[str, FactNorms | None]:
         if instrument in self.norms:
@@ -671,6 +846,7 @@ class Calibration:
         key, norms = self._norms(instrument)
         bn = self._tod(instrument, bucket)
         return {
+            "status": CALIBRATED if key == instrument else POOLED_STATUS,
             "bucket": bucket,
             "norms": key,
             "norm_windows": 0 if norms is None else norms.windows,
@@ -679,8 +855,9 @@ class Calibration:
             "time_of_day": bool(self.time_of_day),
         }
 
-    def is_alert(self, score: float | None) -> bool:
-        return score is not None and score > self.threshold
+    def is_alert(self, score: float | None, threshold: float | None = None) -> bool:
+        """Whether ``score`` clears the threshold (``threshold``: a cold window's own)."""
+        return score is not None and score > (self.threshold if threshold is None else threshold)
 
     def p_value(self, score: float | None) -> float | None:
         if score is None or not self.normal_scores:
@@ -688,15 +865,15 @@ class Calibration:
         scores = np.asarray(self.normal_scores)
         return (1 + int((scores >= score).sum())) / (len(scores) + 1)
 
-    def severity(self, score: float | None) -> str:
+    def severity(self, score: float | None, threshold: float | None = None) -> str:
         """``none`` for a window that does not alert, else ``low`` / ``medium`` / ``high``."""
-        if not self.is_alert(score):
+        if not self.is_alert(score, threshold):
             return "none"
         assert score is not None
         scores = np.asarray(self.normal_scores or [self.threshold])
         mad = float(np.median(np.abs(scores - np.median(scores)))) * 1.4826
         scale = max(mad, 1e-9)
-        excess = (score - self.threshold) / scale
+        excess = (score - (self.threshold if threshold is None else threshold)) / scale
         return "low" if excess < 1 else "medium" if excess < 3 else "high"
 
     def save(self, path: str | Path) -> None:

@@ -91,6 +91,9 @@ class ClosedWindow:
     # for a venue that never closes or a feed without session hours. A window on the grid
     # that would run past the close ends at it (``end_ns``), and so do its rollouts.
     session: tuple[int, int] | None = None
+    # how many price levels per side the feed shows (LOBSTER level N; None: every order, or
+    # not known): a calibration is read only on windows of the depth it was fitted on
+    feed_depth: int | None = None
 
     @property
     def horizon_end_ns(self) -> int:
@@ -243,10 +246,12 @@ class InstrumentPipeline:
         check_seq: bool = False,
         in_session: Callable[[int], bool] | None = None,
         session_bounds: Callable[[int], tuple[int, int] | None] | None = None,
+        feed_depth: int | None = None,
     ) -> None:
         if window_ns <= 0:
             raise ValueError(f"window length must be positive, got {window_ns} ns")
         self.instrument = instrument
+        self.feed_depth = feed_depth  # levels per side the feed shows (None: all, or unknown)
         # events carry the feed's sequence numbers (normalized feeds): a gap is a fault
         self.check_seq = check_seq
         self._last_seq: int | None = None
@@ -394,6 +399,7 @@ class InstrumentPipeline:
             self._suspect_in_window,
             self.replayer.in_session is None or self.replayer.in_session(start),
             self._session,
+            self.feed_depth,
         )
         self._last_end = end
         self._earlier.append(facts)
@@ -435,6 +441,7 @@ class WindowedDetector:
         baseline_windows: int = 6,
         wanted: Callable[[ClosedWindow], bool] | None = None,
         check_seq: bool = False,
+        feed_depth: int | None = None,
         in_session: Callable[[int], bool] | None = None,
         session_bounds: Callable[[int], tuple[int, int] | None] | None = None,
     ) -> None:
@@ -449,6 +456,7 @@ class WindowedDetector:
         # windows outside a case are closed (their facts and flow still feed the next ones)
         # but neither scored nor decided
         self.wanted = wanted
+        self.feed_depth = feed_depth
         self.pipelines: dict[str, InstrumentPipeline] = {}
 
     def pipeline(self, instrument: str) -> InstrumentPipeline:
@@ -463,6 +471,7 @@ class WindowedDetector:
                 check_seq=self.check_seq,
                 in_session=self.in_session,
                 session_bounds=self.session_bounds,
+                feed_depth=self.feed_depth,
             )
         return pipe
 

@@ -34,6 +34,7 @@ from simulator.trajectory import (
 )
 from simulator.types import BookEvent, Instrument
 from simulator.units import NS_PER_MIN
+from surveillance.detection.coldstart import profile_of
 from surveillance.detection.detector import (
     DETECTION_FACTS,
     Calibration,
@@ -306,11 +307,22 @@ def score_window(
         if cal is not None
         else TimeOfDay().bucket(window.start_ns, window.end_ns, window.session)
     )
-    score = (
-        cal.score(verdict.score, verdict.fact_z(), window.instrument, bucket)
-        if cal is not None
-        else verdict.score
+    profile = profile_of(real, window.feed_depth)
+    # a window the calibration has no norms for (an unseen instrument, or a feed of a known one
+    # at another depth) is read cold: norms pooled by likeness (coldstart), adapted later by
+    # whoever keeps the instrument's own windows (ColdStarts)
+    cold = (
+        cal.cold(verdict.fact_z(), bucket, profile)
+        if cal is not None and cal.calibrated_key(window.instrument, window.feed_depth) is None
+        else None
     )
+    threshold = cal.threshold if cal is not None else None
+    if cold is not None:
+        score, threshold = cold.score, cold.threshold
+    elif cal is not None:
+        score = cal.score(verdict.score, verdict.fact_z(), window.instrument, bucket)
+    else:
+        score = verdict.score
     detail: dict[str, Any] = {
         "bucket": bucket,
         "raw_score": verdict.score,
@@ -324,7 +336,14 @@ def score_window(
         "seed": window_seed(config.seed, window.instrument, window.start_ns),
         "calibrated": cal is not None,
         # which bucket and how many windows stand behind the norms the score was read with
-        "calibration": cal.explain(window.instrument, bucket) if cal is not None else None,
+        "calibration": cold.explain
+        if cold is not None
+        else cal.explain(window.instrument, bucket)
+        if cal is not None
+        else None,
+        # what the window's instrument looks like (what a cold calibration pools by)
+        "profile": None if profile is None else profile.as_dict(),
+        "feed_depth": window.feed_depth,
         "evidence": (
             evidence(real, real_facts, simulation.sims, simulation.sim_facts, config.price_scale)
             if with_evidence
@@ -345,12 +364,12 @@ def score_window(
         score=score,
         # calibrated on normal windows when a calibration exists, else against the rollouts
         p_value=cal.p_value(score) if cal is not None else verdict.p_value,
-        alert=cal.is_alert(score) if cal is not None else False,
+        alert=cal.is_alert(score, threshold) if cal is not None else False,
         facts={f: e.ovl for f, e in verdict.facts.items() if e.ovl is not None},
         diverged=diverged,
         baselines=base,
         expected={f: e.null_mean for f, e in verdict.facts.items() if e.null_mean is not None},
-        threshold=cal.threshold if cal is not None else None,
-        severity=cal.severity(score) if cal is not None else "none",
+        threshold=threshold,
+        severity=cal.severity(score, threshold) if cal is not None else "none",
         detail=detail,
     )

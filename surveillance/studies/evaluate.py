@@ -51,6 +51,7 @@ from simulator.rollout import OrderGenerator
 from simulator.trajectory import trajectory_from_events
 from simulator.types import BookEvent, Instrument
 from simulator.units import NS_PER_MIN, session_bounds
+from surveillance.detection.coldstart import ColdState, Profile
 from surveillance.detection.detector import Calibration
 from surveillance.detection.metrics import window_facts
 from surveillance.detection.pipeline import ClosedWindow, first_two_sided_mid
@@ -147,6 +148,12 @@ class VariantScore:
     injected_events: int = 0
     fact_z: dict[str, float | None] = field(default_factory=dict)  # the simulation's per fact
     bucket: str = REFERENCE  # the window's time of day (``surveillance.detection.timeofday``)
+    end_ns: int | None = None  # where the window ends (a window cut at the close: there)
+    feed_depth: int | None = None  # levels per side the day's feed shows
+    profile: dict[str, Any] | None = None  # the window's ``coldstart.Profile``
+    # how a cold window (no norms for its instrument) was calibrated: status, own windows,
+    # threshold (``Calibration.cold``); None for a calibrated instrument's window
+    cold: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +166,10 @@ class VariantScore:
             "diverged": self.diverged,
             "injected_events": self.injected_events,
             "fact_z": self.fact_z,
+            "end_ns": self.end_ns,
+            "feed_depth": self.feed_depth,
+            "profile": self.profile,
+            "cold": self.cold,
         }
 
 
@@ -316,6 +327,7 @@ def evaluate_day(
             tick_size=det.tick_size,
             refill=det.refill,
             open_mid=day.open_mid,
+            feed_depth=day.meta.feed_depth,
         )
         window = ClosedWindow(
             day.instrument,
@@ -327,6 +339,7 @@ def evaluate_day(
             history=tuple(day.slice(s - window_ns, s)),
             history_book=day.book(s - window_ns),
             open_mid=day.open_mid,
+            feed_depth=day.meta.feed_depth,
             earlier_facts=tuple(day.facts(t, t + window_ns, det.tick_size) for t in earlier_of[s]),
             session=session,
         )
@@ -351,6 +364,7 @@ def evaluate_day(
             window: ClosedWindow = window,
             simulation: Simulation = simulation,
             bucket: str = bucket,
+            end: int = end,
         ) -> VariantScore:
             scored = score_window(
                 replace(window, events=tuple(events)), simulation, det, None, with_evidence=False
@@ -370,6 +384,9 @@ def evaluate_day(
                 injected,
                 {f: e["z"] for f, e in facts.items()},
                 bucket,
+                end,
+                day.meta.feed_depth,
+                scored.detail.get("profile"),
             )
 
         out.append(score(day.slice(s, end), "clean", None))
@@ -446,6 +463,7 @@ def calibrate(
     window_ns: int | None = None,
     onto: Calibration | None = None,
     time_of_day: TimeOfDay | None = None,
+    own_windows: int | None = None,
 ) -> Calibration:
     """Fit the simulation detector's calibration (fact norms, time-of-day norms and
     threshold) on ``normal`` windows, and rescore ``results`` with it in place (``simulation``
@@ -471,8 +489,9 @@ def calibrate(
             spans=None
             if window_ns is None
             else [(r.window_start_ns, r.window_start_ns + window_ns) for r in normal],
+            profiles=[_profile(r) for r in normal],
         )
-        rescore(results, cal)
+        rescore(results, cal, normal, own_windows)
         return cal
     extra = [r for r in results if r.variant == "clean" and r.bucket != REFERENCE]
     material = [*normal, *extra]
@@ -495,17 +514,103 @@ def calibrate(
             buckets=buckets,
             for_threshold=[True] * len(normal) + [False] * len(extra),
             time_of_day=time_of_day,
+            profiles=[_profile(r) for r in material],
         )
-    rescore(results, cal)
+    rescore(results, cal, normal, own_windows)
     return cal
 
 
-def rescore(results: Sequence[VariantScore], cal: Calibration) -> None:
-    """``simulation`` of every result becomes ``cal``'s calibrated score, in its bucket."""
+def _profile(r: VariantScore) -> Profile | None:
+    return None if r.profile is None else Profile.from_dict(r.profile)
+
+
+def rescore(
+    results: Sequence[VariantScore],
+    cal: Calibration,
+    normal: Sequence[VariantScore] = (),
+    own_windows: int | None = None,
+) -> None:
+    """``simulation`` of every result becomes ``cal``'s calibrated score, in its bucket.
+
+    A window of an instrument (or feed depth) ``cal`` has no norms for is read cold
+    (``Calibration.cold``), with the instrument's own normal windows that ended before it:
+    its clean windows of ``normal`` (the calibration span), taken in time order as a stream
+    worker would (each read with the ones before it; those that alert are not kept), at most
+    ``own_windows`` of them (0: the first window's view, pooled by likeness alone). Its score
+    is then put on ``cal``'s threshold scale (times ``cal.threshold`` over its own
+    threshold), so an alert is ``cal.is_alert`` as for every other window, and ``cold``
+    records the threshold and status it was read with."""
+    states = _cold_states(cal, normal, own_windows)
     for r in results:
-        r.scores["simulation"] = cal.score(
-            r.scores["simulation_uncalibrated"], r.fact_z, r.instrument, r.bucket
+        raw = r.scores["simulation_uncalibrated"]
+        if cal.calibrated_key(r.instrument, r.feed_depth) is not None:
+            r.scores["simulation"] = cal.score(raw, r.fact_z, r.instrument, r.bucket)
+            r.cold = None
+            continue
+        history = states.get(r.instrument, [])
+        before = [st for end, st in history if end <= r.window_start_ns]
+        state = before[-1] if before else None
+        verdict = cal.cold(r.fact_z, r.bucket, _profile(r), state)
+        r.scores["simulation"] = (
+            None if verdict.score is None else verdict.score * cal.threshold / verdict.threshold
         )
+        r.cold = {**verdict.explain, "raw_cold_score": verdict.score}
+
+
+def _cold_states(
+    cal: Calibration, normal: Sequence[VariantScore], own_windows: int | None
+) -> dict[str, list[tuple[int, ColdState]]]:
+    """Per cold instrument: after each of its normal windows (by end time), the own-window
+    state a stream worker would hold then (``ColdStarts.apply``'s rule: a window that alerts,
+    or is not midday, is not kept)."""
+    out: dict[str, list[tuple[int, ColdState]]] = {}
+    by_inst: dict[str, list[VariantScore]] = {}
+    for r in normal:
+        if r.variant == "clean" and cal.calibrated_key(r.instrument, r.feed_depth) is None:
+            by_inst.setdefault(r.instrument, []).append(r)
+    for inst, rows in by_inst.items():
+        state = ColdState(inst)
+        seq: list[tuple[int, ColdState]] = []
+        for r in sorted(rows, key=lambda r: r.window_start_ns):
+            if own_windows is not None and state.count >= own_windows:
+                break
+            verdict = cal.cold(r.fact_z, r.bucket, _profile(r), state)
+            if not verdict.alert and r.bucket == REFERENCE:
+                state = ColdState(inst, [*state.windows], [*state.profiles])
+                state.observe(r.fact_z, _profile(r))
+            end = r.end_ns if r.end_ns is not None else r.window_start_ns
+            seq.append((end, state))
+        out[inst] = seq
+    return out
+
+
+def cold_summary(results: Sequence[VariantScore], cal: Calibration) -> dict[str, Any]:
+    """Per instrument read cold (``rescore``): how its windows were calibrated (status, own
+    windows, the threshold and the windows behind it), its clean windows' false-alarm rate,
+    and the calibrated AUC and alert rate of each typology and intensity within it."""
+    out: dict[str, Any] = {}
+    for inst in sorted({r.instrument for r in results if r.cold is not None}):
+        group = [r for r in results if r.instrument == inst and r.cold is not None]
+        clean = [r.scores["simulation"] for r in group if r.variant == "clean"]
+        first = next(r.cold for r in group if r.cold is not None)
+        cell: dict[str, Any] = {
+            "feed_depth": group[0].feed_depth,
+            "status": sorted({r.cold["status"] for r in group if r.cold is not None}),
+            "own_windows": first.get("own_windows"),
+            "threshold": first.get("threshold"),
+            "threshold_windows": first.get("threshold_windows"),
+            "prior": first.get("prior"),
+            "clean_windows": len(clean),
+            "false_alarm_rate": float(np.mean([cal.is_alert(x) for x in clean])) if clean else None,
+        }
+        for v, i in sorted({(r.variant, r.intensity) for r in group if r.variant != "clean"}):
+            pos = [r.scores["simulation"] for r in group if r.variant == v and r.intensity == i]
+            cell[f"{v}/{i}"] = {
+                "auc": roc_auc(clean, pos),  # type: ignore[arg-type]
+                "alert_rate": float(np.mean([cal.is_alert(x) for x in pos])),
+            }
+        out[inst] = cell
+    return out
 
 
 def alert_rates(results: Sequence[VariantScore], cal: Calibration) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 Forking the rollouts is the expensive part of detection (the order model generates every
 order); scoring them is cheap. The rollouts of a window depend only on what went into the fork:
 the instrument, the window, the generator and its version, the rollout count, the seed, the
-context length, the depth the books are kept to and the day's open mid (the model reads the
-mid's move since the open). ``key`` hashes exactly those, so a cached fork is reused only where
+context length, the depth the books are kept to, the levels the feed shows and the day's open
+mid (the model reads the mid's move since the open). ``key`` hashes exactly those, so a cached fork is reused only where
 forking again would have produced the same trajectories; change any of them (a retrained
 checkpoint, or a bumped ``models.generator.SAMPLER_REVISION``, changes the model version) and
 the cache misses.
@@ -50,9 +50,11 @@ def key(
     tick_size: int,
     open_mid: float,
     refill: bool = False,
+    feed_depth: int | None = None,
 ) -> str:
     """The hash of everything a fork's trajectories depend on (``open_mid``: the mid the order
-    model reads its mid-move feature against)."""
+    model reads its mid-move feature against; ``feed_depth``: the levels the feed shows, so a
+    level-1 and a level-10 feed of one instrument and day never share a fork)."""
     what = {
         "format": CACHE_FORMAT,
         "instrument": instrument,
@@ -66,6 +68,7 @@ def key(
         "tick_size": int(tick_size),
         "open_mid": float(open_mid),
         **({"refill": True} if refill else {}),  # keys of forks made before it stay valid
+        **({"feed_depth": int(feed_depth)} if feed_depth is not None else {}),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -191,6 +194,7 @@ class WindowForkCache:
             tick_size=config.tick_size,
             refill=config.refill,
             open_mid=open_mid_of(window),
+            feed_depth=window.feed_depth,
         )
 
     def load(

@@ -152,6 +152,7 @@ def test_the_close_of_one_instrument_calibrates_the_other_s(tmp_path) -> None:
         plain.score(None, usual_close, "GOOG")
     )
     assert cal.explain("GOOG", CLOSE) == {
+        "status": "calibrated",
         "bucket": CLOSE,
         "norms": "GOOG",
         "norm_windows": 40,

@@ -142,6 +142,15 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
     "close, leave one instrument out.",
 )
 @click.option(
+    "--cold-own-windows",
+    "cold_own",
+    type=click.IntRange(0, None),
+    default=None,
+    help="For an instrument (or feed depth) the calibration has no norms for: read its "
+    "held-out windows with at most this many of its own calibration-span windows (0: as on "
+    "its first window, norms pooled by likeness alone; default: all of them).",
+)
+@click.option(
     "--far",
     default=0.05,
     show_default=True,
@@ -182,6 +191,7 @@ def command(  # type: ignore[no-untyped-def]
     calibration_in,
     time_of_day,
     tod_onto,
+    cold_own,
     far,
     sim_cache,
     refill,
@@ -201,6 +211,7 @@ def command(  # type: ignore[no-untyped-def]
         alert_rates,
         calibrate,
         calibrated_rates,
+        cold_summary,
         detection_curves,
         evaluate_day,
         evaluate_task,
@@ -306,7 +317,7 @@ def command(  # type: ignore[no-untyped-def]
     names = ", ".join(p.name for p in days)
     if calibration_in is not None:
         cal = Calibration.load(calibration_in)
-        rescore(results, cal)
+        rescore(results, cal, normal, cold_own)
     else:
         cal = calibrate(
             normal,
@@ -320,6 +331,7 @@ def command(  # type: ignore[no-untyped-def]
             window_ns=config.detection.window_ns,
             onto=None if tod_onto is None else Calibration.load(tod_onto),
             time_of_day=config.time_of_day if time_of_day or tod_onto else None,
+            own_windows=cold_own,
         )
     summary = summarize(results, config.target_fpr)
     clean_cal = [r.scores["simulation"] for r in results if r.variant == "clean"]
@@ -350,6 +362,8 @@ def command(  # type: ignore[no-untyped-def]
         "by_bucket": alert_rates(results, cal),
         "time_of_day": cal.time_of_day,
         "source": str(calibration_in or tod_onto or "fitted"),
+        # instruments (or feed depths) read cold: how, and what it gave
+        "cold_start": cold_summary(results, cal),
     }
     # every detector at a threshold fitted on the calibration windows (the simulation
     # detector's: its calibration above)

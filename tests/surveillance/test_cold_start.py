@@ -1,0 +1,207 @@
+"""Cold start (issue 32): an instrument, or a feed depth, the calibration has no norms for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator.types import Instrument
+from surveillance.detection.coldstart import (
+    ColdStarts,
+    ColdState,
+    Profile,
+    likeness,
+    own_weight,
+    weighted_quantile_threshold,
+)
+from surveillance.detection.detector import (
+    Calibration,
+    FactNorms,
+    adapted_norms,
+    mixture_norms,
+)
+from surveillance.detection.pipeline import WindowScore
+from surveillance.studies import simcache
+
+FACTS = ("a", "b", "c")
+
+
+def _windows(inst: str, center: float, n: int, seed: int) -> list[dict[str, float]]:
+    rng = np.random.default_rng(seed)
+    return [{f: float(center + rng.normal()) for f in FACTS} for _ in range(n)]
+
+
+def _calibration(profiles: bool = True) -> Calibration:
+    """Two instruments whose facts sit at -2 (A) and -6 (B) against their simulations."""
+    rows = [("A", None, z) for z in _windows("A", -2.0, 30, 1)]
+    rows += [("B", None, z) for z in _windows("B", -6.0, 30, 2)]
+    prof = {
+        "A": Profile(1e-4, 300.0, 2.0, 10),
+        "B": Profile(1e-2, 30.0, 20.0, 10),
+    }
+    return Calibration.fit_normal(
+        rows,
+        far=0.05,
+        method="test",
+        profiles=[prof[inst] for inst, _, _ in rows] if profiles else None,
+    )
+
+
+def test_profiles_are_recorded_and_survive_save_and_load(tmp_path):
+    cal = _calibration()
+    assert set(cal.profiles) == {"A", "B"}
+    assert cal.profiles["A"]["feed_depth"] == 10
+    cal.save(tmp_path / "cal.json")
+    again = Calibration.load(tmp_path / "cal.json")
+    assert again.profiles == cal.profiles
+    assert again.cold({"a": -2.0}, "midday", None).score == cal.cold(
+        {"a": -2.0}, "midday", None
+    ).score
+
+
+def test_likeness_weighs_the_alike_instrument():
+    known = {"A": Profile(1e-4, 300.0, 2.0), "B": Profile(1e-2, 30.0, 20.0)}
+    w = likeness(Profile(1.2e-4, 250.0, 2.5), known)
+    assert w["A"] > 0.9 and abs(sum(w.values()) - 1) < 1e-12
+    assert likeness(None, known) == {"A": 0.5, "B": 0.5}
+    # nothing alike within many bandwidths: every instrument the same, never a division by 0
+    assert likeness(Profile(1e300, 1e300, 1e300), known) == {"A": 0.5, "B": 0.5}
+
+
+def test_mixture_norms_widen_when_the_centers_disagree():
+    a = FactNorms({"x": 0.0}, {"x": 1.0}, 10)
+    b = FactNorms({"x": -4.0}, {"x": 1.0}, 10)
+    m = mixture_norms([(a, 0.5), (b, 0.5)])
+    assert m is not None
+    assert m.center["x"] == pytest.approx(-2.0)
+    assert m.scale["x"] == pytest.approx(np.sqrt(1 + 4))
+    assert m.windows == 20
+
+
+def test_adapted_norms_move_from_the_prior_to_the_own_windows():
+    prior = FactNorms({f: 0.0 for f in FACTS}, {f: 1.0 for f in FACTS}, 30)
+    own = _windows("N", -8.0, 2, 3)
+    assert adapted_norms(prior, own) is prior  # too few own windows: the prior alone
+    many = _windows("N", -8.0, 60, 3)
+    norms = adapted_norms(prior, many)
+    w = own_weight(60)
+    assert w == pytest.approx(60 / 64)
+    for f in FACTS:
+        assert norms.center[f] == pytest.approx(w * FactNorms.fit(many).center[f], rel=1e-6)
+
+
+def test_weighted_quantile_with_one_group_is_the_calibration_threshold():
+    scores = [float(x) for x in np.random.default_rng(0).gamma(3.0, size=57)]
+    cal = Calibration.fit(scores, far=0.05, method="test")
+    assert weighted_quantile_threshold([(scores, 1.0)], 0.05) == cal.threshold
+    # a second group with all the weight decides alone
+    own = [100.0 + k for k in range(40)]
+    assert weighted_quantile_threshold([(scores, 0.0), (own, 1.0)], 0.05) == 137.0
+
+
+def test_depth_and_unseen_instruments_are_cold():
+    cal = _calibration()
+    assert cal.calibrated_key("A") == "A"
+    assert cal.calibrated_key("A", 10) == "A"
+    assert cal.calibrated_key("A", 1) is None  # the same instrument's level-1 feed
+    assert cal.cold_key("A", 1) == "A@1"
+    assert cal.calibrated_key("N", 10) is None
+    assert cal.cold_key("N", 10) == "N"
+
+
+def test_an_unseen_instrument_starts_pooled_by_likeness_and_adapts_to_its_own_windows():
+    cal = _calibration()
+    like_b = Profile(1.1e-2, 25.0, 22.0, 10)
+    # its normal windows sit where B's do: pooled by likeness, they read as B's would
+    first = cal.cold({f: -6.0 for f in FACTS}, "midday", like_b)
+    assert first.explain["status"] == "pooled"
+    assert first.explain["prior"]["B"] > 0.9
+    assert not first.alert
+    # an instrument like no other, whose normal windows sit at -12: alerts at first ...
+    odd = Profile(1e-3, 100.0, 6.0, 10)
+    clean = _windows("N", -12.0, 40, 4)
+    state = ColdState("N")
+    alerts_before = [cal.cold(z, "midday", odd, None).alert for z in clean[20:]]
+    assert sum(alerts_before) >= 15
+    # ... and not once 20 of its own windows stand behind its norms and threshold
+    for z in clean[:20]:
+        state.observe(z, odd)
+    verdicts = [cal.cold(z, "midday", odd, state) for z in clean[20:]]
+    assert sum(v.alert for v in verdicts) <= 2
+    assert verdicts[0].explain["status"] == "adapted"
+    assert verdicts[0].explain["own_windows"] == 20
+    assert verdicts[0].explain["threshold_windows"] == {"reference": cal.n_normal, "own": 20}
+    # a window far below its usual still alerts
+    assert cal.cold({f: -30.0 for f in FACTS}, "midday", odd, state).alert
+
+
+def _score(z: dict[str, float], bucket: str = "midday") -> WindowScore:
+    return WindowScore(
+        score=1.0,
+        p_value=None,
+        alert=False,
+        detail={
+            "bucket": bucket,
+            "facts": {f: {"z": v} for f, v in z.items()},
+            "profile": Profile(1e-3, 100.0, 6.0, 10).as_dict(),
+        },
+    )
+
+
+def test_cold_starts_keep_only_normal_midday_windows_of_cold_instruments():
+    cal = _calibration()
+    cold = ColdStarts()
+    seen = cold.apply(_score({f: -2.0 for f in FACTS}), "A", 10, cal)
+    assert seen.score == 1.0 and "A" not in cold.states  # calibrated: unchanged
+    out = cold.apply(_score({f: -12.0 for f in FACTS}), "N", 10, cal)
+    assert out.detail["calibration"]["status"] == "pooled"
+    assert out.detail["calibration"]["key"] == "N"
+    assert out.alert and cold.states["N"].count == 0  # an alert is not kept as normal
+    cold.apply(_score({f: -2.0 for f in FACTS}, "close"), "N", 10, cal)
+    assert cold.states["N"].count == 0  # nor a window at the close
+    cold.apply(_score({f: -2.0 for f in FACTS}), "N", 10, cal)
+    assert cold.states["N"].count == 1
+    # the level-1 feed of a calibrated instrument is kept apart
+    cold.apply(_score({f: -2.0 for f in FACTS}), "A", 1, cal)
+    assert cold.states["A@1"].count == 1
+    # a window without a score (skipped, degraded) passes as it is
+    skipped = WindowScore(score=None, p_value=None, alert=False)
+    assert cold.apply(skipped, "N", 10, cal) is skipped
+
+
+def test_feed_depth_is_instrument_metadata_and_keys_the_fork_cache():
+    assert Instrument("X", feed_depth=5).feed_depth == 5
+    assert Instrument.from_dict(Instrument("X", feed_depth=1).as_dict()).feed_depth == 1
+    with pytest.raises(ValueError, match="feed depth"):
+        Instrument("X", feed_depth=0)
+    common = dict(
+        instrument="GOOG",
+        start_ns=0,
+        end_ns=1,
+        generator_version="v",
+        rollouts=16,
+        seed=0,
+        history_orders=256,
+        max_depth=10,
+        tick_size=100,
+        open_mid=1.0,
+    )
+    keys = {simcache.key(**common, feed_depth=d) for d in (None, 1, 5, 10)}
+    assert len(keys) == 4
+
+
+def test_the_store_keeps_each_decisions_threshold_and_calibration(tmp_path):
+    from alerts.store import AlertStore
+    from surveillance.detection.pipeline import WindowDecision
+
+    cal = _calibration()
+    verdict = ColdStarts().apply(_score({f: -2.0 for f in FACTS}), "N", 10, cal)
+    store = AlertStore(f"sqlite:///{tmp_path / 'a.db'}")
+    store.create_schema()
+    decision = WindowDecision("N", 0, 10, "m", 5, "event", verdict)
+    assert store.put_decision(decision=decision)
+    (row,) = store.decisions()
+    assert row["threshold"] == pytest.approx(verdict.threshold)
+    assert row["calibration"]["status"] == "pooled"
+    assert row["calibration"]["threshold_windows"] == {"reference": cal.n_normal, "own": 0}
+    store.close()
