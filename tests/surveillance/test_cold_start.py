@@ -54,9 +54,9 @@ def test_profiles_are_recorded_and_survive_save_and_load(tmp_path):
     cal.save(tmp_path / "cal.json")
     again = Calibration.load(tmp_path / "cal.json")
     assert again.profiles == cal.profiles
-    assert again.cold({"a": -2.0}, "midday", None).score == cal.cold(
-        {"a": -2.0}, "midday", None
-    ).score
+    assert (
+        again.cold({"a": -2.0}, "midday", None).score == cal.cold({"a": -2.0}, "midday", None).score
+    )
 
 
 def test_likeness_weighs_the_alike_instrument():
@@ -205,3 +205,42 @@ def test_the_store_keeps_each_decisions_threshold_and_calibration(tmp_path):
     assert row["calibration"]["status"] == "pooled"
     assert row["calibration"]["threshold_windows"] == {"reference": cal.n_normal, "own": 0}
     store.close()
+
+
+def test_a_replay_of_a_shallower_feed_reads_it_cold_and_adapts_in_window_order(lobster_dir):
+    """The level-1 GOOG feed against a calibration that knows GOOG at level 10: its windows are
+    read cold (key GOOG@1), pooled first, adapting once three normal windows stand behind them;
+    the level-10 feed of the same minutes stays calibrated."""
+    from dataclasses import replace as dc_replace
+
+    from simulator.lobster import load_lobster
+    from simulator.normalized import lobster_to_frame
+    from surveillance.cli.wiring import make_scorer
+    from surveillance.detection.settings import DetectionSettings
+    from surveillance.replay import ReplayInput, replay
+    from tests.conftest import lobster_zip
+
+    open_ns, minute = (9 * 3600 + 30 * 60) * 10**9, 60 * 10**9
+    scorer, _ = make_scorer(
+        DetectionSettings(window_ns=5 * minute, rollouts=4, seed=0, generator="empirical")
+    )
+    assert scorer.calibration is not None and "GOOG" in scorer.calibration.norms
+    goog10 = Profile(1.7e-5, 400.0, 30.0, 10).as_dict()
+    scorer.calibration = dc_replace(scorer.calibration, profiles={"GOOG": goog10})
+
+    def day(levels: int) -> ReplayInput:
+        path = lobster_zip(lobster_dir, "GOOG", levels)
+        lobster = load_lobster(path)
+        frame = lobster_to_frame(lobster)
+        frame = frame[frame.ts_ns < open_ns + 65 * minute].reset_index(drop=True)
+        return ReplayInput(path, "GOOG", frame, open_ns, None, meta=lobster.instrument)
+
+    shallow = [r for r in replay([day(1)], scorer).records if r["score"] is not None]
+    statuses = [r["detail"]["calibration"]["status"] for r in shallow]
+    assert {r["detail"]["calibration"]["key"] for r in shallow} == {"GOOG@1"}
+    assert statuses[0] == "pooled" and "adapting" in statuses
+    owns = [r["detail"]["calibration"]["own_windows"] for r in shallow]
+    assert owns == sorted(owns) and owns[0] == 0  # its own windows only accumulate
+    assert all(r["detail"]["feed_depth"] == 1 for r in shallow)
+    deep = [r for r in replay([day(10)], scorer).records if r["score"] is not None]
+    assert {r["detail"]["calibration"]["status"] for r in deep} == {"calibrated"}
