@@ -102,6 +102,45 @@ class Trajectory:
     def minutes(self) -> int:
         return int((self.end_ns - self.start_ns) // NS_PER_MIN)
 
+    def touch_view(self) -> Trajectory:
+        """The orders a feed that shows one level per side (a LOBSTER level-1 file) would
+        carry: those that moved a best price or changed the shares at it. An order or cancel
+        deeper in the book, or a cancel that found nothing, leaves the touch as it was and is
+        not in such a feed. Without touch quantities, the orders that moved a best price."""
+        bid = np.asarray(self.best_bid)
+        ask = np.asarray(self.best_ask)
+        changed = (bid != np.concatenate([[self.bid0], bid[:-1]])) | (
+            ask != np.concatenate([[self.ask0], ask[:-1]])
+        )
+        if self.bid_qty is not None and self.ask_qty is not None:
+            bq, aq = np.asarray(self.bid_qty), np.asarray(self.ask_qty)
+            changed |= bq != np.concatenate([[self.qty0[0]], bq[:-1]])
+            changed |= aq != np.concatenate([[self.qty0[1]], aq[:-1]])
+        return self._subset(changed)
+
+    def _subset(self, keep: np.ndarray) -> Trajectory:
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.asarray(a)[keep]
+
+        return Trajectory(
+            self.start_ns,
+            self.end_ns,
+            self.bid0,
+            self.ask0,
+            self.ts_ns[keep],
+            self.type[keep],
+            self.qty[keep],
+            self.aggressive[keep],
+            self.best_bid[keep],
+            self.best_ask[keep],
+            tick_size=self.tick_size,
+            bid_qty=cut(self.bid_qty),
+            ask_qty=cut(self.ask_qty),
+            qty0=self.qty0,
+            order_id=cut(self.order_id),
+            price=cut(self.price),
+        )
+
     def two_sided(self) -> np.ndarray:
         return (self.best_bid != EMPTY_BID_PRICE) & (self.best_ask != EMPTY_ASK_PRICE)
 

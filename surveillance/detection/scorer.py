@@ -120,7 +120,9 @@ class SimulationScorer:
         cached = self.cache.load(window, self.config, self.model_version)
         if cached is None:
             return None
-        return Simulation.of(cached, self.config, reference_facts(window, self.config))
+        return Simulation.of(
+            cached, self.config, reference_facts(window, self.config), window.feed_depth
+        )
 
     def _simulate(self, window: ClosedWindow) -> Simulation:
         cached = self._cached(window)

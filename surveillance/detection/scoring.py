@@ -141,11 +141,18 @@ class Simulation:
 
     @classmethod
     def of(
-        cls, sims: list[Trajectory], config: DetectionConfig, reference: FactSamples | None
+        cls,
+        sims: list[Trajectory],
+        config: DetectionConfig,
+        reference: FactSamples | None,
+        feed_depth: int | None = None,
     ) -> Simulation:
         """The simulation of these rollout trajectories (forked now, or read back from the
-        fork cache); ``reference``: the facts of the real window before the fork."""
-        sim_facts = [window_facts(s) for s in sims]
+        fork cache); ``reference``: the facts of the real window before the fork. A feed that
+        shows only the touch (``feed_depth`` 1) is compared with the rollouts' orders such a
+        feed would show (``Trajectory.touch_view``): the real window holds no others."""
+        seen = [s.touch_view() for s in sims] if feed_depth == 1 else sims
+        sim_facts = [window_facts(s) for s in seen]
         null = SimulationNull.fit(sim_facts, config.facts, reference)
         return cls(sims, sim_facts, null, int(sum(len(s.ts_ns) for s in sims)))
 
@@ -210,8 +217,8 @@ def simulate(
     prepared = [fork_request(w, config) for w in windows]
     futures = engine.fork([request for request, _ in prepared])
     return [
-        Simulation.of(f.trajectories, config, _facts(context.trajectory))
-        for f, (_, context) in zip(futures, prepared, strict=True)
+        Simulation.of(f.trajectories, config, _facts(context.trajectory), w.feed_depth)
+        for f, w, (_, context) in zip(futures, windows, prepared, strict=True)
     ]
 
 

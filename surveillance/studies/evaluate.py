@@ -350,7 +350,9 @@ def evaluate_day(
                 progress(f"{day.instrument} window at {_clock(s)}: not in the cache, left out")
             continue
         if cached is not None:
-            simulation = Simulation.of(cached, det, reference_facts(window, det))
+            simulation = Simulation.of(
+                cached, det, reference_facts(window, det), day.meta.feed_depth
+            )
         else:
             (simulation,) = simulate([window], engine, det)
             if cache is not None:

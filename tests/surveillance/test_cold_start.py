@@ -244,3 +244,34 @@ def test_a_replay_of_a_shallower_feed_reads_it_cold_and_adapts_in_window_order(l
     assert all(r["detail"]["feed_depth"] == 1 for r in shallow)
     deep = [r for r in replay([day(10)], scorer).records if r["score"] is not None]
     assert {r["detail"]["calibration"]["status"] for r in deep} == {"calibrated"}
+
+
+def test_a_touch_only_feed_is_compared_with_the_rollout_orders_it_would_show():
+    from simulator.trajectory import Trajectory
+
+    # bid 100 x 5, ask 110 x 5 at the start; then: an add deep on the bid (touch as it was),
+    # an add at the bid (shares 5 -> 8), a cancel that found nothing, an ask that improves it
+    t = Trajectory(
+        0,
+        60 * 10**9,
+        100,
+        110,
+        ts_ns=np.array([1, 2, 3, 4]),
+        type=np.array([1, 1, 2, 0]),
+        qty=np.array([4, 3, 2, 1]),
+        aggressive=np.zeros(4, bool),
+        best_bid=np.array([100, 100, 100, 100]),
+        best_ask=np.array([110, 110, 110, 108]),
+        bid_qty=np.array([5, 8, 8, 8]),
+        ask_qty=np.array([5, 5, 5, 1]),
+        qty0=(5, 5),
+        order_id=np.array([1, 2, 0, 3]),
+    )
+    seen = t.touch_view()
+    assert list(seen.ts_ns) == [2, 4]
+    assert list(seen.order_id) == [2, 3]
+    # without touch quantities only a moved best price is seen
+    bare = Trajectory(
+        0, 60 * 10**9, 100, 110, t.ts_ns, t.type, t.qty, t.aggressive, t.best_bid, t.best_ask
+    )
+    assert list(bare.touch_view().ts_ns) == [4]
