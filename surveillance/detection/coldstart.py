@@ -94,7 +94,7 @@ def profile_of(real: Trajectory, feed_depth: int | None = None) -> Profile | Non
     """A window's profile from its real trajectory: the median two-sided touch, the orders per
     minute, the median spread in ticks. None for a window without a two-sided book."""
     bid, ask = np.asarray(real.best_bid), np.asarray(real.best_ask)
-    ok = (bid > 0) & (ask > bid) & (ask < np.iinfo(np.int64).max // 2)
+    ok = real.two_sided() & (bid > 0) & (ask > bid)
     if not ok.any():
         return None
     mid = float(np.median((bid[ok] + ask[ok]) / 2.0))

@@ -275,3 +275,26 @@ def test_a_touch_only_feed_is_compared_with_the_rollout_orders_it_would_show():
         0, 60 * 10**9, 100, 110, t.ts_ns, t.type, t.qty, t.aggressive, t.best_bid, t.best_ask
     )
     assert list(bare.touch_view().ts_ns) == [4]
+
+
+def test_a_profile_reads_only_two_sided_books():
+    from simulator.book import EMPTY_ASK_PRICE
+    from simulator.trajectory import Trajectory
+    from surveillance.detection.coldstart import profile_of
+
+    minute = 60 * 10**9
+    t = Trajectory(
+        0,
+        2 * minute,
+        10_000,
+        10_200,
+        ts_ns=np.array([1, 2, 3]),
+        type=np.array([1, 0, 2]),
+        qty=np.array([1, 1, 1]),
+        aggressive=np.zeros(3, bool),
+        best_bid=np.array([10_000, 10_000, 10_000]),
+        best_ask=np.array([EMPTY_ASK_PRICE, 10_200, 10_200]),
+        tick_size=100,
+    )
+    p = profile_of(t, feed_depth=5)
+    assert p == Profile(round(100 / 10_100, 9), 1.5, 2.0, 5)
