@@ -232,6 +232,17 @@ class AlertStore:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
+    def calibrations(self, instrument: str) -> builtins.list[dict[str, Any] | None]:
+        """The ``calibration`` record of each of ``instrument``'s decisions, in window order
+        (what a worker rebuilds a cold instrument's own windows from)."""
+        query = (
+            select(DecisionRow.calibration)
+            .where(DecisionRow.instrument == instrument)
+            .order_by(DecisionRow.window_start_ns)
+        )
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
     def decided(self, window_ids: builtins.list[str]) -> set[str]:
         """Which of ``window_ids`` already have a decision (a primary-key lookup, in chunks
         that stay under every database's bound-parameter limit)."""

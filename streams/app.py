@@ -679,6 +679,7 @@ class Decisions:
         cal = getattr(scorer, "calibration", None)
         for decision in decisions:
             meta = self.instruments.get(decision.instrument)
+            await self._restore_cold(decision.instrument, meta, cal)
             verdict = self.cold.apply(
                 decision.verdict,
                 decision.instrument,
@@ -688,6 +689,24 @@ class Decisions:
             decision = dataclasses.replace(decision, verdict=verdict)
             await self._record(decision, scorer, closed_at, score_s, scored_at, len(todo))
         return len(decisions)
+
+    async def _restore_cold(self, instrument: str, meta: Instrument | None, cal: Any) -> None:
+        """Before the first decision on a cold instrument (one ``cal`` has no norms for):
+        its own normal windows from the store's earlier decisions, so a worker that takes it
+        over after a rebalance or a restart goes on where the last one was."""
+        if cal is None or not cal.norms or self.store is None:
+            return
+        depth = None if meta is None else meta.feed_depth
+        if cal.calibrated_key(instrument, depth) is not None:
+            return
+        key = cal.cold_key(instrument, depth)
+        if key in self.cold.states:
+            return
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(self._store_pool, self.store.calibrations, instrument)
+        state = self.cold.restore(key, rows)
+        if state.count:
+            log.info("%s: %d own normal windows restored from the store", key, state.count)
 
     async def _record(
         self,

@@ -209,8 +209,11 @@ class ColdStarts:
         key = cal.cold_key(instrument, feed_depth)
         state = self.states.setdefault(key, ColdState(key))
         verdict = cal.cold(fact_z, bucket, profile, state)
-        detail["calibration"] = {**verdict.explain, "key": key}
         alert = cal.is_alert(verdict.score, verdict.threshold)
+        kept = cal.keeps(state, fact_z, bucket)
+        detail["calibration"] = {**verdict.explain, "key": key, "kept": kept}
+        if kept:  # what ``restore`` rebuilds the state from (the store keeps this record)
+            detail["calibration"]["own"] = {"fact_z": fact_z, "profile": raw_profile}
         out = replace(
             score,
             score=verdict.score,
@@ -220,6 +223,20 @@ class ColdStarts:
             p_value=cal.p_value(verdict.score),
             detail=detail,
         )
-        if not alert and bucket == REFERENCE_BUCKET:
+        if kept:
             state.observe(fact_z, profile)
         return out
+
+    def restore(self, key: str, calibrations: Sequence[Mapping[str, Any] | None]) -> ColdState:
+        """The state of ``key`` rebuilt from the ``detail.calibration`` records of its
+        decisions so far, in window order (a worker taking over an instrument reads them from
+        the store): the windows they kept, as ``apply`` kept them."""
+        state = ColdState(key)
+        for c in calibrations:
+            if not c or c.get("key") != key or not c.get("kept") or not c.get("own"):
+                continue
+            own = c["own"]
+            raw = own.get("profile")
+            state.observe(own.get("fact_z") or {}, None if raw is None else Profile.from_dict(raw))
+        self.states[key] = state
+        return state

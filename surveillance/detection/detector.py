@@ -71,6 +71,7 @@ from surveillance.detection.coldstart import (
     ADAPTING,
     CALIBRATED,
     POOLED_STATUS,
+    MIN_OWN_WINDOWS,
     ColdState,
     Profile,
     likeness,
@@ -804,6 +805,20 @@ class Calibration:
             "time_of_day": bool(self.time_of_day),
         }
         return ColdVerdict(score, threshold, explain)
+
+    def keeps(self, state: ColdState, fact_z: Mapping[str, float | None], bucket: str) -> bool:
+        """Whether a cold instrument's window is one of its own normal windows: a midday
+        window that, while fewer than ``MIN_OWN_WINDOWS`` are kept, is always kept (the prior
+        may misread every window of an unlike instrument: judged by it, none would ever be
+        kept), and after that one that does not clear the threshold against norms fitted on
+        the kept windows alone (an outlier for the instrument itself, such as a manipulation,
+        is not learnt as normal)."""
+        if bucket != REFERENCE:
+            return False
+        if state.count < MIN_OWN_WINDOWS:
+            return True
+        own = FactNorms.fit(state.windows)
+        return not self.is_alert(own.score(fact_z))
 
     def _norms(self, instrument: str) -> tuple[str, FactNorms | None]:
         if instrument in self.norms:

@@ -537,7 +537,7 @@ def rescore(
     A window of an instrument (or feed depth) ``cal`` has no norms for is read cold
     (``Calibration.cold``), with the instrument's own normal windows that ended before it:
     its clean windows of ``normal`` (the calibration span), taken in time order as a stream
-    worker would (each read with the ones before it; those that alert are not kept), at most
+    worker would (each read with the ones before it, kept as ``Calibration.keeps`` says), at most
     ``own_windows`` of them (0: the first window's view, pooled by likeness alone). Its score
     is then put on ``cal``'s threshold scale (times ``cal.threshold`` over its own
     threshold), so an alert is ``cal.is_alert`` as for every other window, and ``cold``
@@ -563,8 +563,8 @@ def _cold_states(
     cal: Calibration, normal: Sequence[VariantScore], own_windows: int | None
 ) -> dict[str, list[tuple[int, ColdState]]]:
     """Per cold instrument: after each of its normal windows (by end time), the own-window
-    state a stream worker would hold then (``ColdStarts.apply``'s rule: a window that alerts,
-    or is not midday, is not kept)."""
+    state a stream worker would hold then (``Calibration.keeps`` decides which are kept, as in
+    ``ColdStarts.apply``)."""
     out: dict[str, list[tuple[int, ColdState]]] = {}
     by_inst: dict[str, list[VariantScore]] = {}
     for r in normal:
@@ -576,8 +576,7 @@ def _cold_states(
         for r in sorted(rows, key=lambda r: r.window_start_ns):
             if own_windows is not None and state.count >= own_windows:
                 break
-            verdict = cal.cold(r.fact_z, r.bucket, _profile(r), state)
-            if not verdict.alert and r.bucket == REFERENCE:
+            if cal.keeps(state, r.fact_z, r.bucket):
                 state = ColdState(inst, [*state.windows], [*state.profiles])
                 state.observe(r.fact_z, _profile(r))
             end = r.end_ns if r.end_ns is not None else r.window_start_ns

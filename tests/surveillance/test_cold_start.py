@@ -153,14 +153,24 @@ def test_cold_starts_keep_only_normal_midday_windows_of_cold_instruments():
     cold = ColdStarts()
     seen = cold.apply(_score({f: -2.0 for f in FACTS}), "A", 10, cal)
     assert seen.score == 1.0 and "A" not in cold.states  # calibrated: unchanged
-    out = cold.apply(_score({f: -12.0 for f in FACTS}), "N", 10, cal)
+    unlike = _windows("N", -12.0, 4, 9)
+    out = cold.apply(_score(unlike[0]), "N", 10, cal)
     assert out.detail["calibration"]["status"] == "pooled"
     assert out.detail["calibration"]["key"] == "N"
-    assert out.alert and cold.states["N"].count == 0  # an alert is not kept as normal
-    cold.apply(_score({f: -2.0 for f in FACTS}, "close"), "N", 10, cal)
-    assert cold.states["N"].count == 0  # nor a window at the close
-    cold.apply(_score({f: -2.0 for f in FACTS}), "N", 10, cal)
-    assert cold.states["N"].count == 1
+    # it alerts against the prior, and is kept: the first windows of an instrument unlike the
+    # calibrated ones would all alert, and judged by the prior none would ever be kept
+    assert out.alert and cold.states["N"].count == 1
+    cold.apply(_score(unlike[1], "close"), "N", 10, cal)
+    assert cold.states["N"].count == 1  # a window at the close is not kept
+    for z in unlike[2:]:
+        cold.apply(_score(z), "N", 10, cal)
+    assert cold.states["N"].count == 3
+    # from then on a window far outside its own windows (a manipulation) is not learnt
+    far = cold.apply(_score({f: -40.0 for f in FACTS}), "N", 10, cal)
+    assert far.alert and not far.detail["calibration"]["kept"]
+    assert cold.states["N"].count == 3
+    usual = cold.apply(_score(_windows("N", -12.0, 1, 10)[0]), "N", 10, cal)
+    assert usual.detail["calibration"]["kept"] and cold.states["N"].count == 4
     # the level-1 feed of a calibrated instrument is kept apart
     cold.apply(_score({f: -2.0 for f in FACTS}), "A", 1, cal)
     assert cold.states["A@1"].count == 1
@@ -298,3 +308,27 @@ def test_a_profile_reads_only_two_sided_books():
     )
     p = profile_of(t, feed_depth=5)
     assert p == Profile(round(100 / 10_100, 9), 1.5, 2.0, 5)
+
+
+def test_a_worker_taking_over_a_cold_instrument_restores_its_windows_from_the_store(tmp_path):
+    """Decisions stored by one worker, the state rebuilt by another from the store: its next
+    decision is the one the first worker would have made."""
+    from alerts.store import AlertStore
+    from surveillance.detection.pipeline import WindowDecision
+
+    cal = _calibration()
+    store = AlertStore(f"sqlite:///{tmp_path / 'a.db'}")
+    store.create_schema()
+    first = ColdStarts()
+    windows = _windows("N", -12.0, 8, 7)
+    for k, z in enumerate(windows[:7]):
+        verdict = first.apply(_score(z, "close" if k == 2 else "midday"), "N", 10, cal)
+        store.put_decision(decision=WindowDecision("N", k, k + 1, "m", 5, "event", verdict))
+    second = ColdStarts()
+    state = second.restore("N", store.calibrations("N"))
+    assert state.count == first.states["N"].count >= 3
+    assert state.windows == first.states["N"].windows
+    a = first.apply(_score(windows[7]), "N", 10, cal)
+    b = second.apply(_score(windows[7]), "N", 10, cal)
+    assert (a.score, a.threshold, a.alert) == (b.score, b.threshold, b.alert)
+    store.close()
