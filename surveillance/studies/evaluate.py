@@ -516,7 +516,8 @@ def calibrate(
             buckets=buckets,
             for_threshold=[True] * len(normal) + [False] * len(extra),
             time_of_day=time_of_day,
-            profiles=[_profile(r) for r in material],
+            # an instrument's profile from its calibration windows, as its norms
+            profiles=[_profile(r) for r in normal] + [None] * len(extra),
         )
     rescore(results, cal, normal, own_windows)
     return cal
