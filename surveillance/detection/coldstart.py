@@ -14,8 +14,8 @@ windows). Three pieces answer it:
 - **Adaptation.** Every window of the unseen instrument that is decided normal (scored, no
   alert, midday) is kept (``ColdState``). Its norms move from the prior to its own windows as
   they come (``adapted_norms``: own weight ``k / (k + PRIOR_WINDOWS)``), and its threshold is
-  a weighted conformal quantile of the calibration's normal scores and its own windows'
-  scores, each scored with norms fitted without it (``adapted_threshold``).
+  the conformal quantile of the calibration's normal scores and its own windows' scores pooled
+  (one weight per window), each own window scored with norms fitted without it.
 - **Status.** Every decision says how it was calibrated (``calibrated``, ``pooled``,
   ``adapting``, ``adapted``) and how many windows stand behind its norms and threshold.
 

@@ -762,7 +762,8 @@ class Calibration:
         """The calibrated score, threshold and status of a cold window (``coldstart``): norms
         pooled by likeness and adapted to ``state``'s own normal windows, the bucket's pooled
         time-of-day shift, and a threshold that is a weighted conformal quantile of this
-        calibration's normal scores and the own windows' leave-one-out scores."""
+        calibration's normal scores and the own windows' leave-one-out scores, pooled with one
+        weight per window."""
         k = 0 if state is None else state.count
         if state is not None and state.profiles:  # its normal windows' profile, not this one's
             profile = state.profile()
@@ -783,8 +784,11 @@ class Calibration:
                 s = adapted_norms(prior, rest).score(own[j])
                 if s is not None:
                     own_scores.append(s)
+            # pooled one weight per window: the reference's quantile until own windows count
+            reference = self.normal_scores or [self.threshold]
+            n = len(reference) + len(own_scores)
             t = weighted_quantile_threshold(
-                [(self.normal_scores or [self.threshold], 1.0 - w), (own_scores, w)], self.far
+                [(reference, len(reference) / n), (own_scores, len(own_scores) / n)], self.far
             )
             threshold = self.threshold if t is None else t
         status = (
