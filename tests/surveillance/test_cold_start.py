@@ -238,11 +238,11 @@ def test_a_replay_of_a_shallower_feed_reads_it_cold_and_adapts_in_window_order(l
     goog10 = Profile(1.7e-5, 400.0, 30.0, 10).as_dict()
     scorer.calibration = dc_replace(scorer.calibration, profiles={"GOOG": goog10})
 
-    def day(levels: int) -> ReplayInput:
+    def day(levels: int, minutes: int = 65) -> ReplayInput:
         path = lobster_zip(lobster_dir, "GOOG", levels)
         lobster = load_lobster(path)
         frame = lobster_to_frame(lobster)
-        frame = frame[frame.ts_ns < open_ns + 65 * minute].reset_index(drop=True)
+        frame = frame[frame.ts_ns < open_ns + minutes * minute].reset_index(drop=True)
         return ReplayInput(path, "GOOG", frame, open_ns, None, meta=lobster.instrument)
 
     shallow = [r for r in replay([day(1)], scorer).records if r["score"] is not None]
@@ -252,7 +252,7 @@ def test_a_replay_of_a_shallower_feed_reads_it_cold_and_adapts_in_window_order(l
     owns = [r["detail"]["calibration"]["own_windows"] for r in shallow]
     assert owns == sorted(owns) and owns[0] == 0  # its own windows only accumulate
     assert all(r["detail"]["feed_depth"] == 1 for r in shallow)
-    deep = [r for r in replay([day(10)], scorer).records if r["score"] is not None]
+    deep = [r for r in replay([day(10, 15)], scorer).records if r["score"] is not None]
     assert {r["detail"]["calibration"]["status"] for r in deep} == {"calibrated"}
 
 
