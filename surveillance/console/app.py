@@ -46,6 +46,7 @@ from surveillance.console.queries import (
     FilterError,
     InboxFilter,
     alert_row,
+    decision_calibration,
     inbox,
     instruments,
 )
@@ -346,6 +347,7 @@ def create_app(
             a=alert,
             row=row,
             view=alert_view(alert),
+            calibration=decision_calibration(store.engine, alert_id),
             comments=wf.comments(alert_id),
             trail=wf.trail(alert_id),
             assignees=wf.user_names(),

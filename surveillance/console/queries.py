@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from sqlalchemy import Engine, func, select
 
 from alerts.schema import SEVERITIES, iso
-from alerts.store import AlertRow
+from alerts.store import AlertRow, DecisionRow
 from alerts.workflow import STATES
 from surveillance.detection.orders import TYPOLOGIES
 
@@ -179,3 +179,14 @@ def alert_row(engine: Engine, alert_id: str) -> dict[str, Any] | None:
             select(*AlertRow.__table__.columns).where(AlertRow.alert_id == alert_id)
         ).first()
     return None if row is None else dict(row._mapping)
+
+
+def decision_calibration(engine: Engine, window_id: str) -> dict[str, Any] | None:
+    """How the window behind an alert was calibrated (its decision row's ``calibration``:
+    status, own windows, the windows behind its threshold); None when not recorded (decisions
+    stored before it, or an alert without its decision)."""
+    with engine.connect() as conn:
+        value = conn.execute(
+            select(DecisionRow.calibration).where(DecisionRow.window_id == window_id)
+        ).scalar_one_or_none()
+    return dict(value) if isinstance(value, dict) else None

@@ -345,3 +345,44 @@ def test_login_sets_httponly_samesite_cookie(tmp_path) -> None:
     assert "surv_session=" in header and "httponly" in header and "samesite=strict" in header
     assert "content-security-policy" in r.headers
     app.state.store.close()
+
+
+def test_the_alert_page_says_how_its_window_was_calibrated(console) -> None:
+    """An alert on an instrument the calibration never saw shows its decision's calibration
+    status and the windows behind its threshold; one without a decision row says so."""
+    from alerts.store import AlertStore
+    from surveillance.detection.pipeline import WindowDecision, WindowScore
+
+    app, ids, clients, _ = console
+    store = AlertStore(app.state.store.engine.url.render_as_string(hide_password=False))
+    alert = store.get(alert_id=ids[0])
+    verdict = WindowScore(
+        score=alert["score"],
+        p_value=alert["p_value"],
+        alert=True,
+        threshold=alert["threshold"],
+        detail={
+            "calibration": {
+                "status": "adapting",
+                "own_windows": 7,
+                "threshold_windows": {"reference": 20, "own": 7},
+            }
+        },
+    )
+    window = alert["window"]
+    decision = WindowDecision(
+        alert["instrument"],
+        window["start_ns"],
+        window["end_ns"],
+        alert["model_version"],
+        alert["n_events"],
+        "event",
+        verdict,
+    )
+    assert store.put_decision(decision=decision)
+    store.close()
+    page = clients["ann"].get(f"/alerts/{ids[0]}").text
+    cell = re.search(r'<dd id="calibration">(.*?)</dd>', page, re.S).group(1)
+    assert "adapting" in cell and "7 own windows" in cell and "20 calibration" in cell
+    other = clients["ann"].get(f"/alerts/{ids[1]}").text
+    assert "not recorded" in re.search(r'<dd id="calibration">(.*?)</dd>', other, re.S).group(1)
