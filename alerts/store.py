@@ -232,12 +232,16 @@ class AlertStore:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
-    def calibrations(self, instrument: str) -> builtins.list[dict[str, Any] | None]:
-        """The ``calibration`` record of each of ``instrument``'s decisions, in window order
-        (what a worker rebuilds a cold instrument's own windows from)."""
+    def calibrations(
+        self, instrument: str, model_version: str
+    ) -> builtins.list[dict[str, Any] | None]:
+        """The ``calibration`` record of each of ``instrument``'s decisions by
+        ``model_version``, in window order (what a worker rebuilds a cold instrument's own
+        windows from: another model's facts are another simulation's)."""
         query = (
             select(DecisionRow.calibration)
             .where(DecisionRow.instrument == instrument)
+            .where(DecisionRow.model_version == model_version)
             .order_by(DecisionRow.window_start_ns)
         )
         with self.engine.connect() as conn:

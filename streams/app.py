@@ -507,6 +507,7 @@ class Decisions:
         # the own windows of instruments the calibration has no norms for, kept here (in the
         # event loop's process, in decision order) whatever pool scores them
         self.cold = ColdStarts()
+        self._cold_locks: dict[str, asyncio.Lock] = {}
         self.recent: deque[dict[str, Any]] = deque(maxlen=200)
 
     @property
@@ -677,36 +678,40 @@ class Decisions:
         self.counts["windows_batched"] += len(todo)
         scored_at = time.time()
         cal = getattr(scorer, "calibration", None)
-        for decision in decisions:
-            meta = self.instruments.get(decision.instrument)
-            await self._restore_cold(decision.instrument, meta, cal)
-            verdict = self.cold.apply(
-                decision.verdict,
-                decision.instrument,
-                None if meta is None else meta.feed_depth,
-                cal,
-            )
-            decision = dataclasses.replace(decision, verdict=verdict)
+        for decision in decisions:  # an instrument's windows queue in the order they close
+            decision = await self._cold(decision, cal)
             await self._record(decision, scorer, closed_at, score_s, scored_at, len(todo))
         return len(decisions)
 
-    async def _restore_cold(self, instrument: str, meta: Instrument | None, cal: Any) -> None:
-        """Before the first decision on a cold instrument (one ``cal`` has no norms for):
-        its own normal windows from the store's earlier decisions, so a worker that takes it
-        over after a rebalance or a restart goes on where the last one was."""
-        if cal is None or not cal.norms or self.store is None:
-            return
-        depth = None if meta is None else meta.feed_depth
-        if cal.calibrated_key(instrument, depth) is not None:
-            return
-        key = cal.cold_key(instrument, depth)
-        if key in self.cold.states:
-            return
+    async def _cold(self, decision: WindowDecision, cal: Any) -> WindowDecision:
+        """``decision`` read with its instrument's own windows when ``cal`` has no norms for
+        it (``ColdStarts.apply``), one decision per instrument at a time. Before the first one
+        on such an instrument its own windows come from the store's earlier decisions of the
+        same model, so a worker that takes it over after a rebalance or a restart goes on
+        where the last one was."""
+        if cal is None or not cal.norms or decision.verdict.score is None:
+            return decision
+        depth = decision.verdict.detail.get("feed_depth")  # the window's, as it was scored
+        if cal.calibrated_key(decision.instrument, depth) is not None:
+            return decision
+        key = cal.cold_key(decision.instrument, depth)
         loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(self._store_pool, self.store.calibrations, instrument)
-        state = self.cold.restore(key, rows)
-        if state.count:
-            log.info("%s: %d own normal windows restored from the store", key, state.count)
+        async with self._cold_locks.setdefault(key, asyncio.Lock()):
+            if key not in self.cold.states and self.store is not None:
+                rows = await loop.run_in_executor(
+                    self._store_pool,
+                    self.store.calibrations,
+                    decision.instrument,
+                    decision.model_version,
+                )
+                state = self.cold.restore(key, rows)
+                if state.count:
+                    log.info("%s: %d own normal windows restored from the store", key, state.count)
+            # refitting the own windows' norms takes up to a second: off the event loop
+            verdict = await loop.run_in_executor(
+                None, self.cold.apply, decision.verdict, decision.instrument, depth, cal
+            )
+        return dataclasses.replace(decision, verdict=verdict)
 
     async def _record(
         self,

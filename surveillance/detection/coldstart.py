@@ -9,10 +9,12 @@ windows). Three pieces answer it:
 - **Likeness.** A calibration records each instrument's ``Profile``: tick-to-price ratio,
   activity (real orders per minute), spread in ticks, and how many levels its feed shows.
   An unseen instrument's first norms are the calibrated instruments' norms weighted by how
-  alike their profiles are (``prior_norms``), a mixture: the centers' weighted mean, the
-  spread widened by how far the centers disagree.
-- **Adaptation.** Every window of the unseen instrument that is decided normal (scored, no
-  alert, midday) is kept (``ColdState``). Its norms move from the prior to its own windows as
+  alike the first three are (``prior_norms``; the depth decides whether a calibration
+  applies, not the weights), a mixture: the centers' weighted mean, the spread widened by how
+  far the centers disagree.
+- **Adaptation.** The unseen instrument's midday windows are kept (``ColdState``) as
+  ``Calibration.keeps`` says: the first three whatever they score, then those that are not
+  outliers against its own kept windows. Its norms move from the prior to its own windows as
   they come (``adapted_norms``: own weight ``k / (k + PRIOR_WINDOWS)``), and its threshold is
   the conformal quantile of the calibration's normal scores and its own windows' scores pooled
   (one weight per window), each own window scored with norms fitted without it.
@@ -86,7 +88,7 @@ class Profile:
             return None
         v = np.mean([p.vector() for p in profiles], axis=0)
         depths = [p.feed_depth for p in profiles]
-        depth = max(set(depths), key=depths.count)
+        depth = max(depths, key=lambda d: (depths.count(d), -1 if d is None else d))
         return cls(*(round(float(10**x), 9) for x in v), feed_depth=depth)
 
 
@@ -135,6 +137,9 @@ class ColdState:
     key: str
     windows: list[dict[str, float]] = field(default_factory=list)
     profiles: list[Profile] = field(default_factory=list)
+    # the own windows' leave-one-out scores for one prior (``Calibration.cold``), cleared by
+    # every new window
+    cache: tuple[Any, tuple[float, ...]] | None = field(default=None, compare=False)
 
     def observe(self, fact_z: Mapping[str, float | None], profile: Profile | None) -> None:
         self.windows.append(
@@ -144,6 +149,7 @@ class ColdState:
             self.profiles.append(profile)
         del self.windows[:-KEEP_WINDOWS]
         del self.profiles[:-KEEP_WINDOWS]
+        self.cache = None
 
     @property
     def count(self) -> int:
@@ -194,8 +200,8 @@ class ColdStarts:
 
     def apply(self, score: Any, instrument: str, feed_depth: int | None, cal: Any) -> Any:
         """``score`` (a ``WindowScore``) read with the instrument's own windows so far when the
-        calibration ``cal`` has no norms for it, then noted as one of them when it is a normal
-        midday window; any other score passes unchanged."""
+        calibration ``cal`` has no norms for it, then kept as one of them when
+        ``cal.keeps`` says so; any other score passes unchanged."""
         if cal is None or score.score is None or not cal.norms:
             return score
         if cal.calibrated_key(instrument, feed_depth) is not None:
@@ -220,7 +226,7 @@ class ColdStarts:
             alert=alert,
             threshold=verdict.threshold,
             severity=cal.severity(verdict.score, verdict.threshold),
-            p_value=cal.p_value(verdict.score),
+            p_value=verdict.p_value,
             detail=detail,
         )
         if kept:

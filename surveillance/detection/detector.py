@@ -477,10 +477,7 @@ class ColdVerdict:
     score: float | None
     threshold: float
     explain: dict[str, Any]
-
-    @property
-    def alert(self) -> bool:
-        return self.score is not None and self.score > self.threshold
+    p_value: float | None = None  # conformal, over the scores behind the threshold
 
 
 def shortfall(standardized: Mapping[str, float], power: float) -> float | None:
@@ -669,11 +666,9 @@ class Calibration:
         if buckets is not None:
             cal.time_of_day = (time_of_day or TimeOfDay()).as_dict()
             cal.tod_norms = tod_norms
-        if profiles is not None:
-            for inst in own:
-                typical = Profile.typical(
-                    [p for k, p in enumerate(profiles) if p is not None and windows[k][0] == inst]
-                )
+        if profiles is not None:  # from the windows its norms were fitted on
+            for inst, ks in by_inst.items():
+                typical = Profile.typical([p for k in ks if (p := profiles[k]) is not None])
                 if typical is not None:
                     cal.profiles[inst] = typical.as_dict()
         if tod_note:
@@ -730,11 +725,9 @@ class Calibration:
         return instrument
 
     def cold_key(self, instrument: str, feed_depth: int | None = None) -> str:
-        """The key a cold window's own normal windows are kept under (``SYMBOL@DEPTH`` for a
-        calibrated instrument's feed at another depth)."""
-        if instrument in self.norms and feed_depth is not None:
-            return f"{instrument}@{feed_depth}"
-        return instrument
+        """The key a cold window's own normal windows are kept under: ``SYMBOL@DEPTH`` when the
+        feed's depth is known (each depth of an instrument adapts apart), else the symbol."""
+        return instrument if feed_depth is None else f"{instrument}@{feed_depth}"
 
     def prior_norms(self, profile: Profile | None) -> tuple[FactNorms | None, dict[str, float]]:
         """An unseen instrument's first norms: the calibrated instruments' norms weighted by
@@ -768,29 +761,41 @@ class Calibration:
         if state is not None and state.profiles:  # its normal windows' profile, not this one's
             profile = state.profile()
         prior, weights = self.prior_norms(profile)
+        reference = self.normal_scores or [self.threshold]
         if prior is None:
-            return ColdVerdict(None, self.threshold, {"status": POOLED_STATUS})
+            return ColdVerdict(
+                None,
+                self.threshold,
+                {"status": POOLED_STATUS, "own_windows": 0, "bucket": bucket},
+                None,
+            )
         own = state.windows if state is not None else []
         norms = adapted_norms(prior, own)
         w = own_weight(k)
         bn = self.tod_norms.get(POOLED, {}).get(bucket) if bucket != REFERENCE else None
         zs = norms.standardize(fact_z)
         score = shortfall(bn.shift(zs) if bn is not None else zs, norms.power)
-        threshold = self.threshold
         own_scores: list[float] = []
         if w > 0:
-            for j in range(k):
-                rest = own[:j] + own[j + 1 :]
-                s = adapted_norms(prior, rest).score(own[j])
-                if s is not None:
-                    own_scores.append(s)
-            # pooled one weight per window: the reference's quantile until own windows count
-            reference = self.normal_scores or [self.threshold]
-            n = len(reference) + len(own_scores)
-            t = weighted_quantile_threshold(
-                [(reference, len(reference) / n), (own_scores, len(own_scores) / n)], self.far
-            )
-            threshold = self.threshold if t is None else t
+            # the own windows' leave-one-out scores depend only on the state and the prior:
+            # computed once per new own window, not per window scored
+            token = (self.threshold, self.n_normal, tuple(sorted(weights.items())), k)
+            cached = state.cache if state is not None else None
+            if cached is not None and cached[0] == token:
+                own_scores = list(cached[1])
+            else:
+                for j in range(k):
+                    s = adapted_norms(prior, own[:j] + own[j + 1 :]).score(own[j])
+                    if s is not None:
+                        own_scores.append(s)
+                if state is not None:
+                    state.cache = (token, tuple(own_scores))
+        # pooled one weight per window: the reference's quantile until own windows count
+        pool = [*reference, *own_scores]
+        t = weighted_quantile_threshold([(pool, 1.0)], self.far) if own_scores else None
+        threshold = self.threshold if t is None else t
+        # conformal p-value over the same pool as the threshold
+        p_value = None if score is None else (1 + sum(x >= score for x in pool)) / (len(pool) + 1)
         status = (
             POOLED_STATUS if w == 0 else ADAPTED if k >= int(np.ceil(1.0 / self.far)) else ADAPTING
         )
@@ -799,7 +804,7 @@ class Calibration:
             "bucket": bucket,
             "norms": "likeness" if weights else POOLED,
             "prior": weights,
-            "norm_windows": (0 if prior is None else prior.windows) + k,
+            "norm_windows": prior.windows + k,
             "own_windows": k,
             "own_weight": round(w, 6),
             "threshold": threshold,
@@ -808,7 +813,7 @@ class Calibration:
             "bucket_instruments": [] if bn is None else list(bn.instruments),
             "time_of_day": bool(self.time_of_day),
         }
-        return ColdVerdict(score, threshold, explain)
+        return ColdVerdict(score, threshold, explain, p_value)
 
     def keeps(self, state: ColdState, fact_z: Mapping[str, float | None], bucket: str) -> bool:
         """Whether a cold instrument's window is one of its own normal windows: a midday
@@ -822,6 +827,7 @@ class Calibration:
         if state.count < MIN_OWN_WINDOWS:
             return True
         own = FactNorms.fit(state.windows)
+        own.power = next(iter(self.norms.values())).power if self.norms else own.power
         return not self.is_alert(own.score(fact_z))
 
     def _norms(self, instrument: str) -> tuple[str, FactNorms | None]:

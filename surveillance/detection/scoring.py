@@ -370,7 +370,11 @@ def score_window(
     return WindowScore(
         score=score,
         # calibrated on normal windows when a calibration exists, else against the rollouts
-        p_value=cal.p_value(score) if cal is not None else verdict.p_value,
+        p_value=cold.p_value
+        if cold is not None
+        else cal.p_value(score)
+        if cal is not None
+        else verdict.p_value,
         alert=cal.is_alert(score, threshold) if cal is not None else False,
         facts={f: e.ovl for f, e in verdict.facts.items() if e.ovl is not None},
         diverged=diverged,

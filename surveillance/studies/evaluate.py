@@ -555,7 +555,9 @@ def rescore(
         state = before[-1] if before else None
         verdict = cal.cold(r.fact_z, r.bucket, _profile(r), state)
         r.scores["simulation"] = (
-            None if verdict.score is None else verdict.score * cal.threshold / verdict.threshold
+            verdict.score
+            if verdict.score is None or verdict.threshold <= 0
+            else verdict.score * cal.threshold / verdict.threshold
         )
         r.cold = {**verdict.explain, "raw_cold_score": verdict.score}
 

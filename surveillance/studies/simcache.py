@@ -10,6 +10,10 @@ checkpoint, or a bumped ``models.generator.SAMPLER_REVISION``, changes the model
 the cache misses.
 
 One ``.npz`` per fork, written atomically, read with ``allow_pickle=False``.
+
+The feed depth entered the key on 2026-12-07 (a level-1 and a level-10 fork of the same window
+hashed alike before): a LOBSTER day's forks cached before then miss, and ``--cached-only``
+leaves their windows out (it names them).
 """
 
 from __future__ import annotations

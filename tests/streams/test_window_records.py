@@ -151,6 +151,9 @@ def test_a_record_carries_the_session_and_the_venue_metadata_and_old_records_sti
     at_close = dataclasses.replace(windows[1], session=(34_200 * NS, 57_600 * NS))
     assert decode_window(encode_window(at_close)).session == (34_200 * NS, 57_600 * NS)
     assert decode_window(encode_window(windows[1])).session is None
+    # the feed's depth decides whether a calibration applies: a scorer must see it too
+    shallow = dataclasses.replace(windows[1], feed_depth=1)
+    assert decode_window(encode_window(shallow)).feed_depth == 1
     es = Instrument(
         "ESH4", tick_size=2_500, price_scale=10_000_000, venue="CME", timezone="America/Chicago"
     )
@@ -161,11 +164,12 @@ def test_a_record_carries_the_session_and_the_venue_metadata_and_old_records_sti
     body = zlib.decompress(encode_window(windows[1])[len(MAGIC) + 1 :])
     (n,) = struct.unpack_from("<I", body)
     header = orjson.loads(body[4 : 4 + n])
-    del header["venue"], header["session"]
+    del header["venue"], header["session"], header["feed_depth"]
     head = orjson.dumps(header)
     v1 = MAGIC + bytes([1]) + zlib.compress(struct.pack("<I", len(head)) + head + body[4 + n :])
     old, meta = decode_window_record(v1)
     assert meta is None and same(old.real_facts, windows[1].real_facts)
+    assert old.feed_depth is None
     assert book_rows(old.opening_book) == book_rows(windows[1].opening_book)
 
 

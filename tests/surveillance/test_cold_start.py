@@ -47,6 +47,10 @@ def _calibration(profiles: bool = True) -> Calibration:
     )
 
 
+def _alert(cal: Calibration, verdict) -> bool:
+    return cal.is_alert(verdict.score, verdict.threshold)
+
+
 def test_profiles_are_recorded_and_survive_save_and_load(tmp_path):
     cal = _calibration()
     assert set(cal.profiles) == {"A", "B"}
@@ -106,7 +110,8 @@ def test_depth_and_unseen_instruments_are_cold():
     assert cal.calibrated_key("A", 1) is None  # the same instrument's level-1 feed
     assert cal.cold_key("A", 1) == "A@1"
     assert cal.calibrated_key("N", 10) is None
-    assert cal.cold_key("N", 10) == "N"
+    assert cal.cold_key("N", 10) == "N@10"  # each depth of an unseen instrument apart too
+    assert cal.cold_key("N") == "N"
 
 
 def test_an_unseen_instrument_starts_pooled_by_likeness_and_adapts_to_its_own_windows():
@@ -116,23 +121,23 @@ def test_an_unseen_instrument_starts_pooled_by_likeness_and_adapts_to_its_own_wi
     first = cal.cold({f: -6.0 for f in FACTS}, "midday", like_b)
     assert first.explain["status"] == "pooled"
     assert first.explain["prior"]["B"] > 0.9
-    assert not first.alert
+    assert not cal.is_alert(first.score, first.threshold)
     # an instrument like no other, whose normal windows sit at -12: alerts at first ...
     odd = Profile(1e-3, 100.0, 6.0, 10)
     clean = _windows("N", -12.0, 40, 4)
     state = ColdState("N")
-    alerts_before = [cal.cold(z, "midday", odd, None).alert for z in clean[20:]]
+    alerts_before = [_alert(cal, cal.cold(z, "midday", odd, None)) for z in clean[20:]]
     assert sum(alerts_before) >= 15
     # ... and not once 20 of its own windows stand behind its norms and threshold
     for z in clean[:20]:
         state.observe(z, odd)
     verdicts = [cal.cold(z, "midday", odd, state) for z in clean[20:]]
-    assert sum(v.alert for v in verdicts) <= 2
+    assert sum(_alert(cal, v) for v in verdicts) <= 2
     assert verdicts[0].explain["status"] == "adapted"
     assert verdicts[0].explain["own_windows"] == 20
     assert verdicts[0].explain["threshold_windows"] == {"reference": cal.n_normal, "own": 20}
     # a window far below its usual still alerts
-    assert cal.cold({f: -30.0 for f in FACTS}, "midday", odd, state).alert
+    assert _alert(cal, cal.cold({f: -30.0 for f in FACTS}, "midday", odd, state))
 
 
 def _score(z: dict[str, float], bucket: str = "midday") -> WindowScore:
@@ -152,25 +157,25 @@ def test_cold_starts_keep_only_normal_midday_windows_of_cold_instruments():
     cal = _calibration()
     cold = ColdStarts()
     seen = cold.apply(_score({f: -2.0 for f in FACTS}), "A", 10, cal)
-    assert seen.score == 1.0 and "A" not in cold.states  # calibrated: unchanged
+    assert seen.score == 1.0 and not cold.states  # calibrated: unchanged
     unlike = _windows("N", -12.0, 4, 9)
     out = cold.apply(_score(unlike[0]), "N", 10, cal)
     assert out.detail["calibration"]["status"] == "pooled"
-    assert out.detail["calibration"]["key"] == "N"
+    assert out.detail["calibration"]["key"] == "N@10"
     # it alerts against the prior, and is kept: the first windows of an instrument unlike the
     # calibrated ones would all alert, and judged by the prior none would ever be kept
-    assert out.alert and cold.states["N"].count == 1
+    assert out.alert and cold.states["N@10"].count == 1
     cold.apply(_score(unlike[1], "close"), "N", 10, cal)
-    assert cold.states["N"].count == 1  # a window at the close is not kept
+    assert cold.states["N@10"].count == 1  # a window at the close is not kept
     for z in unlike[2:]:
         cold.apply(_score(z), "N", 10, cal)
-    assert cold.states["N"].count == 3
+    assert cold.states["N@10"].count == 3
     # from then on a window far outside its own windows (a manipulation) is not learnt
     far = cold.apply(_score({f: -40.0 for f in FACTS}), "N", 10, cal)
     assert far.alert and not far.detail["calibration"]["kept"]
-    assert cold.states["N"].count == 3
+    assert cold.states["N@10"].count == 3
     usual = cold.apply(_score(_windows("N", -12.0, 1, 10)[0]), "N", 10, cal)
-    assert usual.detail["calibration"]["kept"] and cold.states["N"].count == 4
+    assert usual.detail["calibration"]["kept"] and cold.states["N@10"].count == 4
     # the level-1 feed of a calibrated instrument is kept apart
     cold.apply(_score({f: -2.0 for f in FACTS}), "A", 1, cal)
     assert cold.states["A@1"].count == 1
@@ -325,10 +330,88 @@ def test_a_worker_taking_over_a_cold_instrument_restores_its_windows_from_the_st
         verdict = first.apply(_score(z, "close" if k == 2 else "midday"), "N", 10, cal)
         store.put_decision(decision=WindowDecision("N", k, k + 1, "m", 5, "event", verdict))
     second = ColdStarts()
-    state = second.restore("N", store.calibrations("N"))
-    assert state.count == first.states["N"].count >= 3
-    assert state.windows == first.states["N"].windows
+    state = second.restore("N@10", store.calibrations("N", "m"))
+    assert state.count == first.states["N@10"].count >= 3
+    assert state.windows == first.states["N@10"].windows
+    assert store.calibrations("N", "another model") == []
     a = first.apply(_score(windows[7]), "N", 10, cal)
     b = second.apply(_score(windows[7]), "N", 10, cal)
     assert (a.score, a.threshold, a.alert) == (b.score, b.threshold, b.alert)
     store.close()
+
+
+def test_the_benchmark_reads_a_left_out_instrument_with_its_morning_in_time_order():
+    """``evaluate.rescore``: an instrument the calibration never saw is read cold, with its
+    calibration-span windows that ended before each held-out window, kept as the worker keeps
+    them; its scores are put on the calibration's threshold scale (alerts unchanged)."""
+    from surveillance.studies.evaluate import VariantScore, cold_summary, rescore
+
+    cal = _calibration()
+    minute = 60 * 10**9
+    prof = Profile(1e-3, 100.0, 6.0, 10).as_dict()
+
+    def row(k: int, z: dict[str, float], variant: str = "clean") -> VariantScore:
+        start = (10 * 60 + 25 * k) * minute
+        return VariantScore(
+            "N",
+            start,
+            variant,
+            None if variant == "clean" else "moderate",
+            {"simulation_uncalibrated": 1.0},
+            [],
+            fact_z=dict(z),
+            end_ns=start + 25 * minute,
+            feed_depth=10,
+            profile=prof,
+        )
+
+    morning = [row(k, z) for k, z in enumerate(_windows("N", -12.0, 10, 11))]
+    held = [row(12, z) for z in _windows("N", -12.0, 1, 12)]
+    held.append(row(12, {f: -40.0 for f in FACTS}, "spoofing"))
+    rescore(held, cal, morning)
+    assert all(r.cold is not None and r.cold["own_windows"] == 10 for r in held)
+    clean, spoof = held
+    assert not cal.is_alert(clean.scores["simulation"])
+    assert cal.is_alert(spoof.scores["simulation"])
+    summary = cold_summary(held, cal)["N"]
+    assert summary["false_alarm_rate"] == 0.0 and summary["spoofing/moderate"]["auc"] == 1.0
+    # the first window's view: no own window, the prior alone, and the clean window alerts
+    rescore(held, cal, morning, own_windows=0)
+    assert clean.cold["own_windows"] == 0 and clean.cold["status"] == "pooled"
+    assert cal.is_alert(clean.scores["simulation"])
+
+
+def test_a_level_1_simulation_reads_the_rollouts_touch_only_view():
+    from simulator.trajectory import Trajectory
+    from surveillance.detection.scoring import DetectionConfig, Simulation
+
+    minute = 60 * 10**9
+    n = 240
+    rng = np.random.default_rng(0)
+    deep = rng.random(n) < 0.6  # most orders rest away from the touch: the touch stays
+    bid_qty = np.where(deep, 500, 500 + rng.integers(1, 300, n))
+    t = Trajectory(
+        0,
+        2 * minute,
+        10_000,
+        10_200,
+        ts_ns=np.sort(rng.integers(1, 2 * minute, n)),
+        type=rng.integers(0, 3, n),
+        qty=rng.integers(1, 500, n),
+        aggressive=np.zeros(n, bool),
+        best_bid=np.full(n, 10_000),
+        best_ask=np.full(n, 10_200),
+        bid_qty=bid_qty,
+        ask_qty=np.full(n, 500),
+        qty0=(500, 500),
+        order_id=np.arange(1, n + 1),
+    )
+    config = DetectionConfig()
+    full = Simulation.of([t, t, t], config, None)
+    touch = Simulation.of([t, t, t], config, None, feed_depth=1)
+    seen = len(t.touch_view().ts_ns)
+    assert 0 < seen < n
+    assert touch.sims[0] is t  # the rollouts are kept whole (the cache stores them)
+    # one inter-arrival sample per order after the first: every order, or the touch's
+    assert len(full.sim_facts[0]["inter_arrival"][0]) == n - 1
+    assert len(touch.sim_facts[0]["inter_arrival"][0]) == seen - 1
