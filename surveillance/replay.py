@@ -34,7 +34,7 @@ from simulator.types import Instrument
 from simulator.units import NS_PER_DAY, NS_PER_S, iso_time
 from surveillance.detection.coldstart import ColdStarts
 from surveillance.detection.detector import Calibration
-from surveillance.detection.pipeline import WindowDecision, WindowedDetector
+from surveillance.detection.pipeline import WindowDecision, WindowedDetector, WindowScore
 from surveillance.detection.scorer import SimulationScorer
 from surveillance.detection.timeofday import MIDDAY
 
@@ -446,8 +446,11 @@ def rescore(
     """A replay's records scored again with another calibration, without forking: every
     scored window keeps its facts' z against its rollouts (the raw score's inputs), and gets
     the calibrated score, threshold, alert, severity and p-value of ``cal`` in its time-of-day
-    bucket (read from its window and ``session``, the venue's session at a time)."""
+    bucket (read from its window and ``session``, the venue's session at a time). An
+    instrument (or feed depth) ``cal`` has no norms for is read cold, with its own windows
+    in the order of ``records``, as the replay reads it."""
     out = []
+    cold = ColdStarts()
     for r in records:
         r = json.loads(json.dumps(r))  # a deep copy: the input stays as read
         detail = r.setdefault("detail", {})
@@ -455,13 +458,31 @@ def rescore(
         if raw is not None:
             start, end = int(r["window_start_ns"]), int(r["window_end_ns"])
             bucket = cal.bucket(start, end, None if session is None else session(start))
-            r["score"] = cal.score(raw, _fact_z(r), r["instrument"], bucket)
-            r["alert"] = cal.is_alert(r["score"])
-            r["threshold"] = cal.threshold
-            r["severity"] = cal.severity(r["score"])
-            r["p_value"] = cal.p_value(r["score"])
+            depth = detail.get("feed_depth")
+            if cal.norms and cal.calibrated_key(r["instrument"], depth) is None:
+                verdict = cold.apply(
+                    WindowScore(
+                        score=raw,
+                        p_value=None,
+                        alert=False,
+                        detail={**detail, "bucket": bucket, "facts": r.get("facts", {})},
+                    ),
+                    r["instrument"],
+                    depth,
+                    cal,
+                )
+                r["score"], r["alert"] = verdict.score, verdict.alert
+                r["threshold"], r["severity"] = verdict.threshold, verdict.severity
+                r["p_value"] = verdict.p_value
+                detail["calibration"] = verdict.detail["calibration"]
+            else:
+                r["score"] = cal.score(raw, _fact_z(r), r["instrument"], bucket)
+                r["alert"] = cal.is_alert(r["score"])
+                r["threshold"] = cal.threshold
+                r["severity"] = cal.severity(r["score"])
+                r["p_value"] = cal.p_value(r["score"])
+                detail["calibration"] = cal.explain(r["instrument"], bucket)
             detail["bucket"] = bucket
-            detail["calibration"] = cal.explain(r["instrument"], bucket)
             detail["calibrated"] = True
             detail["rescored_with"] = source
         out.append(_clean(r))

@@ -232,7 +232,7 @@ def test_a_replay_of_a_shallower_feed_reads_it_cold_and_adapts_in_window_order(l
     from simulator.normalized import lobster_to_frame
     from surveillance.cli.wiring import make_scorer
     from surveillance.detection.settings import DetectionSettings
-    from surveillance.replay import ReplayInput, replay
+    from surveillance.replay import ReplayInput, replay, rescore, session_bounds_of
     from tests.conftest import lobster_zip
 
     open_ns, minute = (9 * 3600 + 30 * 60) * 10**9, 60 * 10**9
@@ -259,6 +259,14 @@ def test_a_replay_of_a_shallower_feed_reads_it_cold_and_adapts_in_window_order(l
     assert all(r["detail"]["feed_depth"] == 1 for r in shallow)
     deep = [r for r in replay([day(10, 15)], scorer).records if r["score"] is not None]
     assert {r["detail"]["calibration"]["status"] for r in deep} == {"calibrated"}
+    # ``surveillance rescore`` with the same calibration reads the cold feed as the replay did
+    level1 = day(1)
+    records = replay([level1], scorer).records
+    again = rescore(records, scorer.calibration, session_bounds_of(level1))
+    for a, b in zip(records, again, strict=True):
+        assert (a["score"], a["alert"], a["threshold"]) == (b["score"], b["alert"], b["threshold"])
+        if a["score"] is not None:
+            assert a["detail"]["calibration"] == b["detail"]["calibration"]
 
 
 def test_a_touch_only_feed_is_compared_with_the_rollout_orders_it_would_show():
