@@ -338,7 +338,7 @@ def score_against(
 MIN_NORM_SCALE = 0.5
 MIN_NORM_WINDOWS = 4  # leave-one-out needs 3 left to say what is usual
 SHORTFALL_POWER = 4.0  # the norm that combines standardized shortfalls (FactNorms.score)
-POOLED = "*"  # the norms of all calibration instruments together (for an unseen instrument)
+POOLED = "*"  # all calibration instruments together (an unseen one without profiles to pool by)
 
 
 @dataclass(slots=True)
