@@ -75,6 +75,10 @@ class EvaluationConfig:
     start_ns: int = (14 * 60 + 30) * NS_PER_MIN  # held out from the order model's training
     end_ns: int = 16 * 60 * NS_PER_MIN
     stride_ns: int = 5 * NS_PER_MIN
+    # more evaluation windows, starting in each ``(start, end)`` at ``stride_ns`` (the open's,
+    # say): scored like the span's, and their clean windows outside the midday bucket are
+    # time-of-day material as the close's are
+    extra_spans: tuple[tuple[int, int], ...] = ()
     # where the historical baseline's earlier windows may start; None: the instrument's
     # session open (09:30 for the LOBSTER days, midnight for a venue trading around the clock)
     session_open_ns: int | None = None
@@ -106,7 +110,10 @@ class EvaluationConfig:
 
     def window_starts(self) -> list[int]:
         window = self.detection.window_ns
-        return list(range(self.start_ns, self.end_ns - window + 1, self.stride_ns))
+        starts = set(range(self.start_ns, self.end_ns - window + 1, self.stride_ns))
+        for lo, hi in self.extra_spans:
+            starts.update(range(lo, hi, self.stride_ns))
+        return sorted(starts)
 
     def calibration_starts(self) -> list[int]:
         window = self.detection.window_ns

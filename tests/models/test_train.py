@@ -532,6 +532,12 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     every_25m = EvaluationConfig(calibration_stride_ns=25 * 60 * 10**9)
     assert cal["n_normal"] == 2 * len(every_25m.calibration_starts()) == 20
     assert "every 25m" in cal["method"]
+    # time-of-day norms for the open and the close, each instrument's from the other's
+    # windows only (leave one instrument out)
+    for inst, other in (("GOOG", "AMZN"), ("AMZN", "GOOG")):
+        for bucket in ("open", "close"):
+            norms = cal["tod_norms"][inst][bucket]
+            assert norms["instruments"] == [other] and norms["windows"] >= 5
     assert DetectionConfig(refill=True).version() != DetectionConfig().version()
     with pytest.raises(ValueError, match="max_depth"):
         DetectionConfig(refill=True, max_depth=None)

@@ -109,6 +109,25 @@ def test_evaluate_command_scores_clean_and_manipulated_windows(
     assert any(w["scores"]["simulation"] != w["scores"]["simulation_uncalibrated"] for w in clean)
 
 
+def test_more_spans_add_evaluation_windows_at_the_stride() -> None:
+    from simulator.units import parse_clock
+    from surveillance.studies.evaluate import EvaluationConfig
+
+    held_out = EvaluationConfig().window_starts()
+    opening = EvaluationConfig(extra_spans=((parse_clock("09:35"), parse_clock("10:00")),))
+    starts = opening.window_starts()
+    assert starts[:5] == [parse_clock(t) for t in ("09:35", "09:40", "09:45", "09:50", "09:55")]
+    assert starts[5:] == held_out == sorted(held_out)
+    # the calibration windows stay where they were: before the main span, not the extra one
+    assert opening.calibration_starts() == EvaluationConfig().calibration_starts()
+
+
+@pytest.mark.parametrize("span", ["09:35", "10:00-09:35", "9h-10h"])
+def test_evaluate_rejects_a_bad_extra_span(span: str, capsys: pytest.CaptureFixture) -> None:
+    assert main(["evaluate", "--also", span, "--generator", "empirical"]) != 0
+    assert "--also" in capsys.readouterr().err
+
+
 def test_evaluate_rejects_an_unknown_typology(capsys: pytest.CaptureFixture) -> None:
     assert main(["evaluate", "--typologies", "wash_trading", "--generator", "empirical"]) != 0
     assert "wash_trading" in capsys.readouterr().err

@@ -41,6 +41,14 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
 )
 @click.option("--end", default="16:00", show_default=True, help="Evaluation span end.")
 @click.option(
+    "--also",
+    "also_spans",
+    multiple=True,
+    help="More evaluation windows, starting in HH:MM-HH:MM at --stride (repeatable; e.g. the "
+    "open, 09:35-10:00): scored like the span's, and with --time-of-day their clean windows "
+    "are time-of-day material for their bucket, as the close's are.",
+)
+@click.option(
     "--calibration-span",
     default="10:00-14:30",
     show_default=True,
@@ -175,6 +183,7 @@ def command(  # type: ignore[no-untyped-def]
     fmt,
     start,
     end,
+    also_spans,
     calibration_span,
     calibration_stride,
     stride,
@@ -260,11 +269,24 @@ def command(  # type: ignore[no-untyped-def]
         )
     if cached_only and sim_cache is None:
         raise click.UsageError("--cached-only reads the forks of --sim-cache: name one")
+    extra = []
+    for text in also_spans:
+        bounds = text.split("-")
+        if len(bounds) != 2:
+            raise click.BadParameter("use HH:MM-HH:MM", param_hint="--also")
+        try:
+            lo, hi = parse_clock(bounds[0]), parse_clock(bounds[1])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--also") from None
+        if hi <= lo:
+            raise click.BadParameter(f"{text}: the span ends before it starts", param_hint="--also")
+        extra.append((lo, hi))
     config = EvaluationConfig(
         detection=detection,
         start_ns=parse_clock(start),
         end_ns=parse_clock(end),
         stride_ns=parse_duration(stride),
+        extra_spans=tuple(extra),
         typologies=kinds,
         intensities=levels,
         campaign_seed=campaign_seed,
