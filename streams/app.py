@@ -500,6 +500,7 @@ class Decisions:
         self._pending_ids: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
+        self._busy: Counter[str] = Counter()  # instruments with windows in a batch being scored
         self._pool: concurrent.futures.Executor | None = None
         # The store is written from one thread: SQLite connections and ordering stay simple.
         self._store_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
@@ -576,18 +577,30 @@ class Decisions:
             task.add_done_callback(self._tasks.discard)
 
     async def _drain_queue(self) -> None:
+        busy = self._busy
         while self._queue:
             # One batch is one scorer's (a venue's tick and model): the first queued window's
-            # scorer, and the queued windows that share it, up to ``score_batch``.
-            scorer = self._queue[0][3]
+            # scorer, and the queued windows that share it, up to ``score_batch``. A window
+            # whose instrument another batch is scoring stays queued: an instrument's windows
+            # are decided, and its cold-start state read, in the order they closed.
+            first = next((item for item in self._queue if item[0].instrument not in busy), None)
+            if first is None:  # all wait for batches in flight, whose tasks drain them next
+                return
+            scorer = first[3]
             batch, rest = [], deque()
             while self._queue:
                 item = self._queue.popleft()
-                if item[3] is scorer and len(batch) < self.settings.score_batch:
+                if (
+                    item[3] is scorer
+                    and len(batch) < self.settings.score_batch
+                    and item[0].instrument not in busy
+                ):
                     batch.append(item)
                 else:
                     rest.append(item)
             self._queue.extendleft(reversed(rest))
+            mine = Counter(w.instrument for w, _, _, _ in batch)
+            busy.update(mine)
             n = len(batch)
             self._in_flight += n
             try:
@@ -595,6 +608,10 @@ class Decisions:
             finally:
                 self._in_flight -= n
                 self._pending_ids.difference_update(key for _, _, key, _ in batch)
+                busy.subtract(mine)
+                for instrument in mine:
+                    if busy[instrument] <= 0:
+                        del busy[instrument]
 
     async def submit_undecided(self, windows: list[ClosedWindow]) -> int:
         """Submit the windows whose decision is not in the store; returns how many."""
