@@ -126,3 +126,22 @@ def test_converted_stream_alone_rebuilds_the_vendor_book(
     assert compared == len(day.messages)
     assert matched == compared
     assert replayer.stats.unresolved_qty == 0
+
+
+def test_book_events_pickle_and_copy_as_themselves() -> None:
+    """Closed windows reach a scoring process pickled: every field, and the enums as members."""
+    import copy
+    import pickle
+
+    from simulator.types import BookEvent, EventKind, Side
+
+    events = (
+        BookEvent(1, EventKind.ADD, 7, 100, 5_800_000, Side.BID, "GOOG", 3),
+        BookEvent(2, EventKind.DELETE, -4, 50, 5_800_100, Side.ASK, "GOOG", 4, synthetic=True),
+        BookEvent(3, EventKind.EXECUTE, 9, 1, 1, Side.ASK),
+    )
+    back = pickle.loads(pickle.dumps(events, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == events
+    assert back[1].synthetic and back[2].instrument == "" and back[2].seq == 0
+    assert back[0].kind is EventKind.ADD and back[1].side is Side.ASK
+    assert copy.copy(events[1]) == events[1] == copy.deepcopy(events[1])
