@@ -143,6 +143,38 @@ def build_alert(
     return alert
 
 
+def quality_record(
+    decision: WindowDecision,
+    *,
+    session_date: dt.date | None = None,
+    tz: str = "America/New_York",
+) -> dict[str, Any] | None:
+    """The data-quality record of a window decided as degraded (its book was suspect: feed
+    faults not yet repaired by a snapshot), or None for any other decision. It names the window
+    as its alert would (``record_id`` is the window id) and says why no score was given."""
+    detail = decision.verdict.detail
+    if not isinstance(detail, dict | Mapping) or detail.get("status") != "degraded":
+        return None
+    return {
+        "record": "data_quality",
+        "record_id": window_id(
+            decision.instrument, decision.start_ns, decision.end_ns, decision.model_version
+        ),
+        "instrument": decision.instrument,
+        "window": {
+            "start": iso(event_time(decision.start_ns, session_date=session_date, tz=tz)),
+            "end": iso(event_time(decision.end_ns, session_date=session_date, tz=tz)),
+            "start_ns": decision.start_ns,
+            "end_ns": decision.end_ns,
+        },
+        "status": "degraded",
+        "reason": str(detail.get("skipped") or "book suspect"),
+        "faults": {str(k): int(v) for k, v in (detail.get("faults") or {}).items()},
+        "n_events": decision.n_events,
+        "model_version": decision.model_version,
+    }
+
+
 def to_v1(alert: dict[str, Any]) -> dict[str, Any]:
     """The v1 message of a v1 or v2 alert (what a consumer not yet moved to v2 reads)."""
     if alert.get("schema_version") == 1:

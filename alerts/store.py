@@ -99,6 +99,27 @@ class DecisionRow(Base):
     __table_args__ = (Index("ix_decisions_instrument_window", "instrument", "window_start_ns"),)
 
 
+class QualityRow(Base):
+    """A window decided as degraded (migration 0004): why it was not scored, and the feed
+    faults behind it (``alerts.schema.quality_record``, also published on the data-quality
+    topic)."""
+
+    __tablename__ = "data_quality"
+
+    record_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the window id
+    instrument: Mapped[str] = mapped_column(String(64))
+    window_start_ns: Mapped[int] = mapped_column(BigInteger)
+    window_end_ns: Mapped[int] = mapped_column(BigInteger)
+    model_version: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    faults: Mapped[dict[str, Any]] = mapped_column(JSON)
+    message: Mapped[str] = mapped_column(Text)  # the record JSON, verbatim
+    stored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_quality_instrument_window", "instrument", "window_start_ns"),)
+
+
 class AlertStore:
     """Alerts and window decisions in any SQLAlchemy database URL."""
 
@@ -143,6 +164,24 @@ class AlertStore:
             "state": "new",
         }
         return self._insert_or_ignore(AlertRow, row)
+
+    def put_quality(self, *, record: dict[str, Any]) -> bool:
+        """Store a data-quality record (``alerts.schema.quality_record``); ``False`` if that
+        window's is already stored."""
+        window = record["window"]
+        row = {
+            "record_id": record["record_id"],
+            "instrument": record["instrument"],
+            "window_start_ns": window["start_ns"],
+            "window_end_ns": window["end_ns"],
+            "model_version": record["model_version"],
+            "status": record["status"],
+            "reason": record["reason"],
+            "faults": record["faults"],
+            "message": json.dumps(record, sort_keys=True),
+            "stored_at": dt.datetime.now(dt.UTC),
+        }
+        return self._insert_or_ignore(QualityRow, row)
 
     def put_decision(self, *, decision: WindowDecision) -> bool:
         """Record a window's decision; ``False`` if that window was already decided."""
@@ -231,6 +270,15 @@ class AlertStore:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+    def quality(self, *, instrument: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Data-quality records (degraded windows) in window order, each as published."""
+        query = select(QualityRow.message)
+        if instrument is not None:
+            query = query.where(QualityRow.instrument == instrument)
+        query = query.order_by(QualityRow.instrument, QualityRow.window_start_ns)
+        with self.engine.connect() as conn:
+            return [json.loads(row[0]) for row in conn.execute(query)]
 
     def calibrations(
         self, instrument: str, model_version: str

@@ -69,7 +69,7 @@ from zoneinfo import ZoneInfo
 
 import faust
 
-from alerts.schema import build_alert, window_id
+from alerts.schema import build_alert, quality_record, window_id
 from alerts.store import AlertStore
 from simulator.book import OrderBook
 from simulator.sessions import grid_origin, session_predicate, session_span
@@ -486,6 +486,7 @@ class Decisions:
         alerts_topic: Any,
         scorer_factory: Callable[[Instrument], WindowScorer] | None = None,
         instruments: Mapping[str, Instrument] | None = None,
+        quality_topic: Any = None,
     ) -> None:
         self.settings = settings
         self.scorer = scorer
@@ -495,6 +496,8 @@ class Decisions:
         self._venue_scorers: dict[Instrument, WindowScorer | None] = {}
         self.store = store
         self.alerts_topic = alerts_topic
+        # where a degraded window's data-quality record goes (None: only to the store)
+        self.quality_topic = quality_topic
         self.counts: Counter[str] = Counter()
         self._queue: deque[tuple[ClosedWindow, float, str]] = deque()  # window, closed at, id
         self._pending_ids: set[str] = set()
@@ -757,9 +760,25 @@ class Decisions:
                 value=json.dumps(alert, separators=(",", ":")).encode(),
             )
             self.counts["alerts_published"] += 1
+        meta = self.instruments.get(decision.instrument)
+        quality = quality_record(
+            decision,
+            session_date=self.settings.session_date,
+            tz=meta.timezone if meta is not None else self.settings.exchange_tz,
+        )
+        if quality is not None:
+            self.counts["windows_degraded"] += 1
+            if self.quality_topic is not None:
+                await self.quality_topic.send(
+                    key=decision.instrument.encode(),
+                    value=json.dumps(quality, separators=(",", ":")).encode(),
+                )
+                self.counts["quality_published"] += 1
         sent_at = time.time()
         if self.store is not None:
-            new_alert = await loop.run_in_executor(self._store_pool, self._store, decision, alert)
+            new_alert = await loop.run_in_executor(
+                self._store_pool, self._store, decision, alert, quality
+            )
             if new_alert:
                 self.counts["alerts_stored"] += 1
         # Wall-clock timings of the latest windows (state page; the latency benchmark).
@@ -777,10 +796,17 @@ class Decisions:
             }
         )
 
-    def _store(self, decision: WindowDecision, alert: dict[str, Any] | None) -> bool:
+    def _store(
+        self,
+        decision: WindowDecision,
+        alert: dict[str, Any] | None,
+        quality: dict[str, Any] | None = None,
+    ) -> bool:
         assert self.store is not None
         # The decision row is the "done" mark a restarted worker skips a window by: written
-        # last, so a kill between the two leaves the window undecided, never alert-less.
+        # last, so a kill between them leaves the window undecided, never alert-less.
+        if quality is not None:
+            self.store.put_quality(record=quality)
         new_alert = self.store.put(alert=alert) if alert is not None else False
         self.store.put_decision(decision=decision)
         return new_alert
@@ -877,6 +903,7 @@ def build_app(
     alerts_topic = raw_topic(names.alerts, settings.partitions)
     dead_letter_topic = raw_topic(names.dead_letter, 1)
     windows_topic = raw_topic(names.windows, settings.windows_partitions)
+    quality_topic = raw_topic(names.quality, settings.partitions)
     ingest_only = settings.role == "ingest"
     dead_letter_table = app.Table(
         DEAD_LETTER_TABLE,
@@ -902,6 +929,7 @@ def build_app(
         alerts_topic=alerts_topic,
         scorer_factory=scorer_factory,
         instruments=processor.instruments,
+        quality_topic=quality_topic,
     )
 
     async def process_events(stream: Any) -> None:

@@ -124,6 +124,7 @@ class ScorerService:
             alerts_topic=_ProducerTopic(producer, self.names.alerts),
             scorer_factory=self.scorer_factory,
             instruments=self.instruments,
+            quality_topic=_ProducerTopic(producer, self.names.quality),
         )
         web = await self._start_web() if s.web_enabled else None
         try:

@@ -14,6 +14,9 @@ topic                      partitions  content
                                        key = instrument
 ``{prefix}.windows``       W (= N)     closed windows to score (``streams.windows``),
                                        key = instrument; ingest -> scorer workers
+``{prefix}.data-quality``  N           a record per window decided as degraded (its book
+                                       was suspect: ``alerts.schema.quality_record``),
+                                       key = instrument
 ``{prefix}.dead-letter``   1           undecodable input, with the reason
 ``{app_id}-dead_letters-   N           faust changelog of the dead-letter counter table
 changelog``
@@ -47,11 +50,16 @@ class TopicNames:
     alerts: str
     dead_letter: str
     windows: str = ""
+    quality: str = ""
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
         return cls(
-            f"{prefix}.events", f"{prefix}.alerts", f"{prefix}.dead-letter", f"{prefix}.windows"
+            f"{prefix}.events",
+            f"{prefix}.alerts",
+            f"{prefix}.dead-letter",
+            f"{prefix}.windows",
+            f"{prefix}.data-quality",
         )
 
 
@@ -75,6 +83,7 @@ def app_topic_specs(settings: StreamSettings) -> list[TopicSpec]:
     return [
         TopicSpec(names.events, n),
         TopicSpec(names.alerts, n),
+        TopicSpec(names.quality, n),
         TopicSpec(names.dead_letter, 1),
         # Scorers re-read nothing older than their committed offset: a day's windows retained
         # covers a scorer group that is down for hours (OPERATIONS.md).

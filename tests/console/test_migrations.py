@@ -59,6 +59,20 @@ def check_migrated(store: AlertStore, before: list[dict]) -> None:
             text("SELECT typology FROM alerts WHERE alert_id = :i"), {"i": fresh["alert_id"]}
         ).scalar()
     assert label == fresh["typology"]["label"]
+    # and degraded windows' data-quality records (migration 0004)
+    record = {
+        "record": "data_quality",
+        "record_id": "00000000-0000-5000-8000-000000000001",
+        "instrument": "AMZN",
+        "window": {"start": "", "end": "", "start_ns": 1, "end_ns": 2},
+        "status": "degraded",
+        "reason": "book suspect: 1 sequence gaps",
+        "faults": {"sequence_gaps": 1},
+        "n_events": 3,
+        "model_version": "m",
+    }
+    assert store.put_quality(record=record) and not store.put_quality(record=record)
+    assert store.quality(instrument="AMZN") == [record]
 
 
 def test_release_sqlite_store_is_migrated_keeping_its_alerts(tmp_path) -> None:
@@ -81,7 +95,7 @@ def test_a_new_store_is_created_at_the_newest_revision(tmp_path) -> None:
     store.create_schema()
     assert current(store.engine) == head()
     tables = set(inspect(store.engine).get_table_names())
-    assert {"alerts", "window_decisions", "audit_log", "console_users"} <= tables
+    assert {"alerts", "window_decisions", "audit_log", "console_users", "data_quality"} <= tables
     store.close()
 
 

@@ -1,0 +1,90 @@
+"""A window decided as degraded (its book was suspect) gets a data-quality record: on the
+data-quality topic and in the store, saying why it was not scored; a sound window gets none,
+and no degraded window ever alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from pathlib import Path
+
+from alerts.schema import quality_record
+from alerts.store import AlertStore
+from simulator.book import OrderBook
+from streams.app import Decisions
+from streams.settings import load_settings
+from streams.topics import TopicNames, app_topic_specs
+from surveillance.detection.pipeline import ClosedWindow, decide_window
+from tests.streams.stream_doubles import EventCountTestScorer
+
+NS = 1_000_000_000
+
+
+class CollectingTestTopic:
+    """Stands in for a topic in this unit test of the decision path: keeps what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, dict]] = []
+
+    async def send(self, *, key: bytes, value: bytes) -> None:
+        self.sent.append((key, json.loads(value)))
+
+
+def window(start_s: int, *, degraded: bool = False) -> ClosedWindow:
+    faults = {"sequence_gaps": 2, "unresolved_qty": 0} if degraded else {}
+    return ClosedWindow(
+        "AMZN",
+        start_s * NS,
+        (start_s + 60) * NS,
+        OrderBook("AMZN"),
+        (),
+        "event",
+        faults=faults,
+        degraded=degraded,
+    )
+
+
+def test_the_record_says_why_a_window_was_not_scored() -> None:
+    scorer = EventCountTestScorer(min_events=0)  # would alert on every window it scored
+    bad = decide_window(scorer, window(34_200, degraded=True))
+    record = quality_record(bad, session_date=dt.date(2012, 6, 21))
+    assert record is not None and not bad.verdict.alert
+    assert record["status"] == "degraded" and record["faults"] == {"sequence_gaps": 2}
+    assert record["reason"] == "book suspect: 2 sequence gaps"
+    assert record["window"]["start"] == "2012-06-21T13:30:00.000000Z"  # 09:30 New York
+    assert quality_record(decide_window(scorer, window(34_260))) is None
+
+
+def test_degraded_windows_reach_the_topic_and_the_store(tmp_path: Path) -> None:
+    store = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
+    store.create_schema()
+    quality, alerts = CollectingTestTopic(), CollectingTestTopic()
+    decisions = Decisions(
+        settings=load_settings(executor="thread"),
+        scorer=EventCountTestScorer(min_events=0),
+        store=store,
+        alerts_topic=alerts,
+        quality_topic=quality,
+    )
+
+    async def run() -> None:
+        decisions.submit([window(0), window(60, degraded=True), window(120)])
+        await decisions.drain()
+
+    try:
+        asyncio.run(run())
+    finally:
+        decisions.close()
+    assert [(k, r["window"]["start_ns"]) for k, r in quality.sent] == [(b"AMZN", 60 * NS)]
+    assert store.quality(instrument="AMZN") == [r for _, r in quality.sent]
+    assert len(store.decisions(instrument="AMZN")) == 3  # every window decided
+    assert [a["window"]["start_ns"] for _, a in alerts.sent] == [0, 120 * NS]
+    assert decisions.counts["windows_degraded"] == 1
+
+
+def test_the_worker_declares_the_data_quality_topic() -> None:
+    settings = load_settings(topic_prefix="venue", partitions=6)
+    names = TopicNames.for_prefix("venue")
+    specs = {s.name: s.partitions for s in app_topic_specs(settings)}
+    assert names.quality == "venue.data-quality" and specs[names.quality] == 6
