@@ -118,12 +118,7 @@ def build_alert(
             decision.instrument, decision.start_ns, decision.end_ns, decision.model_version
         ),
         "instrument": decision.instrument,
-        "window": {
-            "start": iso(event_time(decision.start_ns, session_date=session_date, tz=tz)),
-            "end": iso(event_time(decision.end_ns, session_date=session_date, tz=tz)),
-            "start_ns": decision.start_ns,
-            "end_ns": decision.end_ns,
-        },
+        "window": _window_of(decision, session_date, tz),
         "score": _opt_float(decision.verdict.score),
         "p_value": _opt_float(decision.verdict.p_value),
         "severity": severity,
@@ -149,29 +144,39 @@ def quality_record(
     session_date: dt.date | None = None,
     tz: str = "America/New_York",
 ) -> dict[str, Any] | None:
-    """The data-quality record of a window decided as degraded (its book was suspect: feed
-    faults not yet repaired by a snapshot), or None for any other decision. It names the window
-    as its alert would (``record_id`` is the window id) and says why no score was given."""
+    """The data-quality record of a window decided as degraded (it saw a feed fault, or opened
+    on a book still suspect after one), or None for any other decision. It names the window as
+    its alert would (``record_id`` is the window id) and says why no score was given."""
     detail = decision.verdict.detail
     if not isinstance(detail, dict | Mapping) or detail.get("status") != "degraded":
         return None
+    faults = detail.get("faults")
+    counts = {
+        str(k): int(v)
+        for k, v in (faults.items() if isinstance(faults, dict | Mapping) else ())
+        if isinstance(v, int | float) and math.isfinite(v)
+    }  # what a window record from another worker carries is not trusted to be well formed
     return {
         "record": "data_quality",
         "record_id": window_id(
             decision.instrument, decision.start_ns, decision.end_ns, decision.model_version
         ),
         "instrument": decision.instrument,
-        "window": {
-            "start": iso(event_time(decision.start_ns, session_date=session_date, tz=tz)),
-            "end": iso(event_time(decision.end_ns, session_date=session_date, tz=tz)),
-            "start_ns": decision.start_ns,
-            "end_ns": decision.end_ns,
-        },
+        "window": _window_of(decision, session_date, tz),
         "status": "degraded",
         "reason": str(detail.get("skipped") or "book suspect"),
-        "faults": {str(k): int(v) for k, v in (detail.get("faults") or {}).items()},
+        "faults": counts,
         "n_events": decision.n_events,
         "model_version": decision.model_version,
+    }
+
+
+def _window_of(decision: WindowDecision, session_date: dt.date | None, tz: str) -> dict[str, Any]:
+    return {
+        "start": iso(event_time(decision.start_ns, session_date=session_date, tz=tz)),
+        "end": iso(event_time(decision.end_ns, session_date=session_date, tz=tz)),
+        "start_ns": decision.start_ns,
+        "end_ns": decision.end_ns,
     }
 
 

@@ -503,7 +503,9 @@ class Decisions:
         self._pending_ids: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
-        self._busy: Counter[str] = Counter()  # instruments with windows in a batch being scored
+        # instruments with windows in a batch being scored: their other windows wait, so an
+        # instrument's decisions (and its cold-start state) follow the order its windows closed
+        self._busy: Counter[str] = Counter()
         self._pool: concurrent.futures.Executor | None = None
         # The store is written from one thread: SQLite connections and ordering stay simple.
         self._store_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
@@ -591,15 +593,19 @@ class Decisions:
                 return
             scorer = first[3]
             batch, rest = [], deque()
+            held: set[str] = set()  # instruments with a window left queued: so are their later ones
             while self._queue:
                 item = self._queue.popleft()
+                instrument = item[0].instrument
                 if (
                     item[3] is scorer
                     and len(batch) < self.settings.score_batch
-                    and item[0].instrument not in busy
+                    and instrument not in busy
+                    and instrument not in held
                 ):
                     batch.append(item)
                 else:
+                    held.add(instrument)
                     rest.append(item)
             self._queue.extendleft(reversed(rest))
             mine = Counter(w.instrument for w, _, _, _ in batch)
@@ -608,6 +614,12 @@ class Decisions:
             self._in_flight += n
             try:
                 await self.decide([w for w, _, _, _ in batch], closed_at=batch[0][1], scorer=scorer)
+            except Exception:
+                # This task must go on: the windows queued behind this batch's instruments wait
+                # for it (other tasks leave them). The lost windows are scored again after a
+                # restart (``submit_undecided``: their decisions never reached the store).
+                self.counts["decide_errors"] += n
+                log.exception("deciding a batch of %d windows failed", n)
             finally:
                 self._in_flight -= n
                 self._pending_ids.difference_update(key for _, _, key, _ in batch)
@@ -744,28 +756,24 @@ class Decisions:
     ) -> None:
         loop = asyncio.get_running_loop()
         self.counts["decisions"] += 1
+        meta = self.instruments.get(decision.instrument)
+        tz = meta.timezone if meta is not None else self.settings.exchange_tz
         alert = None
         if decision.verdict.alert:
-            meta = self.instruments.get(decision.instrument)
             alert = build_alert(
                 decision,
                 # A scorer that knows its configuration's version (a digest) stamps it.
                 config_version=getattr(scorer, "config_version", None)
                 or self.settings.config_version,
                 session_date=self.settings.session_date,
-                tz=meta.timezone if meta is not None else self.settings.exchange_tz,
+                tz=tz,
             )
             await self.alerts_topic.send(
                 key=decision.instrument.encode(),
                 value=json.dumps(alert, separators=(",", ":")).encode(),
             )
             self.counts["alerts_published"] += 1
-        meta = self.instruments.get(decision.instrument)
-        quality = quality_record(
-            decision,
-            session_date=self.settings.session_date,
-            tz=meta.timezone if meta is not None else self.settings.exchange_tz,
-        )
+        quality = quality_record(decision, session_date=self.settings.session_date, tz=tz)
         if quality is not None:
             self.counts["windows_degraded"] += 1
             if self.quality_topic is not None:

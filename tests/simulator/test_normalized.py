@@ -131,9 +131,13 @@ def test_converted_stream_alone_rebuilds_the_vendor_book(
 def test_book_events_pickle_and_copy_as_themselves() -> None:
     """Closed windows reach a scoring process pickled: every field, and the enums as members."""
     import copy
+    import dataclasses
     import pickle
 
     from simulator.types import BookEvent, EventKind, Side
+
+    # ``BookEvent.__reduce__`` lists the fields: one added later must be added there too
+    assert len(dataclasses.fields(BookEvent)) == 9
 
     events = (
         BookEvent(1, EventKind.ADD, 7, 100, 5_800_000, Side.BID, "GOOG", 3),

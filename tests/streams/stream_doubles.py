@@ -6,6 +6,7 @@ windows alert; it exists to exercise the plumbing (executor, decisions, alerts, 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -40,3 +41,14 @@ def make_test_scorer(settings: Any) -> EventCountTestScorer:
     The threshold comes from ``TEST_SCORER_MIN_EVENTS`` (default 1).
     """
     return EventCountTestScorer(min_events=int(os.environ.get("TEST_SCORER_MIN_EVENTS", "1")))
+
+
+class CollectingTestTopic:
+    """Stands in for an output topic in unit tests of the decision path: keeps what is sent,
+    each value read back as JSON."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    async def send(self, *, key: bytes, value: bytes) -> None:
+        self.sent.append((key, json.loads(value)))

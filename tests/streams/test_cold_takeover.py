@@ -22,20 +22,11 @@ from surveillance.detection.pipeline import InstrumentPipeline
 from surveillance.detection.scorer import SimulationScorer
 from surveillance.detection.scoring import DetectionConfig
 from tests.conftest import lobster_zip
+from tests.streams.stream_doubles import CollectingTestTopic
 
 NS = 1_000_000_000
 OPEN_NS = 34_200 * NS  # 09:30
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
-
-
-class CollectingTestTopic:
-    """Stands in for the alert topic in this unit test of the decision path: keeps what is sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    async def send(self, *, key: bytes, value: bytes) -> None:
-        self.sent.append(value)
 
 
 @pytest.fixture(scope="module")

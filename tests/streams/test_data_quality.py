@@ -5,8 +5,8 @@ and no degraded window ever alerts."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
-import json
 from pathlib import Path
 
 from alerts.schema import quality_record
@@ -16,23 +16,13 @@ from streams.app import Decisions
 from streams.settings import load_settings
 from streams.topics import TopicNames, app_topic_specs
 from surveillance.detection.pipeline import ClosedWindow, decide_window
-from tests.streams.stream_doubles import EventCountTestScorer
+from tests.streams.stream_doubles import CollectingTestTopic, EventCountTestScorer
 
 NS = 1_000_000_000
 
 
-class CollectingTestTopic:
-    """Stands in for a topic in this unit test of the decision path: keeps what is sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, dict]] = []
-
-    async def send(self, *, key: bytes, value: bytes) -> None:
-        self.sent.append((key, json.loads(value)))
-
-
 def window(start_s: int, *, degraded: bool = False) -> ClosedWindow:
-    faults = {"sequence_gaps": 2, "unresolved_qty": 0} if degraded else {}
+    faults = {"sequence_gaps": 2, "unresolved_cancels": 0} if degraded else {}
     return ClosedWindow(
         "AMZN",
         start_s * NS,
@@ -54,6 +44,16 @@ def test_the_record_says_why_a_window_was_not_scored() -> None:
     assert record["reason"] == "book suspect: 2 sequence gaps"
     assert record["window"]["start"] == "2012-06-21T13:30:00.000000Z"  # 09:30 New York
     assert quality_record(decide_window(scorer, window(34_260))) is None
+    # faults as another worker's window record may carry them: what is not a count is left out
+    odd = dataclasses.replace(
+        bad, verdict=dataclasses.replace(bad.verdict, detail={**bad.verdict.detail, "faults": {
+            "sequence_gaps": 1, "crossed": float("nan"), "unknown": "many"}}),
+    )  # fmt: skip
+    assert quality_record(odd)["faults"] == {"sequence_gaps": 1}  # type: ignore[index]
+    listed = dataclasses.replace(
+        bad, verdict=dataclasses.replace(bad.verdict, detail={"status": "degraded", "faults": [1]})
+    )
+    assert quality_record(listed)["faults"] == {}  # type: ignore[index]
 
 
 def test_degraded_windows_reach_the_topic_and_the_store(tmp_path: Path) -> None:

@@ -78,3 +78,72 @@ def test_an_instruments_windows_are_decided_in_the_order_they_closed() -> None:
     assert decisions.counts["decisions"] == 6
     # the free tasks did not sit idle: B's windows were scored while A's first was
     assert scorer.a_waited
+
+
+def test_a_window_left_queued_holds_back_its_instruments_later_windows() -> None:
+    """X's metadata goes away between two of its windows (its scorer changes): the batch of
+    the other scorer must not take X's later window ahead of its earlier one."""
+    from simulator.types import Instrument
+    from tests.streams.stream_doubles import EventCountTestScorer
+
+    venue_scorer, default = EventCountTestScorer(), EventCountTestScorer()
+    instruments = {"X": Instrument("X")}
+    decisions = Decisions(
+        settings=load_settings(executor="thread", executor_workers=1, score_batch=8),
+        scorer=default,
+        store=None,
+        alerts_topic=None,
+        scorer_factory=lambda meta: venue_scorer,
+        instruments=instruments,
+    )
+
+    async def run() -> None:
+        decisions.submit([window("Y", 0)])  # the default scorer's
+        decisions.submit([window("X", 0)])  # the venue scorer's
+        instruments.pop("X")
+        decisions.submit([window("X", 1)])  # now the default scorer's, like Y's
+        await decisions.drain()
+
+    try:
+        asyncio.run(run())
+    finally:
+        decisions.close()
+    assert [(r["instrument"], r["start_ns"]) for r in decisions.recent] == [
+        ("Y", 0),
+        ("X", 0),
+        ("X", 10),
+    ]
+
+
+def test_a_batch_that_fails_to_record_does_not_strand_the_windows_behind_it() -> None:
+    """Publishing A's first alert fails: the task logs it and goes on, so A's next window and
+    B's (queued behind it) are still decided."""
+    from tests.streams.stream_doubles import EventCountTestScorer
+
+    class FailingOnceTestTopic:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def send(self, *, key: bytes, value: bytes) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise ConnectionError("broker gone for a moment")
+
+    decisions = Decisions(
+        settings=load_settings(executor="thread", executor_workers=1, score_batch=1),
+        scorer=EventCountTestScorer(min_events=0),  # every window alerts
+        store=None,
+        alerts_topic=FailingOnceTestTopic(),
+    )
+
+    async def run() -> None:
+        decisions.submit([window("A", 0), window("A", 1), window("B", 0)])
+        await decisions.drain()
+
+    try:
+        asyncio.run(run())
+    finally:
+        decisions.close()
+    assert decisions.pending == 0
+    assert decisions.counts["decide_errors"] == 1
+    assert [(r["instrument"], r["start_ns"]) for r in decisions.recent] == [("A", 10), ("B", 0)]

@@ -122,7 +122,7 @@ def test_more_spans_add_evaluation_windows_at_the_stride() -> None:
     assert opening.calibration_starts() == EvaluationConfig().calibration_starts()
 
 
-@pytest.mark.parametrize("span", ["09:35", "10:00-09:35", "9h-10h"])
+@pytest.mark.parametrize("span", ["09:35", "10:00-09:35", "9h-10h", "11:00-12:00"])
 def test_evaluate_rejects_a_bad_extra_span(span: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["evaluate", "--also", span, "--generator", "empirical"]) != 0
     assert "--also" in capsys.readouterr().err

@@ -1,6 +1,6 @@
-"""Windows decided as degraded (a suspect book: feed faults not yet repaired by a snapshot)
-get a data-quality record of their own: why no score was given and the faults behind it. The
-same record goes to the data-quality topic.
+"""Windows decided as degraded (they saw a feed fault, or opened on a book still suspect after
+one) get a data-quality record of their own: why no score was given and the faults behind it.
+The same record goes to the data-quality topic.
 
 Revision ID: 0004
 Revises: 0003

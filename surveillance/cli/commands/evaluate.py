@@ -280,6 +280,13 @@ def command(  # type: ignore[no-untyped-def]
             raise click.BadParameter(str(exc), param_hint="--also") from None
         if hi <= lo:
             raise click.BadParameter(f"{text}: the span ends before it starts", param_hint="--also")
+        cal_lo, cal_hi = parse_clock(span[0]), parse_clock(span[1])
+        if lo < cal_hi and hi > cal_lo:
+            raise click.BadParameter(
+                f"{text} starts windows inside the calibration span {calibration_span}: they "
+                "would be fitted on and evaluated",
+                param_hint="--also",
+            )
         extra.append((lo, hi))
     config = EvaluationConfig(
         detection=detection,
