@@ -5,7 +5,9 @@ Both tests feed six instruments (the shared AMZN and GOOG days, three copies of 
 names that Kafka puts on six distinct partitions, shifted by 0, 23 and 51 s, so their windows
 hold other events and their books differ) in 90-second windows, score with the empirical generator (3 rollouts) under a fixed
 calibration, and hold the store and the alert topic to the offline replay of the same events:
-same window ids, exact scores, same alerts, each decision stored once, none missing.
+same window ids, exact scores, same alerts, each decision stored once, none missing. One event
+of one instrument is lost in transit, so its later windows are decided degraded: each has its
+data-quality record in the store and on the data-quality topic.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 import pytest
 
 from alerts.schema import window_id
+from alerts.store import AlertStore
 from simulator.lobster import load_lobster
 from simulator.normalized import iter_events, lobster_to_frame
 from surveillance.cli.wiring import EMPIRICAL_VERSION, SamplerSpec
@@ -66,7 +69,8 @@ def spread_names(symbols: list[str], copies: int, partitions: int) -> dict[str, 
 @pytest.fixture(scope="module")
 def venue_feed(lobster_dir) -> pd.DataFrame:
     """Six instruments, 09:30 to 09:36 of each (about 15,000 events), in event-time order,
-    one per partition."""
+    one per partition. One event of the first AMZN copy is lost in transit (a gap in its
+    ``seq``): its windows from there on are decided degraded."""
     parts = []
     names = spread_names(["AMZN", "GOOG"], len(SHIFTS_S), PARTITIONS)
     for symbol in ("AMZN", "GOOG"):
@@ -76,6 +80,8 @@ def venue_feed(lobster_dir) -> pd.DataFrame:
             part = day.copy()
             part["ts_ns"] = part["ts_ns"] + shift * NS
             part["instrument"] = name
+            if (symbol, shift) == ("AMZN", 0):
+                part = part.drop(part.index[(part.ts_ns >= OPEN_NS + 4 * 60 * NS).argmax()])
             parts.append(part)
     return pd.concat(parts).sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
@@ -164,10 +170,23 @@ def check_against_offline(setup: WorkerSetup, expected: list[WindowDecision]) ->
     on_topic = Counter(json.loads(m.value)["alert_id"] for m in messages)
     assert set(on_topic) == want_alerts
     assert {len({d.instrument for d in expected})} == {6}
+    # Degraded windows (the lost event's): a data-quality record each, in the store and on
+    # the data-quality topic, at least once; never an alert.
+    want_quality = {wid(d) for d in expected if d.verdict.detail.get("status") == "degraded"}
+    assert want_quality and not want_quality & want_alerts
+    store = AlertStore(setup.settings.store_url)
+    try:
+        records = store.quality()
+    finally:
+        store.close()
+    assert sorted(r["record_id"] for r in records) == sorted(want_quality)
+    messages = read_topic(setup.settings.bootstrap, setup.names.quality, len(want_quality))
+    assert {json.loads(m.value)["record_id"] for m in messages} == want_quality
     return {
         "windows": len(expected),
         "alerts": len(want_alerts),
         "alert_messages": sum(on_topic.values()),
+        "degraded": len(want_quality),
     }
 
 
