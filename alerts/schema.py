@@ -171,6 +171,44 @@ def quality_record(
     }
 
 
+def decision_record(
+    decision: WindowDecision,
+    *,
+    session_date: dt.date | None = None,
+    tz: str = "America/New_York",
+) -> dict[str, Any]:
+    """The record of a window's decision, alert or not, for the decisions topic: what a
+    downstream system needs to see that every window was decided and how (the alert itself,
+    with its evidence, is on the alert topic under the same id)."""
+    verdict = decision.verdict
+    detail = verdict.detail if isinstance(verdict.detail, dict | Mapping) else {}
+    calibration = detail.get("calibration")
+    status = detail.get("status")
+    if not isinstance(status, str):
+        status = "scored" if verdict.score is not None else "unscored"
+    return {
+        "record": "decision",
+        "window_id": window_id(
+            decision.instrument, decision.start_ns, decision.end_ns, decision.model_version
+        ),
+        "instrument": decision.instrument,
+        "window": _window_of(decision, session_date, tz),
+        "status": status,
+        "reason": detail.get("skipped") if isinstance(detail.get("skipped"), str) else None,
+        "alert": bool(verdict.alert),
+        "score": _finite(verdict.score),
+        "threshold": _finite(verdict.threshold),
+        "p_value": _finite(verdict.p_value),
+        "severity": verdict.severity,
+        # how well the threshold is known: calibrated, pooled, adapting or adapted
+        "calibration": calibration.get("status")
+        if isinstance(calibration, dict | Mapping)
+        else None,
+        "n_events": decision.n_events,
+        "model_version": decision.model_version,
+    }
+
+
 def _window_of(decision: WindowDecision, session_date: dt.date | None, tz: str) -> dict[str, Any]:
     return {
         "start": iso(event_time(decision.start_ns, session_date=session_date, tz=tz)),

@@ -69,7 +69,7 @@ from zoneinfo import ZoneInfo
 
 import faust
 
-from alerts.schema import build_alert, quality_record, window_id
+from alerts.schema import build_alert, decision_record, quality_record, window_id
 from alerts.store import AlertStore
 from simulator.book import OrderBook
 from simulator.sessions import grid_origin, session_predicate, session_span
@@ -487,6 +487,7 @@ class Decisions:
         scorer_factory: Callable[[Instrument], WindowScorer] | None = None,
         instruments: Mapping[str, Instrument] | None = None,
         quality_topic: Any = None,
+        decisions_topic: Any = None,
     ) -> None:
         self.settings = settings
         self.scorer = scorer
@@ -496,8 +497,10 @@ class Decisions:
         self._venue_scorers: dict[Instrument, WindowScorer | None] = {}
         self.store = store
         self.alerts_topic = alerts_topic
-        # where a degraded window's data-quality record goes (None: only to the store)
+        # where a degraded window's data-quality record goes (None: only to the store), and
+        # every window's decision record (None: not published)
         self.quality_topic = quality_topic
+        self.decisions_topic = decisions_topic
         self.counts: Counter[str] = Counter()
         self._queue: deque[tuple[ClosedWindow, float, str]] = deque()  # window, closed at, id
         self._pending_ids: set[str] = set()
@@ -782,6 +785,13 @@ class Decisions:
                     value=json.dumps(quality, separators=(",", ":")).encode(),
                 )
                 self.counts["quality_published"] += 1
+        if self.decisions_topic is not None:
+            record = decision_record(decision, session_date=self.settings.session_date, tz=tz)
+            await self.decisions_topic.send(
+                key=decision.instrument.encode(),
+                value=json.dumps(record, separators=(",", ":")).encode(),
+            )
+            self.counts["decisions_published"] += 1
         sent_at = time.time()
         if self.store is not None:
             new_alert = await loop.run_in_executor(
@@ -912,6 +922,7 @@ def build_app(
     dead_letter_topic = raw_topic(names.dead_letter, 1)
     windows_topic = raw_topic(names.windows, settings.windows_partitions)
     quality_topic = raw_topic(names.quality, settings.partitions)
+    decisions_topic = raw_topic(names.decisions, settings.partitions)
     ingest_only = settings.role == "ingest"
     dead_letter_table = app.Table(
         DEAD_LETTER_TABLE,
@@ -938,6 +949,7 @@ def build_app(
         scorer_factory=scorer_factory,
         instruments=processor.instruments,
         quality_topic=quality_topic,
+        decisions_topic=decisions_topic,
     )
 
     async def process_events(stream: Any) -> None:

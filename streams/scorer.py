@@ -125,6 +125,7 @@ class ScorerService:
             scorer_factory=self.scorer_factory,
             instruments=self.instruments,
             quality_topic=_ProducerTopic(producer, self.names.quality),
+            decisions_topic=_ProducerTopic(producer, self.names.decisions),
         )
         web = await self._start_web() if s.web_enabled else None
         try:

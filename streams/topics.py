@@ -14,6 +14,8 @@ topic                      partitions  content
                                        key = instrument
 ``{prefix}.windows``       W (= N)     closed windows to score (``streams.windows``),
                                        key = instrument; ingest -> scorer workers
+``{prefix}.decisions``     N           a record per window decided, alert or not
+                                       (``alerts.schema.decision_record``), key = instrument
 ``{prefix}.data-quality``  N           a record per window decided as degraded (its book
                                        was suspect: ``alerts.schema.quality_record``),
                                        key = instrument
@@ -51,6 +53,7 @@ class TopicNames:
     dead_letter: str
     windows: str = ""
     quality: str = ""
+    decisions: str = ""
 
     @classmethod
     def for_prefix(cls, prefix: str) -> TopicNames:
@@ -60,6 +63,7 @@ class TopicNames:
             f"{prefix}.dead-letter",
             f"{prefix}.windows",
             f"{prefix}.data-quality",
+            f"{prefix}.decisions",
         )
 
 
@@ -84,6 +88,7 @@ def app_topic_specs(settings: StreamSettings) -> list[TopicSpec]:
         TopicSpec(names.events, n),
         TopicSpec(names.alerts, n),
         TopicSpec(names.quality, n),
+        TopicSpec(names.decisions, n),
         TopicSpec(names.dead_letter, 1),
         # Scorers re-read nothing older than their committed offset: a day's windows retained
         # covers a scorer group that is down for hours (OPERATIONS.md).

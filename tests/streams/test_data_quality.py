@@ -1,6 +1,7 @@
 """A window decided as degraded (its book was suspect) gets a data-quality record: on the
 data-quality topic and in the store, saying why it was not scored; a sound window gets none,
-and no degraded window ever alerts."""
+and no degraded window ever alerts. Every decision, degraded or not, is on the decisions
+topic."""
 
 from __future__ import annotations
 
@@ -59,13 +60,14 @@ def test_the_record_says_why_a_window_was_not_scored() -> None:
 def test_degraded_windows_reach_the_topic_and_the_store(tmp_path: Path) -> None:
     store = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
     store.create_schema()
-    quality, alerts = CollectingTestTopic(), CollectingTestTopic()
+    quality, alerts, decided = CollectingTestTopic(), CollectingTestTopic(), CollectingTestTopic()
     decisions = Decisions(
         settings=load_settings(executor="thread"),
         scorer=EventCountTestScorer(min_events=0),
         store=store,
         alerts_topic=alerts,
         quality_topic=quality,
+        decisions_topic=decided,
     )
 
     async def run() -> None:
@@ -81,10 +83,20 @@ def test_degraded_windows_reach_the_topic_and_the_store(tmp_path: Path) -> None:
     assert len(store.decisions(instrument="AMZN")) == 3  # every window decided
     assert [a["window"]["start_ns"] for _, a in alerts.sent] == [0, 120 * NS]
     assert decisions.counts["windows_degraded"] == 1
+    # every decision on the decisions topic, with its status, under the window's id
+    records = [r for _, r in decided.sent]
+    assert [(r["window"]["start_ns"], r["status"], r["alert"]) for r in records] == [
+        (0, "scored", True),
+        (60 * NS, "degraded", False),
+        (120 * NS, "scored", True),
+    ]
+    assert records[1]["reason"] == "book suspect: 2 sequence gaps" and records[1]["score"] is None
+    assert {r["window_id"] for r in records} == {d["window_id"] for d in store.decisions()}
 
 
-def test_the_worker_declares_the_data_quality_topic() -> None:
+def test_the_worker_declares_the_data_quality_and_decisions_topics() -> None:
     settings = load_settings(topic_prefix="venue", partitions=6)
     names = TopicNames.for_prefix("venue")
     specs = {s.name: s.partitions for s in app_topic_specs(settings)}
     assert names.quality == "venue.data-quality" and specs[names.quality] == 6
+    assert names.decisions == "venue.decisions" and specs[names.decisions] == 6

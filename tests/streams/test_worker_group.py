@@ -182,6 +182,13 @@ def check_against_offline(setup: WorkerSetup, expected: list[WindowDecision]) ->
     assert sorted(r["record_id"] for r in records) == sorted(want_quality)
     messages = read_topic(setup.settings.bootstrap, setup.names.quality, len(want_quality))
     assert {json.loads(m.value)["record_id"] for m in messages} == want_quality
+    # every window's decision on the decisions topic (at least once), as stored
+    messages = read_topic(setup.settings.bootstrap, setup.names.decisions, len(expected))
+    on_topic_decisions = {json.loads(m.value)["window_id"]: json.loads(m.value) for m in messages}
+    assert set(on_topic_decisions) == set(ids)
+    assert {w: (r["score"], r["alert"]) for w, r in on_topic_decisions.items()} == {
+        w: (score, alert) for w, (score, _, alert, _) in live.items()
+    }
     return {
         "windows": len(expected),
         "alerts": len(want_alerts),
