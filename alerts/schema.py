@@ -194,19 +194,23 @@ def decision_record(
         "instrument": decision.instrument,
         "window": _window_of(decision, session_date, tz),
         "status": status,
-        "reason": detail.get("skipped") if isinstance(detail.get("skipped"), str) else None,
+        "reason": _opt_str(detail.get("skipped")),
         "alert": bool(verdict.alert),
         "score": _finite(verdict.score),
         "threshold": _finite(verdict.threshold),
         "p_value": _finite(verdict.p_value),
-        "severity": verdict.severity,
+        "severity": str(verdict.severity),
         # how well the threshold is known: calibrated, pooled, adapting or adapted
-        "calibration": calibration.get("status")
+        "calibration": _opt_str(calibration.get("status"))
         if isinstance(calibration, dict | Mapping)
         else None,
         "n_events": decision.n_events,
         "model_version": decision.model_version,
     }
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _window_of(decision: WindowDecision, session_date: dt.date | None, tz: str) -> dict[str, Any]:

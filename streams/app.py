@@ -619,9 +619,10 @@ class Decisions:
                 await self.decide([w for w, _, _, _ in batch], closed_at=batch[0][1], scorer=scorer)
             except Exception:
                 # This task must go on: the windows queued behind this batch's instruments wait
-                # for it (other tasks leave them). The lost windows are scored again after a
-                # restart (``submit_undecided``: their decisions never reached the store).
-                self.counts["decide_errors"] += n
+                # for it (other tasks leave them). Windows of the batch whose decision row was
+                # not stored are scored again when their partition is next assigned (a restart
+                # or a rebalance: ``submit_undecided``), not before.
+                self.counts["decide_errors"] += 1
                 log.exception("deciding a batch of %d windows failed", n)
             finally:
                 self._in_flight -= n

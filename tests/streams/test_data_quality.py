@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 from alerts.schema import quality_record
@@ -100,3 +101,30 @@ def test_the_worker_declares_the_data_quality_and_decisions_topics() -> None:
     specs = {s.name: s.partitions for s in app_topic_specs(settings)}
     assert names.quality == "venue.data-quality" and specs[names.quality] == 6
     assert names.decisions == "venue.decisions" and specs[names.decisions] == 6
+
+
+def test_the_documented_records_are_what_the_worker_publishes() -> None:
+    """alerts/SCHEMA.md's data-quality and decision examples: the builders' fields, and ids
+    that are the windows' ids."""
+    import re
+
+    from alerts.schema import decision_record, window_id
+
+    text = (Path(__file__).resolve().parents[2] / "alerts" / "SCHEMA.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)]
+    examples = {b.get("record"): b for b in blocks}
+    scorer = EventCountTestScorer(min_events=0)
+    bad = decide_window(scorer, window(34_200, degraded=True))
+    made = {
+        "data_quality": quality_record(bad),
+        "decision": decision_record(decide_window(scorer, window(34_260))),
+    }
+    for kind, record in made.items():
+        doc = examples[kind]
+        assert record is not None and list(doc) == list(record)
+        assert list(doc["window"]) == list(record["window"])
+        key = "record_id" if kind == "data_quality" else "window_id"
+        w = doc["window"]
+        assert doc[key] == window_id(
+            doc["instrument"], w["start_ns"], w["end_ns"], doc["model_version"]
+        )

@@ -20,6 +20,8 @@ CREATE = re.compile(r"--create --topic (\S+) --partitions (\d+)")
 def test_every_topic_the_worker_uses_is_in_the_manifest(manifest: str) -> None:
     created = {name: int(n) for name, n in CREATE.findall((DEPLOY / manifest).read_text())}
     # the manifests' settings (k8s/configmap.yaml, the compose file's environment)
-    settings = load_settings(topic_prefix="surv", app_id="surveillance", partitions=12)
+    settings = load_settings(
+        topic_prefix="surv", app_id="surveillance", partitions=12, window_partitions=12
+    )
     expected = {spec.name: spec.partitions for spec in app_topic_specs(settings)}
     assert created == expected
