@@ -50,8 +50,9 @@ class BookEvent:
     synthetic: bool = False  # made by a reconciliation policy, not printed by the venue
 
     def __reduce__(self) -> tuple[type[BookEvent], tuple]:
-        # A closed window goes to a scoring process with tens of thousands of events: the
-        # dataclass default (a state list built through ``fields()``) pickles 5 times slower.
+        # A closed window goes to a scoring process with tens of thousands of events; the
+        # dataclass default builds each one's state through ``fields()`` (measured in
+        # docs/decisions/worker-group-and-scorers.md, "Sustained load").
         return BookEvent, (
             self.ts_ns,
             self.kind,

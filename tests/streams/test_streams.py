@@ -79,8 +79,9 @@ def feed_frame(lobster_dir) -> pd.DataFrame:
     return pd.concat(parts).sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 
-def read_topic(bootstrap: str, topic: str, n: int, *, timeout_s: float = 30.0) -> list:
-    """Read ``n`` records from every partition of ``topic`` (kafka-python 2.3, no group)."""
+def read_topic(bootstrap: str, topic: str, n: int | None, *, timeout_s: float = 30.0) -> list:
+    """Read ``n`` records from every partition of ``topic`` (kafka-python 2.3, no group);
+    ``n=None``: every record up to the partitions' end offsets now (duplicates included)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
@@ -92,12 +93,21 @@ def read_topic(bootstrap: str, topic: str, n: int, *, timeout_s: float = 30.0) -
         while not partitions and time.monotonic() < deadline:
             partitions = consumer.partitions_for_topic(topic)
         assert partitions, f"topic {topic} has no partitions"
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
         consumer.seek_to_beginning()
+        end = consumer.end_offsets(tps) if n is None else None
+
+        def more() -> bool:
+            if end is None:
+                return len(records) < n  # type: ignore[operator]
+            return any(consumer.position(tp) < end[tp] for tp in tps)
+
         records: list = []
-        while len(records) < n and time.monotonic() < deadline:
+        while more() and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
+        assert end is None or not more(), f"{topic} not read to its end in {timeout_s} s"
         return records
     finally:
         consumer.close()

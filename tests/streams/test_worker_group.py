@@ -148,33 +148,6 @@ def wait_until(predicate, *, timeout_s: float, what: str, workers: list[WorkerPr
         time.sleep(0.3)
 
 
-def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> list:
-    """Every record of ``topic`` up to its end offsets now (duplicates included)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    try:
-        deadline = time.monotonic() + timeout_s
-        partitions = None
-        while not partitions and time.monotonic() < deadline:
-            partitions = consumer.partitions_for_topic(topic)
-        assert partitions, f"topic {topic} has no partitions"
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning()
-        end = consumer.end_offsets(tps)
-        records: list = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            assert time.monotonic() < deadline, f"{topic} not read to its end in {timeout_s} s"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
-
-
 def check_against_offline(setup: WorkerSetup, expected: list[WindowDecision]) -> dict:
     """The store and the alert topic hold exactly the offline decisions; returns figures."""
     decisions, alerts = stored(setup.settings.store_url)
@@ -208,10 +181,10 @@ def check_against_offline(setup: WorkerSetup, expected: list[WindowDecision]) ->
         store.close()
     assert sorted(r["record_id"] for r in records) == sorted(want_quality)
     # (records are sent before the decision row is stored: all are on the topics by now)
-    messages = read_to_end(setup.settings.bootstrap, setup.names.quality)
+    messages = read_topic(setup.settings.bootstrap, setup.names.quality, None)
     assert {json.loads(m.value)["record_id"] for m in messages} == want_quality
     # every window's decision on the decisions topic (at least once), as stored
-    messages = read_to_end(setup.settings.bootstrap, setup.names.decisions)
+    messages = read_topic(setup.settings.bootstrap, setup.names.decisions, None)
     on_topic_decisions = {json.loads(m.value)["window_id"]: json.loads(m.value) for m in messages}
     assert set(on_topic_decisions) == set(ids)
     assert {w: (r["score"], r["alert"]) for w, r in on_topic_decisions.items()} == {
