@@ -110,7 +110,7 @@ def format_summary(r: DemoReport) -> str:
         "",
         f"alert topic  {r.topic_alerts} message(s), {r.topic_alert_ids} distinct alert id(s); "
         f"store {len(r.alerts)} alert(s): {check}",
-        f"stored in    {r.store} (tables alerts, window_decisions, and the console's)",
+        f"stored in    {r.store} (tables alerts, window_decisions, data_quality, and the console's)",
         f"logs in      {r.workdir}",
         f"done in {r.seconds:.0f} s; broker and worker stopped",
     ]
