@@ -619,9 +619,9 @@ class Decisions:
                 await self.decide([w for w, _, _, _ in batch], closed_at=batch[0][1], scorer=scorer)
             except Exception:
                 # This task must go on: the windows queued behind this batch's instruments wait
-                # for it (other tasks leave them). Windows of the batch whose decision row was
-                # not stored are scored again when their partition is next assigned (a restart
-                # or a rebalance: ``submit_undecided``), not before.
+                # for it (other tasks leave them). Windows of the batch whose decision could not
+                # be written in ``record_attempts`` tries are scored again when their partition
+                # is next assigned (a restart or a rebalance: ``submit_undecided``), not before.
                 self.counts["decide_errors"] += 1
                 log.exception("deciding a batch of %d windows failed", n)
             finally:
@@ -716,7 +716,7 @@ class Decisions:
         cal = getattr(scorer, "calibration", None)
         for decision in decisions:  # an instrument's windows queue in the order they close
             decision = await self._cold(decision, cal)
-            await self._record(decision, scorer, closed_at, score_s, scored_at, len(todo))
+            await self._record_retried(decision, scorer, closed_at, score_s, scored_at, len(todo))
         return len(decisions)
 
     async def _cold(self, decision: WindowDecision, cal: Any) -> WindowDecision:
@@ -749,6 +749,30 @@ class Decisions:
             )
         return dataclasses.replace(decision, verdict=verdict)
 
+    async def _record_retried(self, decision: WindowDecision, *args: Any) -> None:
+        """``_record``, tried again after a wait when a send or the store fails. Only the
+        writing is repeated (each write is idempotent on the window id, or at least once on a
+        topic): the decision, its cold-start state included, is made once."""
+        attempts, wait = self.settings.record_attempts, self.settings.record_backoff_s
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._record(decision, *args)
+                return
+            except Exception as exc:
+                if attempt == attempts:
+                    raise
+                self.counts["record_retries"] += 1
+                log.warning(
+                    "writing the decision of %s window %d..%d failed (%s); again in %.1f s",
+                    decision.instrument,
+                    decision.start_ns,
+                    decision.end_ns,
+                    exc,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+                wait *= 2
+
     async def _record(
         self,
         decision: WindowDecision,
@@ -759,7 +783,6 @@ class Decisions:
         batch: int,
     ) -> None:
         loop = asyncio.get_running_loop()
-        self.counts["decisions"] += 1
         meta = self.instruments.get(decision.instrument)
         tz = meta.timezone if meta is not None else self.settings.exchange_tz
         alert = None
@@ -800,6 +823,7 @@ class Decisions:
             )
             if new_alert:
                 self.counts["alerts_stored"] += 1
+        self.counts["decisions"] += 1  # written: counted once, whatever the tries
         # Wall-clock timings of the latest windows (state page; the latency benchmark).
         self.recent.append(
             {

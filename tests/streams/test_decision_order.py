@@ -115,25 +115,32 @@ def test_a_window_left_queued_holds_back_its_instruments_later_windows() -> None
     ]
 
 
-def test_a_batch_that_fails_to_record_does_not_strand_the_windows_behind_it() -> None:
-    """Publishing A's first alert fails: the task logs it and goes on, so A's next window and
-    B's (queued behind it) are still decided."""
+class FailingTestTopic:
+    """An alert topic whose sends fail: the first ``times`` of them, or every one for the
+    alert of ``window`` (an instrument and a window start)."""
+
+    def __init__(self, *, times: int = 0, window: tuple[str, int] | None = None) -> None:
+        self.times, self.window, self.calls = times, window, 0
+
+    async def send(self, *, key: bytes, value: bytes) -> None:
+        import json
+
+        self.calls += 1
+        alert = json.loads(value)
+        if self.calls <= self.times or (alert["instrument"], alert["window"]["start_ns"]) == (
+            self.window
+        ):
+            raise ConnectionError("broker gone")
+
+
+def decide_with(topic: FailingTestTopic, **settings) -> Decisions:
     from tests.streams.stream_doubles import EventCountTestScorer
 
-    class FailingOnceTestTopic:
-        def __init__(self) -> None:
-            self.calls = 0
-
-        async def send(self, *, key: bytes, value: bytes) -> None:
-            self.calls += 1
-            if self.calls == 1:
-                raise ConnectionError("broker gone for a moment")
-
     decisions = Decisions(
-        settings=load_settings(executor="thread", executor_workers=1, score_batch=1),
+        settings=load_settings(executor="thread", executor_workers=1, score_batch=1, **settings),
         scorer=EventCountTestScorer(min_events=0),  # every window alerts
         store=None,
-        alerts_topic=FailingOnceTestTopic(),
+        alerts_topic=topic,
     )
 
     async def run() -> None:
@@ -144,6 +151,28 @@ def test_a_batch_that_fails_to_record_does_not_strand_the_windows_behind_it() ->
         asyncio.run(run())
     finally:
         decisions.close()
+    return decisions
+
+
+def test_a_decision_that_fails_to_be_written_is_written_again() -> None:
+    """The broker is away for one send: the alert goes out on the next try, once decided."""
+    topic = FailingTestTopic(times=1)
+    decisions = decide_with(topic, record_backoff_s=0.01)
+    assert decisions.counts["record_retries"] == 1 and decisions.counts["decide_errors"] == 0
+    assert decisions.counts["decisions"] == 3 and topic.calls == 4
+    assert [(r["instrument"], r["start_ns"]) for r in decisions.recent] == [
+        ("A", 0),
+        ("A", 10),
+        ("B", 0),
+    ]
+
+
+def test_a_batch_that_cannot_be_written_does_not_strand_the_windows_behind_it() -> None:
+    """A's first alert can never be sent: after its tries the task logs the batch and goes
+    on, so A's next window and B's (queued behind it) are still decided."""
+    decisions = decide_with(
+        FailingTestTopic(window=("A", 0)), record_attempts=3, record_backoff_s=0.01
+    )
     assert decisions.pending == 0
-    assert decisions.counts["decide_errors"] == 1
+    assert decisions.counts["record_retries"] == 2 and decisions.counts["decide_errors"] == 1
     assert [(r["instrument"], r["start_ns"]) for r in decisions.recent] == [("A", 10), ("B", 0)]
