@@ -53,6 +53,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import functools
 import importlib
 import json
 import logging
@@ -717,6 +718,9 @@ class Decisions:
         for decision in decisions:  # an instrument's windows queue in the order they close
             decision = await self._cold(decision, cal)
             await self._record_retried(decision, scorer, closed_at, score_s, scored_at, len(todo))
+            # kept as the instrument's own window only once written, as a takeover restores it;
+            # no other read of its state comes between (its later windows wait: ``_busy``)
+            self.cold.keep(decision.verdict.detail.get("calibration"))
         return len(decisions)
 
     async def _cold(self, decision: WindowDecision, cal: Any) -> WindowDecision:
@@ -745,7 +749,10 @@ class Decisions:
                     log.info("%s: %d own normal windows restored from the store", key, state.count)
             # refitting the own windows' norms takes up to a second: off the event loop
             verdict = await loop.run_in_executor(
-                None, self.cold.apply, decision.verdict, decision.instrument, depth, cal
+                None,
+                functools.partial(
+                    self.cold.apply, decision.verdict, decision.instrument, depth, cal, keep=False
+                ),
             )
         return dataclasses.replace(decision, verdict=verdict)
 

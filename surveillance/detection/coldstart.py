@@ -198,10 +198,14 @@ class ColdStarts:
     def __init__(self) -> None:
         self.states: dict[str, ColdState] = {}
 
-    def apply(self, score: Any, instrument: str, feed_depth: int | None, cal: Any) -> Any:
+    def apply(
+        self, score: Any, instrument: str, feed_depth: int | None, cal: Any, *, keep: bool = True
+    ) -> Any:
         """``score`` (a ``WindowScore``) read with the instrument's own windows so far when the
         calibration ``cal`` has no norms for it, then kept as one of them when
-        ``cal.keeps`` says so; any other score passes unchanged."""
+        ``cal.keeps`` says so; any other score passes unchanged. With ``keep=False`` the
+        window is not kept yet: ``keep`` takes the verdict's record once it is written (the
+        stream worker, so its state never holds a window its store does not)."""
         if cal is None or score.score is None or not cal.norms:
             return score
         if cal.calibrated_key(instrument, feed_depth) is not None:
@@ -229,9 +233,18 @@ class ColdStarts:
             p_value=verdict.p_value,
             detail=detail,
         )
-        if kept:
+        if kept and keep:
             state.observe(fact_z, profile)
         return out
+
+    def keep(self, calibration: Mapping[str, Any] | None) -> None:
+        """Keep the window of a verdict read with ``apply(keep=False)``, from its
+        ``detail.calibration`` record (nothing when the window was not to be kept)."""
+        if calibration and calibration.get("key"):
+            _observe(
+                self.states.setdefault(calibration["key"], ColdState(calibration["key"])),
+                calibration,
+            )
 
     def restore(self, key: str, calibrations: Sequence[Mapping[str, Any] | None]) -> ColdState:
         """The state of ``key`` rebuilt from the ``detail.calibration`` records of its
@@ -239,10 +252,16 @@ class ColdStarts:
         the store): the windows they kept, as ``apply`` kept them."""
         state = ColdState(key)
         for c in calibrations:
-            if not c or c.get("key") != key or not c.get("kept") or not c.get("own"):
-                continue
-            own = c["own"]
-            raw = own.get("profile")
-            state.observe(own.get("fact_z") or {}, None if raw is None else Profile.from_dict(raw))
+            if c and c.get("key") == key:
+                _observe(state, c)
         self.states[key] = state
         return state
+
+
+def _observe(state: ColdState, calibration: Mapping[str, Any]) -> None:
+    """``state`` observes the window a ``detail.calibration`` record says was kept."""
+    own = calibration.get("own")
+    if not calibration.get("kept") or not own:
+        return
+    raw = own.get("profile")
+    state.observe(own.get("fact_z") or {}, None if raw is None else Profile.from_dict(raw))

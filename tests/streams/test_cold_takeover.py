@@ -100,3 +100,47 @@ def test_a_worker_taking_over_a_cold_instrument_restores_its_own_windows(
     fresh = ColdStarts()
     restarted = [fresh.apply(scorer(w), w.instrument, w.feed_depth, cal) for w in unseen[cut:]]
     assert [reading(v) for v in restarted] != [reading(v) for v in offline[cut:]]
+
+
+class FailingForOneTestTopic:
+    """A decisions topic whose sends for one window start always fail."""
+
+    def __init__(self, start_ns: int) -> None:
+        self.start_ns = start_ns
+
+    async def send(self, *, key: bytes, value: bytes) -> None:
+        import json
+
+        if json.loads(value)["window"]["start_ns"] == self.start_ns:
+            raise ConnectionError("broker gone")
+
+
+def test_a_window_that_could_not_be_written_is_not_kept_as_its_own(unseen, tmp_path: Path) -> None:
+    """The worker keeps an unseen instrument's window as one of its own only once its decision
+    is written: after a write that failed for good, its state is the one a takeover restores
+    from the store, not one more window ahead."""
+    cal = Calibration.load(CHECKPOINTS / "calibration-empirical.json")
+    config = DetectionConfig(window_ns=5 * 60 * NS, rollouts=4, seed=0)
+    scorer = SimulationScorer(config, SamplerSpec("empirical"), EMPIRICAL_VERSION, cal)
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    store = AlertStore(url)
+    store.create_schema()
+    lost = unseen[2]  # the second scored window (the first has no history)
+    decisions = Decisions(
+        settings=load_settings(executor="thread", record_attempts=2, record_backoff_s=0.0),
+        scorer=scorer,
+        store=store,
+        alerts_topic=CollectingTestTopic(),
+        decisions_topic=FailingForOneTestTopic(lost.start_ns),
+    )
+    try:
+        decide(decisions, unseen[:5])
+    finally:
+        decisions.close()
+    assert decisions.counts["decide_errors"] == 1
+    rows = AlertStore(url).decisions(instrument="NEWCO")
+    assert lost.start_ns not in [r["window_start_ns"] for r in rows] and len(rows) == 4
+    [key] = decisions.cold.states
+    restored = ColdStarts().restore(key, AlertStore(url).calibrations("NEWCO", EMPIRICAL_VERSION))
+    assert decisions.cold.states[key].windows == restored.windows
+    assert restored.count == 3  # the scored windows written (the first three are kept)
