@@ -468,6 +468,10 @@ def _timed_decide(
     return decisions, time.perf_counter() - start
 
 
+# The longest wait between two tries of writing a decision: the backoff doubles up to it.
+_MAX_RECORD_WAIT_S = 30.0
+
+
 class Decisions:
     """Scores closed windows off the event loop, stores decisions, publishes alerts.
 
@@ -761,10 +765,10 @@ class Decisions:
         writing is repeated (each write is idempotent on the window id, or at least once on a
         topic): the decision, its cold-start state included, is made once."""
         attempts, wait = self.settings.record_attempts, self.settings.record_backoff_s
+        stored: list[bool] = []  # whether a try stored the alert (a later one finds it there)
         for attempt in range(1, attempts + 1):
             try:
-                await self._record(decision, *args)
-                return
+                alert, quality = await self._record(decision, *args, stored=stored)
             except Exception as exc:
                 if attempt == attempts:
                     raise
@@ -778,7 +782,18 @@ class Decisions:
                     wait,
                 )
                 await asyncio.sleep(wait)
-                wait *= 2
+                wait = min(2 * wait, _MAX_RECORD_WAIT_S)
+                continue
+            # counted once per window, whatever the tries
+            self.counts["decisions"] += 1
+            if alert is not None:
+                self.counts["alerts_published"] += 1
+                self.counts["alerts_stored"] += any(stored)
+            if quality is not None:
+                self.counts["windows_degraded"] += 1
+                self.counts["quality_published"] += self.quality_topic is not None
+            self.counts["decisions_published"] += self.decisions_topic is not None
+            return
 
     async def _record(
         self,
@@ -788,7 +803,11 @@ class Decisions:
         score_s: float,
         scored_at: float,
         batch: int,
-    ) -> None:
+        *,
+        stored: list[bool],
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Publish and store one decision; returns its alert and data-quality record (None
+        where it has none). ``stored`` gets True once the alert row is new in the store."""
         loop = asyncio.get_running_loop()
         meta = self.instruments.get(decision.instrument)
         tz = meta.timezone if meta is not None else self.settings.exchange_tz
@@ -806,31 +825,23 @@ class Decisions:
                 key=decision.instrument.encode(),
                 value=json.dumps(alert, separators=(",", ":")).encode(),
             )
-            self.counts["alerts_published"] += 1
         quality = quality_record(decision, session_date=self.settings.session_date, tz=tz)
-        if quality is not None:
-            self.counts["windows_degraded"] += 1
-            if self.quality_topic is not None:
-                await self.quality_topic.send(
-                    key=decision.instrument.encode(),
-                    value=json.dumps(quality, separators=(",", ":")).encode(),
-                )
-                self.counts["quality_published"] += 1
+        if quality is not None and self.quality_topic is not None:
+            await self.quality_topic.send(
+                key=decision.instrument.encode(),
+                value=json.dumps(quality, separators=(",", ":")).encode(),
+            )
         if self.decisions_topic is not None:
             record = decision_record(decision, session_date=self.settings.session_date, tz=tz)
             await self.decisions_topic.send(
                 key=decision.instrument.encode(),
                 value=json.dumps(record, separators=(",", ":")).encode(),
             )
-            self.counts["decisions_published"] += 1
         sent_at = time.time()
         if self.store is not None:
-            new_alert = await loop.run_in_executor(
-                self._store_pool, self._store, decision, alert, quality
+            await loop.run_in_executor(
+                self._store_pool, self._store, decision, alert, quality, stored
             )
-            if new_alert:
-                self.counts["alerts_stored"] += 1
-        self.counts["decisions"] += 1  # written: counted once, whatever the tries
         # Wall-clock timings of the latest windows (state page; the latency benchmark).
         self.recent.append(
             {
@@ -845,21 +856,23 @@ class Decisions:
                 "stored_at": time.time(),
             }
         )
+        return alert, quality
 
     def _store(
         self,
         decision: WindowDecision,
         alert: dict[str, Any] | None,
-        quality: dict[str, Any] | None = None,
-    ) -> bool:
+        quality: dict[str, Any] | None,
+        stored: list[bool],
+    ) -> None:
         assert self.store is not None
         # The decision row is the "done" mark a restarted worker skips a window by: written
         # last, so a kill between them leaves the window undecided, never alert-less.
         if quality is not None:
             self.store.put_quality(record=quality)
-        new_alert = self.store.put(alert=alert) if alert is not None else False
+        if alert is not None and self.store.put(alert=alert):
+            stored.append(True)
         self.store.put_decision(decision=decision)
-        return new_alert
 
     async def wait_below(self, limit: int, poll_s: float = 0.05) -> None:
         """Return once at most ``limit`` windows are pending."""
@@ -1084,6 +1097,8 @@ def build_app(
         gone = {(tp.topic, tp.partition) for tp in revoked}
         owned.difference_update(gone)
         dropped = processor.drop_partitions(gone)
+        for instrument in dropped:  # a later owner (maybe this worker) restores from the store
+            decisions.cold.forget(instrument)
         if dropped:
             log.warning(
                 "partitions revoked: dropped the in-memory books and open windows of %s",

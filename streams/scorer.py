@@ -93,6 +93,10 @@ class ScorerService:
         class Listener(ConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked: Any) -> None:
                 service.assignment = []
+                # another scorer may decide these instruments' windows now: their cold-start
+                # states are read from the store again when next needed
+                if service.decisions is not None:
+                    service.decisions.cold.states.clear()
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 service.assignment = [(tp.topic, tp.partition) for tp in assigned]

@@ -128,8 +128,10 @@ class StreamSettings(BaseSettings):
     store_url: str = "sqlite:///surveillance-alerts.db"
     # A decision whose alert, records or row cannot be written (a broker or database that is
     # away for a moment) is written again, waiting record_backoff_s, then twice that, ...
-    record_attempts: int = Field(4, ge=1, description="tries to write one window's decision")
-    record_backoff_s: float = Field(0.5, ge=0.0, description="wait before the second try")
+    record_attempts: int = Field(4, ge=1, le=20, description="tries to write one window's decision")
+    record_backoff_s: float = Field(
+        0.5, ge=0.0, le=30.0, description="wait before the second try (then doubled, to 30 s)"
+    )
     session_date: dt.date | None = Field(
         None, description="date of a feed whose ts_ns counts from midnight (LOBSTER)"
     )

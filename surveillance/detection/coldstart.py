@@ -246,6 +246,12 @@ class ColdStarts:
                 calibration,
             )
 
+    def forget(self, instrument: str) -> None:
+        """Drop every state of ``instrument`` (each of its feed depths): another worker
+        decides its windows now, so a later ``restore`` must read them from the store."""
+        for key in [k for k in self.states if k == instrument or k.startswith(f"{instrument}@")]:
+            del self.states[key]
+
     def restore(self, key: str, calibrations: Sequence[Mapping[str, Any] | None]) -> ColdState:
         """The state of ``key`` rebuilt from the ``detail.calibration`` records of its
         decisions so far, in window order (a worker taking over an instrument reads them from

@@ -160,6 +160,7 @@ def test_a_decision_that_fails_to_be_written_is_written_again() -> None:
     decisions = decide_with(topic, record_backoff_s=0.01)
     assert decisions.counts["record_retries"] == 1 and decisions.counts["decide_errors"] == 0
     assert decisions.counts["decisions"] == 3 and topic.calls == 4
+    assert decisions.counts["alerts_published"] == 3  # windows, not sends
     assert [(r["instrument"], r["start_ns"]) for r in decisions.recent] == [
         ("A", 0),
         ("A", 10),
@@ -176,3 +177,40 @@ def test_a_batch_that_cannot_be_written_does_not_strand_the_windows_behind_it() 
     assert decisions.pending == 0
     assert decisions.counts["record_retries"] == 2 and decisions.counts["decide_errors"] == 1
     assert [(r["instrument"], r["start_ns"]) for r in decisions.recent] == [("A", 10), ("B", 0)]
+
+
+def test_an_alert_stored_by_a_try_that_failed_later_is_counted_once(tmp_path) -> None:
+    """The store takes the alert, then fails on the decision row: the next try finds the alert
+    there; it is counted as stored once, and the decision row is written."""
+    from alerts.store import AlertStore
+    from tests.streams.stream_doubles import CollectingTestTopic, EventCountTestScorer
+
+    class DecisionRowFailsOnceTestStore(AlertStore):
+        failed = False
+
+        def put_decision(self, *, decision) -> bool:  # type: ignore[override]
+            if not self.failed:
+                self.failed = True
+                raise OSError("database gone for a moment")
+            return super().put_decision(decision=decision)
+
+    store = DecisionRowFailsOnceTestStore(f"sqlite:///{tmp_path / 'alerts.db'}")
+    store.create_schema()
+    decisions = Decisions(
+        settings=load_settings(executor="thread", record_backoff_s=0.0),
+        scorer=EventCountTestScorer(min_events=0),
+        store=store,
+        alerts_topic=CollectingTestTopic(),
+    )
+
+    async def run() -> None:
+        decisions.submit([window("A", 0)])
+        await decisions.drain()
+
+    try:
+        asyncio.run(run())
+    finally:
+        decisions.close()
+    assert decisions.counts["record_retries"] == 1
+    assert decisions.counts["alerts_stored"] == 1 and decisions.counts["decisions"] == 1
+    assert len(store.decisions()) == 1 and len(store.list(limit=10)) == 1

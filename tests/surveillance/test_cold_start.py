@@ -423,3 +423,13 @@ def test_a_level_1_simulation_reads_the_rollouts_touch_only_view():
     # one inter-arrival sample per order after the first: every order, or the touch's
     assert len(full.sim_facts[0]["inter_arrival"][0]) == n - 1
     assert len(touch.sim_facts[0]["inter_arrival"][0]) == seen - 1
+
+
+def test_forgetting_an_instrument_drops_each_of_its_depths_only() -> None:
+    from surveillance.detection.coldstart import ColdStarts, ColdState
+
+    cold = ColdStarts()
+    for key in ("X", "X@1", "X@5", "XY@1", "Y"):
+        cold.states[key] = ColdState(key)
+    cold.forget("X")
+    assert sorted(cold.states) == ["XY@1", "Y"]
