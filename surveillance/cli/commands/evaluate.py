@@ -269,6 +269,7 @@ def command(  # type: ignore[no-untyped-def]
         )
     if cached_only and sim_cache is None:
         raise click.UsageError("--cached-only reads the forks of --sim-cache: name one")
+    cal_lo, cal_hi = parse_clock(span[0]), parse_clock(span[1])
     extra = []
     for text in also_spans:
         bounds = text.split("-")
@@ -280,7 +281,6 @@ def command(  # type: ignore[no-untyped-def]
             raise click.BadParameter(str(exc), param_hint="--also") from None
         if hi <= lo:
             raise click.BadParameter(f"{text}: the span ends before it starts", param_hint="--also")
-        cal_lo, cal_hi = parse_clock(span[0]), parse_clock(span[1])
         if lo < cal_hi and hi > cal_lo:
             raise click.BadParameter(
                 f"{text} starts windows inside the calibration span {calibration_span}: they "
@@ -299,8 +299,8 @@ def command(  # type: ignore[no-untyped-def]
         campaign_seed=campaign_seed,
         cached_only=cached_only,
         target_fpr=far,
-        calibration_start_ns=parse_clock(span[0]),
-        calibration_end_ns=parse_clock(span[1]),
+        calibration_start_ns=cal_lo,
+        calibration_end_ns=cal_hi,
         calibration_stride_ns=parse_duration(calibration_stride),
     )
     if not config.window_starts():
