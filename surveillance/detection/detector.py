@@ -79,6 +79,7 @@ from surveillance.detection.coldstart import (
     weighted_quantile_threshold,
 )
 from surveillance.detection.metrics import (
+    AGGRESSIVE_FACTS,
     DISCRETE_FACTS,
     FOOTPRINT_FACTS,
     TAIL_FACTS,
@@ -492,6 +493,47 @@ def shortfall(standardized: Mapping[str, float], power: float) -> float | None:
 # windows of another instrument may widen what is usual at the close, never narrow it.
 MIN_BUCKET_SCALE = 1.0
 
+# Scenarios: groups of facts that one family of typologies moves, each scored apart (the same
+# norms and time-of-day shifts, the shortfall norm of its facts alone) against a threshold of
+# its own, fitted on the same normal windows. The omnibus score sums every fact's shortfall,
+# so a campaign that moves only the sweep facts competes with clean windows that stand out on
+# others (a busy afternoon's order sizes and arrival rates); alone, the sweep facts rank
+# aggressive campaigns far higher (docs/studies/aggressive-manipulation.md, "Scenarios").
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    # momentum ignition, pump and dump, marking the close
+    "aggressive_trading": ("sweep_ratio", *AGGRESSIVE_FACTS),
+}
+# A scenario threshold is never below this: a standardized shortfall of 1 is what a normal
+# window shows on any fact (and a scenario whose facts never fell short on the calibration
+# windows must not alert on the first window that does a little).
+MIN_SCENARIO_THRESHOLD = 1.0
+OMNIBUS = "omnibus"  # every fact's shortfall (``Calibration.components``)
+
+
+@dataclass(slots=True)
+class Scenario:
+    """One scenario's facts and its threshold (``Calibration.fit_normal``)."""
+
+    facts: list[str]
+    threshold: float
+
+
+def _scenario_threshold(
+    omnibus: Sequence[float], own: Sequence[float], threshold: float, far: float
+) -> float:
+    """A scenario's threshold on normal windows' leave-one-out scores: the omnibus threshold
+    leaves ``n - 1 - k`` of ``n`` windows above it (``Calibration.fit``'s quantile rule:
+    none with fewer than ``1 / far`` windows); the windows it already passes use that budget
+    first, and the scenario may add only what is left, so the windows alerting on either stay
+    within the target false-alarm rate."""
+    n = len(omnibus)
+    k = n - 1 if n < 1 / far else min(max(int(np.ceil((1 - far) * n)) - 1, 0), n - 1)
+    left = (n - 1 - k) - sum(x > threshold for x in omnibus)
+    rest = sorted((s for x, s in zip(omnibus, own, strict=True) if not x > threshold), reverse=True)
+    if not rest:
+        return MIN_SCENARIO_THRESHOLD
+    return max(rest[min(max(left, 0), len(rest) - 1)], MIN_SCENARIO_THRESHOLD)
+
 
 # ---------------------------------------------------------------------------- calibration
 @dataclass(slots=True)
@@ -532,6 +574,9 @@ class Calibration:
     # per instrument: its typical window profile (``coldstart.Profile``), what an unseen
     # instrument's first norms are pooled by (empty: a calibration fitted before them)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per scenario (``SCENARIOS``) its facts and threshold (empty: a calibration fitted before
+    # scenarios, or without norms: the omnibus score alone decides)
+    scenarios: dict[str, Scenario] = field(default_factory=dict)
 
     @classmethod
     def fit(
@@ -579,6 +624,7 @@ class Calibration:
         for_threshold: Sequence[bool] | None = None,
         time_of_day: TimeOfDay | None = None,
         profiles: Sequence[Profile | None] | None = None,
+        scenarios: Mapping[str, Sequence[str]] | None = None,
     ) -> Calibration:
         """Fit fact norms per instrument on normal windows ``(instrument, raw score, fact z)``,
         then the threshold on those windows' calibrated scores. Each normal window is scored
@@ -601,7 +647,9 @@ class Calibration:
         on; time-of-day material from outside the calibration span (an evaluation's clean
         close windows, say) enters the bucket norms but not the threshold. ``profiles`` (each
         window's ``coldstart.Profile``) give each instrument's typical profile, what an unseen
-        instrument's norms are pooled by."""
+        instrument's norms are pooled by. Each scenario (``scenarios``, default
+        ``SCENARIOS``: name -> facts) gets its threshold from the same leave-one-out
+        standardized z, its facts' shortfall norm alone."""
         n = len(windows)
         if profiles is not None and len(profiles) != n:
             raise ValueError(f"{len(profiles)} profiles for {n} normal windows")
@@ -652,13 +700,33 @@ class Calibration:
             power.append(norms.power)
         tod_norms = _fit_tod_norms(windows, bucket, standardized)
         scores: list[float | None] = []
+        shifted: list[tuple[dict[str, float], float]] = []  # the counted windows' z and power
         for k, (inst, _, _) in enumerate(windows):
             if not counted[k]:
                 continue
             zs = standardized[k]
             bn = tod_norms.get(inst, {}).get(bucket[k])  # fitted without this instrument
-            scores.append(shortfall(bn.shift(zs) if bn is not None else zs, power[k]))
+            shifted.append((bn.shift(zs) if bn is not None else zs, power[k]))
+            scores.append(shortfall(*shifted[-1]))
         cal = cls.fit(scores, far=far, config_version=config_version, **meta)
+        fitted = {f for z in own.values() for f in z.center}
+        omnibus = [x if x is not None else 0.0 for x in scores]
+        combined = list(omnibus)
+        for name, facts in (SCENARIOS if scenarios is None else scenarios).items():
+            mine = [f for f in facts if f in fitted]
+            if not mine:
+                continue  # a detection config without the scenario's facts
+            own_scores = [
+                shortfall({f: v for f, v in s.items() if f in mine}, p) or 0.0 for s, p in shifted
+            ]
+            t = _scenario_threshold(combined, own_scores, cal.threshold, far)
+            cal.scenarios[name] = Scenario(mine, round(t, 6))
+            combined = [
+                max(c, s * cal.threshold / t) if s > t else c
+                for c, s in zip(combined, own_scores, strict=True)
+            ]
+        if cal.scenarios:  # the scores the threshold now applies to (p-values, severities)
+            cal.normal_scores = [round(float(x), 6) for x in sorted(combined)]
         cal.norms = dict(own)
         cal.norms[POOLED] = FactNorms.fit(
             [z for k, (_, _, z) in enumerate(windows) if bucket[k] == REFERENCE]
@@ -852,15 +920,48 @@ class Calibration:
     ) -> float | None:
         """The score this calibration's threshold applies to: the norms' calibrated score of a
         window's fact z (``FactNorms.score``), after its time-of-day bucket's shift, or the raw
-        score when it has no norms."""
+        score when it has no norms. With scenarios: the omnibus score, raised for a window a
+        scenario flags (its score above the scenario's threshold) to that score rescaled by
+        the two thresholds' ratio, so the window clears the threshold exactly when the omnibus
+        score or a scenario clears its own, and windows no scenario flags keep the omnibus
+        ranking."""
         if not self.norms:
             return raw
+        parts = self.components(fact_z, instrument, bucket)
+        score = parts.pop(OMNIBUS)
+        if score is None:
+            return None
+        for name, s in parts.items():
+            t = self.scenarios[name].threshold
+            if s is not None and s > t:  # flagged: at least its score on the omnibus scale
+                score = max(score, s * self.threshold / t)
+        return score
+
+    def _shortfall(
+        self,
+        fact_z: Mapping[str, float | None] | None,
+        instrument: str,
+        bucket: str,
+        facts: Sequence[str] | None = None,
+    ) -> float | None:
         _, norms = self._norms(instrument)
         if norms is None or fact_z is None:
             return None
+        if facts is not None:
+            fact_z = {f: z for f, z in fact_z.items() if f in facts}
         zs = norms.standardize(fact_z)
         bn = self._tod(instrument, bucket)
         return shortfall(bn.shift(zs) if bn is not None else zs, norms.power)
+
+    def components(
+        self, fact_z: Mapping[str, float | None] | None, instrument: str, bucket: str = MIDDAY
+    ) -> dict[str, float | None]:
+        """A calibrated window's omnibus score (every fact's shortfall) and each scenario's
+        (its facts' alone), each on its own scale: what ``score`` combines."""
+        out = {OMNIBUS: self._shortfall(fact_z, instrument, bucket)}
+        for name, sc in self.scenarios.items():
+            out[name] = self._shortfall(fact_z, instrument, bucket, sc.facts)
+        return out
 
     def explain(self, instrument: str, bucket: str = MIDDAY) -> dict[str, object]:
         """What stands behind a window's calibrated score: its bucket, whose norms (the
@@ -916,6 +1017,8 @@ class Calibration:
             inst: {b: FactNorms(**v) for b, v in by_bucket.items()}
             for inst, by_bucket in data.get("tod_norms", {}).items()
         }
+        # one written before scenarios has none: the omnibus score alone decides
+        data["scenarios"] = {k: Scenario(**v) for k, v in data.get("scenarios", {}).items()}
         return cls(**data)
 
 

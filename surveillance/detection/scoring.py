@@ -37,6 +37,7 @@ from simulator.units import NS_PER_MIN
 from surveillance.detection.coldstart import profile_of
 from surveillance.detection.detector import (
     DETECTION_FACTS,
+    OMNIBUS,
     Calibration,
     FactSamples,
     SimulationNull,
@@ -342,6 +343,17 @@ def score_window(
         "real_orders": len(real.ts_ns),
         "seed": window_seed(config.seed, window.instrument, window.start_ns),
         "calibrated": cal is not None,
+        # what the calibrated score combines: the omnibus score and each scenario's, each with
+        # its own threshold (none for a cold window: its omnibus score alone decides)
+        "scenarios": {}
+        if cal is None or cold is not None or not cal.scenarios
+        else {
+            name: {
+                "score": s,
+                "threshold": cal.threshold if name == OMNIBUS else cal.scenarios[name].threshold,
+            }
+            for name, s in cal.components(verdict.fact_z(), window.instrument, bucket).items()
+        },
         # which bucket and how many windows stand behind the norms the score was read with
         "calibration": cold.explain
         if cold is not None

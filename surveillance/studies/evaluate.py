@@ -67,6 +67,9 @@ from surveillance.studies import simcache
 from surveillance.studies.simcache import SimCache
 
 DETECTORS = ("simulation", "simulation_uncalibrated", "historical_diff", "spread_zscore")
+# a component of the calibrated score in ``VariantScore.scores`` (``Calibration.components``:
+# the omnibus score and each scenario's, on their own scales; a diagnostic, never a detector)
+COMPONENT_PREFIX = "component:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,8 +556,13 @@ def rescore(
     states = _cold_states(cal, normal, own_windows)
     for r in results:
         raw = r.scores["simulation_uncalibrated"]
+        for key in [k for k in r.scores if k.startswith(COMPONENT_PREFIX)]:
+            del r.scores[key]  # another calibration's
         if cal.calibrated_key(r.instrument, r.feed_depth) is not None:
             r.scores["simulation"] = cal.score(raw, r.fact_z, r.instrument, r.bucket)
+            if cal.scenarios:
+                for name, s in cal.components(r.fact_z, r.instrument, r.bucket).items():
+                    r.scores[COMPONENT_PREFIX + name] = s
             r.cold = None
             continue
         history = states.get(r.instrument, [])
@@ -789,6 +797,7 @@ def detection_curves(
     for instrument in sorted({r.instrument for r in results}):
         mine = [r for r in results if r.instrument == instrument]
         clean = [r.scores["simulation"] for r in mine if r.variant == "clean"]
+        parts = sorted({k for r in mine for k in r.scores if k.startswith(COMPONENT_PREFIX)})
         scored_clean = [x for x in clean if x is not None]
         curves: dict[str, Any] = {}
         for typology in sorted({r.variant for r in mine if r.variant != "clean"}):
@@ -810,6 +819,19 @@ def detection_curves(
                         if scored
                         else None,
                         "n": len(scored),
+                        # each component of the score alone (the omnibus score, a scenario's)
+                        # ranking these windows against the instrument's clean ones
+                        "component_auc": {
+                            key.removeprefix(COMPONENT_PREFIX): roc_auc(
+                                [r.scores.get(key) for r in mine if r.variant == "clean"],  # type: ignore[misc]
+                                [
+                                    r.scores.get(key)
+                                    for r in mine
+                                    if r.variant == typology and r.intensity == label
+                                ],  # type: ignore[misc]
+                            )
+                            for key in parts
+                        },
                     }
                 )
             curves[typology] = {

@@ -369,6 +369,9 @@ def command(  # type: ignore[no-untyped-def]
         "threshold": cal.threshold,
         "far": far,
         "note": cal.note,
+        # each scenario's own threshold (the calibrated score clears ``threshold`` when the
+        # omnibus score or a scenario's clears its own)
+        "scenarios": {name: sc.threshold for name, sc in cal.scenarios.items()},
         # the threshold fitted on the calibration windows, applied to the evaluation's clean
         # windows: the false-alarm rate a deployment of this calibration would have had
         "false_alarm_rate": float(np.mean([cal.is_alert(x) for x in clean_cal]))

@@ -1,0 +1,162 @@
+"""The calibrated detector on the calibration hours, with campaigns of their own (issue 31).
+
+Facts and scores are chosen on the calibration hours, never on the held-out windows: this
+script scores the calibration grid's windows (10:00 to 14:05, every 25 minutes, the forks the
+bundled calibration was fitted on, read from a fork cache) clean and with every typology
+injected at each intensity, with campaign seeds salted apart from the benchmark's
+(``--campaign-seed``). Each clean window in turn is left out: a calibration is fitted on the
+other clean windows (``Calibration.fit_normal``, as ``surveillance evaluate`` fits one), and
+the window and its manipulated variants are scored with it. Printed per instrument, typology
+and intensity: the calibrated score's AUC (manipulated against clean windows of the
+instrument) and its TPR at the fold's threshold, for the detector as configured and for a
+variant (``--without FACTS``: some facts left out; ``--no-scenarios``: the omnibus score
+alone), the comparison a candidate is adopted or dropped by.
+
+Usage: ``python benchmarks/tune_calibration_hours.py --sim-cache DIR --no-scenarios``
+(forks are only read: a window whose fork is not cached is left out, never forked;
+``--out FILE`` keeps the scored windows, ``--scores FILE`` compares again from them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from simulator.units import NS_PER_MIN
+from surveillance.cli.wiring import SamplerSpec
+from surveillance.detection.detector import SCENARIOS, Calibration
+from surveillance.detection.settings import DetectionSettings
+from surveillance.studies.evaluate import EvaluationConfig, VariantScore, evaluate_day, roc_auc
+from surveillance.studies.simcache import SimCache
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "lobster"
+DAYS = ("LOBSTER_SampleFile_GOOG_2012-06-21_10.zip", "LOBSTER_SampleFile_AMZN_2012-06-21_5.zip")
+Key = tuple[str, str, str]
+
+
+def fold_scores(
+    results: Sequence[VariantScore],
+    facts: set[str],
+    scenarios: Mapping[str, Sequence[str]],
+    far: float,
+) -> list[tuple[float | None, bool]]:
+    """Each result's calibrated score and alert under a calibration fitted without its clean
+    window (over ``facts`` only, with ``scenarios``)."""
+    clean = [r for r in results if r.variant == "clean"]
+    out: list[tuple[float | None, bool]] = []
+    fits: dict[tuple[str, int], Calibration] = {}
+    for r in results:
+        key = (r.instrument, r.window_start_ns)
+        if key not in fits:
+            fits[key] = Calibration.fit_normal(
+                [
+                    (c.instrument, c.scores["simulation_uncalibrated"], _only(c.fact_z, facts))
+                    for c in clean
+                    if (c.instrument, c.window_start_ns) != key
+                ],
+                far=far,
+                method="leave one window out",
+                scenarios=scenarios,
+            )
+        cal = fits[key]
+        s = cal.score(r.scores["simulation_uncalibrated"], _only(r.fact_z, facts), r.instrument)
+        out.append((s, cal.is_alert(s)))
+    return out
+
+
+def _only(fact_z: Mapping[str, float | None], facts: set[str]) -> dict[str, float | None]:
+    return {f: z for f, z in fact_z.items() if f in facts}
+
+
+def table(
+    results: Sequence[VariantScore], scored: Sequence[tuple[float | None, bool]]
+) -> dict[Key, tuple[float | None, float]]:
+    """(instrument, typology, intensity) -> (AUC against the instrument's clean windows, TPR)."""
+    out: dict[Key, tuple[float | None, float]] = {}
+    for inst, variant, level in sorted(
+        {(r.instrument, r.variant, r.intensity or "") for r in results}
+    ):
+        if variant == "clean":
+            continue
+        mine = [(r, s) for r, s in zip(results, scored, strict=True) if r.instrument == inst]
+        neg = [s for r, (s, _) in mine if r.variant == "clean"]
+        pos = [(s, a) for r, (s, a) in mine if r.variant == variant and r.intensity == level]
+        auc = roc_auc(neg, [s for s, _ in pos])  # type: ignore[arg-type]
+        out[(inst, variant, level)] = (auc, float(np.mean([a for _, a in pos])))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sim-cache", required=True, help="the calibration forks' cache")
+    parser.add_argument("--data", nargs="*", default=[str(SHARED / d) for d in DAYS])
+    parser.add_argument("--without", default="", help="facts the variant leaves out")
+    parser.add_argument("--no-scenarios", action="store_true", help="the variant: omnibus only")
+    parser.add_argument("--campaign-seed", type=int, default=7)
+    parser.add_argument("--intensities", default="0.25,low,moderate,high")
+    parser.add_argument("--far", type=float, default=0.05)
+    parser.add_argument("--out", default=None, help="write every window's fact z here (JSON)")
+    parser.add_argument("--scores", default=None, help="read them from an earlier --out")
+    args = parser.parse_args()
+    settings = DetectionSettings(rollouts=16, seed=0)
+    spec = SamplerSpec.of(settings)
+    config = EvaluationConfig(
+        detection=settings.config(),
+        start_ns=10 * 60 * NS_PER_MIN,
+        end_ns=(14 * 60 + 30) * NS_PER_MIN,
+        stride_ns=25 * NS_PER_MIN,
+        intensities=tuple(x.strip() for x in args.intensities.split(",")),
+        campaign_seed=args.campaign_seed,
+        cached_only=True,
+        calibration_start_ns=10 * 60 * NS_PER_MIN,
+    )
+    results: list[VariantScore] = []
+    if args.scores:
+        results = [VariantScore(**r) for r in json.loads(Path(args.scores).read_text())]
+    else:
+        cache, generator = SimCache(args.sim_cache), spec()
+        for path in args.data:
+            results += evaluate_day(
+                path, generator, config, cache=cache, generator_version=spec.model_version
+            )
+    if args.out:
+        Path(args.out).write_text(json.dumps([r.as_dict() for r in results]))
+    facts = set(config.detection.facts)
+    dropped = {f.strip() for f in args.without.split(",") if f.strip()}
+    variant_scored = fold_scores(
+        results, facts - dropped, {} if args.no_scenarios else SCENARIOS, args.far
+    )
+    configured_scored = fold_scores(results, facts, SCENARIOS, args.far)
+    variant, configured = table(results, variant_scored), table(results, configured_scored)
+    clean = {
+        i: sum(r.variant == "clean" and r.instrument == i for r in results) for i, *_ in variant
+    }
+    what = ", ".join([*(["no scenarios"] if args.no_scenarios else []), *sorted(dropped)])
+    print(f"clean windows {clean}; AUC / TPR, variant ({what or 'as configured'}) -> configured")
+    for key in sorted(configured):
+        (a, ta), (b, tb) = variant[key], configured[key]
+        print(f"  {key[0]:<6}{key[1]:<20}{key[2]:<10}{a:.3f} / {ta:.2f} -> {b:.3f} / {tb:.2f}")
+    for name, scored in (("variant", variant_scored), ("configured", configured_scored)):
+        for inst in sorted(clean):
+            alerts = [
+                a
+                for r, (_, a) in zip(results, scored, strict=True)
+                if r.variant == "clean" and r.instrument == inst
+            ]
+            print(f"  {name}: {inst} clean windows alerting {sum(alerts)} of {len(alerts)}")
+    for level in config.intensities:
+        for name, t in (("variant", variant), ("configured", configured)):
+            aucs = [v[0] for k, v in t.items() if k[2] == level and v[0] is not None]
+            tprs = [v[1] for k, v in t.items() if k[2] == level]
+            print(
+                f"  {level} {name}: mean AUC {np.mean(aucs):.3f}, min {min(aucs):.3f}, "
+                f"mean TPR {np.mean(tprs):.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

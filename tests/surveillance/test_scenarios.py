@@ -1,0 +1,126 @@
+"""Scenarios: a family of facts scored apart, against a threshold of its own."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from surveillance.detection.detector import (
+    OMNIBUS,
+    SCENARIOS,
+    Calibration,
+    FactNorms,
+    Scenario,
+    _scenario_threshold,
+)
+
+SWEEPS = SCENARIOS["aggressive_trading"]
+OTHERS = tuple(f"fact{i}" for i in range(12))
+
+
+def normal_windows(n: int, seed: int = 0) -> list[tuple[str, float, dict[str, float]]]:
+    """Normal windows of two instruments: the sweep facts' z about N(-1, 1), the others'
+    heavy-tailed (Student's t, 2 degrees of freedom), as a real afternoon's order sizes and
+    rates fall far short of the simulation now and then."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        z = {f: float(rng.normal(-1.0, 1.0)) for f in SWEEPS}
+        z |= {f: float(rng.standard_t(2) - 1.0) for f in OTHERS}
+        out.append(("AAA" if k % 2 else "BBB", 0.0, z))
+    return out
+
+
+def shifted(z: dict[str, float], facts: tuple[str, ...], by: float) -> dict[str, float]:
+    return {f: v - by if f in facts else v for f, v in z.items()}
+
+
+def test_a_campaign_on_the_sweep_facts_alone_alerts_through_its_scenario() -> None:
+    """The sweep facts each 3.5 spreads short: too little for the omnibus threshold (8, set by
+    calibration windows that fall far short on other facts), enough for the scenario's (4)."""
+    norms = FactNorms({f: 0.0 for f in (*OTHERS, *SWEEPS)}, {f: 1.0 for f in (*OTHERS, *SWEEPS)})
+    cal = Calibration(8.0, 0.05, 20, "test", norms={"AAA": norms})
+    cal.scenarios["aggressive_trading"] = Scenario(list(SWEEPS), 4.0)
+    clean = {f: -0.5 for f in (*OTHERS, *SWEEPS)}
+    campaign = shifted(clean, SWEEPS, 3.0)
+    parts = cal.components(campaign, "AAA")
+    assert parts[OMNIBUS] is not None and parts[OMNIBUS] < cal.threshold
+    assert parts["aggressive_trading"] == pytest.approx(3.5 * 3**0.25)
+    assert cal.score(0.0, campaign, "AAA") == pytest.approx(3.5 * 3**0.25 * 8.0 / 4.0)
+    assert cal.is_alert(cal.score(0.0, campaign, "AAA"))
+    assert not cal.is_alert(cal.score(0.0, clean, "AAA"))
+    # the same shortfall on other facts moves the omnibus score only
+    elsewhere = shifted(clean, OTHERS[:3], 3.0)
+    assert cal.components(elsewhere, "AAA")["aggressive_trading"] == parts_of(cal, clean)
+    assert not cal.is_alert(cal.score(0.0, elsewhere, "AAA"))
+    # without the scenario, the campaign passes unseen
+    cal.scenarios.clear()
+    assert not cal.is_alert(cal.score(0.0, campaign, "AAA"))
+
+
+def parts_of(cal: Calibration, z: dict[str, float]) -> float | None:
+    return cal.components(z, "AAA")["aggressive_trading"]
+
+
+def test_fit_normal_fits_the_scenarios_unless_told_none() -> None:
+    windows = normal_windows(20)
+    assert set(Calibration.fit_normal(windows, far=0.05, method="t").scenarios) == set(SCENARIOS)
+    assert Calibration.fit_normal(windows, far=0.05, method="t", scenarios={}).scenarios == {}
+    # a detection config without the scenario's facts has no scenario
+    bare = [(i, s, {f: v for f, v in z.items() if f in OTHERS}) for i, s, z in windows]
+    assert Calibration.fit_normal(bare, far=0.05, method="t").scenarios == {}
+
+
+def test_the_score_clears_the_threshold_exactly_when_a_component_clears_its_own() -> None:
+    windows = normal_windows(40, seed=1)
+    cal = Calibration.fit_normal(windows, far=0.05, method="test")
+    sc = cal.scenarios["aggressive_trading"]
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        z = {f: float(rng.normal(-1.5, 2.5)) for f in (*OTHERS, *SWEEPS)}
+        parts = cal.components(z, "BBB")
+        either = parts[OMNIBUS] > cal.threshold or parts["aggressive_trading"] > sc.threshold  # type: ignore[operator]
+        assert cal.is_alert(cal.score(0.0, z, "BBB")) == either
+
+
+def test_windows_alerting_on_either_stay_within_the_target_rate() -> None:
+    """With 100 normal windows at 5%, the omnibus threshold leaves at most 5 above it; the
+    scenario's threshold only takes what the omnibus left, so the calibrated normal scores
+    (the combined ones) still leave at most 5 above the threshold."""
+    cal = Calibration.fit_normal(normal_windows(100, seed=3), far=0.05, method="test")
+    above = sum(x > cal.threshold for x in cal.normal_scores)
+    assert above <= 5
+    assert len(cal.normal_scores) == 100
+
+
+def test_the_scenario_threshold_takes_only_the_budget_left() -> None:
+    # 20 windows at 5%: no window may pass, so the threshold is the largest scenario score
+    # among the windows the omnibus threshold does not pass
+    omnibus = [1.0] * 19 + [3.0]
+    own = [float(k) for k in range(20)]
+    assert _scenario_threshold(omnibus, own, threshold=3.0, far=0.05) == 18.0
+    # 100 windows at 5%: five may pass; the omnibus already passes two, three are left
+    omnibus = [1.0] * 98 + [5.0, 5.0]
+    own = [float(k) for k in range(100)]
+    assert _scenario_threshold(omnibus, own, threshold=4.0, far=0.05) == 94.0
+    # never below the floor, even where every scenario score is 0
+    assert _scenario_threshold([1.0] * 10, [0.0] * 10, threshold=2.0, far=0.05) == 1.0
+
+
+def test_a_calibration_saved_before_scenarios_scores_with_the_omnibus_alone(tmp_path) -> None:
+    windows = normal_windows(20, seed=4)
+    cal = Calibration.fit_normal(windows, far=0.05, method="test")
+    path = tmp_path / "cal.json"
+    cal.save(path)
+    again = Calibration.load(path)
+    assert again.scenarios == cal.scenarios
+    campaign = shifted(windows[5][2], SWEEPS, 4.0)
+    assert again.score(0.0, campaign, "AAA") == cal.score(0.0, campaign, "AAA")
+    data = json.loads(path.read_text())
+    del data["scenarios"]
+    path.write_text(json.dumps(data))
+    old = Calibration.load(path)
+    assert old.scenarios == {}
+    assert old.score(0.0, campaign, "AAA") == cal.components(campaign, "AAA")[OMNIBUS]
