@@ -36,6 +36,7 @@ from surveillance.detection.coldstart import ColdStarts
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector, WindowScore
 from surveillance.detection.scorer import SimulationScorer
+from surveillance.detection.scoring import scenario_detail
 from surveillance.detection.timeofday import MIDDAY
 
 FORMATS = ("lobster", "normalized", "databento", "bitstamp")
@@ -409,6 +410,7 @@ def replay(
                 bucket = r["detail"].get("bucket", MIDDAY)
                 r["score"] = cal.score(r["score"], _fact_z(r), r["instrument"], bucket)
                 r["detail"]["calibration"] = cal.explain(r["instrument"], bucket)
+                r["detail"]["scenarios"] = scenario_detail(cal, _fact_z(r), r["instrument"], bucket)
             r["alert"] = cal.is_alert(r["score"])
             r["threshold"] = cal.threshold
             r["severity"] = cal.severity(r["score"])
@@ -475,6 +477,7 @@ def rescore(
                 r["threshold"], r["severity"] = verdict.threshold, verdict.severity
                 r["p_value"] = verdict.p_value
                 detail["calibration"] = verdict.detail["calibration"]
+                detail["scenarios"] = {}  # a cold window: its omnibus score alone decides
             else:
                 r["score"] = cal.score(raw, _fact_z(r), r["instrument"], bucket)
                 r["alert"] = cal.is_alert(r["score"])
@@ -482,6 +485,7 @@ def rescore(
                 r["severity"] = cal.severity(r["score"])
                 r["p_value"] = cal.p_value(r["score"])
                 detail["calibration"] = cal.explain(r["instrument"], bucket)
+                detail["scenarios"] = scenario_detail(cal, _fact_z(r), r["instrument"], bucket)
             detail["bucket"] = bucket
             detail["calibrated"] = True
             detail["rescored_with"] = source

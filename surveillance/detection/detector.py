@@ -39,6 +39,12 @@ than usual for this simulator and instrument), and the threshold is fitted on it
 simulator always gets wrong stops drowning the others, and a manipulation that shows on one
 or two facts is not averaged away by the rest.
 
+Scenarios (``SCENARIOS``) score a family of facts apart: the sweep facts that aggressive
+manipulation moves, whose shortfalls the omnibus 4-norm loses among clean windows that fall short
+on other facts. Each has its own threshold, fitted on the same normal windows within the same
+false-alarm budget, and a window a scenario flags scores at least the scenario's score on the
+omnibus threshold's scale (``Calibration.score``). A window read cold has no scenarios yet.
+
 The open and the close are not midday: their flow differs from the hours the norms mostly
 see, so a fact's z shifts there on normal windows too
 (docs/decisions/time-of-day-calibration.md). The calibration therefore reads every window in its

@@ -15,7 +15,7 @@ It sees plain data and an engine; it never touches files, Kafka, a database or t
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,6 +223,23 @@ def simulate(
     ]
 
 
+def scenario_detail(
+    cal: Calibration, fact_z: Mapping[str, float | None], instrument: str, bucket: str
+) -> dict[str, dict[str, float | None]]:
+    """What a calibrated score combines (``Calibration.components``): the omnibus score and
+    each scenario's, each with its own threshold; empty for a calibration without
+    scenarios."""
+    if not cal.scenarios:
+        return {}
+    return {
+        name: {
+            "score": s,
+            "threshold": cal.threshold if name == OMNIBUS else cal.scenarios[name].threshold,
+        }
+        for name, s in cal.components(fact_z, instrument, bucket).items()
+    }
+
+
 def reference_facts(window: ClosedWindow, config: DetectionConfig) -> FactSamples | None:
     """The facts ``simulate`` floors the tail facts with, for a simulation read back from a
     cache (one more replay of the history than ``simulate`` needs)."""
@@ -346,14 +363,8 @@ def score_window(
         # what the calibrated score combines: the omnibus score and each scenario's, each with
         # its own threshold (none for a cold window: its omnibus score alone decides)
         "scenarios": {}
-        if cal is None or cold is not None or not cal.scenarios
-        else {
-            name: {
-                "score": s,
-                "threshold": cal.threshold if name == OMNIBUS else cal.scenarios[name].threshold,
-            }
-            for name, s in cal.components(verdict.fact_z(), window.instrument, bucket).items()
-        },
+        if cal is None or cold is not None
+        else scenario_detail(cal, verdict.fact_z(), window.instrument, bucket),
         # which bucket and how many windows stand behind the norms the score was read with
         "calibration": cold.explain
         if cold is not None

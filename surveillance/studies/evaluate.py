@@ -32,7 +32,7 @@ smallest that at most 5% of clean windows exceed).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -476,6 +476,7 @@ def calibrate(
     onto: Calibration | None = None,
     time_of_day: TimeOfDay | None = None,
     own_windows: int | None = None,
+    scenarios: Mapping[str, Sequence[str]] | None = None,
 ) -> Calibration:
     """Fit the simulation detector's calibration (fact norms, time-of-day norms and
     threshold) on ``normal`` windows, and rescore ``results`` with it in place (``simulation``
@@ -490,7 +491,8 @@ def calibrate(
     calibration) its instrument norms and threshold are kept and only the time-of-day norms
     are fitted, on ``normal`` and that material. Without ``time_of_day`` and ``onto`` every
     window is read as midday (the calibration as before time of day; what each measured:
-    docs/decisions/time-of-day-calibration.md)."""
+    docs/decisions/time-of-day-calibration.md). ``scenarios`` (default
+    ``detector.SCENARIOS``; empty: none) are fitted with it."""
     if time_of_day is None and onto is None:
         cal = Calibration.fit_normal(
             [(r.instrument, r.scores["simulation_uncalibrated"], r.fact_z) for r in normal],
@@ -502,6 +504,7 @@ def calibrate(
             if window_ns is None
             else [(r.window_start_ns, r.window_start_ns + window_ns) for r in normal],
             profiles=[_profile(r) for r in normal],
+            scenarios=scenarios,
         )
         rescore(results, cal, normal, own_windows)
         return cal
@@ -528,6 +531,7 @@ def calibrate(
             time_of_day=time_of_day,
             # an instrument's profile from its calibration windows, as its norms
             profiles=[_profile(r) for r in normal] + [None] * len(extra),
+            scenarios=scenarios,
         )
     rescore(results, cal, normal, own_windows)
     return cal

@@ -124,3 +124,52 @@ def test_a_calibration_saved_before_scenarios_scores_with_the_omnibus_alone(tmp_
     old = Calibration.load(path)
     assert old.scenarios == {}
     assert old.score(0.0, campaign, "AAA") == cal.components(campaign, "AAA")[OMNIBUS]
+
+
+def test_a_replay_rescored_records_each_component_and_alerts_through_the_scenario() -> None:
+    from surveillance.replay import rescore
+
+    norms = FactNorms({f: 0.0 for f in (*OTHERS, *SWEEPS)}, {f: 1.0 for f in (*OTHERS, *SWEEPS)})
+    cal = Calibration(8.0, 0.05, 20, "test", norms={"AAA": norms})
+    cal.scenarios["aggressive_trading"] = Scenario(list(SWEEPS), 4.0)
+    clean = {f: -0.5 for f in (*OTHERS, *SWEEPS)}
+    records = [
+        {
+            "instrument": "AAA",
+            "window_start_ns": 0,
+            "window_end_ns": 1,
+            "score": 1.0,
+            "alert": False,
+            "facts": {f: {"z": v} for f, v in z.items()},
+            "detail": {"raw_score": 1.0},
+        }
+        for z in (clean, shifted(clean, SWEEPS, 3.0))
+    ]
+    quiet, campaign = rescore(records, cal, None)
+    assert not quiet["alert"] and campaign["alert"]
+    parts = campaign["detail"]["scenarios"]
+    assert parts[OMNIBUS]["threshold"] == 8.0 and parts[OMNIBUS]["score"] < 8.0
+    assert parts["aggressive_trading"]["threshold"] == 4.0
+    assert parts["aggressive_trading"]["score"] > 4.0
+    assert campaign["score"] > campaign["threshold"] == 8.0
+
+
+def test_the_benchmark_fits_without_scenarios_when_told() -> None:
+    from surveillance.studies.evaluate import VariantScore, calibrate
+
+    normal = [
+        VariantScore(
+            inst,
+            60_000_000_000 * 25 * k,
+            "clean",
+            None,
+            {"simulation_uncalibrated": 0.0, "simulation": 0.0},
+            [],
+            fact_z=z,
+        )
+        for k, (inst, _, z) in enumerate(normal_windows(20))
+    ]
+    with_them = calibrate(normal, [], far=0.05, method="t")
+    without = calibrate(normal, [], far=0.05, method="t", scenarios={})
+    assert set(with_them.scenarios) == set(SCENARIOS) and without.scenarios == {}
+    assert with_them.threshold == without.threshold

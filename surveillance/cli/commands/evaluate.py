@@ -150,6 +150,14 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
     "close, leave one instrument out.",
 )
 @click.option(
+    "--scenarios/--no-scenarios",
+    "scenarios",
+    default=True,
+    show_default=True,
+    help="Fit the scenarios' thresholds as well (surveillance.detection.detector.SCENARIOS: "
+    "the sweep facts scored apart); --no-scenarios fits the omnibus score alone.",
+)
+@click.option(
     "--cold-own-windows",
     "cold_own",
     type=click.IntRange(0, None),
@@ -201,6 +209,7 @@ def command(  # type: ignore[no-untyped-def]
     time_of_day,
     tod_onto,
     cold_own,
+    scenarios,
     far,
     sim_cache,
     refill,
@@ -361,6 +370,7 @@ def command(  # type: ignore[no-untyped-def]
             onto=None if tod_onto is None else Calibration.load(tod_onto),
             time_of_day=config.time_of_day if time_of_day or tod_onto else None,
             own_windows=cold_own,
+            scenarios=None if scenarios else {},
         )
     summary = summarize(results, config.target_fpr)
     clean_cal = [r.scores["simulation"] for r in results if r.variant == "clean"]
