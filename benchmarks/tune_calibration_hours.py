@@ -1,16 +1,17 @@
 """The calibrated detector on the calibration hours, with campaigns of their own (issue 31).
 
 Facts and scores are chosen on the calibration hours, never on the held-out windows: this
-script scores the calibration grid's windows (10:00 to 14:05, every 25 minutes, the forks the
-bundled calibration was fitted on, read from a fork cache) clean and with every typology
+script scores the windows of the calibration span (10:00 to 14:05) against their cached forks:
+the normal windows on the calibration grid (``--calibration-stride``, default every 5 minutes,
+the benchmark's default), and the windows every 25 minutes clean and with every typology
 injected at each intensity, with campaign seeds salted apart from the benchmark's
-(``--campaign-seed``). Each clean window in turn is left out: a calibration is fitted on the
-other clean windows (``Calibration.fit_normal``, as ``surveillance evaluate`` fits one), and
-the window and its manipulated variants are scored with it. Printed per instrument, typology
-and intensity: the calibrated score's AUC (manipulated against clean windows of the
-instrument) and its TPR at the fold's threshold, for the detector as configured and for a
-variant (``--without FACTS``: some facts left out; ``--no-scenarios``: the omnibus score
-alone), the comparison a candidate is adopted or dropped by.
+(``--campaign-seed``). Each of those windows is scored with a calibration fitted on the normal
+windows that do not overlap it (``Calibration.fit_normal``, as ``surveillance evaluate`` fits
+one). Printed per instrument, typology and intensity: the calibrated score's AUC (manipulated
+against clean windows of the instrument) and its TPR at the fold's threshold, and the clean
+windows alerting, for the detector as configured and for a variant (``--without FACTS``: some
+facts left out; ``--no-scenarios``: the omnibus score alone): the comparison a candidate is
+adopted or dropped by.
 
 Usage: ``python benchmarks/tune_calibration_hours.py --sim-cache DIR --no-scenarios``
 (forks are only read: a window whose fork is not cached is left out, never forked;
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.units import NS_PER_MIN
+from simulator.units import NS_PER_MIN, parse_duration
 from surveillance.cli.wiring import SamplerSpec
 from surveillance.detection.detector import SCENARIOS, Calibration
 from surveillance.detection.settings import DetectionSettings
@@ -39,27 +40,35 @@ Key = tuple[str, str, str]
 
 
 def fold_scores(
+    normal: Sequence[VariantScore],
     results: Sequence[VariantScore],
     facts: set[str],
     scenarios: Mapping[str, Sequence[str]],
     far: float,
 ) -> list[tuple[float | None, bool]]:
-    """Each result's calibrated score and alert under a calibration fitted without its clean
-    window (over ``facts`` only, with ``scenarios``)."""
-    clean = [r for r in results if r.variant == "clean"]
+    """Each result's calibrated score and alert under a calibration fitted on the ``normal``
+    windows that do not overlap its window (over ``facts`` only, with ``scenarios``)."""
     out: list[tuple[float | None, bool]] = []
     fits: dict[tuple[str, int], Calibration] = {}
     for r in results:
         key = (r.instrument, r.window_start_ns)
+        end = r.end_ns or r.window_start_ns
         if key not in fits:
+            kept = [
+                c
+                for c in normal
+                if c.instrument != r.instrument
+                or (c.end_ns or c.window_start_ns) <= r.window_start_ns
+                or c.window_start_ns >= end
+            ]
             fits[key] = Calibration.fit_normal(
                 [
                     (c.instrument, c.scores["simulation_uncalibrated"], _only(c.fact_z, facts))
-                    for c in clean
-                    if (c.instrument, c.window_start_ns) != key
+                    for c in kept
                 ],
                 far=far,
-                method="leave one window out",
+                method="the calibration windows apart from the one scored",
+                spans=[(c.window_start_ns, c.end_ns or c.window_start_ns) for c in kept],
                 scenarios=scenarios,
             )
         cal = fits[key]
@@ -99,6 +108,9 @@ def main() -> None:
     parser.add_argument("--campaign-seed", type=int, default=7)
     parser.add_argument("--intensities", default="0.25,low,moderate,high")
     parser.add_argument("--far", type=float, default=0.05)
+    parser.add_argument(
+        "--calibration-stride", default="5m", help="the normal windows' grid (10:00-14:05)"
+    )
     parser.add_argument("--out", default=None, help="write every window's fact z here (JSON)")
     parser.add_argument("--scores", default=None, help="read them from an earlier --out")
     args = parser.parse_args()
@@ -113,24 +125,41 @@ def main() -> None:
         campaign_seed=args.campaign_seed,
         cached_only=True,
         calibration_start_ns=10 * 60 * NS_PER_MIN,
+        calibration_stride_ns=parse_duration(args.calibration_stride),
     )
+    normal: list[VariantScore] = []
     results: list[VariantScore] = []
     if args.scores:
-        results = [VariantScore(**r) for r in json.loads(Path(args.scores).read_text())]
+        saved = json.loads(Path(args.scores).read_text())
+        normal = [VariantScore(**r) for r in saved["normal"]]
+        results = [VariantScore(**r) for r in saved["results"]]
     else:
         cache, generator = SimCache(args.sim_cache), spec()
         for path in args.data:
-            results += evaluate_day(
-                path, generator, config, cache=cache, generator_version=spec.model_version
-            )
+            for phase, out in ((True, normal), (False, results)):
+                out += evaluate_day(
+                    path,
+                    generator,
+                    config,
+                    calibration=phase,
+                    cache=cache,
+                    generator_version=spec.model_version,
+                )
     if args.out:
-        Path(args.out).write_text(json.dumps([r.as_dict() for r in results]))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "normal": [r.as_dict() for r in normal],
+                    "results": [r.as_dict() for r in results],
+                }
+            )
+        )
     facts = set(config.detection.facts)
     dropped = {f.strip() for f in args.without.split(",") if f.strip()}
     variant_scored = fold_scores(
-        results, facts - dropped, {} if args.no_scenarios else SCENARIOS, args.far
+        normal, results, facts - dropped, {} if args.no_scenarios else SCENARIOS, args.far
     )
-    configured_scored = fold_scores(results, facts, SCENARIOS, args.far)
+    configured_scored = fold_scores(normal, results, facts, SCENARIOS, args.far)
     variant, configured = table(results, variant_scored), table(results, configured_scored)
     clean = {
         i: sum(r.variant == "clean" and r.instrument == i for r in results) for i, *_ in variant
@@ -139,7 +168,7 @@ def main() -> None:
     print(f"clean windows {clean}; AUC / TPR, variant ({what or 'as configured'}) -> configured")
     for key in sorted(configured):
         (a, ta), (b, tb) = variant[key], configured[key]
-        print(f"  {key[0]:<6}{key[1]:<20}{key[2]:<10}{a:.3f} / {ta:.2f} -> {b:.3f} / {tb:.2f}")
+        print(f"  {key[0]:<6}{key[1]:<20}{key[2]:<10}{_f(a)} / {ta:.2f} -> {_f(b)} / {tb:.2f}")
     for name, scored in (("variant", variant_scored), ("configured", configured_scored)):
         for inst in sorted(clean):
             alerts = [
@@ -152,10 +181,15 @@ def main() -> None:
         for name, t in (("variant", variant), ("configured", configured)):
             aucs = [v[0] for k, v in t.items() if k[2] == level and v[0] is not None]
             tprs = [v[1] for k, v in t.items() if k[2] == level]
-            print(
-                f"  {level} {name}: mean AUC {np.mean(aucs):.3f}, min {min(aucs):.3f}, "
-                f"mean TPR {np.mean(tprs):.2f}"
-            )
+            if aucs:
+                print(
+                    f"  {level} {name}: mean AUC {np.mean(aucs):.3f}, min {min(aucs):.3f}, "
+                    f"mean TPR {np.mean(tprs):.2f}"
+                )
+
+
+def _f(x: float | None) -> str:
+    return "  -  " if x is None else f"{x:.3f}"
 
 
 if __name__ == "__main__":

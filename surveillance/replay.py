@@ -36,7 +36,6 @@ from surveillance.detection.coldstart import ColdStarts
 from surveillance.detection.detector import Calibration
 from surveillance.detection.pipeline import WindowDecision, WindowedDetector, WindowScore
 from surveillance.detection.scorer import SimulationScorer
-from surveillance.detection.scoring import scenario_detail
 from surveillance.detection.timeofday import MIDDAY
 
 FORMATS = ("lobster", "normalized", "databento", "bitstamp")
@@ -409,8 +408,7 @@ def replay(
             if r["score"] is not None:
                 bucket = r["detail"].get("bucket", MIDDAY)
                 r["score"] = cal.score(r["score"], _fact_z(r), r["instrument"], bucket)
-                r["detail"]["calibration"] = cal.explain(r["instrument"], bucket)
-                r["detail"]["scenarios"] = scenario_detail(cal, _fact_z(r), r["instrument"], bucket)
+                r["detail"]["calibration"] = cal.explain(r["instrument"], bucket, _fact_z(r))
             r["alert"] = cal.is_alert(r["score"])
             r["threshold"] = cal.threshold
             r["severity"] = cal.severity(r["score"])
@@ -477,15 +475,13 @@ def rescore(
                 r["threshold"], r["severity"] = verdict.threshold, verdict.severity
                 r["p_value"] = verdict.p_value
                 detail["calibration"] = verdict.detail["calibration"]
-                detail["scenarios"] = {}  # a cold window: its omnibus score alone decides
             else:
                 r["score"] = cal.score(raw, _fact_z(r), r["instrument"], bucket)
                 r["alert"] = cal.is_alert(r["score"])
                 r["threshold"] = cal.threshold
                 r["severity"] = cal.severity(r["score"])
                 r["p_value"] = cal.p_value(r["score"])
-                detail["calibration"] = cal.explain(r["instrument"], bucket)
-                detail["scenarios"] = scenario_detail(cal, _fact_z(r), r["instrument"], bucket)
+                detail["calibration"] = cal.explain(r["instrument"], bucket, _fact_z(r))
             detail["bucket"] = bucket
             detail["calibrated"] = True
             detail["rescored_with"] = source

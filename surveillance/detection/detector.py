@@ -41,9 +41,12 @@ or two facts is not averaged away by the rest.
 
 Scenarios (``SCENARIOS``) score a family of facts apart: the sweep facts that aggressive
 manipulation moves, whose shortfalls the omnibus 4-norm loses among clean windows that fall short
-on other facts. Each has its own threshold, fitted on the same normal windows within the same
-false-alarm budget, and a window a scenario flags scores at least the scenario's score on the
-omnibus threshold's scale (``Calibration.score``). A window read cold has no scenarios yet.
+on other facts. Each has its own threshold, fitted on the same normal windows; the omnibus
+threshold and the scenarios' split the target false-alarm rate equally (so a calibration needs
+``(k + 1) / far`` normal windows for k scenarios), and a window a scenario flags scores at least
+the scenario's score on the omnibus threshold's scale (``Calibration.score``). A window read
+cold has no scenarios yet: its omnibus score alone decides, and ``Calibration.keeps`` judges
+its own windows by the omnibus score.
 
 The open and the close are not midday: their flow differs from the hours the norms mostly
 see, so a fact's z shifts there on normal windows too
@@ -501,7 +504,7 @@ MIN_BUCKET_SCALE = 1.0
 
 # Scenarios: groups of facts that one family of typologies moves, each scored apart (the same
 # norms and time-of-day shifts, the shortfall norm of its facts alone) against a threshold of
-# its own, fitted on the same normal windows. The omnibus score sums every fact's shortfall,
+# its own, fitted on the same normal windows at an equal share of the false-alarm rate. The omnibus score sums every fact's shortfall,
 # so a campaign that moves only the sweep facts competes with clean windows that stand out on
 # others (a busy afternoon's order sizes and arrival rates); alone, the sweep facts rank
 # aggressive campaigns far higher (docs/studies/aggressive-manipulation.md, "Scenarios").
@@ -522,23 +525,6 @@ class Scenario:
 
     facts: list[str]
     threshold: float
-
-
-def _scenario_threshold(
-    omnibus: Sequence[float], own: Sequence[float], threshold: float, far: float
-) -> float:
-    """A scenario's threshold on normal windows' leave-one-out scores: the omnibus threshold
-    leaves ``n - 1 - k`` of ``n`` windows above it (``Calibration.fit``'s quantile rule:
-    none with fewer than ``1 / far`` windows); the windows it already passes use that budget
-    first, and the scenario may add only what is left, so the windows alerting on either stay
-    within the target false-alarm rate."""
-    n = len(omnibus)
-    k = n - 1 if n < 1 / far else min(max(int(np.ceil((1 - far) * n)) - 1, 0), n - 1)
-    left = (n - 1 - k) - sum(x > threshold for x in omnibus)
-    rest = sorted((s for x, s in zip(omnibus, own, strict=True) if not x > threshold), reverse=True)
-    if not rest:
-        return MIN_SCENARIO_THRESHOLD
-    return max(rest[min(max(left, 0), len(rest) - 1)], MIN_SCENARIO_THRESHOLD)
 
 
 # ---------------------------------------------------------------------------- calibration
@@ -655,7 +641,10 @@ class Calibration:
         window's ``coldstart.Profile``) give each instrument's typical profile, what an unseen
         instrument's norms are pooled by. Each scenario (``scenarios``, default
         ``SCENARIOS``: name -> facts) gets its threshold from the same leave-one-out
-        standardized z, its facts' shortfall norm alone."""
+        standardized z, its facts' shortfall norm alone; the omnibus threshold and the
+        scenarios' each take an equal share of ``far``. With fewer than ``(k + 1) / far``
+        normal windows (for k scenarios) the share cannot be told apart from the largest score
+        seen, and the calibration has no scenarios (``note`` says so)."""
         n = len(windows)
         if profiles is not None and len(profiles) != n:
             raise ValueError(f"{len(profiles)} profiles for {n} normal windows")
@@ -714,25 +703,45 @@ class Calibration:
             bn = tod_norms.get(inst, {}).get(bucket[k])  # fitted without this instrument
             shifted.append((bn.shift(zs) if bn is not None else zs, power[k]))
             scores.append(shortfall(*shifted[-1]))
-        cal = cls.fit(scores, far=far, config_version=config_version, **meta)
         fitted = {f for z in own.values() for f in z.center}
-        omnibus = [x if x is not None else 0.0 for x in scores]
-        combined = list(omnibus)
-        for name, facts in (SCENARIOS if scenarios is None else scenarios).items():
-            mine = [f for f in facts if f in fitted]
-            if not mine:
-                continue  # a detection config without the scenario's facts
+        wanted = {
+            name: [f for f in facts if f in fitted]  # none: a config without its facts
+            for name, facts in (SCENARIOS if scenarios is None else scenarios).items()
+        }
+        wanted = {name: facts for name, facts in wanted.items() if facts}
+        scored = [(zp, x) for zp, x in zip(shifted, scores, strict=True) if x is not None]
+        split_note = ""
+        if wanted and len(scored) < (len(wanted) + 1) / far:
+            # each score's threshold would be the largest normal score seen, so a new normal
+            # window would pass one of them about (k + 1) times as often as the target
+            split_note = (
+                f"{len(scored)} normal windows cannot share the false-alarm rate among "
+                f"{len(wanted) + 1} scores: no scenarios"
+            )
+            wanted = {}
+        # the omnibus score and each scenario take an equal share of the false-alarm rate, so
+        # the windows alerting on any of them stay within it (Bonferroni)
+        share = far / (len(wanted) + 1)
+        cal = cls.fit(scores, far=share, config_version=config_version, **meta)
+        cal.far = far
+        combined = [x for _, x in scored]
+        for name, facts in wanted.items():
             own_scores = [
-                shortfall({f: v for f, v in s.items() if f in mine}, p) or 0.0 for s, p in shifted
+                shortfall({f: v for f, v in z.items() if f in facts}, p) or 0.0
+                for (z, p), _ in scored
             ]
-            t = _scenario_threshold(combined, own_scores, cal.threshold, far)
-            cal.scenarios[name] = Scenario(mine, round(t, 6))
+            t = max(cls.fit(own_scores, far=share, method=name).threshold, MIN_SCENARIO_THRESHOLD)
+            cal.scenarios[name] = Scenario(facts, t)
             combined = [
                 max(c, s * cal.threshold / t) if s > t else c
                 for c, s in zip(combined, own_scores, strict=True)
             ]
         if cal.scenarios:  # the scores the threshold now applies to (p-values, severities)
             cal.normal_scores = [round(float(x), 6) for x in sorted(combined)]
+            shared = f"threshold and {len(wanted)} scenario threshold(s) each at {share:g}"
+            cal.note = f"{cal.note}; {shared}" if cal.note else shared
+        if split_note:
+            cal.note = f"{cal.note}; {split_note}" if cal.note else split_note
         cal.norms = dict(own)
         cal.norms[POOLED] = FactNorms.fit(
             [z for k, (_, _, z) in enumerate(windows) if bucket[k] == REFERENCE]
@@ -771,7 +780,12 @@ class Calibration:
             _, norms = self._norms(inst)
             standardized.append({} if norms is None else norms.standardize(z))
         triples = [(inst, None, z) for inst, z in windows]
-        out = replace(self, normal_scores=list(self.normal_scores), norms=dict(self.norms))
+        out = replace(
+            self,
+            normal_scores=list(self.normal_scores),
+            norms=dict(self.norms),
+            scenarios=dict(self.scenarios),
+        )
         out.time_of_day = time_of_day.as_dict()
         out.tod_norms = _fit_tod_norms(triples, buckets, standardized, also=list(self.norms))
         if method:
@@ -940,7 +954,7 @@ class Calibration:
         for name, s in parts.items():
             t = self.scenarios[name].threshold
             if s is not None and s > t:  # flagged: at least its score on the omnibus scale
-                score = max(score, s * self.threshold / t)
+                score = max(score, s * self.threshold / t if self.threshold > 0 else s)
         return score
 
     def _shortfall(
@@ -969,15 +983,22 @@ class Calibration:
             out[name] = self._shortfall(fact_z, instrument, bucket, sc.facts)
         return out
 
-    def explain(self, instrument: str, bucket: str = MIDDAY) -> dict[str, object]:
+    def explain(
+        self,
+        instrument: str,
+        bucket: str = MIDDAY,
+        fact_z: Mapping[str, float | None] | None = None,
+    ) -> dict[str, object]:
         """What stands behind a window's calibrated score: its bucket, whose norms (the
         instrument's, or the pooled ones for an unseen instrument) and on how many windows,
-        and the time-of-day norms of its bucket: how many windows of which instruments."""
+        and the time-of-day norms of its bucket: how many windows of which instruments. With
+        the window's ``fact_z`` and scenarios, what the score combines (``scenarios``: the
+        omnibus score and each scenario's, each with its own threshold)."""
         if not self.norms:
             return {"bucket": bucket, "norms": None}
         key, norms = self._norms(instrument)
         bn = self._tod(instrument, bucket)
-        return {
+        out: dict[str, object] = {
             "status": CALIBRATED if key == instrument else POOLED_STATUS,
             "bucket": bucket,
             "norms": key,
@@ -986,6 +1007,17 @@ class Calibration:
             "bucket_instruments": [] if bn is None else list(bn.instruments),
             "time_of_day": bool(self.time_of_day),
         }
+        if fact_z is not None and self.scenarios:
+            out["scenarios"] = {
+                name: {
+                    "score": s,
+                    "threshold": self.threshold
+                    if name == OMNIBUS
+                    else self.scenarios[name].threshold,
+                }
+                for name, s in self.components(fact_z, instrument, bucket).items()
+            }
+        return out
 
     def is_alert(self, score: float | None, threshold: float | None = None) -> bool:
         """Whether ``score`` clears the threshold (``threshold``: a cold window's own)."""

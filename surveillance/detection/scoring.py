@@ -15,7 +15,7 @@ It sees plain data and an engine; it never touches files, Kafka, a database or t
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,6 @@ from simulator.units import NS_PER_MIN
 from surveillance.detection.coldstart import profile_of
 from surveillance.detection.detector import (
     DETECTION_FACTS,
-    OMNIBUS,
     Calibration,
     FactSamples,
     SimulationNull,
@@ -223,23 +222,6 @@ def simulate(
     ]
 
 
-def scenario_detail(
-    cal: Calibration, fact_z: Mapping[str, float | None], instrument: str, bucket: str
-) -> dict[str, dict[str, float | None]]:
-    """What a calibrated score combines (``Calibration.components``): the omnibus score and
-    each scenario's, each with its own threshold; empty for a calibration without
-    scenarios."""
-    if not cal.scenarios:
-        return {}
-    return {
-        name: {
-            "score": s,
-            "threshold": cal.threshold if name == OMNIBUS else cal.scenarios[name].threshold,
-        }
-        for name, s in cal.components(fact_z, instrument, bucket).items()
-    }
-
-
 def reference_facts(window: ClosedWindow, config: DetectionConfig) -> FactSamples | None:
     """The facts ``simulate`` floors the tail facts with, for a simulation read back from a
     cache (one more replay of the history than ``simulate`` needs)."""
@@ -360,15 +342,10 @@ def score_window(
         "real_orders": len(real.ts_ns),
         "seed": window_seed(config.seed, window.instrument, window.start_ns),
         "calibrated": cal is not None,
-        # what the calibrated score combines: the omnibus score and each scenario's, each with
-        # its own threshold (none for a cold window: its omnibus score alone decides)
-        "scenarios": {}
-        if cal is None or cold is not None
-        else scenario_detail(cal, verdict.fact_z(), window.instrument, bucket),
         # which bucket and how many windows stand behind the norms the score was read with
         "calibration": cold.explain
         if cold is not None
-        else cal.explain(window.instrument, bucket)
+        else cal.explain(window.instrument, bucket, verdict.fact_z())
         if cal is not None
         else None,
         # what the window's instrument looks like (what a cold calibration pools by)

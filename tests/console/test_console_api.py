@@ -386,3 +386,44 @@ def test_the_alert_page_says_how_its_window_was_calibrated(console) -> None:
     assert "adapting" in cell and "7 own windows" in cell and "20 calibration" in cell
     other = clients["ann"].get(f"/alerts/{ids[1]}").text
     assert "not recorded" in re.search(r'<dd id="calibration">(.*?)</dd>', other, re.S).group(1)
+    assert 'id="scenarios"' not in page and 'id="scenarios"' not in other
+
+
+def test_the_alert_page_shows_which_score_cleared_its_threshold(console) -> None:
+    """A window alerting through a scenario (the sweep facts' score clears its own threshold
+    while the omnibus score does not) shows both scores against their thresholds."""
+    from alerts.store import AlertStore
+    from surveillance.detection.pipeline import WindowDecision, WindowScore
+
+    app, ids, clients, _ = console
+    store = AlertStore(app.state.store.engine.url.render_as_string(hide_password=False))
+    alert = store.get(alert_id=ids[2])
+    scenarios = {
+        "omnibus": {"score": 5.25, "threshold": 8.1},
+        "aggressive_trading": {"score": 6.4, "threshold": 4.2},
+    }
+    verdict = WindowScore(
+        score=alert["score"],
+        p_value=alert["p_value"],
+        alert=True,
+        threshold=alert["threshold"],
+        detail={"calibration": {"status": "calibrated", "norms": "GOOG", "scenarios": scenarios}},
+    )
+    window = alert["window"]
+    decision = WindowDecision(
+        alert["instrument"],
+        window["start_ns"],
+        window["end_ns"],
+        alert["model_version"],
+        alert["n_events"],
+        "event",
+        verdict,
+    )
+    assert store.put_decision(decision=decision)
+    store.close()
+    page = clients["ann"].get(f"/alerts/{ids[2]}").text
+    cell = re.search(r'<dd id="scenarios">(.*?)</dd>', page, re.S).group(1)
+    omnibus, aggressive = cell.split("<br>")
+    assert "omnibus" in omnibus and "5.25" in omnibus and "8.10" in omnibus
+    assert "clears" not in omnibus
+    assert "aggressive trading" in aggressive and "6.40" in aggressive and "clears it" in aggressive

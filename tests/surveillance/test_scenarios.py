@@ -13,7 +13,6 @@ from surveillance.detection.detector import (
     Calibration,
     FactNorms,
     Scenario,
-    _scenario_threshold,
 )
 
 SWEEPS = SCENARIOS["aggressive_trading"]
@@ -65,7 +64,7 @@ def parts_of(cal: Calibration, z: dict[str, float]) -> float | None:
 
 
 def test_fit_normal_fits_the_scenarios_unless_told_none() -> None:
-    windows = normal_windows(20)
+    windows = normal_windows(40)
     assert set(Calibration.fit_normal(windows, far=0.05, method="t").scenarios) == set(SCENARIOS)
     assert Calibration.fit_normal(windows, far=0.05, method="t", scenarios={}).scenarios == {}
     # a detection config without the scenario's facts has no scenario
@@ -85,32 +84,41 @@ def test_the_score_clears_the_threshold_exactly_when_a_component_clears_its_own(
         assert cal.is_alert(cal.score(0.0, z, "BBB")) == either
 
 
-def test_windows_alerting_on_either_stay_within_the_target_rate() -> None:
-    """With 100 normal windows at 5%, the omnibus threshold leaves at most 5 above it; the
-    scenario's threshold only takes what the omnibus left, so the calibrated normal scores
-    (the combined ones) still leave at most 5 above the threshold."""
-    cal = Calibration.fit_normal(normal_windows(100, seed=3), far=0.05, method="test")
+def test_the_omnibus_score_and_the_scenario_share_the_false_alarm_rate() -> None:
+    """100 normal windows at 5%: the omnibus threshold and the scenario's each take 2.5%, so
+    at most two windows pass each and at most four (within five) pass either."""
+    windows = normal_windows(100, seed=3)
+    cal = Calibration.fit_normal(windows, far=0.05, method="test")
+    assert cal.far == 0.05 and "each at 0.025" in cal.note
+    alone = Calibration.fit_normal(windows, far=0.025, method="test", scenarios={})
+    assert cal.threshold == alone.threshold
+    at_five = Calibration.fit_normal(windows, far=0.05, method="test", scenarios={})
+    assert at_five.threshold < cal.threshold  # the omnibus score alone keeps its whole share
+    assert sum(x > cal.threshold for x in alone.normal_scores) <= 2
     above = sum(x > cal.threshold for x in cal.normal_scores)
-    assert above <= 5
+    assert 2 < above <= 4  # the scenario flagged windows the omnibus threshold did not
     assert len(cal.normal_scores) == 100
 
 
-def test_the_scenario_threshold_takes_only_the_budget_left() -> None:
-    # 20 windows at 5%: no window may pass, so the threshold is the largest scenario score
-    # among the windows the omnibus threshold does not pass
-    omnibus = [1.0] * 19 + [3.0]
-    own = [float(k) for k in range(20)]
-    assert _scenario_threshold(omnibus, own, threshold=3.0, far=0.05) == 18.0
-    # 100 windows at 5%: five may pass; the omnibus already passes two, three are left
-    omnibus = [1.0] * 98 + [5.0, 5.0]
-    own = [float(k) for k in range(100)]
-    assert _scenario_threshold(omnibus, own, threshold=4.0, far=0.05) == 94.0
-    # never below the floor, even where every scenario score is 0
-    assert _scenario_threshold([1.0] * 10, [0.0] * 10, threshold=2.0, far=0.05) == 1.0
+def test_too_few_normal_windows_to_share_the_rate_means_no_scenarios() -> None:
+    """Below (k + 1) / far windows each threshold would be the largest score seen, and a new
+    normal window would pass one of the two about twice as often as the target."""
+    few = Calibration.fit_normal(normal_windows(39), far=0.05, method="t")
+    assert few.scenarios == {} and "no scenarios" in few.note
+    assert set(Calibration.fit_normal(normal_windows(40), far=0.05, method="t").scenarios) == {
+        "aggressive_trading"
+    }
+
+
+def test_windows_without_a_score_do_not_count() -> None:
+    windows = normal_windows(40)
+    windows.append(("AAA", 0.0, {}))  # no facts: no score
+    cal = Calibration.fit_normal(windows, far=0.05, method="t")
+    assert cal.n_normal == 40 == len(cal.normal_scores)
 
 
 def test_a_calibration_saved_before_scenarios_scores_with_the_omnibus_alone(tmp_path) -> None:
-    windows = normal_windows(20, seed=4)
+    windows = normal_windows(40, seed=4)
     cal = Calibration.fit_normal(windows, far=0.05, method="test")
     path = tmp_path / "cal.json"
     cal.save(path)
@@ -147,14 +155,14 @@ def test_a_replay_rescored_records_each_component_and_alerts_through_the_scenari
     ]
     quiet, campaign = rescore(records, cal, None)
     assert not quiet["alert"] and campaign["alert"]
-    parts = campaign["detail"]["scenarios"]
+    parts = campaign["detail"]["calibration"]["scenarios"]
     assert parts[OMNIBUS]["threshold"] == 8.0 and parts[OMNIBUS]["score"] < 8.0
     assert parts["aggressive_trading"]["threshold"] == 4.0
     assert parts["aggressive_trading"]["score"] > 4.0
     assert campaign["score"] > campaign["threshold"] == 8.0
 
 
-def test_the_benchmark_fits_without_scenarios_when_told() -> None:
+def test_the_benchmarks_calibration_fits_without_scenarios_when_told() -> None:
     from surveillance.studies.evaluate import VariantScore, calibrate
 
     normal = [
@@ -167,9 +175,10 @@ def test_the_benchmark_fits_without_scenarios_when_told() -> None:
             [],
             fact_z=z,
         )
-        for k, (inst, _, z) in enumerate(normal_windows(20))
+        for k, (inst, _, z) in enumerate(normal_windows(40))
     ]
     with_them = calibrate(normal, [], far=0.05, method="t")
     without = calibrate(normal, [], far=0.05, method="t", scenarios={})
     assert set(with_them.scenarios) == set(SCENARIOS) and without.scenarios == {}
-    assert with_them.threshold == without.threshold
+    # the omnibus score alone keeps the whole false-alarm rate: its threshold is lower
+    assert without.threshold <= with_them.threshold

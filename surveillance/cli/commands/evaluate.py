@@ -242,6 +242,11 @@ def command(  # type: ignore[no-untyped-def]
         raise click.UsageError(
             "--calibration scores with a calibration, --time-of-day-onto fits one"
         )
+    if not scenarios and (calibration_in is not None or tod_onto is not None):
+        raise click.UsageError(
+            "--no-scenarios fits a calibration without them; --calibration and "
+            "--time-of-day-onto keep the file's own"
+        )
 
     days = list(paths) or [_registry_path(name) for name in DEFAULT_DAYS]
     for p in days:
