@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,12 +136,15 @@ def main() -> None:
         results = [VariantScore(**r) for r in saved["results"]]
     else:
         cache, generator = SimCache(args.sim_cache), spec()
+        # the normal windows are the calibration span's, which ends where the evaluated
+        # windows would start (after 14:05 here)
+        spans = replace(config, start_ns=(14 * 60 + 30) * NS_PER_MIN)
         for path in args.data:
             for phase, out in ((True, normal), (False, results)):
                 out += evaluate_day(
                     path,
                     generator,
-                    config,
+                    spans if phase else config,
                     calibration=phase,
                     cache=cache,
                     generator_version=spec.model_version,
