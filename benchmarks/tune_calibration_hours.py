@@ -9,9 +9,9 @@ injected at each intensity, with campaign seeds salted apart from the benchmark'
 windows that do not overlap it (``Calibration.fit_normal``, as ``surveillance evaluate`` fits
 one). Printed per instrument, typology and intensity: the calibrated score's AUC (manipulated
 against clean windows of the instrument) and its TPR at the fold's threshold, and the clean
-windows alerting, for the detector as configured and for a variant (``--without FACTS``: some
-facts left out; ``--no-scenarios``: the omnibus score alone): the comparison a candidate is
-adopted or dropped by.
+windows alerting, for the detector with every fact and its scenarios (``SCENARIOS``) and for a
+variant (``--without FACTS``: some facts left out; ``--no-scenarios``: the omnibus score
+alone): the comparison a candidate is adopted or dropped by.
 
 Usage: ``python benchmarks/tune_calibration_hours.py --sim-cache DIR --no-scenarios``
 (forks are only read: a window whose fork is not cached is left out, never forked;
@@ -169,7 +169,7 @@ def main() -> None:
         i: sum(r.variant == "clean" and r.instrument == i for r in results) for i, *_ in variant
     }
     what = ", ".join([*(["no scenarios"] if args.no_scenarios else []), *sorted(dropped)])
-    print(f"clean windows {clean}; AUC / TPR, variant ({what or 'as configured'}) -> configured")
+    print(f"clean windows {clean}; AUC / TPR, variant ({what or 'the same'}) -> with scenarios")
     for key in sorted(configured):
         (a, ta), (b, tb) = variant[key], configured[key]
         print(f"  {key[0]:<6}{key[1]:<20}{key[2]:<10}{_f(a)} / {ta:.2f} -> {_f(b)} / {tb:.2f}")

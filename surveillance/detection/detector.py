@@ -639,8 +639,8 @@ class Calibration:
         on; time-of-day material from outside the calibration span (an evaluation's clean
         close windows, say) enters the bucket norms but not the threshold. ``profiles`` (each
         window's ``coldstart.Profile``) give each instrument's typical profile, what an unseen
-        instrument's norms are pooled by. Each scenario (``scenarios``, default
-        ``SCENARIOS``: name -> facts) gets its threshold from the same leave-one-out
+        instrument's norms are pooled by. Each scenario (``scenarios``: name -> facts, such
+        as ``SCENARIOS``; none by default) gets its threshold from the same leave-one-out
         standardized z, its facts' shortfall norm alone; the omnibus threshold and the
         scenarios' each take an equal share of ``far``. With fewer than ``(k + 1) / far``
         normal windows (for k scenarios) the share cannot be told apart from the largest score
@@ -706,7 +706,7 @@ class Calibration:
         fitted = {f for z in own.values() for f in z.center}
         wanted = {
             name: [f for f in facts if f in fitted]  # none: a config without its facts
-            for name, facts in (SCENARIOS if scenarios is None else scenarios).items()
+            for name, facts in (scenarios or {}).items()
         }
         wanted = {name: facts for name, facts in wanted.items() if facts}
         scored = [(zp, x) for zp, x in zip(shifted, scores, strict=True) if x is not None]

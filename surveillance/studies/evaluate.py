@@ -491,8 +491,8 @@ def calibrate(
     calibration) its instrument norms and threshold are kept and only the time-of-day norms
     are fitted, on ``normal`` and that material. Without ``time_of_day`` and ``onto`` every
     window is read as midday (the calibration as before time of day; what each measured:
-    docs/decisions/time-of-day-calibration.md). ``scenarios`` (default
-    ``detector.SCENARIOS``; empty: none) are fitted with it."""
+    docs/decisions/time-of-day-calibration.md). ``scenarios`` (such as
+    ``detector.SCENARIOS``; none by default) are fitted with it."""
     if time_of_day is None and onto is None:
         cal = Calibration.fit_normal(
             [(r.instrument, r.scores["simulation_uncalibrated"], r.fact_z) for r in normal],

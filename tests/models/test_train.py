@@ -521,17 +521,16 @@ def test_model_version_changes_with_the_weights_and_with_the_sampler(monkeypatch
     assert cal["config_version"] == DetectionConfig().version()
     empirical = json.loads((CHECKPOINT_DIR / "calibration-empirical.json").read_text())
     assert empirical["config_version"] == DetectionConfig().version()
-    # on the benchmark's calibration windows of both days: the empirical one on the default
-    # grid (one every 5 minutes), the order model's on one every 25 minutes (its refit with
-    # the sweep facts; deploy/OPERATIONS.md says why)
+    # on the benchmark's calibration windows of both days, the default grid (one every 5
+    # minutes); the order model's without scenarios (deploy/OPERATIONS.md says why)
     from surveillance.studies.evaluate import EvaluationConfig
 
     default_windows = 2 * len(EvaluationConfig().calibration_starts())
     assert default_windows == 100
     assert empirical["n_normal"] == default_windows
-    every_25m = EvaluationConfig(calibration_stride_ns=25 * 60 * 10**9)
-    assert cal["n_normal"] == 2 * len(every_25m.calibration_starts()) == 20
-    assert "every 25m" in cal["method"]
+    assert cal["n_normal"] == default_windows
+    assert "every 5m" in cal["method"]
+    assert not cal.get("scenarios")
     # time-of-day norms for the open and the close, each instrument's from the other's
     # windows only (leave one instrument out)
     for inst, other in (("GOOG", "AMZN"), ("AMZN", "GOOG")):

@@ -63,18 +63,21 @@ def parts_of(cal: Calibration, z: dict[str, float]) -> float | None:
     return cal.components(z, "AAA")["aggressive_trading"]
 
 
-def test_fit_normal_fits_the_scenarios_unless_told_none() -> None:
+def test_fit_normal_fits_scenarios_only_when_asked() -> None:
     windows = normal_windows(40)
-    assert set(Calibration.fit_normal(windows, far=0.05, method="t").scenarios) == set(SCENARIOS)
+    assert Calibration.fit_normal(windows, far=0.05, method="t").scenarios == {}
+    assert set(
+        Calibration.fit_normal(windows, far=0.05, method="t", scenarios=SCENARIOS).scenarios
+    ) == set(SCENARIOS)
     assert Calibration.fit_normal(windows, far=0.05, method="t", scenarios={}).scenarios == {}
     # a detection config without the scenario's facts has no scenario
     bare = [(i, s, {f: v for f, v in z.items() if f in OTHERS}) for i, s, z in windows]
-    assert Calibration.fit_normal(bare, far=0.05, method="t").scenarios == {}
+    assert Calibration.fit_normal(bare, far=0.05, method="t", scenarios=SCENARIOS).scenarios == {}
 
 
 def test_the_score_clears_the_threshold_exactly_when_a_component_clears_its_own() -> None:
     windows = normal_windows(40, seed=1)
-    cal = Calibration.fit_normal(windows, far=0.05, method="test")
+    cal = Calibration.fit_normal(windows, far=0.05, method="test", scenarios=SCENARIOS)
     sc = cal.scenarios["aggressive_trading"]
     rng = np.random.default_rng(2)
     for _ in range(200):
@@ -88,7 +91,7 @@ def test_the_omnibus_score_and_the_scenario_share_the_false_alarm_rate() -> None
     """100 normal windows at 5%: the omnibus threshold and the scenario's each take 2.5%, so
     at most two windows pass each and at most four (within five) pass either."""
     windows = normal_windows(100, seed=3)
-    cal = Calibration.fit_normal(windows, far=0.05, method="test")
+    cal = Calibration.fit_normal(windows, far=0.05, method="test", scenarios=SCENARIOS)
     assert cal.far == 0.05 and "each at 0.025" in cal.note
     alone = Calibration.fit_normal(windows, far=0.025, method="test", scenarios={})
     assert cal.threshold == alone.threshold
@@ -103,23 +106,25 @@ def test_the_omnibus_score_and_the_scenario_share_the_false_alarm_rate() -> None
 def test_too_few_normal_windows_to_share_the_rate_means_no_scenarios() -> None:
     """Below (k + 1) / far windows each threshold would be the largest score seen, and a new
     normal window would pass one of the two about twice as often as the target."""
-    few = Calibration.fit_normal(normal_windows(39), far=0.05, method="t")
+    few = Calibration.fit_normal(normal_windows(39), far=0.05, method="t", scenarios=SCENARIOS)
     assert few.scenarios == {} and "no scenarios" in few.note
-    assert set(Calibration.fit_normal(normal_windows(40), far=0.05, method="t").scenarios) == {
-        "aggressive_trading"
-    }
+    assert set(
+        Calibration.fit_normal(
+            normal_windows(40), far=0.05, method="t", scenarios=SCENARIOS
+        ).scenarios
+    ) == {"aggressive_trading"}
 
 
 def test_windows_without_a_score_do_not_count() -> None:
     windows = normal_windows(40)
     windows.append(("AAA", 0.0, {}))  # no facts: no score
-    cal = Calibration.fit_normal(windows, far=0.05, method="t")
+    cal = Calibration.fit_normal(windows, far=0.05, method="t", scenarios=SCENARIOS)
     assert cal.n_normal == 40 == len(cal.normal_scores)
 
 
 def test_a_calibration_saved_before_scenarios_scores_with_the_omnibus_alone(tmp_path) -> None:
     windows = normal_windows(40, seed=4)
-    cal = Calibration.fit_normal(windows, far=0.05, method="test")
+    cal = Calibration.fit_normal(windows, far=0.05, method="test", scenarios=SCENARIOS)
     path = tmp_path / "cal.json"
     cal.save(path)
     again = Calibration.load(path)
@@ -162,7 +167,7 @@ def test_a_replay_rescored_records_each_component_and_alerts_through_the_scenari
     assert campaign["score"] > campaign["threshold"] == 8.0
 
 
-def test_the_benchmarks_calibration_fits_without_scenarios_when_told() -> None:
+def test_the_benchmarks_calibration_fits_scenarios_only_when_asked() -> None:
     from surveillance.studies.evaluate import VariantScore, calibrate
 
     normal = [
@@ -177,8 +182,8 @@ def test_the_benchmarks_calibration_fits_without_scenarios_when_told() -> None:
         )
         for k, (inst, _, z) in enumerate(normal_windows(40))
     ]
-    with_them = calibrate(normal, [], far=0.05, method="t")
-    without = calibrate(normal, [], far=0.05, method="t", scenarios={})
+    with_them = calibrate(normal, [], far=0.05, method="t", scenarios=SCENARIOS)
+    without = calibrate(normal, [], far=0.05, method="t")
     assert set(with_them.scenarios) == set(SCENARIOS) and without.scenarios == {}
     # the omnibus score alone keeps the whole false-alarm rate: its threshold is lower
     assert without.threshold <= with_them.threshold
