@@ -9,11 +9,12 @@ injected at each intensity, with campaign seeds salted apart from the benchmark'
 windows that do not overlap it (``Calibration.fit_normal``, as ``surveillance evaluate`` fits
 one). Printed per instrument, typology and intensity: the calibrated score's AUC (manipulated
 against clean windows of the instrument) and its TPR at the fold's threshold, and the clean
-windows alerting, for the detector with every fact and its scenarios (``SCENARIOS``) and for a
-variant (``--without FACTS``: some facts left out; ``--no-scenarios``: the omnibus score
-alone): the comparison a candidate is adopted or dropped by.
+windows alerting, for the reference (the detector's facts; with ``--scenarios``, its
+``SCENARIOS`` too) and for a variant of it (``--without FACTS``: some facts left out;
+``--no-scenarios``: the omnibus score alone): the comparison a candidate is adopted or dropped
+by.
 
-Usage: ``python benchmarks/tune_calibration_hours.py --sim-cache DIR --no-scenarios``
+Usage: ``python benchmarks/tune_calibration_hours.py --sim-cache DIR --scenarios --no-scenarios``
 (forks are only read: a window whose fork is not cached is left out, never forked;
 ``--out FILE`` keeps the scored windows, ``--scores FILE`` compares again from them).
 """
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--sim-cache", required=True, help="the calibration forks' cache")
     parser.add_argument("--data", nargs="*", default=[str(SHARED / d) for d in DAYS])
     parser.add_argument("--without", default="", help="facts the variant leaves out")
+    parser.add_argument("--scenarios", action="store_true", help="the reference fits scenarios")
     parser.add_argument("--no-scenarios", action="store_true", help="the variant: omnibus only")
     parser.add_argument("--campaign-seed", type=int, default=7)
     parser.add_argument("--intensities", default="0.25,low,moderate,high")
@@ -160,20 +162,22 @@ def main() -> None:
         )
     facts = set(config.detection.facts)
     dropped = {f.strip() for f in args.without.split(",") if f.strip()}
+    reference = SCENARIOS if args.scenarios else {}
     variant_scored = fold_scores(
-        normal, results, facts - dropped, {} if args.no_scenarios else SCENARIOS, args.far
+        normal, results, facts - dropped, {} if args.no_scenarios else reference, args.far
     )
-    configured_scored = fold_scores(normal, results, facts, SCENARIOS, args.far)
+    configured_scored = fold_scores(normal, results, facts, reference, args.far)
     variant, configured = table(results, variant_scored), table(results, configured_scored)
     clean = {
         i: sum(r.variant == "clean" and r.instrument == i for r in results) for i, *_ in variant
     }
     what = ", ".join([*(["no scenarios"] if args.no_scenarios else []), *sorted(dropped)])
-    print(f"clean windows {clean}; AUC / TPR, variant ({what or 'the same'}) -> with scenarios")
+    ref = "with scenarios" if args.scenarios else "the detector's facts"
+    print(f"clean windows {clean}; AUC / TPR, variant ({what or 'the same'}) -> reference ({ref})")
     for key in sorted(configured):
         (a, ta), (b, tb) = variant[key], configured[key]
         print(f"  {key[0]:<6}{key[1]:<20}{key[2]:<10}{_f(a)} / {ta:.2f} -> {_f(b)} / {tb:.2f}")
-    for name, scored in (("variant", variant_scored), ("configured", configured_scored)):
+    for name, scored in (("variant", variant_scored), ("reference", configured_scored)):
         for inst in sorted(clean):
             alerts = [
                 a
@@ -182,7 +186,7 @@ def main() -> None:
             ]
             print(f"  {name}: {inst} clean windows alerting {sum(alerts)} of {len(alerts)}")
     for level in config.intensities:
-        for name, t in (("variant", variant), ("configured", configured)):
+        for name, t in (("variant", variant), ("reference", configured)):
             aucs = [v[0] for k, v in t.items() if k[2] == level and v[0] is not None]
             tprs = [v[1] for k, v in t.items() if k[2] == level]
             if aucs:

@@ -46,7 +46,8 @@ threshold and the scenarios' split the target false-alarm rate equally (so a cal
 ``(k + 1) / far`` normal windows for k scenarios), and a window a scenario flags scores at least
 the scenario's score on the omnibus threshold's scale (``Calibration.score``). A window read
 cold has no scenarios yet: its omnibus score alone decides, and ``Calibration.keeps`` judges
-its own windows by the omnibus score.
+its own windows by the omnibus score (with scenarios, against the omnibus threshold at its
+share of the rate, while the adapted cold threshold is a quantile of all normal scores).
 
 The open and the close are not midday: their flow differs from the hours the norms mostly
 see, so a fact's z shifts there on normal windows too
@@ -504,8 +505,8 @@ MIN_BUCKET_SCALE = 1.0
 
 # Scenarios: groups of facts that one family of typologies moves, each scored apart (the same
 # norms and time-of-day shifts, the shortfall norm of its facts alone) against a threshold of
-# its own, fitted on the same normal windows at an equal share of the false-alarm rate. The omnibus score sums every fact's shortfall,
-# so a campaign that moves only the sweep facts competes with clean windows that stand out on
+# its own, fitted on the same normal windows at an equal share of the false-alarm rate. The
+# omnibus score sums every fact's shortfall, so a campaign that moves only the sweep facts competes with clean windows that stand out on
 # others (a busy afternoon's order sizes and arrival rates); alone, the sweep facts rank
 # aggressive campaigns far higher (docs/studies/aggressive-manipulation.md, "Scenarios").
 SCENARIOS: dict[str, tuple[str, ...]] = {

@@ -578,7 +578,8 @@ def test_the_realistic_model_ships_with_its_sampling_and_its_own_calibration():
     assert found[None][0].name == "calibration.json"
     cal = found[path][1]
     assert cal.config_version == DetectionConfig().version()
-    # refitted with the sweep facts on one window every 25 minutes, as the default's
+    # refitted with the sweep facts on one window every 25 minutes (the default's is on the
+    # 5-minute grid)
     every_25m = EvaluationConfig(calibration_stride_ns=25 * 60 * 10**9)
     assert cal.n_normal == 2 * len(every_25m.calibration_starts())
 

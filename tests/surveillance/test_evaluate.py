@@ -98,6 +98,8 @@ def test_evaluate_command_scores_clean_and_manipulated_windows(
     assert calibration["n_normal"] == 4
     assert set(calibration["norms"]) == {"AMZN", "*"}
     assert summary["calibration"]["normal_windows"] == 4
+    # no scenarios unless asked for (and 4 windows could not share the rate anyway)
+    assert summary["calibration"]["scenarios"] == {} and not calibration.get("scenarios")
     # every window has its time-of-day bucket, and the summary counts clean windows per bucket
     assert all(w["bucket"] in ("open", "midday", "close") for w in windows)
     by_bucket = summary["calibration"]["by_bucket"]["AMZN"]
@@ -126,6 +128,17 @@ def test_more_spans_add_evaluation_windows_at_the_stride() -> None:
 def test_evaluate_rejects_a_bad_extra_span(span: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["evaluate", "--also", span, "--generator", "empirical"]) != 0
     assert "--also" in capsys.readouterr().err
+
+
+def test_scenarios_are_fitted_not_read_from_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cal = tmp_path / "cal.json"
+    cal.write_text("{}")
+    for flag in ("--calibration", "--time-of-day-onto"):
+        code = main(["evaluate", "--scenarios", flag, str(cal), "--generator", "empirical"])
+        assert code != 0
+        assert "--scenarios" in capsys.readouterr().err
 
 
 def test_evaluate_rejects_an_unknown_typology(capsys: pytest.CaptureFixture) -> None:

@@ -20,20 +20,21 @@ MIN_NS = 60 * 10**9
 
 # (window start, score, p-value, alert, diverged facts): GOOG level 10, 5-minute windows,
 # 4 rollouts of the bundled order model, seed 0, its bundled calibration (re-pinned when that
-# calibration was refitted with the sweep facts and time-of-day norms; the forks are unchanged)
+# calibration was refitted with the sweep facts and time-of-day norms, and again when it was
+# refitted on the 5-minute grid; the forks and the facts' z are unchanged)
 PINNED = [
     (OPEN_NS, None, None, False, []),
     (
         OPEN_NS + 5 * MIN_NS,
-        0.32093612211433725,
+        0.4505349767650884,
         1.0,
         False,
         ["spread", "touch_orders", "spread_time_weighted", "touch_depth"],
     ),
     (
         OPEN_NS + 10 * MIN_NS,
-        4.182596543322258,
-        0.23809523809523808,
+        3.595610273440723,
+        0.25742574257425743,
         False,
         [
             "spread_time_weighted",

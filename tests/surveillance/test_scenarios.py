@@ -187,3 +187,50 @@ def test_the_benchmarks_calibration_fits_scenarios_only_when_asked() -> None:
     assert set(with_them.scenarios) == set(SCENARIOS) and without.scenarios == {}
     # the omnibus score alone keeps the whole false-alarm rate: its threshold is lower
     assert without.threshold <= with_them.threshold
+
+
+def test_the_benchmark_scores_each_component_and_curves_rank_by_each() -> None:
+    """``calibrate`` with scenarios: every result carries the omnibus and the scenario score
+    beside the calibrated one (another calibration's are dropped), a sweep-only campaign
+    alerts through the scenario, and the curves give each component's AUC."""
+    from surveillance.studies.evaluate import (
+        COMPONENT_PREFIX,
+        VariantScore,
+        calibrate,
+        detection_curves,
+    )
+
+    minute = 60_000_000_000
+
+    def row(k: int, inst: str, variant: str, z: dict[str, float]) -> VariantScore:
+        return VariantScore(
+            inst,
+            25 * minute * k,
+            variant,
+            None if variant == "clean" else "moderate",
+            {"simulation_uncalibrated": 0.0, "simulation": 0.0},
+            [],
+            fact_z=z,
+            end_ns=25 * minute * (k + 1),
+        )
+
+    normal = [row(k, inst, "clean", z) for k, (inst, _, z) in enumerate(normal_windows(60))]
+    held = [row(100 + k, "AAA", "clean", z) for k, (_, _, z) in enumerate(normal_windows(6, 9))]
+    campaigns = [
+        row(
+            r.window_start_ns // (25 * minute), "AAA", "pump_and_dump", shifted(r.fact_z, SWEEPS, 6)
+        )
+        for r in held
+    ]
+    results = [*held, *campaigns]
+    results[0].scores[COMPONENT_PREFIX + "stale"] = 1.0
+    cal = calibrate(normal, results, far=0.05, method="t", scenarios=SCENARIOS)
+    assert set(cal.scenarios) == {"aggressive_trading"}
+    for r in results:
+        parts = {k for k in r.scores if k.startswith(COMPONENT_PREFIX)}
+        assert parts == {COMPONENT_PREFIX + "omnibus", COMPONENT_PREFIX + "aggressive_trading"}
+        assert r.scores["simulation"] >= r.scores[COMPONENT_PREFIX + "omnibus"]  # type: ignore[operator]
+    assert all(cal.is_alert(r.scores["simulation"]) for r in campaigns)
+    point = detection_curves(results, cal)["AAA"]["typologies"]["pump_and_dump"]["points"][0]
+    assert point["tpr"] == 1.0 and point["component_auc"]["aggressive_trading"] == 1.0
+    assert set(point["component_auc"]) == {"omnibus", "aggressive_trading"}
