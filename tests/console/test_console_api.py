@@ -347,27 +347,19 @@ def test_login_sets_httponly_samesite_cookie(tmp_path) -> None:
     app.state.store.close()
 
 
-def test_the_alert_page_says_how_its_window_was_calibrated(console) -> None:
-    """An alert on an instrument the calibration never saw shows its decision's calibration
-    status and the windows behind its threshold; one without a decision row says so."""
+def _decide(app, alert_id: str, calibration: dict) -> None:
+    """Store a decision row for the window behind ``alert_id`` with this ``calibration``."""
     from alerts.store import AlertStore
     from surveillance.detection.pipeline import WindowDecision, WindowScore
 
-    app, ids, clients, _ = console
     store = AlertStore(app.state.store.engine.url.render_as_string(hide_password=False))
-    alert = store.get(alert_id=ids[0])
+    alert = store.get(alert_id=alert_id)
     verdict = WindowScore(
         score=alert["score"],
         p_value=alert["p_value"],
         alert=True,
         threshold=alert["threshold"],
-        detail={
-            "calibration": {
-                "status": "adapting",
-                "own_windows": 7,
-                "threshold_windows": {"reference": 20, "own": 7},
-            }
-        },
+        detail={"calibration": calibration},
     )
     window = alert["window"]
     decision = WindowDecision(
@@ -381,6 +373,21 @@ def test_the_alert_page_says_how_its_window_was_calibrated(console) -> None:
     )
     assert store.put_decision(decision=decision)
     store.close()
+
+
+def test_the_alert_page_says_how_its_window_was_calibrated(console) -> None:
+    """An alert on an instrument the calibration never saw shows its decision's calibration
+    status and the windows behind its threshold; one without a decision row says so."""
+    app, ids, clients, _ = console
+    _decide(
+        app,
+        ids[0],
+        {
+            "status": "adapting",
+            "own_windows": 7,
+            "threshold_windows": {"reference": 20, "own": 7},
+        },
+    )
     page = clients["ann"].get(f"/alerts/{ids[0]}").text
     cell = re.search(r'<dd id="calibration">(.*?)</dd>', page, re.S).group(1)
     assert "adapting" in cell and "7 own windows" in cell and "20 calibration" in cell
@@ -392,35 +399,12 @@ def test_the_alert_page_says_how_its_window_was_calibrated(console) -> None:
 def test_the_alert_page_shows_which_score_cleared_its_threshold(console) -> None:
     """A window alerting through a scenario (the sweep facts' score clears its own threshold
     while the omnibus score does not) shows both scores against their thresholds."""
-    from alerts.store import AlertStore
-    from surveillance.detection.pipeline import WindowDecision, WindowScore
-
     app, ids, clients, _ = console
-    store = AlertStore(app.state.store.engine.url.render_as_string(hide_password=False))
-    alert = store.get(alert_id=ids[2])
     scenarios = {
         "omnibus": {"score": 5.25, "threshold": 8.1},
         "aggressive_trading": {"score": 6.4, "threshold": 4.2},
     }
-    verdict = WindowScore(
-        score=alert["score"],
-        p_value=alert["p_value"],
-        alert=True,
-        threshold=alert["threshold"],
-        detail={"calibration": {"status": "calibrated", "norms": "GOOG", "scenarios": scenarios}},
-    )
-    window = alert["window"]
-    decision = WindowDecision(
-        alert["instrument"],
-        window["start_ns"],
-        window["end_ns"],
-        alert["model_version"],
-        alert["n_events"],
-        "event",
-        verdict,
-    )
-    assert store.put_decision(decision=decision)
-    store.close()
+    _decide(app, ids[2], {"status": "calibrated", "norms": "GOOG", "scenarios": scenarios})
     page = clients["ann"].get(f"/alerts/{ids[2]}").text
     cell = re.search(r'<dd id="scenarios">(.*?)</dd>', page, re.S).group(1)
     omnibus, aggressive = cell.split("<br>")
