@@ -156,8 +156,7 @@ DEFAULT_DAYS = ("lobster-goog-10", "lobster-amzn-5")  # data registry names
     show_default=True,
     help="Fit scenarios as well (surveillance.detection.detector.SCENARIOS: the sweep facts "
     "scored apart against a threshold of their own, each score at an equal share of --far); "
-    "off by default: on the held-out windows they raised the false-alarm rate above the "
-    "target (docs/studies/aggressive-manipulation.md).",
+    "off by default (why: docs/studies/aggressive-manipulation.md, Scenarios).",
 )
 @click.option(
     "--cold-own-windows",
