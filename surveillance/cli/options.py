@@ -125,9 +125,10 @@ def detection_options(window: bool = True, calibration: bool = True):
             ),
             click.option(
                 "--model",
-                default=None,
+                multiple=True,
                 type=click.Path(dir_okay=False),
-                help="LMM checkpoint (default: the bundled one).",
+                help="LMM checkpoint (default: the bundled one). Repeat it to roll out a "
+                "mixture: rollout i is driven by model i mod M.",
             ),
             click.option(
                 "--device", default="cpu", show_default=True, help="torch device for the LMM."
@@ -179,7 +180,7 @@ def detection_settings(params: dict[str, object]):
             rollouts=int(params.pop("rollouts")),  # type: ignore[call-overload]
             seed=int(params.pop("seed")),  # type: ignore[call-overload]
             generator=generator,  # type: ignore[arg-type]
-            model=params.pop("model"),  # type: ignore[arg-type]
+            model=_models(params.pop("model")),
             device=str(params.pop("device")),
             sampling=sampling,  # type: ignore[arg-type]
             calibration=str(params.pop("calibration", "auto")),
@@ -187,3 +188,11 @@ def detection_settings(params: dict[str, object]):
         )
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def _models(given: object) -> str | tuple[str, ...] | None:
+    """``--model``, given once, several times or not at all."""
+    if given is None or isinstance(given, str):
+        return given
+    models = tuple(str(m) for m in given)  # type: ignore[attr-defined]
+    return models[0] if len(models) == 1 else (models or None)

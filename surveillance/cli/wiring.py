@@ -63,7 +63,7 @@ class SamplerSpec:
     def of(cls, settings: DetectionSettings) -> SamplerSpec:
         return cls(
             settings.generator,
-            (settings.model,) if settings.model else (),
+            settings.models,
             settings.device,
             tuple(sorted(settings.sampling.items())),
         ).checked()

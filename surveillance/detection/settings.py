@@ -27,7 +27,9 @@ class DetectionSettings:
     rollouts: int = _CONFIG.rollouts
     seed: int = 0
     generator: Literal["lmm", "empirical"] = "lmm"
-    model: str | None = None  # order-model checkpoint; None: the bundled default
+    # order-model checkpoint; None: the bundled default; several: a mixture, rollout i driven
+    # by model i mod M (models trained with other seeds average out what they do not share)
+    model: str | tuple[str, ...] | None = None
     device: str = "cpu"
     # ``temperature`` / ``top_p`` overriding the checkpoint's own sampling (order model only)
     sampling: Sampling = field(default_factory=dict)
@@ -48,6 +50,13 @@ class DetectionSettings:
             )
         if not 0.0 < self.far < 1.0:
             raise SettingsError(f"false-alarm rate must lie in (0, 1), got {self.far}")
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The order-model checkpoints asked for (none: the bundled default)."""
+        if self.model is None:
+            return ()
+        return (self.model,) if isinstance(self.model, str) else tuple(self.model)
 
     def config(self) -> DetectionConfig:
         """The detection configuration these settings run (its digest is the config version)."""

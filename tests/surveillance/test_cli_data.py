@@ -67,3 +67,11 @@ def test_detection_commands_share_the_calibrated_rollout_count(
         code = main([*command, "--rollouts", str(MIN_DETECTION_ROLLOUTS - 1)])
         err = capsys.readouterr().err
         assert code == 2 and "'--rollouts': 2 is not in the range 3<=x<=4096" in err, command
+
+
+def test_model_given_several_times_is_a_mixture() -> None:
+    from surveillance.cli.options import _models
+
+    assert _models(()) is None
+    assert _models(("a.pt",)) == "a.pt"
+    assert _models(("a.pt", "b.pt")) == ("a.pt", "b.pt")
