@@ -191,8 +191,6 @@ def detection_settings(params: dict[str, object]):
 
 
 def _models(given: object) -> str | tuple[str, ...] | None:
-    """``--model``, given once, several times or not at all."""
-    if given is None or isinstance(given, str):
-        return given
+    """``--model`` (click gives a tuple), given once, several times or not at all."""
     models = tuple(str(m) for m in given)  # type: ignore[attr-defined]
     return models[0] if len(models) == 1 else (models or None)
