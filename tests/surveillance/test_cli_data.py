@@ -70,8 +70,19 @@ def test_detection_commands_share_the_calibrated_rollout_count(
 
 
 def test_model_given_several_times_is_a_mixture() -> None:
-    from surveillance.cli.options import _models
+    import click
+    from click.testing import CliRunner
 
-    assert _models(()) is None
-    assert _models(("a.pt",)) == "a.pt"
-    assert _models(("a.pt", "b.pt")) == ("a.pt", "b.pt")
+    from surveillance.cli.options import detection_options, detection_settings
+
+    @click.command()
+    @detection_options(calibration=False)
+    def probe(**options):
+        click.echo(repr(detection_settings(options).model))
+
+    def model(*args: str) -> str:
+        return CliRunner().invoke(probe, list(args)).output.strip()
+
+    assert model() == "None"
+    assert model("--model", "a.pt") == "'a.pt'"
+    assert model("--model", "a.pt", "--model", "b.pt") == "('a.pt', 'b.pt')"

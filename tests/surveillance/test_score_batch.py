@@ -48,20 +48,20 @@ def test_a_batch_of_windows_scores_each_as_alone(windows) -> None:
     assert [b.score for b in batch[len(windows) :]] != [a.score for a in alone]
 
 
-def test_a_mixture_of_order_models_scores_a_window_as_alone(windows) -> None:
-    """``--model`` given twice: rollout i driven by model i mod 2, through the worker's scoring
-    path (the batch falls back to one fork per window: a mixture does not share one)."""
+def test_a_mixture_of_order_models_drives_the_rollouts(windows) -> None:
+    """``--model`` given twice: rollout i driven by model i mod 2 (``MixtureGenerator``), each
+    member with a seed of its own, so the same window's futures differ from one model's."""
+    from simulator.generators import MixtureGenerator
     from surveillance.cli.wiring import DEFAULT_MODEL
     from surveillance.detection.settings import DetectionSettings
 
     forked = next(w for w in windows if w.history)
     settings = DetectionSettings(window_ns=5 * 60 * NS, rollouts=4, model=(str(DEFAULT_MODEL),) * 2)
     spec = SamplerSpec.of(settings)
-    assert spec.paths == (DEFAULT_MODEL, DEFAULT_MODEL)
+    assert isinstance(spec(), MixtureGenerator)
     single = SamplerSpec.of(dataclasses.replace(settings, model=str(DEFAULT_MODEL)))
     assert spec.model_version == f"{single.model_version}+{single.model_version}"
-    mixture = SimulationScorer(settings.config(), spec, spec.model_version)
-    alone = mixture(forked)
-    (batch,) = mixture.score_batch([forked])
-    assert alone.score is not None
-    assert (alone.score, dict(alone.facts)) == (batch.score, dict(batch.facts))
+    mixed = SimulationScorer(settings.config(), spec, spec.model_version)(forked)
+    alone = SimulationScorer(settings.config(), single, single.model_version)(forked)
+    assert mixed.score is not None and alone.score is not None
+    assert dict(mixed.facts) != dict(alone.facts)
