@@ -407,8 +407,9 @@ def replay(
         for r in result.records:
             if r["score"] is not None:
                 bucket = r["detail"].get("bucket", MIDDAY)
-                r["score"] = cal.score(r["score"], _fact_z(r), r["instrument"], bucket)
-                r["detail"]["calibration"] = cal.explain(r["instrument"], bucket, _fact_z(r))
+                fact_z = _fact_z(r)
+                r["score"] = cal.score(r["score"], fact_z, r["instrument"], bucket)
+                r["detail"]["calibration"] = cal.explain(r["instrument"], bucket, fact_z)
             r["alert"] = cal.is_alert(r["score"])
             r["threshold"] = cal.threshold
             r["severity"] = cal.severity(r["score"])
@@ -476,12 +477,13 @@ def rescore(
                 r["p_value"] = verdict.p_value
                 detail["calibration"] = verdict.detail["calibration"]
             else:
-                r["score"] = cal.score(raw, _fact_z(r), r["instrument"], bucket)
+                fact_z = _fact_z(r)
+                r["score"] = cal.score(raw, fact_z, r["instrument"], bucket)
                 r["alert"] = cal.is_alert(r["score"])
                 r["threshold"] = cal.threshold
                 r["severity"] = cal.severity(r["score"])
                 r["p_value"] = cal.p_value(r["score"])
-                detail["calibration"] = cal.explain(r["instrument"], bucket, _fact_z(r))
+                detail["calibration"] = cal.explain(r["instrument"], bucket, fact_z)
             detail["bucket"] = bucket
             detail["calibrated"] = True
             detail["rescored_with"] = source

@@ -506,9 +506,10 @@ MIN_BUCKET_SCALE = 1.0
 # Scenarios: groups of facts that one family of typologies moves, each scored apart (the same
 # norms and time-of-day shifts, the shortfall norm of its facts alone) against a threshold of
 # its own, fitted on the same normal windows at an equal share of the false-alarm rate. The
-# omnibus score sums every fact's shortfall, so a campaign that moves only the sweep facts competes with clean windows that stand out on
-# others (a busy afternoon's order sizes and arrival rates); alone, the sweep facts rank
-# aggressive campaigns far higher (docs/studies/aggressive-manipulation.md, "Scenarios").
+# omnibus score sums every fact's shortfall, so a campaign that moves only the sweep facts
+# competes with clean windows that stand out on others (a busy afternoon's order sizes and
+# arrival rates); alone, the sweep facts rank aggressive campaigns far higher
+# (docs/studies/aggressive-manipulation.md, "Scenarios").
 SCENARIOS: dict[str, tuple[str, ...]] = {
     # momentum ignition, pump and dump, marking the close
     "aggressive_trading": ("sweep_ratio", *AGGRESSIVE_FACTS),
