@@ -457,13 +457,19 @@ class MixtureGenerator:
         ts_ns: int,
         seed: int,
     ) -> None:
+        self._member = {}
+        self._start(books, (history, history_rows, open_mid, ts_ns), seed, join=False)
+
+    def _start(self, books: list[OrderBook], args: tuple, seed: int, join: bool) -> None:
         m = len(self.members)
-        self._member = {id(b): i % m for i, b in enumerate(books)}
+        for i, b in enumerate(books):
+            self._member[id(b)] = i % m
         for k, member in enumerate(self.members):
             own = books[k::m]
             if own:
                 member_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
-                member.begin(own, history, history_rows, open_mid, ts_ns, member_seed)
+                start = member.join if join else member.begin  # type: ignore[attr-defined]
+                start(own, *args, member_seed)
 
     def next_orders(self, books: list[OrderBook], ts_ns: list[int]) -> list[GeneratedOrder]:
         groups: dict[int, list[int]] = {}
@@ -477,3 +483,28 @@ class MixtureGenerator:
             for p, order in zip(positions, orders, strict=True):
                 out[p] = order
         return out  # type: ignore[return-value]
+
+
+class BatchMixture(MixtureGenerator):
+    """A mixture whose members all join forks to a run (the engine's ``BatchSampler``): the
+    forks of one engine call step together, each member stepping its share of every fork's
+    rollouts in one call, and a fork gets the futures it gets alone (each member's fork
+    begins or joins with the same books and seed either way)."""
+
+    def join(
+        self,
+        books: list[OrderBook],
+        history: OrderStream,
+        history_rows: np.ndarray | None,
+        open_mid: float,
+        ts_ns: int,
+        seed: int,
+    ) -> None:
+        self._start(books, (history, history_rows, open_mid, ts_ns), seed, join=True)
+
+
+def mixture(members: Sequence[OrderGenerator]) -> MixtureGenerator:
+    """The mixture of ``members``: batched when every member can join forks to a run."""
+    if all(callable(getattr(m, "join", None)) for m in members):
+        return BatchMixture(members)
+    return MixtureGenerator(members)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.engine import Sampler
-from simulator.generators import EmpiricalGenerator, MixtureGenerator
+from simulator.generators import EmpiricalGenerator, mixture
 from simulator.types import Instrument
 from surveillance.detection.detector import Calibration
 from surveillance.detection.scorer import SimulationScorer
@@ -112,7 +112,7 @@ class SamplerSpec:
         members = [load_generator(p, device=self.device, **self.sampling_dict) for p in self.paths]
         if len(members) == 1:
             return members[0]
-        return MixtureGenerator(members)  # type: ignore[arg-type]
+        return mixture(members)  # type: ignore[arg-type]
 
     @property
     def model_version(self) -> str:

@@ -283,3 +283,37 @@ def test_a_sampler_without_join_forks_the_requests_one_after_the_other() -> None
     assert not engine.batched
     futures = engine.fork([request(rollouts=2, seed=1), request(rollouts=2, seed=2)])
     assert [len(r) for f in futures for r in f.results] == [3, 3, 3, 3]
+
+
+@pytest.mark.parametrize("max_batch", [None, 5])
+def test_a_mixture_of_batch_samplers_forks_in_one_run_what_each_request_forks_alone(
+    max_batch,
+) -> None:
+    """A mixture whose members can join (``BatchMixture``) steps every request's rollouts
+    together, each member its share in one call, and each request gets the futures the
+    unbatched mixture forks for it alone."""
+    from simulator.generators import BatchMixture, MixtureGenerator, mixture
+
+    requests = _mixed_requests()
+    alone = [
+        Engine(MixtureGenerator([EmpiricalGenerator(), EmpiricalGenerator()])).fork([r])[0]
+        for r in requests
+    ]
+    members = [_Recording(), _Recording()]
+    batched = mixture(members)
+    assert isinstance(batched, BatchMixture)
+    engine = Engine(batched, max_batch=max_batch)
+    assert engine.batched
+    together = engine.fork(requests)
+    for a, b in zip(alone, together, strict=True):
+        assert everything(a) == everything(b)
+    # member k drives rollouts k, k + 2, ... of every request, all of them in its first call
+    if max_batch is None:
+        shares = [sum(len(range(k, r.rollouts, 2)) for r in requests) for k in (0, 1)]
+        assert [m.calls[0] for m in members] == shares
+    else:
+        assert max(c for m in members for c in m.calls) <= max_batch
+    # a member that cannot join leaves the mixture unbatched
+    from tests.simulator.test_rollout import ScriptGenerator
+
+    assert not isinstance(mixture([EmpiricalGenerator(), ScriptGenerator([])]), BatchMixture)

@@ -65,3 +65,12 @@ def test_a_mixture_of_order_models_drives_the_rollouts(windows) -> None:
     alone = SimulationScorer(settings.config(), single, single.model_version)(forked)
     assert mixed.score is not None and alone.score is not None
     assert dict(mixed.facts) != dict(alone.facts)
+    # both members can join forks to a run: windows fork together, each scored as alone
+    from simulator.generators import BatchMixture
+
+    assert isinstance(spec(), BatchMixture)
+    scorer = SimulationScorer(settings.config(), spec, spec.model_version)
+    other = next(w for w in windows if w.history and w.instrument != forked.instrument)
+    batch = scorer.score_batch([forked, other])
+    for a, b in zip([mixed, scorer(other)], batch, strict=True):
+        assert (a.score, dict(a.facts)) == (b.score, dict(b.facts))
