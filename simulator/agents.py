@@ -17,7 +17,9 @@ The execution agents of the market-impact study (``surveillance.impact``): ``Twa
 time-weighted agent of the MarS what-if experiments (paper, Sec. 3.2 and App. H: slices that rest
 at the touch, then take what is left); ``Pov``, a share of the market's volume (told through the
 optional ``market_volume(traded_qty)`` hook before each ``act``); ``MarketOrder``, one immediate
-order. Each counts its own fills through the ``filled`` hook.
+order. Each counts its own fills through the ``filled`` hook. ``Replayed``: a real window's
+aggressive orders sent again at their times (the MarS counterfactual: how the simulated market
+answers the orders the real one answered).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ __all__ = [
     "MarketOrderAgent",
     "Pov",
     "PovAgent",
+    "Replayed",
+    "ReplayedAgent",
     "Twap",
     "TwapAgent",
     "take_price",
@@ -310,3 +314,54 @@ class MarketOrderAgent(_Execution):
             return None
         self.sent_qty += p.qty
         return _limit(p.side, price, p.qty, ioc=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """Immediate orders sent at given times: each ``(ts_ns, side, ticks, qty)`` goes out as an
+    immediate-or-cancel order of ``qty`` priced ``ticks`` ticks past the other side's best at
+    that moment in the rollout (0: the touch only), so it reaches as deep into the rollout's
+    book as the real order reached into the real one. What the book cannot fill is dropped.
+    ``orders`` in time order; orders due at the same time go out together, in their order."""
+
+    orders: tuple[tuple[int, int, int, int], ...]
+    tick_size: int = 100
+
+    def __post_init__(self) -> None:
+        for _ts, side, ticks, qty in self.orders:
+            _check_execution(side, qty, None)
+            if ticks < 0:
+                raise ValueError(f"ticks must be >= 0, got {ticks}")
+        times = [o[0] for o in self.orders]
+        if times != sorted(times):
+            raise ValueError("replayed orders must be in time order")
+
+    def __call__(self, index: int, rng: np.random.Generator) -> ReplayedAgent:
+        return ReplayedAgent(self)
+
+
+class ReplayedAgent(_Execution):
+    """The state of one ``Replayed`` in one rollout."""
+
+    __slots__ = ("next", "plan")
+
+    def __init__(self, plan: Replayed) -> None:
+        super().__init__()
+        self.plan = plan
+        self.next = 0
+
+    def wake_ns(self) -> int | None:
+        orders = self.plan.orders
+        return orders[self.next][0] if self.next < len(orders) else None
+
+    def act(self, book: OrderBook, ts_ns: int) -> Action | list[Action] | None:
+        p, out = self.plan, []
+        while self.next < len(p.orders) and p.orders[self.next][0] <= ts_ns:
+            _, side, ticks, qty = p.orders[self.next]
+            self.next += 1
+            far = book.best_ask if side > 0 else book.best_bid
+            if far is None:
+                continue  # nothing to take on that side
+            self.sent_qty += qty
+            out.append(_limit(side, far + side * ticks * p.tick_size, qty, ioc=True))
+        return out or None

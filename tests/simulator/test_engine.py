@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from simulator.agents import Twap
+from simulator.agents import Replayed, Twap
 from simulator.book import OrderBook
 from simulator.engine import Engine, ForkRequest, window_seed
 from simulator.generators import EmpiricalGenerator
@@ -105,6 +105,27 @@ def test_a_twap_agent_sends_its_slices_inside_every_rollout_and_moves_the_price(
     # without the agent the same model leaves the touch where it was
     (plain,) = Engine(ScriptGenerator(idle)).fork([dataclasses.replace(req, agents=())])
     assert all(r.best_ask[-1] == 10_100 for r in plain.results)
+
+
+def test_replayed_orders_go_out_at_their_times_as_deep_as_asked() -> None:
+    """``Replayed``: each order immediate-or-cancel at its time, priced its ticks past the
+    other side's best in the rollout; orders due together go out together, in order."""
+    idle = [[GeneratedOrder(CANCEL, 1, 1, S) for _ in range(200)]]
+    orders = ((101 * S, 1, 0, 200), (101 * S, -1, 1, 400), (130 * S, 1, 2, 700))
+    req = request(agents=(Replayed(orders, 100),), max_depth=None, context_rows=None)
+    (futures,) = Engine(ScriptGenerator(idle)).fork([req])
+    for r, steps in zip(futures.results, futures.agent_orders, strict=True):
+        sent = [k for k, _ in steps]
+        assert r.ts_ns[sent].tolist() == [101 * S, 101 * S, 130 * S]
+        assert r.type[sent].tolist() == [BID, ASK, BID] and r.aggressive[sent].all()
+        # the touch only: 200 of the best ask's 300; one tick past the bid: its 300 and 100
+        # of the next level's; two ticks past the ask (10,100 with 100 left): up to 10,300
+        assert r.price[sent].tolist() == [10_100, 9_800, 10_300]
+        assert r.filled_qty[sent].tolist() == [200, 400, 700]
+    with pytest.raises(ValueError, match="time order"):
+        Replayed(((2 * S, 1, 0, 100), (1 * S, 1, 0, 100)))
+    with pytest.raises(ValueError, match="ticks"):
+        Replayed(((1 * S, 1, -1, 100),))
 
 
 def test_agent_orders_keep_the_models_clock() -> None:
