@@ -28,7 +28,7 @@ from surveillance.detection.pipeline import WindowDecision
 SCHEMA_VERSION = 2
 SCHEMA_VERSIONS = (1, 2)
 #: Fields v2 adds (top level) and fields a v2 fact adds: what ``to_v1`` drops.
-V2_FIELDS = ("typology", "evidence", "charts")
+V2_FIELDS = ("typology", "evidence", "charts", "simulation")
 V2_FACT_FIELDS = ("z", "null_mean", "null_std", "p_value")
 SEVERITIES = ("low", "medium", "high")
 #: Namespace of alert ids: uuid5(ALERT_NAMESPACE, "instrument|start_ns|end_ns|model_version").
@@ -133,6 +133,9 @@ def build_alert(
         or {"label": "none", "reason": "No order-level evidence was recorded for this window."},
         "evidence": _clean(orders.get("facts", [])),
         "charts": _clean(charts) if charts else None,
+        "simulation": _clean(check)
+        if isinstance(check := detail.get("simulation"), dict)
+        else None,
     }
     validate_alert(alert)
     return alert
@@ -204,9 +207,17 @@ def decision_record(
         "calibration": _opt_str(calibration.get("status"))
         if isinstance(calibration, dict | Mapping)
         else None,
+        # whether the rollouts looked like the market at all (``scoring.simulation_check``)
+        "simulation": _simulation_status(detail.get("simulation")),
         "n_events": decision.n_events,
         "model_version": decision.model_version,
     }
+
+
+def _simulation_status(check: Any) -> str | None:
+    if not isinstance(check, dict | Mapping) or "faithful" not in check:
+        return None
+    return "faithful" if check["faithful"] else "off"
 
 
 def _opt_str(value: Any) -> str | None:

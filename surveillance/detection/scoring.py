@@ -138,6 +138,9 @@ class Simulation:
     sim_facts: list[FactSamples]
     null: SimulationNull
     orders: int  # generated orders, all rollouts
+    # of them, the orders the real window's feed would show (all of them but on a level-1
+    # feed): what the real window's order count is compared with (``simulation_check``)
+    visible_orders: int | None = None
 
     @classmethod
     def of(
@@ -154,7 +157,61 @@ class Simulation:
         seen = [s.touch_view() for s in sims] if feed_depth == 1 else sims
         sim_facts = [window_facts(s) for s in seen]
         null = SimulationNull.fit(sim_facts, config.facts, reference)
-        return cls(sims, sim_facts, null, int(sum(len(s.ts_ns) for s in sims)))
+        return cls(
+            sims,
+            sim_facts,
+            null,
+            int(sum(len(s.ts_ns) for s in sims)),
+            int(sum(len(s.ts_ns) for s in seen)),
+        )
+
+
+# A simulation whose orders per rollout or median spread is this many times off the real
+# window's is read as off the market: its facts' z then measure the order model's failure (a
+# rollout flooded with orders, a spread collapsed to the touch), not the window. Wide on
+# purpose: the benchmark's campaigns move neither by that much (quote stuffing at high
+# intensity adds about 60% to a GOOG window's orders).
+SIMULATION_CHECK_FACTOR = 3.0
+
+
+def simulation_check(
+    real: Trajectory, real_facts: FactSamples, simulation: Simulation
+) -> dict[str, Any]:
+    """Whether the rollouts look like the real window at all: the orders per rollout (those
+    the feed would show) against the real window's orders, and the rollouts' median spread in
+    ticks against the real one's; ``faithful`` False, with the measures that are
+    ``SIMULATION_CHECK_FACTOR`` or more times off in ``off``, when they do not."""
+    rollouts = max(len(simulation.sims), 1)
+    shown = simulation.orders if simulation.visible_orders is None else simulation.visible_orders
+    per_rollout = shown / rollouts
+    real_orders = len(real.ts_ns)
+    real_spread = _median_spread([real_facts])
+    sim_spread = _median_spread(simulation.sim_facts)
+    ratios = {
+        "orders": per_rollout / max(real_orders, 1),
+        "spread": None
+        if real_spread is None or sim_spread is None
+        else max(sim_spread, 1.0) / max(real_spread, 1.0),
+    }
+    off = [
+        name
+        for name, r in ratios.items()
+        if r is not None and not 1 / SIMULATION_CHECK_FACTOR < r < SIMULATION_CHECK_FACTOR
+    ]
+    return {
+        "faithful": not off,
+        "off": off,
+        "orders_per_rollout": round(per_rollout, 1),
+        "real_orders": real_orders,
+        "order_ratio": round(ratios["orders"], 3),
+        "spread_ticks": {"real": real_spread, "rollouts": sim_spread},
+        "spread_ratio": None if ratios["spread"] is None else round(ratios["spread"], 3),
+    }
+
+
+def _median_spread(facts: Sequence[FactSamples]) -> float | None:
+    values = [f["spread"][0] for f in facts if "spread" in f and len(f["spread"][0])]
+    return float(np.median(np.concatenate(values))) if values else None
 
 
 def window_rules(instrument: str, config: DetectionConfig) -> MatchingRules:
@@ -340,6 +397,8 @@ def score_window(
         "rollouts": verdict.rollouts,
         "rollout_orders": simulation.orders,
         "real_orders": len(real.ts_ns),
+        # do the rollouts look like the market at all (their order rate and spread)?
+        "simulation": simulation_check(real, real_facts, simulation),
         "seed": window_seed(config.seed, window.instrument, window.start_ns),
         "calibrated": cal is not None,
         # which bucket and how many windows stand behind the norms the score was read with

@@ -411,3 +411,41 @@ def test_the_alert_page_shows_which_score_cleared_its_threshold(console) -> None
     assert "omnibus" in omnibus and "5.25" in omnibus and "8.10" in omnibus
     assert "clears" not in omnibus
     assert "aggressive trading" in aggressive and "6.40" in aggressive and "clears it" in aggressive
+
+
+def test_the_alert_page_says_whether_the_rollouts_looked_like_the_market(tmp_path) -> None:
+    """An alert whose simulation was off (a flooded order model) says so, with the figures;
+    one that never recorded the check says that."""
+    from alerts.schema import validate_alert, window_id
+    from alerts.store import AlertStore
+    from tests.console.conftest import v2_alerts
+
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    ids = fill_store(url)
+    alert = v2_alerts()[0]
+    w = alert["window"]
+    alert["instrument"] = "FLOOD"
+    alert["alert_id"] = window_id("FLOOD", w["start_ns"], w["end_ns"], alert["model_version"])
+    alert["simulation"] = {
+        "faithful": False,
+        "off": ["orders"],
+        "orders_per_rollout": 64445.0,
+        "real_orders": 12660,
+        "order_ratio": 5.09,
+        "spread_ticks": {"real": 37.0, "rollouts": 40.0},
+        "spread_ratio": 1.081,
+    }
+    validate_alert(alert)
+    store = AlertStore(url)
+    store.put(alert=alert)
+    store.close()
+    app = create_app(url)
+    client = TestClient(app)
+    login(client, "ann")
+    page = client.get(f"/alerts/{alert['alert_id']}").text
+    cell = re.search(r'<dd id="simulation">(.*?)</dd>', page, re.S).group(1)
+    assert "off the market" in cell and "64445 orders per rollout against 12660" in cell
+    assert "orders are three or more times off" in cell and "40.0 against 37.0" in cell
+    other = client.get(f"/alerts/{ids[0]}").text
+    assert "not recorded" in re.search(r'<dd id="simulation">(.*?)</dd>', other, re.S).group(1)
+    app.state.store.close()

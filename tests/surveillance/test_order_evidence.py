@@ -125,16 +125,22 @@ def test_the_v2_alert_carries_the_evidence_and_v1_consumers_get_v1() -> None:
             alert=True,
             facts={"large_orders": 0.4, "spread": 0.9},
             diverged=("large_orders",),
-            detail={"orders": ev, "facts": {"large_orders": {"z": -5.0, "null_mean": 0.99}}},
+            detail={
+                "orders": ev,
+                "facts": {"large_orders": {"z": -5.0, "null_mean": 0.99}},
+                "simulation": {"faithful": False, "off": ["spread"], "spread_ratio": 0.05},
+            },
         ),
     )
     alert = build_alert(decision, config_version="c", session_date=dt.date(2012, 6, 21))
     assert alert["schema_version"] == 2
     assert alert["evidence"][0]["orders"][0]["order_id"] == 9000
     assert alert["facts"][0]["z"] == -5.0 and alert["charts"] is None
+    assert alert["simulation"] == {"faithful": False, "off": ["spread"], "spread_ratio": 0.05}
     old = to_v1(alert)
     validate_alert(old)
     assert old["schema_version"] == 1 and "evidence" not in old and "z" not in old["facts"][0]
+    assert "simulation" not in old
     assert to_v1(old) == old
     # a decision without order evidence (scored before it existed) still makes a valid v2
     bare = dataclasses.replace(decision, verdict=dataclasses.replace(decision.verdict, detail={}))

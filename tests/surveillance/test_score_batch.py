@@ -74,3 +74,25 @@ def test_a_mixture_of_order_models_drives_the_rollouts(windows) -> None:
     batch = scorer.score_batch([forked, other])
     for a, b in zip([mixed, scorer(other)], batch, strict=True):
         assert (a.score, dict(a.facts)) == (b.score, dict(b.facts))
+
+
+def test_every_scored_window_says_whether_its_rollouts_looked_like_it(windows) -> None:
+    """``detail.simulation``: the rollouts' orders (those a level-1 feed shows) and median
+    spread against the real window's, off when three or more times apart either way."""
+    config = DetectionConfig(window_ns=5 * 60 * NS, rollouts=4, seed=0)
+    scorer = SimulationScorer(config, SamplerSpec("empirical"), EMPIRICAL_VERSION)
+    checked = []
+    for w in windows:
+        v = scorer(w)
+        if v.score is None:
+            assert "simulation" not in v.detail
+            continue
+        c = v.detail["simulation"]
+        assert c["real_orders"] == v.detail["real_orders"] > 0
+        assert c["orders_per_rollout"] <= round(v.detail["rollout_orders"] / 4, 1)  # level 1
+        assert c["order_ratio"] == round(c["orders_per_rollout"] / c["real_orders"], 3)
+        ratios = {"orders": c["order_ratio"], "spread": c["spread_ratio"]}
+        assert c["off"] == [k for k, r in ratios.items() if not 1 / 3 < r < 3]
+        assert c["faithful"] == (not c["off"])
+        checked.append(c)
+    assert len(checked) >= 4

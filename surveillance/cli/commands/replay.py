@@ -144,6 +144,18 @@ def command(
         f"{len(result.records)} windows, {alerts} alerts, {result.events} events"
         f" ({result.malformed_rows} malformed rows skipped) -> {out}"
     )
+    off = [
+        r
+        for r in result.records
+        if not (r.get("detail") or {}).get("simulation", {}).get("faithful", True)
+    ]
+    if off:
+        click.echo(
+            f"{len(off)} windows' simulations are off the real market (orders per rollout or "
+            "spread three or more times the real window's): their scores read the order model, "
+            "not the market (detail.simulation)",
+            err=True,
+        )
     if report is not None:
         from surveillance.report import write_report
 
