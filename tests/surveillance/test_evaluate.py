@@ -267,7 +267,7 @@ def test_an_unreadable_cache_file_is_a_miss(tmp_path: Path) -> None:
 
 
 def test_the_benchmark_forks_a_window_exactly_as_the_replay_does(
-    lobster_dir: Path, tmp_path: Path
+    lobster_dir: Path, tmp_path: Path, capsys
 ) -> None:
     """The benchmark's forks, and so the calibrations fitted on them, are the deployed
     detector's: the order model reads the mid's move since the day's open in both (the
@@ -303,6 +303,11 @@ def test_the_benchmark_forks_a_window_exactly_as_the_replay_does(
         if r["score"] is not None
     }
     assert "09:35" in replayed  # the first window has no context and is not scored
+    # the replay says how many windows' rollouts were off the market, and only then
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    off = sum(not r["detail"]["simulation"]["faithful"] for r in records if r["score"] is not None)
+    said = capsys.readouterr().err
+    assert (f"{off} windows' simulations are off the real market" in said) == (off > 0)
 
     config = EvaluationConfig(
         detection=DetectionConfig(window_ns=5 * minute, rollouts=3),
