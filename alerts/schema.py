@@ -133,10 +133,10 @@ def build_alert(
         or {"label": "none", "reason": "No order-level evidence was recorded for this window."},
         "evidence": _clean(orders.get("facts", [])),
         "charts": _clean(charts) if charts else None,
-        "simulation": _clean(check)
-        if isinstance(check := detail.get("simulation"), dict)
-        else None,
     }
+    check = detail.get("simulation") if isinstance(detail, dict | Mapping) else None
+    if isinstance(check, dict | Mapping):  # only where checked: see SCHEMA.md, compatibility
+        alert["simulation"] = _clean(dict(check))
     validate_alert(alert)
     return alert
 

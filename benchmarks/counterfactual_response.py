@@ -129,14 +129,14 @@ def run_windows(
 def statistics(record: dict, sweeps: bool) -> dict[str, float]:
     """One window's statistics over its aggressive orders (``sweeps``: only those priced past
     the other side's best)."""
-    keep = np.array([t >= 1 for t in record["ticks"]]) if sweeps else slice(None)
+    keep = np.array([t >= 1 for t in record["ticks"]], dtype=bool) if sweeps else slice(None)
     out = {"count": float(np.sum(keep) if sweeps else len(record["ticks"]))}
     for h in HORIZONS_S:
         real = float(np.nanmean(np.asarray(record["real"][str(h)], float)[keep]))
         sims = np.array([np.nanmean(np.asarray(s[str(h)], float)[keep]) for s in record["sims"]])
         out[f"real {h}s"] = real
         out[f"sim {h}s"] = float(sims.mean())
-        # a floor under the spread: 16 rollouts can agree closely on a few orders
+        # a floor under the spread: the rollouts can agree closely on a few orders
         out[f"z {h}s"] = (real - float(sims.mean())) / max(float(sims.std(ddof=1)), 0.05)
     return out
 
@@ -151,10 +151,17 @@ def table(records: list[dict]) -> None:
             clean = rows.get((inst, "clean"))
             if variant == "clean" or not clean:
                 continue
-            cells = [
-                f"{k} {roc_auc([c[k] for c in clean], [x[k] for x in stats]):.2f}" for k in stats[0]
-            ]
+            cells = [f"{k} {_auc(clean, stats, k)}" for k in stats[0]]
             print(f"  {inst:<5} {variant:<18} n={len(stats):<3} " + "  ".join(cells))
+
+
+def _auc(clean: list[dict[str, float]], campaign: list[dict[str, float]], key: str) -> str:
+    """AUC over the windows where the statistic exists (a window without sweeps has no
+    sweep response)."""
+    neg = [c[key] for c in clean if np.isfinite(c[key])]
+    pos = [x[key] for x in campaign if np.isfinite(x[key])]
+    auc = roc_auc(neg, pos) if neg and pos else None
+    return "  -  " if auc is None else f"{auc:.2f}"
 
 
 def main() -> None:

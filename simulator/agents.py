@@ -322,10 +322,14 @@ class Replayed:
     immediate-or-cancel order of ``qty`` priced ``ticks`` ticks past the other side's best at
     that moment in the rollout (0: the touch only), so it reaches as deep into the rollout's
     book as the real order reached into the real one. What the book cannot fill is dropped.
-    ``orders`` in time order; orders due at the same time go out together, in their order."""
+    ``orders`` in time order; orders due at the same time go out together, in their order,
+    each priced against the touch before the first of them trades (a real order's ticks are
+    read against the touch it met, after the ones before it at the same time).
+    ``tick_size``: the instrument's, in price units (no default: a wrong tick moves every
+    price)."""
 
     orders: tuple[tuple[int, int, int, int], ...]
-    tick_size: int = 100
+    tick_size: int
 
     def __post_init__(self) -> None:
         for _ts, side, ticks, qty in self.orders:
@@ -335,6 +339,8 @@ class Replayed:
         times = [o[0] for o in self.orders]
         if times != sorted(times):
             raise ValueError("replayed orders must be in time order")
+        if self.tick_size <= 0:
+            raise ValueError(f"tick_size must be positive, got {self.tick_size}")
 
     def __call__(self, index: int, rng: np.random.Generator) -> ReplayedAgent:
         return ReplayedAgent(self)

@@ -447,6 +447,7 @@ class MixtureGenerator:
             raise ValueError("a mixture needs at least one member generator")
         self.members = list(members)
         self._member: dict[int, int] = {}
+        self._begun: set[int] = set()  # members begun in this run (the rest join)
 
     def begin(
         self,
@@ -457,10 +458,18 @@ class MixtureGenerator:
         ts_ns: int,
         seed: int,
     ) -> None:
-        self._member = {}
-        self._start(books, (history, history_rows, open_mid, ts_ns), seed, join=False)
+        self._member, self._begun = {}, set()
+        self._start(books, (history, history_rows, open_mid, ts_ns), seed)
 
-    def _start(self, books: list[OrderBook], args: tuple, seed: int, join: bool) -> None:
+    def _start(
+        self,
+        books: list[OrderBook],
+        context: tuple[OrderStream, np.ndarray | None, float, int],
+        seed: int,
+    ) -> None:
+        """Give each member its share of a fork's books: a member's first share of the run
+        begins its run, later ones join it (a fork with fewer rollouts than members leaves
+        some members without a share)."""
         m = len(self.members)
         for i, b in enumerate(books):
             self._member[id(b)] = i % m
@@ -468,8 +477,11 @@ class MixtureGenerator:
             own = books[k::m]
             if own:
                 member_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
-                start = member.join if join else member.begin  # type: ignore[attr-defined]
-                start(own, *args, member_seed)
+                if k in self._begun:
+                    member.join(own, *context, member_seed)  # type: ignore[attr-defined]
+                else:
+                    self._begun.add(k)
+                    member.begin(own, *context, member_seed)
 
     def next_orders(self, books: list[OrderBook], ts_ns: list[int]) -> list[GeneratedOrder]:
         groups: dict[int, list[int]] = {}
@@ -500,7 +512,7 @@ class BatchMixture(MixtureGenerator):
         ts_ns: int,
         seed: int,
     ) -> None:
-        self._start(books, (history, history_rows, open_mid, ts_ns), seed, join=True)
+        self._start(books, (history, history_rows, open_mid, ts_ns), seed)
 
 
 def mixture(members: Sequence[OrderGenerator]) -> MixtureGenerator:

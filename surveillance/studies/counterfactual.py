@@ -61,7 +61,8 @@ def signed_response(
 ) -> np.ndarray:
     """Per order, the mid's move in ticks from just before its time to ``horizon_s`` seconds
     after it, times its side (positive: the price went the order's way); NaN where the book was
-    one-sided at either end."""
+    one-sided at either end. An order within ``horizon_s`` of the window's end is read to the
+    window's last event (the trajectory holds nothing later)."""
     if not orders:
         return np.zeros(0)
     bid = np.concatenate([[trajectory.bid0], trajectory.best_bid]).astype(float)

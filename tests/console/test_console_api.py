@@ -444,8 +444,8 @@ def test_the_alert_page_says_whether_the_rollouts_looked_like_the_market(tmp_pat
     login(client, "ann")
     page = client.get(f"/alerts/{alert['alert_id']}").text
     cell = re.search(r'<dd id="simulation">(.*?)</dd>', page, re.S).group(1)
-    assert "off the market" in cell and "64445 orders per rollout against 12660" in cell
-    assert "orders are three or more times off" in cell and "40.0 against 37.0" in cell
+    assert "off the real window" in cell and "64445 orders per rollout against 12660" in cell
+    assert "either way: orders." in cell and "40.0 against 37.0" in cell
     other = client.get(f"/alerts/{ids[0]}").text
     assert "not recorded" in re.search(r'<dd id="simulation">(.*?)</dd>', other, re.S).group(1)
     app.state.store.close()

@@ -123,9 +123,9 @@ def test_replayed_orders_go_out_at_their_times_as_deep_as_asked() -> None:
         assert r.price[sent].tolist() == [10_100, 9_800, 10_300]
         assert r.filled_qty[sent].tolist() == [200, 400, 700]
     with pytest.raises(ValueError, match="time order"):
-        Replayed(((2 * S, 1, 0, 100), (1 * S, 1, 0, 100)))
+        Replayed(((2 * S, 1, 0, 100), (1 * S, 1, 0, 100)), 100)
     with pytest.raises(ValueError, match="ticks"):
-        Replayed(((1 * S, 1, -1, 100),))
+        Replayed(((1 * S, 1, -1, 100),), 100)
 
 
 def test_agent_orders_keep_the_models_clock() -> None:
@@ -306,35 +306,52 @@ def test_a_sampler_without_join_forks_the_requests_one_after_the_other() -> None
     assert [len(r) for f in futures for r in f.results] == [3, 3, 3, 3]
 
 
-@pytest.mark.parametrize("max_batch", [None, 5])
-def test_a_mixture_of_batch_samplers_forks_in_one_run_what_each_request_forks_alone(
-    max_batch,
-) -> None:
+class _Counted(_Recording):
+    """Counts its runs begun and forks joined too."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__()
+        EmpiricalGenerator.__init__(self, **kwargs)
+        self.begins, self.joins = 0, 0
+
+    def begin(self, *args) -> None:
+        self.begins += 1
+        self.joins -= 1  # the empirical generator's begin joins its first fork
+        super().begin(*args)
+
+    def join(self, *args) -> None:
+        self.joins += 1
+        super().join(*args)
+
+
+def test_a_mixture_of_batch_samplers_forks_in_one_run_what_each_request_forks_alone() -> None:
     """A mixture whose members can join (``BatchMixture``) steps every request's rollouts
     together, each member its share in one call, and each request gets the futures the
-    unbatched mixture forks for it alone."""
+    unbatched mixture forks for it alone. A first request with fewer rollouts than members
+    leaves the second member to begin its run with the next request's share."""
     from simulator.generators import BatchMixture, MixtureGenerator, mixture
 
-    requests = _mixed_requests()
-    alone = [
-        Engine(MixtureGenerator([EmpiricalGenerator(), EmpiricalGenerator()])).fork([r])[0]
-        for r in requests
-    ]
-    members = [_Recording(), _Recording()]
-    batched = mixture(members)
-    assert isinstance(batched, BatchMixture)
-    engine = Engine(batched, max_batch=max_batch)
-    assert engine.batched
-    together = engine.fork(requests)
-    for a, b in zip(alone, together, strict=True):
-        assert everything(a) == everything(b)
-    # member k drives rollouts k, k + 2, ... of every request, all of them in its first call
-    if max_batch is None:
-        shares = [sum(len(range(k, r.rollouts, 2)) for r in requests) for k in (0, 1)]
-        assert [m.calls[0] for m in members] == shares
-    else:
-        assert max(c for m in members for c in m.calls) <= max_batch
-    # a member that cannot join leaves the mixture unbatched
-    from tests.simulator.test_rollout import ScriptGenerator
+    def members(cls=EmpiricalGenerator):  # two members that differ
+        return [cls(), cls(cancel_by_fate=False, spread_buckets=4)]
 
+    requests = [request(rollouts=1, seed=11), *_mixed_requests()]
+    alone = [Engine(MixtureGenerator(members())).fork([r])[0] for r in requests]
+    counted = members(_Counted)
+    batched = mixture(counted)
+    assert isinstance(batched, BatchMixture) and Engine(batched).batched
+    for round_ in (1, 2):  # a second run starts afresh
+        together = Engine(batched).fork(requests)
+        for a, b in zip(alone, together, strict=True):
+            assert everything(a) == everything(b)
+        assert [m.begins for m in counted] == [round_, round_]
+        # member 0 has a share of every request, member 1 of those with two rollouts or more
+        shared = [len(requests), sum(r.rollouts >= 2 for r in requests)]
+        assert [m.joins for m in counted] == [round_ * (n - 1) for n in shared]
+    # member k drives rollouts k, k + 2, ... of every request, all of them in its first call
+    shares = [sum(len(range(k, r.rollouts, 2)) for r in requests) for k in (0, 1)]
+    assert [m.calls[0] for m in counted] == shares
+    # the members differ, so the routing shows: one member alone forks other futures
+    swapped = Engine(MixtureGenerator(members()[::-1])).fork(requests)
+    assert [everything(f) for f in swapped] != [everything(f) for f in together]
+    # a member that cannot join leaves the mixture unbatched
     assert not isinstance(mixture([EmpiricalGenerator(), ScriptGenerator([])]), BatchMixture)

@@ -21,7 +21,7 @@ ASK, BID, CANCEL = 0, 1, 2
 def window() -> Trajectory:
     """Touch 9,900 / 10,100 at the start. 10 s: a buy priced a tick past the ask (takes it:
     ask 10,300). 12 s: a passive ask. 20 s: a sell at the bid (bid 9,800). 30 s: a cancel.
-    40 s: a buy meeting an empty ask side (left out)."""
+    41 s: a buy meeting an empty ask side (left out)."""
     return Trajectory(
         start_ns=0,
         end_ns=60 * S,

@@ -144,4 +144,6 @@ def test_the_v2_alert_carries_the_evidence_and_v1_consumers_get_v1() -> None:
     assert to_v1(old) == old
     # a decision without order evidence (scored before it existed) still makes a valid v2
     bare = dataclasses.replace(decision, verdict=dataclasses.replace(decision.verdict, detail={}))
-    assert build_alert(bare, config_version="c")["typology"]["label"] == "none"
+    bare_alert = build_alert(bare, config_version="c")
+    assert bare_alert["typology"]["label"] == "none"
+    assert "simulation" not in bare_alert  # written only where the decision was checked

@@ -66,9 +66,10 @@ def test_a_mixture_of_order_models_drives_the_rollouts(windows) -> None:
     assert mixed.score is not None and alone.score is not None
     assert dict(mixed.facts) != dict(alone.facts)
     # both members can join forks to a run: windows fork together, each scored as alone
+    from simulator.engine import Engine
     from simulator.generators import BatchMixture
 
-    assert isinstance(spec(), BatchMixture)
+    assert isinstance(spec(), BatchMixture) and Engine(spec()).batched
     scorer = SimulationScorer(settings.config(), spec, spec.model_version)
     other = next(w for w in windows if w.history and w.instrument != forked.instrument)
     batch = scorer.score_batch([forked, other])
@@ -89,9 +90,12 @@ def test_every_scored_window_says_whether_its_rollouts_looked_like_it(windows) -
             continue
         c = v.detail["simulation"]
         assert c["real_orders"] == v.detail["real_orders"] > 0
-        assert c["orders_per_rollout"] <= round(v.detail["rollout_orders"] / 4, 1)  # level 1
-        assert c["order_ratio"] == round(c["orders_per_rollout"] / c["real_orders"], 3)
+        # a level-1 feed: only the rollout orders such a feed shows are counted (all of the
+        # empirical generator's may be at the touch: test_simulation_check has one that are not)
+        assert c["orders_per_rollout"] <= v.detail["rollout_orders"] / 4 + 0.05
+        assert abs(c["order_ratio"] - c["orders_per_rollout"] / c["real_orders"]) < 1e-3
         ratios = {"orders": c["order_ratio"], "spread": c["spread_ratio"]}
+        assert None not in ratios.values()
         assert c["off"] == [k for k, r in ratios.items() if not 1 / 3 < r < 3]
         assert c["faithful"] == (not c["off"])
         checked.append(c)

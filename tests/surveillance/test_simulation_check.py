@@ -71,8 +71,13 @@ def test_a_level_1_feed_counts_the_orders_it_would_show() -> None:
 
 
 def test_the_decision_record_says_whether_the_simulation_was_off() -> None:
-    from alerts.schema import _simulation_status
+    from alerts.schema import decision_record
+    from surveillance.detection.pipeline import WindowDecision, WindowScore
 
-    assert _simulation_status({"faithful": True}) == "faithful"
-    assert _simulation_status({"faithful": False, "off": ["orders"]}) == "off"
-    assert _simulation_status(None) is None and _simulation_status({}) is None
+    def record(detail: dict) -> dict:
+        verdict = WindowScore(score=2.0, p_value=0.3, alert=False, detail=detail)
+        return decision_record(WindowDecision("AMZN", 0, 60 * S, "m", 10, "event", verdict))
+
+    assert record({"simulation": {"faithful": True, "off": []}})["simulation"] == "faithful"
+    assert record({"simulation": {"faithful": False, "off": ["orders"]}})["simulation"] == "off"
+    assert record({})["simulation"] is None  # decided before the check, or not scored
