@@ -169,8 +169,8 @@ class Simulation:
 # A simulation whose orders per rollout or median spread is this many times off the real
 # window's (either way) is read as off the market: its facts' z then mostly measure the order
 # model's failure (a rollout flooded with orders, a spread collapsed to the touch). Wide on
-# purpose: the benchmark's campaigns move neither by that much (quote stuffing at high
-# intensity adds about 60% to a GOOG window's orders).
+# purpose: a moderate campaign moves neither by that much (quote stuffing at moderate
+# intensity adds about 60% to a GOOG window's orders; docs/decisions/simulation-check.md).
 SIMULATION_CHECK_FACTOR = 3.0
 
 
