@@ -20,10 +20,9 @@ from surveillance.cli.wiring import SamplerSpec
 from surveillance.detection.metrics import window_facts
 from surveillance.detection.scoring import Simulation, simulation_check
 from surveillance.detection.settings import DetectionSettings
-from surveillance.studies import simcache
 
 # the benchmark's own day reader, so the windows are the ones ``surveillance evaluate`` forked
-from surveillance.studies.evaluate import _Day
+from surveillance.studies.evaluate import _Day, fork_key
 from surveillance.studies.simcache import SimCache
 
 CLOSE_NS = 16 * 60 * NS_PER_MIN
@@ -61,20 +60,7 @@ def main() -> None:
     checks = []
     for s in starts:
         end = min(s + det.window_ns, CLOSE_NS)
-        key = simcache.key(
-            instrument=day.instrument,
-            start_ns=s,
-            end_ns=end,
-            generator_version=spec.model_version,
-            rollouts=det.rollouts,
-            seed=det.seed,
-            history_orders=det.history_orders,
-            max_depth=det.max_depth,
-            tick_size=det.tick_size,
-            refill=det.refill,
-            open_mid=day.open_mid,
-            feed_depth=day.meta.feed_depth,
-        )
+        key = fork_key(day, det, s, end, spec.model_version)
         sims = cache.load(key)
         if sims is None:
             continue
