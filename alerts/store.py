@@ -95,6 +95,8 @@ class DecisionRow(Base):
     # pooled, adapting, adapted; the windows behind its norms and threshold)
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # whether the rollouts looked like the market (``scoring.simulation_check``)
+    simulation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (Index("ix_decisions_instrument_window", "instrument", "window_start_ns"),)
 
@@ -202,6 +204,7 @@ class AlertStore:
             "decided_at": dt.datetime.now(dt.UTC),
             "threshold": decision.verdict.threshold,
             "calibration": _json_safe((decision.verdict.detail or {}).get("calibration")),
+            "simulation": _json_safe((decision.verdict.detail or {}).get("simulation")),
         }
         return self._insert_or_ignore(DecisionRow, row)
 

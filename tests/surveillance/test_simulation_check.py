@@ -81,3 +81,20 @@ def test_the_decision_record_says_whether_the_simulation_was_off() -> None:
     assert record({"simulation": {"faithful": True, "off": []}})["simulation"] == "faithful"
     assert record({"simulation": {"faithful": False, "off": ["orders"]}})["simulation"] == "off"
     assert record({})["simulation"] is None  # decided before the check, or not scored
+
+
+def test_the_store_keeps_each_decisions_simulation_check(tmp_path) -> None:
+    """Migration 0005: the decision row keeps the check; a decision without one keeps null."""
+    from alerts.migrate import current, head
+    from alerts.store import AlertStore
+    from surveillance.detection.pipeline import WindowDecision, WindowScore
+
+    store = AlertStore(f"sqlite:///{tmp_path / 'a.db'}")
+    store.create_schema()
+    assert current(store.engine) == head() == "0005"
+    check = {"faithful": False, "off": ["orders"], "order_ratio": 5.09, "real_orders": 12660}
+    for k, detail in enumerate(({"simulation": check}, {})):
+        verdict = WindowScore(score=2.0, p_value=0.3, alert=False, detail=detail)
+        assert store.put_decision(decision=WindowDecision("N", k, k + 1, "m", 5, "event", verdict))
+    assert [r["simulation"] for r in store.decisions()] == [check, None]
+    store.close()
