@@ -18,11 +18,13 @@ from simulator.trajectory import trajectory_from_events
 from simulator.units import NS_PER_MIN
 from surveillance.cli.wiring import SamplerSpec
 from surveillance.detection.metrics import window_facts
+from surveillance.detection.pipeline import ClosedWindow
 from surveillance.detection.scoring import Simulation, simulation_check
 from surveillance.detection.settings import DetectionSettings
+from surveillance.studies import simcache
 
 # the benchmark's own day reader, so the windows are the ones ``surveillance evaluate`` forked
-from surveillance.studies.evaluate import _Day, fork_key
+from surveillance.studies.evaluate import _Day
 from surveillance.studies.simcache import SimCache
 
 CLOSE_NS = 16 * 60 * NS_PER_MIN
@@ -60,7 +62,18 @@ def main() -> None:
     checks = []
     for s in starts:
         end = min(s + det.window_ns, CLOSE_NS)
-        key = fork_key(day, det, s, end, spec.model_version)
+        # the window as the benchmark forked it: what its fork is keyed by
+        window = ClosedWindow(
+            day.instrument,
+            s,
+            end,
+            day.book(s),
+            (),
+            "event",
+            open_mid=day.open_mid,
+            feed_depth=day.meta.feed_depth,
+        )
+        key = simcache.window_key(window, det, spec.model_version)
         sims = cache.load(key)
         if sims is None:
             continue

@@ -325,7 +325,6 @@ def evaluate_day(
         session = bounds(s)
         end = s + window_ns if session is None else min(s + window_ns, session[1])
         opening = day.book(s)
-        cache_key = fork_key(day, det, s, end, generator_version)
         window = ClosedWindow(
             day.instrument,
             s,
@@ -340,6 +339,7 @@ def evaluate_day(
             earlier_facts=tuple(day.facts(t, t + window_ns, det.tick_size) for t in earlier_of[s]),
             session=session,
         )
+        cache_key = simcache.window_key(window, det, generator_version)
         bucket = config.time_of_day.bucket(s, end, session)
         cached = cache.load(cache_key) if cache is not None else None
         if cached is None and config.cached_only:
@@ -409,26 +409,6 @@ def evaluate_day(
                 events = list(iter_events(injection.frame))
                 out.append(score(events, typology.value, name, injection.stats.injected_events))
     return out
-
-
-def fork_key(
-    day: _Day, det: DetectionConfig, start_ns: int, end_ns: int, generator_version: str
-) -> str:
-    """The fork cache's key of one window of ``day`` forked with ``det``'s settings."""
-    return simcache.key(
-        instrument=day.instrument,
-        start_ns=start_ns,
-        end_ns=end_ns,
-        generator_version=generator_version,
-        rollouts=det.rollouts,
-        seed=det.seed,
-        history_orders=det.history_orders,
-        max_depth=det.max_depth,
-        tick_size=det.tick_size,
-        refill=det.refill,
-        open_mid=day.open_mid,
-        feed_depth=day.meta.feed_depth,
-    )
 
 
 def _clock(t_ns: int) -> str:

@@ -162,6 +162,25 @@ class SimCache:
             raise
 
 
+def window_key(window: ClosedWindow, config: DetectionConfig, model_version: str) -> str:
+    """The key of a closed window's fork with ``config``'s settings: the one the benchmark,
+    the replay and the stream worker share."""
+    return key(
+        instrument=window.instrument,
+        start_ns=window.start_ns,
+        end_ns=window.horizon_end_ns,
+        generator_version=model_version,
+        rollouts=config.rollouts,
+        seed=config.seed,
+        history_orders=config.history_orders,
+        max_depth=config.max_depth,
+        tick_size=config.tick_size,
+        refill=config.refill,
+        open_mid=open_mid_of(window),
+        feed_depth=window.feed_depth,
+    )
+
+
 class WindowForkCache:
     """A ``SimCache`` keyed by a closed window, as the product's scorer asks for a fork
     (``surveillance.detection.scorer.ForkCache``): the same key as the benchmark's, so a
@@ -186,20 +205,7 @@ class WindowForkCache:
         return self._cache
 
     def key(self, window: ClosedWindow, config: DetectionConfig, model_version: str) -> str:
-        return key(
-            instrument=window.instrument,
-            start_ns=window.start_ns,
-            end_ns=window.horizon_end_ns,
-            generator_version=model_version,
-            rollouts=config.rollouts,
-            seed=config.seed,
-            history_orders=config.history_orders,
-            max_depth=config.max_depth,
-            tick_size=config.tick_size,
-            refill=config.refill,
-            open_mid=open_mid_of(window),
-            feed_depth=window.feed_depth,
-        )
+        return window_key(window, config, model_version)
 
     def load(
         self, window: ClosedWindow, config: DetectionConfig, model_version: str
