@@ -58,17 +58,24 @@ HORIZONS_S = (1, 5, 30)
 
 
 def run_windows(
-    path: str, starts: list[int], typologies: list[str], level: str, salt: int, rollouts: int
+    path: str,
+    starts: list[int],
+    typologies: list[str],
+    level: str,
+    salt: int,
+    rollouts: int,
+    see_agents: bool = True,
 ) -> list[dict]:
     """Every window of ``starts`` clean and with each typology: its replayed orders, the real
-    responses and each rollout's."""
+    responses and each rollout's (``see_agents`` False: the order model reads the replayed
+    orders only through the book, as before it took them as tokens)."""
     settings = DetectionSettings(rollouts=rollouts, seed=0)
     day = _Day(path)
     det = replace(settings.config(), tick_size=day.meta.tick_size, price_scale=day.meta.price_scale)
     width = det.window_ns
     day.books_at(sorted(set(starts) | {s - width for s in starts}))
     touch, (tick, lot) = typical_touch_qty(day.frame), campaign_units(day.meta)
-    engine = Engine(SamplerSpec.of(settings)())
+    engine = Engine(replace(SamplerSpec.of(settings), see_agents=see_agents)())
     out = []
     for s in starts:
         end = s + width
@@ -142,6 +149,21 @@ def statistics(record: dict, sweeps: bool) -> dict[str, float]:
 
 
 def table(records: list[dict]) -> None:
+    print("mean signed response in ticks, real / rollouts, every aggressive order and sweeps only")
+    means: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for r in records:
+        means.setdefault((r["instrument"], r["variant"]), []).append(statistics(r, False))
+        means[(r["instrument"], r["variant"])][-1].update(
+            {f"sweep {k}": v for k, v in statistics(r, True).items()}
+        )
+    for (inst, variant), stats in sorted(means.items()):
+        cells = []
+        for pre in ("", "sweep "):
+            for h in HORIZONS_S:
+                real = np.nanmean([x[f"{pre}real {h}s"] for x in stats])
+                sim = np.nanmean([x[f"{pre}sim {h}s"] for x in stats])
+                cells.append(f"{pre}{h}s {real:.2f}/{sim:.2f}")
+        print(f"  {inst:<5} {variant:<18} n={len(stats):<3} " + "  ".join(cells))
     for sweeps in (False, True):
         rows: dict[tuple[str, str], list[dict[str, float]]] = {}
         for r in records:
@@ -176,6 +198,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default=None, help="write every window's responses here")
     parser.add_argument("--scores", default=None, help="read them from an earlier --out")
+    parser.add_argument(
+        "--blind-agents",
+        action="store_true",
+        help="the order model reads the replayed orders only through the book (the old way)",
+    )
     args = parser.parse_args()
     if args.scores:
         table(json.loads(Path(args.scores).read_text()))
@@ -185,7 +212,7 @@ def main() -> None:
     typologies = [t.strip() for t in args.typologies.split(",") if t.strip()]
     jobs = max(1, args.jobs)
     tasks = [(path, starts[k::jobs]) for path in args.data for k in range(jobs) if starts[k::jobs]]
-    common = (typologies, args.intensity, args.campaign_seed, args.rollouts)
+    common = (typologies, args.intensity, args.campaign_seed, args.rollouts, not args.blind_agents)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         parts = pool.map(run_windows, *zip(*[(p, s, *common) for p, s in tasks], strict=True))
         records = [r for part in parts for r in part]

@@ -58,8 +58,10 @@ from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.rollout import (
     GENERATOR_STREAM,
+    AgentTurn,
     ContextError,
     GeneratedOrder,
+    SeenOrder,
     available_qty,
     cancel_side,
     marketable_qty,
@@ -102,7 +104,9 @@ class LMMGenerator:
     goes as a whole, as most real cancels do, instead of leaving a remnant that keeps the level
     alive. ``levels`` is the most book levels per side the features read (default 10); ``begin``
     lowers it to the depth of ``history_rows`` so that a level-5 instrument (AMZN) is seen as it
-    was in training.
+    was in training. ``see_agents``: orders that agents send inside a rollout enter the model's
+    context as tokens of their own (``observe_agents``), as MarS conditions generation on
+    injected orders; off, the model sees them only through the book they leave.
     """
 
     def __init__(
@@ -115,8 +119,10 @@ class LMMGenerator:
         device: str = "cpu",
         levels: int = N_LEVELS,
         snap_cancels: bool = True,
+        see_agents: bool = True,
     ) -> None:
         self.snap_cancels = snap_cancels
+        self.see_agents = see_agents
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         # the cancel volume bins' lower edges: a size's slot, as ``Bins.encode``, by bisection
@@ -144,6 +150,8 @@ class LMMGenerator:
         self._flow = np.zeros((0, FLOW_DIM), np.float64)  # ``tokenizer.flow``
         self._open = np.zeros(0, np.float64)
         self._depth = np.zeros(0, np.int64)
+        # per rollout index: agent orders to feed before its next step (token, book features)
+        self._forced: dict[int, list[tuple[int, np.ndarray, int, np.ndarray]]] = {}
 
     # ------------------------------------------------------------------ protocol
     def begin(
@@ -171,6 +179,7 @@ class LMMGenerator:
         self._flow = np.zeros((0, FLOW_DIM), np.float64)
         self._open = np.zeros(0, np.float64)
         self._depth = np.zeros(0, np.int64)
+        self._forced = {}
         self.join(books, history, history_rows, open_mid, ts_ns, seed)
 
     def join(
@@ -289,6 +298,8 @@ class LMMGenerator:
         self._mid2[live] = mid2
         if tok.flow:  # the averages after each rollout's previous order
             lob = np.concatenate([lob, self._flow[live].astype(np.float32)], axis=1)
+        if self._forced:
+            self._feed_agent_orders()
         u = self._uniforms(live)  # (B, 7)
         ids = self._sample(self._slot[live], self._prev[live], lob, mid_bucket, tod, u)
         self._prev[live] = ids
@@ -326,6 +337,93 @@ class LMMGenerator:
             GeneratedOrder(t, p, q, i, exact=exact and t == OrderType.CANCEL)
             for t, p, q, i in zip(types, prices, qtys, dec.interval_ns.tolist(), strict=True)
         ]
+
+    def observe_agents(self, book: OrderBook, turn: AgentTurn) -> None:
+        """Queue the orders a rollout's agents sent (``AgentTurn``) as tokens of its context.
+
+        The rollout's cache holds the model's order before them; its next step feeds each
+        agent order paired with the book after it, then the model's order that followed them
+        (sampled before they went in) encoded again against the book it met and with its
+        interval from the last of them: the order sequence a feed of that rollout would show,
+        which is what the model was trained on. No uniforms are drawn for these steps, so a
+        rollout's random stream is the same with or without agents.
+        """
+        if not self.see_agents or not turn.orders or turn.next_order is None:
+            return
+        k = self._index.get(id(book))
+        if k is None or not self._live[k]:
+            return
+        tok = self.tokenizer
+        depth = int(self._depth[k])
+
+        def cut(row: np.ndarray) -> np.ndarray:  # the rollout's feed depth, as ``book_rows``
+            return pad_rows(np.asarray(row, np.int64)[: 4 * depth], N_LEVELS)[None]
+
+        def token(type_: int, price: int, qty: int, interval: int, before: np.ndarray) -> int:
+            ids = tok.encode_fields(
+                [type_], [price], [qty], [interval], before[:, 0], before[:, 2], before
+            )
+            return int(ids[0])
+
+        queue = self._forced.setdefault(k, [])
+        last = turn.since_ns
+        flow = self._flow[k : k + 1]
+        for o in turn.orders:
+            after = cut(o.rows_after)
+            feats = tok.rollout_features(after, self._open[k : k + 1], [o.ts_ns], depth)
+            lob = feats.lob[0]
+            if tok.flow:  # folded in after the model's order already counted: close enough
+                taking = (
+                    o.type != OrderType.CANCEL and o.qty > 0 and _crosses(o, cut(o.rows_before))
+                )
+                flow = flow_step(
+                    flow, flow_signals([o.type], [taking], [o.qty], np.array([o.ts_ns - last]))
+                )
+                lob = np.concatenate([lob, flow[0].astype(np.float32)])
+            t = token(o.type, o.price, o.qty, o.ts_ns - last, cut(o.rows_before))
+            queue.append((t, lob, int(feats.mid_bucket[0]), feats.tod[0]))
+            last = o.ts_ns
+        if tok.flow:
+            self._flow[k] = flow[0]
+        kind, price, qty, ts = turn.next_order
+        self._prev[k] = token(kind, price, qty, ts - last, cut(turn.orders[-1].rows_after))
+
+    def _feed_agent_orders(self) -> None:
+        """Step the queued agent orders into their rollouts' cache rows, one round per order
+        (a rollout with three waits three rounds). Each round runs on those rows alone, copied
+        out and back, padded to ``_MIN_ROWS`` with copies of its first row, so a row's result
+        depends only on its own inputs (docs/decisions/batched-forking.md)."""
+        cache = self._cache
+        assert cache is not None and cache.positions is not None
+        forced, self._forced = self._forced, {}
+        forced = {k: q for k, q in forced.items() if self._live[k]}
+        if not forced:
+            return
+        dev = self.device
+        for r in range(max(len(q) for q in forced.values())):
+            ks = [k for k, q in forced.items() if len(q) > r]
+            slots = self._slot[ks]
+            pad = np.concatenate([slots, np.full(max(_MIN_ROWS - len(ks), 0), slots[0])])
+            at = torch.from_numpy(pad).to(dev)
+            sub = KVCache.__new__(KVCache)
+            sub.k, sub.v = cache.k.index_select(1, at), cache.v.index_select(1, at)
+            sub.positions = cache.positions.index_select(0, at)
+            sub.pos, sub.size = cache.pos, cache.size
+            items = [forced[k][r] for k in ks]
+            items += [items[0]] * (len(pad) - len(ks))
+            with torch.inference_mode():
+                self.model.step(
+                    sub,
+                    torch.tensor([t for t, _, _, _ in items], dtype=torch.long, device=dev),
+                    torch.from_numpy(np.stack([lob for _, lob, _, _ in items])).to(dev),
+                    torch.tensor([m for _, _, m, _ in items], dtype=torch.long, device=dev),
+                    torch.from_numpy(np.stack([tod for _, _, _, tod in items])).to(dev),
+                )
+            n = len(ks)
+            own = at[:n]
+            cache.k[:, own] = sub.k[:, :n]
+            cache.v[:, own] = sub.v[:, :n]
+            cache.positions[own] = sub.positions[:n]
 
     def _features_by_depth(
         self, books: list[OrderBook], live: list[int], ts_ns: list[int], depth: np.ndarray
@@ -450,6 +548,14 @@ class LMMGenerator:
             cache.k = cache.k[:, :keep].clone()
             cache.v = cache.v[:, :keep].clone()
             cache.positions = cache.positions[:keep].clone()
+
+
+def _crosses(order: SeenOrder, before: np.ndarray) -> bool:
+    """Whether an agent's limit order was marketable on the book it met (one LOBSTER row)."""
+    ask, bid = int(before[0, 0]), int(before[0, 2])
+    if order.type == OrderType.BID:
+        return order.price >= ask
+    return order.price <= bid
 
 
 def cancel_target_qty(book: OrderBook, price: int) -> int | None:

@@ -201,6 +201,7 @@ class Engine:
         sampler = self.sampler
         assert isinstance(sampler, BatchSampler)
         cap = self.max_batch
+        observe = getattr(sampler, "observe_agents", None)
         waiting = deque(enumerate(requests))
         running: list[tuple[int, RolloutGroup, float]] = []
         out: list[Futures | None] = [None] * len(requests)
@@ -221,6 +222,7 @@ class Engine:
                     sampler.begin(group.books, *args)
                     started = True
                 group.start()
+                group.watch_agents = observe is not None and bool(group.agents)
                 running.append((k, group, t0))
                 in_flight += len(group.live)
             books: list[OrderBook] = []
@@ -240,6 +242,9 @@ class Engine:
                 n = len(group.live)
                 group.apply(orders[at : at + n])
                 at += n
+                if group.watch_agents:
+                    for book, turn in group.take_turns():
+                        observe(book, turn)  # type: ignore[misc]
                 if group.done:
                     out[k] = Futures(requests[k], group.results(), time.perf_counter() - t0)
                 else:

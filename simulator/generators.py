@@ -20,6 +20,7 @@ from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.rollout import (
     GENERATOR_STREAM,
+    AgentTurn,
     ContextError,
     GeneratedOrder,
     OrderGenerator,
@@ -495,6 +496,12 @@ class MixtureGenerator:
             for p, order in zip(positions, orders, strict=True):
                 out[p] = order
         return out  # type: ignore[return-value]
+
+    def observe_agents(self, book: OrderBook, turn: AgentTurn) -> None:
+        """Agent orders go to the member driving the rollout, if it reads them."""
+        observe = getattr(self.members[self._member[id(book)]], "observe_agents", None)
+        if observe is not None:
+            observe(book, turn)
 
 
 class BatchMixture(MixtureGenerator):

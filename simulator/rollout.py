@@ -136,6 +136,36 @@ class AgentFill:
     passive: bool
 
 
+@dataclass(frozen=True, slots=True)
+class SeenOrder:
+    """An agent's order as the order model should read it (MarS conditions the next generated
+    order on the orders users inject): what was sent, when, and the rollout's book just before
+    and just after it (LOBSTER rows, ``OBSERVED_LEVELS`` levels a side)."""
+
+    ts_ns: int
+    type: int  # OrderType: BID, ASK, or CANCEL (an agent's cancel of its own order)
+    price: int
+    qty: int  # shares asked for (a cancel: shares it removed)
+    rows_before: np.ndarray
+    rows_after: np.ndarray
+
+
+@dataclass(slots=True)
+class AgentTurn:
+    """What the agents of one rollout did between two of the model's orders: the model's last
+    order was at ``since_ns``; ``orders`` went in then, and the model's order already sampled
+    (``next_order``: type, price, qty as sent and its time) followed them, on the book they
+    left. A sampler with ``observe_agents`` reads it before its next step."""
+
+    since_ns: int
+    orders: list[SeenOrder] = field(default_factory=list)
+    next_order: tuple[int, int, int, int] | None = None
+
+
+# The levels a side of the books kept for an order model's reading of agent orders.
+OBSERVED_LEVELS = 10
+
+
 class OrderGenerator(Protocol):
     """What the rollout engine needs from an order model.
 
@@ -152,7 +182,9 @@ class OrderGenerator(Protocol):
 
     A generator that can also ``join`` another fork's books to a running ``begin`` (same
     arguments) lets the engine step many requests' rollouts in one call
-    (``simulator.engine.BatchSampler``).
+    (``simulator.engine.BatchSampler``). One with ``observe_agents(book, turn)`` is told, after
+    each step in which a rollout's agents acted, what they sent (``AgentTurn``), so it can
+    condition the rollout's next order on them.
     """
 
     def begin(
@@ -664,6 +696,8 @@ class RolloutGroup:
         "snap_times",
         "snapshot_levels",
         "start_ns",
+        "turns",
+        "watch_agents",
     )
 
     def __init__(
@@ -733,6 +767,10 @@ class RolloutGroup:
         self.live = list(range(n))
         self.live_books = list(books)
         self.counts = [0] * n
+        # Set by a driver whose sampler reads agent orders (``observe_agents``): each step's
+        # ``AgentTurn`` per rollout whose agents acted, until ``take_turns``.
+        self.watch_agents = False
+        self.turns: dict[int, AgentTurn] = {}
 
     def start(self) -> None:
         """Build each rollout's agents (after the generator has seen the books)."""
@@ -767,7 +805,10 @@ class RolloutGroup:
                 raise RolloutError(f"negative interval {interval} ns from the generator")
             rec = recs[i]
             ts = clock[i] + interval
+            turn = None
             if ts >= next_wake[i] and next_wake[i] <= end_ns:  # agents act first
+                if self.watch_agents:
+                    turn = AgentTurn(clock[i])
                 next_wake[i] = _agents_act(
                     self.agent_sets[i],
                     houses[i],
@@ -777,6 +818,7 @@ class RolloutGroup:
                     min(ts, end_ns),
                     max_depth,
                     (snap_times, snapshot_levels, end_ns),
+                    None if turn is None else turn.orders,
                 )
             if ts > next_snap[i]:
                 next_snap[i] = _snapshots(rec, books[i], snap_times, ts, snapshot_levels, end_ns)
@@ -792,6 +834,9 @@ class RolloutGroup:
             kind = order.type
             price = order.price
             qty = order.qty
+            if turn is not None and turn.orders:
+                turn.next_order = (kind, price, qty, ts)
+                self.turns[i] = turn
             if kind in (_BID, _ASK):
                 side = 1 if kind == _BID else -1
                 aggressive, applied, oid, filled, touch = _submit(
@@ -839,6 +884,16 @@ class RolloutGroup:
         if stopped:
             self.live = [i for i in live if counts[i] >= 0]
             self.live_books = [books[i] for i in self.live]
+
+    def take_turns(self) -> list[tuple[OrderBook, AgentTurn]]:
+        """The agent turns of live rollouts since the last call (``watch_agents``), each with
+        its rollout's book; a rollout that stopped needs no next order, so its turn is
+        dropped."""
+        if not self.turns:
+            return []
+        turns, self.turns = self.turns, {}
+        books = self.books
+        return [(books[i], turns[i]) for i in self.live if i in turns]
 
     def results(self) -> list[RolloutResult]:
         books, snap_times = self.books, self.snap_times
@@ -916,8 +971,13 @@ def run_group(
     ``next_orders`` call per step over its live rollouts."""
     generator.begin(group.books, history, history_rows, open_mid, group.start_ns, group.seed)
     group.start()
+    observe = getattr(generator, "observe_agents", None) if group.agents else None
+    group.watch_agents = observe is not None
     while group.live:
         group.apply(generator.next_orders(group.live_books, group.live_clocks()))
+        if observe is not None:
+            for book, turn in group.take_turns():
+                observe(book, turn)
     return group.results()
 
 
@@ -1017,9 +1077,11 @@ def _agents_act(
     until_ns: int,
     max_depth: int | None,
     snap: tuple[list[int], int, int],
+    observed: list[SeenOrder] | None = None,
 ) -> int:
     """Every agent order due by ``until_ns``, in wake order (no earlier than the rollout's last
-    event, ``floor_ns``), matched and recorded like a model order; the next wake time."""
+    event, ``floor_ns``), matched and recorded like a model order (and, with ``observed``,
+    kept there for the order model); the next wake time."""
     while True:
         due = [(w, a) for a, w in enumerate(x.wake_ns() for x in agents) if w is not None]
         if not due or min(due)[0] > until_ns:
@@ -1038,7 +1100,7 @@ def _agents_act(
         if len(rec.snapshots) < len(snap[0]):
             _snapshots(rec, book, snap[0], ts, snap[1], snap[2])
         for action in actions if isinstance(actions, list | tuple) else (actions,):
-            _agent_action(agents[a], a, action, house, book, rec, ts, max_depth)
+            _agent_action(agents[a], a, action, house, book, rec, ts, max_depth, observed)
         floor_ns = ts
 
 
@@ -1051,8 +1113,11 @@ def _agent_action(
     rec: _Recorder,
     ts: int,
     max_depth: int | None,
+    seen: list[SeenOrder] | None = None,
 ) -> None:
-    """One agent action, matched and recorded like a model order."""
+    """One agent action, matched and recorded like a model order; with ``seen``, what the
+    order model is to read of it (``SeenOrder``)."""
+    before = None if seen is None else book.snapshot(OBSERVED_LEVELS)
     if isinstance(action, CancelOrder):
         owner = rec.owned.get(action.order_id)
         if owner is None or owner[0] != a:
@@ -1079,6 +1144,9 @@ def _agent_action(
             action.order_id,
             0,
         )
+        if seen is not None and removed > 0:
+            after = book.snapshot(OBSERVED_LEVELS)
+            seen.append(SeenOrder(ts, _CANCEL, price, removed, before, after))  # type: ignore[arg-type]
         return
     if action.type not in (_BID, _ASK):
         raise RolloutError(f"agent {a} sent a {action.type!r}: agents send limit orders")
@@ -1100,6 +1168,13 @@ def _agent_action(
         oid,
         filled,
     )
+    if seen is not None and (filled > 0 or (applied and not action.ioc)):
+        # as a feed shows it: an order that traded as the shares it took (what rested of it
+        # stays on the book the model reads next), an immediate-or-cancel that took nothing
+        # not at all
+        qty = filled if filled > 0 else action.qty
+        after = book.snapshot(OBSERVED_LEVELS)
+        seen.append(SeenOrder(ts, action.type, action.price, qty, before, after))  # type: ignore[arg-type]
     placed = getattr(agent, "placed", None)
     if placed is not None and applied:
         placed(oid, filled, book.order(oid)[2] if oid in book else 0)

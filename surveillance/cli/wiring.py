@@ -58,6 +58,9 @@ class SamplerSpec:
     sampling: tuple[tuple[str, Any], ...] = field(default=())
     threads: int = 1  # torch threads (CPU): a small model on shared cores, more only contend
     tick_size: int = 100  # the empirical generator's
+    # the order model reads agents' orders as tokens of its context (MarS); False: only
+    # through the book they leave (``models.generator.LMMGenerator``), to compare
+    see_agents: bool = True
 
     @classmethod
     def of(cls, settings: DetectionSettings) -> SamplerSpec:
@@ -109,7 +112,10 @@ class SamplerSpec:
             import torch
 
             torch.set_num_threads(self.threads)
-        members = [load_generator(p, device=self.device, **self.sampling_dict) for p in self.paths]
+        members = [
+            load_generator(p, device=self.device, see_agents=self.see_agents, **self.sampling_dict)
+            for p in self.paths
+        ]
         if len(members) == 1:
             return members[0]
         return mixture(members)  # type: ignore[arg-type]
@@ -132,7 +138,9 @@ class SamplerSpec:
             settings = {**checkpoint_sampling(path), **self.sampling_dict}
             sampler = sampler_version(**settings)  # type: ignore[arg-type]
             versions.append(f"lmm-{path.stem}-{zlib.crc32(path.read_bytes()):08x}-{sampler}")
-        return "+".join(versions)
+        # forks without agents are the same either way (calibrations and caches hold only
+        # those); a report on forks with agents says which way its model read them
+        return "+".join(versions) + ("" if self.see_agents else "-blind-agents")
 
 
 def checkpoint_instrument(path: str | Path) -> Instrument:

@@ -119,3 +119,97 @@ def test_the_order_model_forks_each_request_as_alone_in_a_batch(lmm_requests, ma
     assert together == alone
     assert sum(len(ts) for o in alone for ts, *_ in o) > 300  # the rollouts did run
     assert len({str(o) for o in alone}) == len(alone)
+
+
+def _agent_requests() -> list:
+    """Requests with agents that trade (a TWAP, replayed aggressive orders, both) and without."""
+    from simulator.agents import Replayed, Twap
+
+    base = dataclasses.replace(request(), horizon_ns=4 * S, max_orders=200)
+    twap = Twap(side=1, qty=900, start_ns=100 * S, end_ns=103 * S, slices=6, tick_size=100)
+    replayed = Replayed(
+        ((100 * S + 5, 1, 0, 300), (101 * S, 1, 1, 300), (101 * S, -1, 0, 200)), 100
+    )
+    return [
+        dataclasses.replace(base, rollouts=5, seed=1, agents=(twap,)),
+        dataclasses.replace(base, rollouts=3, seed=2, agents=(replayed,)),
+        dataclasses.replace(base, rollouts=2, seed=3),
+        dataclasses.replace(base, rollouts=4, seed=4, agents=(twap, replayed)),
+    ]
+
+
+@pytest.mark.parametrize("max_batch", [None, 6])
+def test_forks_whose_agents_the_model_reads_are_the_same_alone_or_batched(max_batch) -> None:
+    """Agent orders fed into the model's context (``observe_agents``) step the rows they
+    belong to in rounds of their own; a fork still gets exactly the orders it gets alone."""
+    gen = load_generator()
+    requests = _agent_requests()
+    alone = [_orders(Engine(gen).fork([r])[0]) for r in requests]
+    together = [_orders(f) for f in Engine(gen, max_batch=max_batch).fork(requests)]
+    assert together == alone
+
+
+def test_the_model_reads_an_agents_order_from_the_step_after_it() -> None:
+    """With and without agent orders in its context, a rollout is the same up to the model's
+    order that was already sampled when the first agent order went in (the same random
+    draws), and from the next step on the model answers what it read: the futures differ."""
+    gen, blind = load_generator(), load_generator(see_agents=False)
+    differ = 0
+    for req in _agent_requests():
+        seeing, not_seeing = Engine(gen).fork([req])[0], Engine(blind).fork([req])[0]
+        for a, b, steps in zip(
+            seeing.results, not_seeing.results, seeing.agent_orders, strict=True
+        ):
+            if not steps:
+                assert _orders_of(a) == _orders_of(b)
+                continue
+            first = steps[0][0]
+            upto = first + 2  # the agent's order, then the model's already sampled
+            assert _orders_of(a, upto) == _orders_of(b, upto)
+            differ += _orders_of(a) != _orders_of(b)
+    assert differ >= 5  # most rollouts with agents (14 of them) move apart
+
+
+def _orders_of(r, upto=None) -> tuple:
+    cut = slice(None, upto)
+    return (r.ts_ns[cut].tolist(), r.type[cut].tolist(), r.price[cut].tolist(), r.qty[cut].tolist())
+
+
+def test_a_mixture_hands_agent_orders_to_the_member_driving_the_rollout() -> None:
+    from simulator.generators import MixtureGenerator
+    from simulator.rollout import AgentTurn
+
+    class Member:
+        def __init__(self) -> None:
+            self.seen: list = []
+
+        def begin(self, books, *args) -> None:
+            self.books = books
+
+        def observe_agents(self, book, turn) -> None:
+            self.seen.append((book, turn))
+
+    class Blind:
+        def begin(self, books, *args) -> None:
+            self.books = books
+
+    members = [Member(), Blind(), Member()]
+    mix = MixtureGenerator(members)  # type: ignore[list-item]
+    books = [object() for _ in range(6)]
+    mix.begin(books, None, None, 0.0, 0, 1)  # type: ignore[arg-type]
+    turns = [AgentTurn(k) for k in range(6)]
+    for b, t in zip(books, turns, strict=True):
+        mix.observe_agents(b, t)  # type: ignore[arg-type]
+    assert members[0].seen == [(books[0], turns[0]), (books[3], turns[3])]
+    assert members[2].seen == [(books[2], turns[2]), (books[5], turns[5])]
+
+
+def test_the_sampler_spec_says_how_its_model_reads_agents() -> None:
+    """The default reads agent orders as tokens; the comparison setting is a model version of
+    its own, so a report made with it cannot pass for one made the default way."""
+    from surveillance.cli.wiring import SamplerSpec
+
+    seeing, blind = SamplerSpec(), SamplerSpec(see_agents=False)
+    assert seeing().see_agents and not blind().see_agents
+    assert blind.model_version == seeing.model_version + "-blind-agents"
+    assert "blind" not in seeing.model_version

@@ -214,7 +214,7 @@ def test_a_twap_runs_inside_rollouts_of_the_bundled_order_model() -> None:
     from models.generator import load_generator
 
     twap = Twap(side=1, qty=600, start_ns=100 * S, end_ns=120 * S, slices=3, tick_size=100)
-    req = request(agents=(twap,), horizon_ns=30 * S, max_orders=300)
+    req = request(agents=(twap,), horizon_ns=30 * S, max_orders=1_000)
     (with_agent,) = Engine(load_generator(checkpoint)).fork([req])
     (without,) = Engine(load_generator(checkpoint)).fork([dataclasses.replace(req, agents=())])
     for r, steps in zip(with_agent.results, with_agent.agent_orders, strict=True):
@@ -355,3 +355,80 @@ def test_a_mixture_of_batch_samplers_forks_in_one_run_what_each_request_forks_al
     assert [everything(f) for f in swapped] != [everything(f) for f in together]
     # a member that cannot join leaves the mixture unbatched
     assert not isinstance(mixture([EmpiricalGenerator(), ScriptGenerator([])]), BatchMixture)
+
+
+class _Watching(ScriptGenerator):
+    """A scripted sampler that reads agent orders (``observe_agents``): it keeps every turn."""
+
+    def __init__(self, scripts) -> None:
+        super().__init__(scripts)
+        self.turns: list[tuple[int, object]] = []
+
+    def observe_agents(self, book, turn) -> None:
+        self.turns.append((self.slot[id(book)], turn))
+
+
+def test_a_sampler_that_reads_agent_orders_is_told_what_they_did_and_what_followed() -> None:
+    """Each agent turn carries the orders as a feed shows them (a fill as the shares it
+    took), the books just before and after each, when the model's previous order went, and
+    the model's order that was already sampled and went after them."""
+    script = [[GeneratedOrder(ASK, 10_500, 100, 7 * S) for _ in range(20)]]
+    # a buy at the touch (the best ask's 300), a sell at the touch (200 of the best bid's 300)
+    orders = ((101 * S, 1, 0, 300), (115 * S, -1, 0, 200))
+    req = request(
+        agents=(Replayed(orders, 100),),
+        max_depth=None,
+        context_rows=None,
+        horizon_ns=30 * S,
+        rollouts=2,
+    )
+    gen = _Watching(script)
+    (futures,) = Engine(gen).fork([req])
+    assert sorted(k for k, _ in gen.turns) == [0, 0, 1, 1]  # two turns per rollout
+    for k, turn in gen.turns:
+        r = futures.results[k]
+        (seen,) = turn.orders
+        at = int(np.flatnonzero(r.ts_ns == seen.ts_ns)[0])
+        assert (seen.type, seen.price, seen.qty) == (
+            int(r.type[at]),
+            int(r.price[at]),
+            300 if seen.type == BID else 200,
+        )
+        assert seen.qty == int(r.filled_qty[at])
+        # the books around it: the touch it met, and the one it left
+        if seen.type == BID:
+            assert (seen.rows_before[0], seen.rows_before[1]) == (10_100, 300)
+        else:
+            assert (seen.rows_before[2], seen.rows_before[3]) == (9_900, 300)
+        assert (seen.rows_after[2], seen.rows_after[0]) == (r.best_bid[at], r.best_ask[at])
+        # the model's order before it, and the one after it (sampled before the agent acted)
+        assert turn.since_ns == (int(r.ts_ns[at - 1]) if at else req.start_ns)
+        assert turn.next_order == (ASK, 10_500, 100, int(r.ts_ns[at + 1]))
+    # a sampler that does not read them forks the same futures
+    (plain,) = Engine(ScriptGenerator(script)).fork([req])
+    assert columns(plain) == columns(futures)
+
+
+class _Nibbler:
+    """Sends one immediate-or-cancel buy under the best ask at 101 s: it takes nothing."""
+
+    def __init__(self) -> None:
+        self.wakes = [101 * S]
+
+    def wake_ns(self):
+        return self.wakes[0] if self.wakes else None
+
+    def act(self, book, ts_ns):
+        self.wakes.pop(0)
+        return GeneratedOrder(BID, book.best_ask - 100, 100, 0, ioc=True)
+
+
+def test_an_agent_order_that_takes_nothing_is_not_shown_to_the_model() -> None:
+    script = [[GeneratedOrder(ASK, 10_500, 100, 7 * S) for _ in range(20)]]
+    req = request(
+        agents=(lambda i, rng: _Nibbler(),), max_depth=None, context_rows=None, horizon_ns=30 * S
+    )
+    gen = _Watching(script)
+    (futures,) = Engine(gen).fork([req])
+    assert all(len(steps) == 1 for steps in futures.agent_orders)  # it was sent
+    assert gen.turns == []  # a feed would not show it

@@ -100,6 +100,12 @@ def _pcts(text: str) -> list[float]:
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="LMM checkpoint.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
 @click.option(
+    "--blind-agents",
+    is_flag=True,
+    help="The order model reads the metaorder only through the book it leaves, not as orders "
+    "of its context (how it was before; to compare).",
+)
+@click.option(
     "--jobs",
     default=1,
     show_default=True,
@@ -126,6 +132,7 @@ def command(
     generator_kind: str,
     model: Path | None,
     threads: int,
+    blind_agents: bool,
     jobs: int,
     report_path: Path | None,
     as_json: bool,
@@ -167,6 +174,7 @@ def command(
         (str(model),) if model else (),
         threads=threads,
         tick_size=day.instrument.tick_size,
+        see_agents=not blind_agents,
     )
     try:
         spec.checked()
