@@ -39,6 +39,7 @@ from surveillance.studies.counterfactual import (
     aggressive_orders,
     counterfactual_request,
     signed_response,
+    touch_shares,
 )
 
 # the benchmark's own day reader and campaign seeds, so the campaigns are the ones
@@ -54,7 +55,8 @@ from surveillance.studies.evaluate import (
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "lobster"
 DAY = "LOBSTER_SampleFile_AMZN_2012-06-21_5.zip"
 AGGRESSIVE = ("pump_and_dump", "marking_the_close", "momentum_ignition")
-HORIZONS_S = (1, 5, 30)
+# 0: the events at the order's own time (what the order itself did to the touch)
+HORIZONS_S = (0, 1, 5, 30)
 
 
 def run_windows(
@@ -65,10 +67,13 @@ def run_windows(
     salt: int,
     rollouts: int,
     see_agents: bool = True,
+    sized_to_book: bool = False,
 ) -> list[dict]:
     """Every window of ``starts`` clean and with each typology: its replayed orders, the real
     responses and each rollout's (``see_agents`` False: the order model reads the replayed
-    orders only through the book, as before it took them as tokens)."""
+    orders only through the book, as before it took them as tokens; ``sized_to_book``: each
+    replayed order takes the share of the rollout's book the real one took of the real book,
+    ``touch_shares``)."""
     settings = DetectionSettings(rollouts=rollouts, seed=0)
     day = _Day(path)
     det = replace(settings.config(), tick_size=day.meta.tick_size, price_scale=day.meta.price_scale)
@@ -110,7 +115,10 @@ def run_windows(
                 events = list(iter_events(injected.frame))
             real = trajectory_from_events(day.book(s), events, s, end, det.tick_size)
             orders = aggressive_orders(real)
-            request = counterfactual_request(replace(window, events=tuple(events)), det, orders)
+            shares = touch_shares(real) if sized_to_book else None
+            request = counterfactual_request(
+                replace(window, events=tuple(events)), det, orders, shares
+            )
             (futures,) = engine.fork([request])
             out.append(
                 {
@@ -138,7 +146,7 @@ def statistics(record: dict, sweeps: bool) -> dict[str, float]:
     the other side's best)."""
     keep = np.array([t >= 1 for t in record["ticks"]], dtype=bool) if sweeps else slice(None)
     out = {"count": float(np.sum(keep) if sweeps else len(record["ticks"]))}
-    for h in HORIZONS_S:
+    for h in (h for h in HORIZONS_S if str(h) in record["real"]):  # older runs lack 0 s
         real = float(np.nanmean(np.asarray(record["real"][str(h)], float)[keep]))
         sims = np.array([np.nanmean(np.asarray(s[str(h)], float)[keep]) for s in record["sims"]])
         out[f"real {h}s"] = real
@@ -159,7 +167,7 @@ def table(records: list[dict]) -> None:
     for (inst, variant), stats in sorted(means.items()):
         cells = []
         for pre in ("", "sweep "):
-            for h in HORIZONS_S:
+            for h in (h for h in HORIZONS_S if f"{pre}real {h}s" in stats[0]):
                 real = np.nanmean([x[f"{pre}real {h}s"] for x in stats])
                 sim = np.nanmean([x[f"{pre}sim {h}s"] for x in stats])
                 cells.append(f"{pre}{h}s {real:.2f}/{sim:.2f}")
@@ -199,6 +207,12 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write every window's responses here")
     parser.add_argument("--scores", default=None, help="read them from an earlier --out")
     parser.add_argument(
+        "--sized-to-book",
+        action="store_true",
+        help="replay each order as the share of the rollout's book the real one took of the "
+        "real book (all of the touch, where it took all), not at its real size",
+    )
+    parser.add_argument(
         "--blind-agents",
         action="store_true",
         help="the order model reads the replayed orders only through the book (the old way)",
@@ -212,7 +226,14 @@ def main() -> None:
     typologies = [t.strip() for t in args.typologies.split(",") if t.strip()]
     jobs = max(1, args.jobs)
     tasks = [(path, starts[k::jobs]) for path in args.data for k in range(jobs) if starts[k::jobs]]
-    common = (typologies, args.intensity, args.campaign_seed, args.rollouts, not args.blind_agents)
+    common = (
+        typologies,
+        args.intensity,
+        args.campaign_seed,
+        args.rollouts,
+        not args.blind_agents,
+        args.sized_to_book,
+    )
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         parts = pool.map(run_windows, *zip(*[(p, s, *common) for p, s in tasks], strict=True))
         records = [r for part in parts for r in part]

@@ -32,7 +32,7 @@ import numpy as np
 
 from simulator.book import OrderBook
 from simulator.orderstream import OrderType
-from simulator.rollout import AgentFill, CancelOrder, GeneratedOrder
+from simulator.rollout import AgentFill, CancelOrder, GeneratedOrder, available_qty
 
 Action = GeneratedOrder | CancelOrder
 __all__ = [
@@ -326,16 +326,25 @@ class Replayed:
     each priced against the touch before the first of them trades (a real order's ticks are
     read against the touch it met, after the ones before it at the same time).
     ``tick_size``: the instrument's, in price units (no default: a wrong tick moves every
-    price)."""
+    price). ``shares`` (one per order, in (0, 1]): size each order as that share of what
+    rests in the rollout's book up to its price instead of ``qty`` (1: all of it, as most real
+    aggressive orders take the whole touch), so that it takes of the rollout's book what the
+    real order took of the real one."""
 
     orders: tuple[tuple[int, int, int, int], ...]
     tick_size: int
+    shares: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for _ts, side, ticks, qty in self.orders:
             _check_execution(side, qty, None)
             if ticks < 0:
                 raise ValueError(f"ticks must be >= 0, got {ticks}")
+        if self.shares is not None:
+            if len(self.shares) != len(self.orders):
+                raise ValueError("give one share per replayed order")
+            if not all(0.0 < x <= 1.0 for x in self.shares):
+                raise ValueError("shares must be in (0, 1]")
         times = [o[0] for o in self.orders]
         if times != sorted(times):
             raise ValueError("replayed orders must be in time order")
@@ -364,10 +373,15 @@ class ReplayedAgent(_Execution):
         p, out = self.plan, []
         while self.next < len(p.orders) and p.orders[self.next][0] <= ts_ns:
             _, side, ticks, qty = p.orders[self.next]
+            share = None if p.shares is None else p.shares[self.next]
             self.next += 1
             far = book.best_ask if side > 0 else book.best_bid
             if far is None:
                 continue  # nothing to take on that side
+            price = far + side * ticks * p.tick_size
+            if share is not None:
+                kind = OrderType.BID if side > 0 else OrderType.ASK
+                qty = max(1, round(share * available_qty(book, int(kind), price)))
             self.sent_qty += qty
-            out.append(_limit(side, far + side * ticks * p.tick_size, qty, ioc=True))
+            out.append(_limit(side, price, qty, ioc=True))
         return out or None

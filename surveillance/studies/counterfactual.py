@@ -42,17 +42,41 @@ def aggressive_orders(trajectory: Trajectory) -> list[Order]:
     past the other side's best it was priced (0: the touch only) and its size. A window read
     without prices (``Trajectory.price`` None) has none; an order that met an empty side is
     left out (nothing to take)."""
+    return [order for order, _ in _aggressive(trajectory, False)]
+
+
+def touch_shares(trajectory: Trajectory) -> list[float]:
+    """Per order of ``aggressive_orders``, the share of what rested up to its price that it
+    took: its size over the touch's for an order at the touch (at most 1); 1 for one priced
+    past the touch, whose depth the trajectory does not keep (most such orders take all that
+    rests up to their price: docs/decisions/tokenizer-sweep-slot.md)."""
+    if trajectory.bid_qty is None or trajectory.ask_qty is None:
+        raise ValueError("the trajectory keeps no touch sizes: no shares to read")
+    return [share for _, share in _aggressive(trajectory, True)]
+
+
+def _aggressive(trajectory: Trajectory, shares: bool) -> list[tuple[Order, float]]:
+    """``aggressive_orders`` with each order's ``touch_shares`` share (1.0 unless ``shares``)."""
     if trajectory.price is None:
         return []
     bid, ask = _touch_before(trajectory)
-    out: list[Order] = []
+    n = len(trajectory.ts_ns)
+    bid_qty = ask_qty = np.zeros(n, np.int64)
+    if shares:
+        assert trajectory.bid_qty is not None and trajectory.ask_qty is not None
+        bid_qty = np.concatenate([[trajectory.qty0[0]], trajectory.bid_qty[:-1]])
+        ask_qty = np.concatenate([[trajectory.qty0[1]], trajectory.ask_qty[:-1]])
+    out: list[tuple[Order, float]] = []
     for j in np.flatnonzero(trajectory.aggressive & (trajectory.type != int(OrderType.CANCEL))):
         side = 1 if trajectory.type[j] == int(OrderType.BID) else -1
         far = int(ask[j] if side > 0 else bid[j])
         if far in (EMPTY_ASK_PRICE, EMPTY_BID_PRICE):
             continue
         ticks = max(0, side * (int(trajectory.price[j]) - far) // trajectory.tick_size)
-        out.append((int(trajectory.ts_ns[j]), side, int(ticks), int(trajectory.qty[j])))
+        qty = int(trajectory.qty[j])
+        touch = int(ask_qty[j] if side > 0 else bid_qty[j])
+        share = 1.0 if ticks > 0 or touch <= 0 else min(1.0, qty / touch)
+        out.append(((int(trajectory.ts_ns[j]), side, int(ticks), qty), share))
     return out
 
 
@@ -77,9 +101,14 @@ def signed_response(
 
 
 def counterfactual_request(
-    window: ClosedWindow, config: DetectionConfig, orders: Sequence[Order]
+    window: ClosedWindow,
+    config: DetectionConfig,
+    orders: Sequence[Order],
+    shares: Sequence[float] | None = None,
 ) -> ForkRequest:
     """The window's detection fork (same book, context, seed and rollouts) with ``orders``
-    replayed in every rollout."""
+    replayed in every rollout (``shares``: each sized as that share of what rests up to its
+    price in the rollout, ``touch_shares``; None: the real sizes)."""
     request, _ = fork_request(window, config)
-    return replace(request, agents=(Replayed(tuple(orders), config.tick_size),))
+    plan = Replayed(tuple(orders), config.tick_size, None if shares is None else tuple(shares))
+    return replace(request, agents=(plan,))

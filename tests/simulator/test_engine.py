@@ -432,3 +432,21 @@ def test_an_agent_order_that_takes_nothing_is_not_shown_to_the_model() -> None:
     (futures,) = Engine(gen).fork([req])
     assert all(len(steps) == 1 for steps in futures.agent_orders)  # it was sent
     assert gen.turns == []  # a feed would not show it
+
+
+def test_replayed_orders_sized_as_a_share_of_the_book_take_that_share() -> None:
+    """``Replayed(shares=...)``: each order takes its share of what rests up to its price in
+    the rollout, whatever the real size was (the touch holds 300, each level behind it 300)."""
+    idle = [[GeneratedOrder(CANCEL, 1, 1, S) for _ in range(200)]]
+    orders = ((101 * S, 1, 0, 50), (110 * S, -1, 0, 50), (120 * S, 1, 1, 50))
+    plan = Replayed(orders, 100, (1.0, 0.5, 1.0))
+    req = request(agents=(plan,), max_depth=None, context_rows=None)
+    (futures,) = Engine(ScriptGenerator(idle)).fork([req])
+    for r, steps in zip(futures.results, futures.agent_orders, strict=True):
+        sent = [k for k, _ in steps]
+        # all of the best ask; half the best bid; a tick past the new ask (10,200 and 10,300)
+        assert r.filled_qty[sent].tolist() == [300, 150, 600]
+    with pytest.raises(ValueError, match="one share per"):
+        Replayed(orders, 100, (1.0,))
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        Replayed(orders, 100, (1.0, 0.0, 1.0))

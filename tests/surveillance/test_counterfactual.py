@@ -4,6 +4,7 @@ aggressive orders, their signed price response, and the fork that replays them."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from simulator.agents import Replayed
 from simulator.book import EMPTY_ASK_PRICE
@@ -12,6 +13,7 @@ from surveillance.studies.counterfactual import (
     aggressive_orders,
     counterfactual_request,
     signed_response,
+    touch_shares,
 )
 
 S = 1_000_000_000
@@ -86,3 +88,18 @@ def test_the_counterfactual_fork_is_the_detection_fork_with_the_orders_replayed(
         request.book is plain.book
         and request.context.ts_ns.tolist() == plain.context.ts_ns.tolist()
     )
+
+
+def test_an_orders_share_of_the_touch_is_what_a_sized_replay_takes() -> None:
+    """At the touch: its size over the touch's (at most all of it); past the touch: all that
+    rested up to its price, which the trajectory cannot tell from its size."""
+    w = window()
+    w.bid_qty = np.array([400, 400, 100, 100, 100])
+    w.ask_qty = np.array([200, 200, 200, 0, 0])
+    w.qty0 = (400, 300)
+    # the buy goes a tick past the ask: 1.0; the sell takes 300 of the bid's 400: 0.75
+    assert touch_shares(w) == [1.0, 0.75]
+    w.bid_qty = np.array([400, 200, 100, 100, 100])  # the sell meets 200: all of it
+    assert touch_shares(w) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="touch sizes"):
+        touch_shares(window())
