@@ -17,6 +17,11 @@ executions are fills, never a remainder resting inside the spread (submitted unc
 remainder would rest inside the spread and close it). A v4 sweep token (``SWEEP_SLOT``) takes
 exactly that liquidity.
 
+Agents inside a rollout (``simulator.agents``): their orders enter the rollout's context as
+tokens too (``observe_agents``), each paired with the book after it, so the model's next
+order is conditioned on them as MarS conditions on injected orders
+(docs/decisions/agent-orders-in-context.md).
+
 Randomness: rollout ``i`` draws only from ``rollout_rng(seed, i, GENERATOR_STREAM)`` (seven
 uniforms per step: four for the token's fields, three for the concrete price, volume and
 interval), so a rollout's orders do not depend on how many siblings it has or when they stop.
