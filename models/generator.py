@@ -66,7 +66,6 @@ from simulator.rollout import (
     AgentTurn,
     ContextError,
     GeneratedOrder,
-    SeenOrder,
     available_qty,
     cancel_side,
     marketable_qty,
@@ -153,6 +152,7 @@ class LMMGenerator:
         self._prev = np.zeros(0, np.int64)
         self._mid2 = np.zeros(0, np.float64)
         self._flow = np.zeros((0, FLOW_DIM), np.float64)  # ``tokenizer.flow``
+        self._flow_prev = np.zeros((0, FLOW_DIM), np.float64)  # before the in-flight order
         self._open = np.zeros(0, np.float64)
         self._depth = np.zeros(0, np.int64)
         # per rollout index: agent orders to feed before its next step (token, book features)
@@ -182,6 +182,7 @@ class LMMGenerator:
         self._prev = np.zeros(0, np.int64)
         self._mid2 = np.zeros(0, np.float64)
         self._flow = np.zeros((0, FLOW_DIM), np.float64)
+        self._flow_prev = np.zeros((0, FLOW_DIM), np.float64)
         self._open = np.zeros(0, np.float64)
         self._depth = np.zeros(0, np.int64)
         self._forced = {}
@@ -253,6 +254,7 @@ class LMMGenerator:
         fork_mid2 = float(mid2_from_rows(fork_row, 2.0 * open_mid))
         self._mid2 = np.concatenate([self._mid2, np.full(n, fork_mid2)])
         self._flow = np.concatenate([self._flow, flow])
+        self._flow_prev = np.concatenate([self._flow_prev, flow])
         self._open = np.concatenate([self._open, np.full(n, float(open_mid))])
         self._depth = np.concatenate([self._depth, np.full(n, levels, np.int64)])
 
@@ -334,6 +336,7 @@ class LMMGenerator:
                     qtys[k] = target
         if tok.flow:
             signals = flow_signals(types, marketable, qtys, dec.interval_ns)
+            self._flow_prev[live] = self._flow[live]  # ``observe_agents`` may replay the step
             self._flow[live] = flow_step(self._flow[live], signals)
         # v3: a cancel names a level of one side; with that side empty it finds nothing (void),
         # rather than being redirected to the other side's nearest level
@@ -342,6 +345,11 @@ class LMMGenerator:
             GeneratedOrder(t, p, q, i, exact=exact and t == OrderType.CANCEL)
             for t, p, q, i in zip(types, prices, qtys, dec.interval_ns.tolist(), strict=True)
         ]
+
+    @property
+    def reads_agents(self) -> bool:
+        """Whether the engine should hand this sampler its rollouts' agent orders."""
+        return self.see_agents
 
     def observe_agents(self, book: OrderBook, turn: AgentTurn) -> None:
         """Queue the orders a rollout's agents sent (``AgentTurn``) as tokens of its context.
@@ -370,28 +378,29 @@ class LMMGenerator:
             )
             return int(ids[0])
 
+        def flow_after(flow: np.ndarray, type_: int, price: int, qty: int, interval: int, row):
+            taking = type_ != OrderType.CANCEL and _marketable(type_, price, row)
+            return flow_step(flow, flow_signals([type_], [taking], [qty], np.array([interval])))
+
         queue = self._forced.setdefault(k, [])
         last = turn.since_ns
-        flow = self._flow[k : k + 1]
+        # order-flow averages: from before the in-flight order, which now comes after these
+        flow = self._flow_prev[k : k + 1]
         for o in turn.orders:
-            after = cut(o.rows_after)
+            after, before = cut(o.rows_after), cut(o.rows_before)
             feats = tok.rollout_features(after, self._open[k : k + 1], [o.ts_ns], depth)
             lob = feats.lob[0]
-            if tok.flow:  # folded in after the model's order already counted: close enough
-                taking = (
-                    o.type != OrderType.CANCEL and o.qty > 0 and _crosses(o, cut(o.rows_before))
-                )
-                flow = flow_step(
-                    flow, flow_signals([o.type], [taking], [o.qty], np.array([o.ts_ns - last]))
-                )
+            if tok.flow:
+                flow = flow_after(flow, o.type, o.price, o.qty, o.ts_ns - last, before)
                 lob = np.concatenate([lob, flow[0].astype(np.float32)])
-            t = token(o.type, o.price, o.qty, o.ts_ns - last, cut(o.rows_before))
+            t = token(o.type, o.price, o.qty, o.ts_ns - last, before)
             queue.append((t, lob, int(feats.mid_bucket[0]), feats.tod[0]))
             last = o.ts_ns
-        if tok.flow:
-            self._flow[k] = flow[0]
         kind, price, qty, ts = turn.next_order
-        self._prev[k] = token(kind, price, qty, ts - last, cut(turn.orders[-1].rows_after))
+        met = cut(turn.orders[-1].rows_after)
+        if tok.flow:
+            self._flow[k] = flow_after(flow, kind, price, qty, ts - last, met)[0]
+        self._prev[k] = token(kind, price, qty, ts - last, met)
 
     def _feed_agent_orders(self) -> None:
         """Step the queued agent orders into their rollouts' cache rows, one round per order
@@ -555,12 +564,11 @@ class LMMGenerator:
             cache.positions = cache.positions[:keep].clone()
 
 
-def _crosses(order: SeenOrder, before: np.ndarray) -> bool:
-    """Whether an agent's limit order was marketable on the book it met (one LOBSTER row)."""
-    ask, bid = int(before[0, 0]), int(before[0, 2])
-    if order.type == OrderType.BID:
-        return order.price >= ask
-    return order.price <= bid
+def _marketable(type_: int, price: int, before: np.ndarray) -> bool:
+    """Whether a limit order was marketable on the book it met (one LOBSTER row, (1, 4 N))."""
+    if type_ == OrderType.BID:
+        return price >= int(before[0, 0])
+    return price <= int(before[0, 2])
 
 
 def cancel_target_qty(book: OrderBook, price: int) -> int | None:

@@ -329,7 +329,8 @@ class Replayed:
     price). ``shares`` (one per order, in (0, 1]): size each order as that share of what
     rests in the rollout's book up to its price instead of ``qty`` (1: all of it, as most real
     aggressive orders take the whole touch), so that it takes of the rollout's book what the
-    real order took of the real one."""
+    real order took of the real one (of orders due together, each takes its share of what the
+    ones before it left)."""
 
     orders: tuple[tuple[int, int, int, int], ...]
     tick_size: int
@@ -371,6 +372,7 @@ class ReplayedAgent(_Execution):
 
     def act(self, book: OrderBook, ts_ns: int) -> Action | list[Action] | None:
         p, out = self.plan, []
+        taken = {1: 0, -1: 0}  # sized orders of this call, by side: not yet matched
         while self.next < len(p.orders) and p.orders[self.next][0] <= ts_ns:
             _, side, ticks, qty = p.orders[self.next]
             share = None if p.shares is None else p.shares[self.next]
@@ -380,8 +382,11 @@ class ReplayedAgent(_Execution):
                 continue  # nothing to take on that side
             price = far + side * ticks * p.tick_size
             if share is not None:
+                # a real order's share was of what the ones before it at its time had left
                 kind = OrderType.BID if side > 0 else OrderType.ASK
-                qty = max(1, round(share * available_qty(book, int(kind), price)))
+                left = max(available_qty(book, int(kind), price) - taken[side], 0)
+                qty = max(1, round(share * left))
+                taken[side] += qty
             self.sent_qty += qty
             out.append(_limit(side, price, qty, ioc=True))
         return out or None

@@ -497,11 +497,15 @@ class MixtureGenerator:
                 out[p] = order
         return out  # type: ignore[return-value]
 
+    @property
+    def reads_agents(self) -> bool:
+        return any(getattr(m, "reads_agents", False) for m in self.members)
+
     def observe_agents(self, book: OrderBook, turn: AgentTurn) -> None:
         """Agent orders go to the member driving the rollout, if it reads them."""
-        observe = getattr(self.members[self._member[id(book)]], "observe_agents", None)
-        if observe is not None:
-            observe(book, turn)
+        member = self.members[self._member[id(book)]]
+        if getattr(member, "reads_agents", False):
+            member.observe_agents(book, turn)  # type: ignore[attr-defined]
 
 
 class BatchMixture(MixtureGenerator):

@@ -145,7 +145,7 @@ class SeenOrder:
     ts_ns: int
     type: int  # OrderType: BID, ASK, or CANCEL (an agent's cancel of its own order)
     price: int
-    qty: int  # shares asked for (a cancel: shares it removed)
+    qty: int  # shares it took if it traded, else shares sent (a cancel: shares it removed)
     rows_before: np.ndarray
     rows_after: np.ndarray
 
@@ -182,9 +182,9 @@ class OrderGenerator(Protocol):
 
     A generator that can also ``join`` another fork's books to a running ``begin`` (same
     arguments) lets the engine step many requests' rollouts in one call
-    (``simulator.engine.BatchSampler``). One with ``observe_agents(book, turn)`` is told, after
-    each step in which a rollout's agents acted, what they sent (``AgentTurn``), so it can
-    condition the rollout's next order on them.
+    (``simulator.engine.BatchSampler``). One whose ``reads_agents`` is true is told, through its
+    ``observe_agents(book, turn)``, after each step in which a rollout's agents acted, what they
+    sent (``AgentTurn``), so it can condition the rollout's next order on them.
     """
 
     def begin(
@@ -971,7 +971,8 @@ def run_group(
     ``next_orders`` call per step over its live rollouts."""
     generator.begin(group.books, history, history_rows, open_mid, group.start_ns, group.seed)
     group.start()
-    observe = getattr(generator, "observe_agents", None) if group.agents else None
+    reads = group.agents and getattr(generator, "reads_agents", False)
+    observe = generator.observe_agents if reads else None  # type: ignore[attr-defined]
     group.watch_agents = observe is not None
     while group.live:
         group.apply(generator.next_orders(group.live_books, group.live_clocks()))
@@ -1088,9 +1089,9 @@ def _agents_act(
             return min(due)[0] if due else NEVER
         wake, a = min(due)
         ts = max(wake, floor_ns)
-        seen = getattr(agents[a], "market_volume", None)
-        if seen is not None:  # what a participation agent reads: the shares traded so far
-            seen(house.traded_qty)
+        tell_volume = getattr(agents[a], "market_volume", None)
+        if tell_volume is not None:  # what a participation agent reads: the shares traded so far
+            tell_volume(house.traded_qty)
         actions = agents[a].act(book, wake)
         after = agents[a].wake_ns()
         if after is not None and after <= wake:
@@ -1113,11 +1114,11 @@ def _agent_action(
     rec: _Recorder,
     ts: int,
     max_depth: int | None,
-    seen: list[SeenOrder] | None = None,
+    observed: list[SeenOrder] | None = None,
 ) -> None:
-    """One agent action, matched and recorded like a model order; with ``seen``, what the
+    """One agent action, matched and recorded like a model order; with ``observed``, what the
     order model is to read of it (``SeenOrder``)."""
-    before = None if seen is None else book.snapshot(OBSERVED_LEVELS)
+    before = None if observed is None else book.snapshot(OBSERVED_LEVELS)
     if isinstance(action, CancelOrder):
         owner = rec.owned.get(action.order_id)
         if owner is None or owner[0] != a:
@@ -1144,9 +1145,9 @@ def _agent_action(
             action.order_id,
             0,
         )
-        if seen is not None and removed > 0:
+        if observed is not None and removed > 0:
             after = book.snapshot(OBSERVED_LEVELS)
-            seen.append(SeenOrder(ts, _CANCEL, price, removed, before, after))  # type: ignore[arg-type]
+            observed.append(SeenOrder(ts, _CANCEL, price, removed, before, after))
         return
     if action.type not in (_BID, _ASK):
         raise RolloutError(f"agent {a} sent a {action.type!r}: agents send limit orders")
@@ -1168,13 +1169,13 @@ def _agent_action(
         oid,
         filled,
     )
-    if seen is not None and (filled > 0 or (applied and not action.ioc)):
+    if observed is not None and (filled > 0 or (applied and not action.ioc)):
         # as a feed shows it: an order that traded as the shares it took (what rested of it
         # stays on the book the model reads next), an immediate-or-cancel that took nothing
         # not at all
         qty = filled if filled > 0 else action.qty
         after = book.snapshot(OBSERVED_LEVELS)
-        seen.append(SeenOrder(ts, action.type, action.price, qty, before, after))  # type: ignore[arg-type]
+        observed.append(SeenOrder(ts, action.type, action.price, qty, before, after))
     placed = getattr(agent, "placed", None)
     if placed is not None and applied:
         placed(oid, filled, book.order(oid)[2] if oid in book else 0)

@@ -544,6 +544,9 @@ class ImpactReport:
     law: SizeLaw | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    # how the generator read the metaorder's orders: "as orders" of its context (the order
+    # model, docs/decisions/agent-orders-in-context.md) or "through the book" only
+    agent_orders: str = "through the book"
 
     @property
     def sigma_t(self) -> float:
@@ -556,6 +559,7 @@ class ImpactReport:
         return {
             "instrument": self.instrument,
             "generator": self.generator,
+            "agent_orders": self.agent_orders,
             "start": self.start,
             "side": "buy" if self.side > 0 else "sell",
             "duration_s": self.duration_s,
@@ -734,9 +738,13 @@ def measure_impact(
     if not held_out:
         notes.append(f"starts before {clock(TRAINING_END_NS)}: hours the order model trained on")
     book = base.book
+    reads = getattr(sampler_factory, "kind", "") == "lmm" and getattr(
+        sampler_factory, "see_agents", False
+    )
     return ImpactReport(
         instrument=day.symbol,
         generator=generator_name,
+        agent_orders="as orders" if reads else "through the book",
         start=clock(start_ns),
         side=side,
         duration_s=duration_ns / NS_PER_S,

@@ -6,9 +6,9 @@ set against the simulated markets' response to the same orders.
 limit order, with how many ticks past the other side's best it was priced) and
 ``touch_shares`` the share of the touch each took; ``counterfactual_request`` is the window's
 detection fork with those orders replayed in every rollout (``simulator.agents.Replayed``, at
-their real sizes or at those shares of the rollout's book); ``signed_response`` is the mid's move, in ticks and
-signed by the order's side, from just before each order to a horizon after it, in a real or a
-simulated trajectory. ``benchmarks/counterfactual_response.py`` measures it on the calibration
+their real sizes or at those shares of the rollout's book); ``signed_response`` is the mid's
+move, in ticks and signed by the order's side, from just before each order to a horizon after
+it, in a real or a simulated trajectory. ``benchmarks/counterfactual_response.py`` measures it on the calibration
 hours; the figures are in docs/studies/aggressive-manipulation.md.
 """
 

@@ -180,6 +180,8 @@ def test_a_mixture_hands_agent_orders_to_the_member_driving_the_rollout() -> Non
     from simulator.rollout import AgentTurn
 
     class Member:
+        reads_agents = True
+
         def __init__(self) -> None:
             self.seen: list = []
 
@@ -195,6 +197,7 @@ def test_a_mixture_hands_agent_orders_to_the_member_driving_the_rollout() -> Non
 
     members = [Member(), Blind(), Member()]
     mix = MixtureGenerator(members)  # type: ignore[list-item]
+    assert mix.reads_agents and not MixtureGenerator([Blind()]).reads_agents  # type: ignore[list-item]
     books = [object() for _ in range(6)]
     mix.begin(books, None, None, 0.0, 0, 1)  # type: ignore[arg-type]
     turns = [AgentTurn(k) for k in range(6)]
@@ -213,3 +216,57 @@ def test_the_sampler_spec_says_how_its_model_reads_agents() -> None:
     assert seeing().see_agents and not blind().see_agents
     assert blind.model_version == seeing.model_version + "-blind-agents"
     assert "blind" not in seeing.model_version
+
+
+def test_an_agents_order_is_fed_after_the_models_last_with_the_book_it_left() -> None:
+    """The step after an agent's buy feeds, for its rollout: the buy's token (a buy, the
+    shares it took, its interval) paired with the book after it, then the model's in-flight
+    order."""
+    from models.tokenizer import LOB_SCALE, token_fields
+    from simulator.agents import Replayed
+    from simulator.orderstream import OrderType
+
+    gen = load_generator()
+    tok = gen.tokenizer
+    # a buy of 200 at the touch half a second in
+    plan = Replayed(((100 * S + S // 2, 1, 0, 200),), 100)
+    req = dataclasses.replace(
+        request(), rollouts=1, horizon_ns=2 * S, max_orders=40, agents=(plan,), max_depth=None
+    )
+    fed: list[tuple[str, np.ndarray, np.ndarray]] = []
+    step, feed = gen.model.step, gen._feed_agent_orders
+    forcing = [False]
+
+    def spy_step(cache, ids, lob, mid, tod):
+        fed.append(("agent" if forcing[0] else "step", ids.numpy().copy(), lob.numpy().copy()))
+        return step(cache, ids, lob, mid, tod)
+
+    def spy_feed():
+        forcing[0] = True
+        try:
+            feed()
+        finally:
+            forcing[0] = False
+
+    gen.model.step, gen._feed_agent_orders = spy_step, spy_feed  # type: ignore[method-assign]
+    try:
+        (futures,) = Engine(gen).fork([req])
+    finally:
+        gen.model.step, gen._feed_agent_orders = step, feed  # type: ignore[method-assign]
+    r = futures.results[0]
+    (k,) = [k for k, _ in futures.agent_orders[0]]
+    left = int(r.ask_qty[k])
+    met = int(r.ask_qty[k - 1]) if k else req.book.touch()[3]
+    assert r.filled_qty[k] == 200 and left == met - 200  # it took 200 of the ask
+    at = next(i for i, (kind, _, _) in enumerate(fed) if kind == "agent")
+    assert [kind for kind, _, _ in fed].count("agent") == 1
+    _, ids, lob = fed[at]
+    t, _, v, i = (int(x[0]) for x in token_fields(ids))
+    assert t == int(OrderType.BID)
+    assert v == tok.volume["limit"].encode(np.array([200]))[0]
+    assert i == tok.interval.encode(np.array([r.ts_ns[k] - (r.ts_ns[k - 1] if k else 100 * S)]))[0]
+    # paired with the book it left (what it left at the ask), not the one it met
+    assert np.isclose(lob[0, 0], np.log1p(left) / LOB_SCALE)
+    # then the model's next step feeds its in-flight order (the one after the buy) first
+    kind, ids, _ = fed[at + 1]
+    assert kind == "step" and int(token_fields(ids)[0][0]) == int(r.type[k + 1])

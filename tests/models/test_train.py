@@ -688,6 +688,19 @@ def test_a_flow_model_reads_the_order_flow_of_its_history_and_of_its_own_orders(
     want = flow_step(np.repeat(after_history[None].astype(np.float64), 2, axis=0), signals)
     assert np.allclose(gen._flow, want, atol=1e-6)
     assert gen._flow[0, 1] > after_history[1] > gen._flow[1, 1]  # the marketable share
+    # an agent's sell at the bid went in before rollout 0's in-flight buy: the averages are
+    # stepped again in that order, from where they stood before the buy
+    from simulator.rollout import AgentTurn, SeenOrder
+
+    row = books[0].snapshot(10)
+    sell = SeenOrder(ts, int(OrderType.ASK), books[0].best_bid, 100, row, row)
+    buy = orders[0]
+    gen.observe_agents(books[0], AgentTurn(ts, [sell], (buy.type, buy.price, buy.qty, ts + 7)))
+    start = after_history[None].astype(np.float64)
+    then = flow_step(start, flow_signals([int(OrderType.ASK)], [True], [100], [0]))
+    then = flow_step(then, flow_signals([buy.type], [True], [buy.qty], [7]))
+    assert np.allclose(gen._flow[0], then[0], atol=1e-6)
+    assert np.allclose(gen._flow[1], want[1], atol=1e-6)  # rollout 1 had no agent
     # and it drives reproducible rollouts
     a = _roll(tmp_path / "lmm-flow", fork_point, n=3)
     b = _roll(tmp_path / "lmm-flow", fork_point, n=3)

@@ -360,6 +360,8 @@ def test_a_mixture_of_batch_samplers_forks_in_one_run_what_each_request_forks_al
 class _Watching(ScriptGenerator):
     """A scripted sampler that reads agent orders (``observe_agents``): it keeps every turn."""
 
+    reads_agents = True
+
     def __init__(self, scripts) -> None:
         super().__init__(scripts)
         self.turns: list[tuple[int, object]] = []
@@ -446,6 +448,12 @@ def test_replayed_orders_sized_as_a_share_of_the_book_take_that_share() -> None:
         sent = [k for k, _ in steps]
         # all of the best ask; half the best bid; a tick past the new ask (10,200 and 10,300)
         assert r.filled_qty[sent].tolist() == [300, 150, 600]
+    # orders due together: each a share of what the ones before it left (300 at the touch)
+    together = ((101 * S, 1, 0, 50), (101 * S, 1, 0, 50))
+    req = request(agents=(Replayed(together, 100, (1 / 3, 0.5)),), max_depth=None)
+    (futures,) = Engine(ScriptGenerator(idle)).fork([dataclasses.replace(req, context_rows=None)])
+    for r, steps in zip(futures.results, futures.agent_orders, strict=True):
+        assert r.filled_qty[[k for k, _ in steps]].tolist() == [100, 100]
     with pytest.raises(ValueError, match="one share per"):
         Replayed(orders, 100, (1.0,))
     with pytest.raises(ValueError, match=r"\(0, 1\]"):

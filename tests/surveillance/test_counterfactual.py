@@ -101,5 +101,9 @@ def test_an_orders_share_of_the_touch_is_what_a_sized_replay_takes() -> None:
     assert touch_shares(w) == [1.0, 0.75]
     w.bid_qty = np.array([400, 200, 100, 100, 100])  # the sell meets 200: all of it
     assert touch_shares(w) == [1.0, 1.0]
+    # the first buy at the ask instead, for 150 of the opening ask's 300 (the bid held 400)
+    w.price = np.array([10_100, 10_300, 9_900, 10_300, 10_400])
+    w.qty = np.array([150, 100, 300, 100, 100])
+    assert touch_shares(w) == [0.5, 1.0]
     with pytest.raises(ValueError, match="touch sizes"):
         touch_shares(window())

@@ -205,3 +205,21 @@ def test_the_command_runs_on_a_recorded_day(tmp_path, capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["held_out"] and [r["pct"] for r in out["runs"]] == [2.0, 8.0]
     assert out["size_law"] is not None and report.exists()
+    assert out["agent_orders"] == "through the book"  # the resampling model reads no orders
+
+
+def test_the_report_says_how_the_order_model_read_the_metaorder(capsys) -> None:
+    from surveillance.datasets import DataUnavailable, data_path
+
+    try:
+        data_path("lobster-amzn-5")
+    except DataUnavailable:
+        pytest.skip("no AMZN day")
+    args = ["impact", "--data", "lobster-amzn-5", "--start", "14:40", "--pct", "2",
+            "--duration", "30s", "--after", "5s", "--rollouts", "2", "--json"]  # fmt: skip
+    assert main(args) == 0
+    seeing = json.loads(capsys.readouterr().out)
+    assert main([*args, "--blind-agents"]) == 0
+    blind = json.loads(capsys.readouterr().out)
+    assert seeing["agent_orders"] == "as orders" and blind["agent_orders"] == "through the book"
+    assert blind["generator"] == seeing["generator"] + "-blind-agents"
