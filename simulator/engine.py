@@ -201,7 +201,8 @@ class Engine:
         sampler = self.sampler
         assert isinstance(sampler, BatchSampler)
         cap = self.max_batch
-        observe = sampler.observe_agents if getattr(sampler, "reads_agents", False) else None  # type: ignore[attr-defined]
+        reads = getattr(sampler, "reads_agents", False)
+        observe = sampler.observe_agents if reads else None  # type: ignore[attr-defined]
         waiting = deque(enumerate(requests))
         running: list[tuple[int, RolloutGroup, float]] = []
         out: list[Futures | None] = [None] * len(requests)

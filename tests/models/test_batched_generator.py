@@ -197,7 +197,8 @@ def test_a_mixture_hands_agent_orders_to_the_member_driving_the_rollout() -> Non
 
     members = [Member(), Blind(), Member()]
     mix = MixtureGenerator(members)  # type: ignore[list-item]
-    assert mix.reads_agents and not MixtureGenerator([Blind()]).reads_agents  # type: ignore[list-item]
+    assert mix.reads_agents
+    assert not MixtureGenerator([Blind()]).reads_agents  # type: ignore[list-item]
     books = [object() for _ in range(6)]
     mix.begin(books, None, None, 0.0, 0, 1)  # type: ignore[arg-type]
     turns = [AgentTurn(k) for k in range(6)]
