@@ -59,6 +59,7 @@ from models.tokenizer import (
     pad_rows,
     token_fields,
 )
+from models.tokenizer.units import UnitScale, rolling_scales
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.rollout import (
@@ -155,6 +156,9 @@ class LMMGenerator:
         self._flow_prev = np.zeros((0, FLOW_DIM), np.float64)  # before the in-flight order
         self._open = np.zeros(0, np.float64)
         self._depth = np.zeros(0, np.int64)
+        # ``tokenizer.relative_units``: each rollout's scale, its history's at the fork
+        self._size = np.zeros(0, np.float64)
+        self._ivl = np.zeros(0, np.float64)
         # per rollout index: agent orders to feed before its next step (token, book features)
         self._forced: dict[int, list[tuple[int, np.ndarray, int, np.ndarray]]] = {}
 
@@ -185,6 +189,8 @@ class LMMGenerator:
         self._flow_prev = np.zeros((0, FLOW_DIM), np.float64)
         self._open = np.zeros(0, np.float64)
         self._depth = np.zeros(0, np.int64)
+        self._size = np.zeros(0, np.float64)
+        self._ivl = np.zeros(0, np.float64)
         self._forced = {}
         self.join(books, history, history_rows, open_mid, ts_ns, seed)
 
@@ -218,10 +224,15 @@ class LMMGenerator:
         else:
             before = pad_rows(history_rows, N_LEVELS)
         tok = self.tokenizer
-        ids = tok.encode(history, before)
+        # relative units: each history order against the scale of the flow up to it, as in
+        # training; the rollouts generate against the last (``models.tokenizer.units``)
+        scales = (
+            rolling_scales(history.type, history.qty, history.ts_ns) if tok.relative_units else None
+        )
+        ids = tok.encode(history, before, scale=scales)
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])
-        feats = tok.rollout_features(after, open_mid, history.ts_ns, levels)
+        feats = tok.rollout_features(after, open_mid, history.ts_ns, levels, scales)
         lob = feats.lob
         flow = np.zeros((n, FLOW_DIM), np.float64)
         if tok.flow:  # the averages over the history, from the prior at its first order
@@ -257,6 +268,15 @@ class LMMGenerator:
         self._flow_prev = np.concatenate([self._flow_prev, flow])
         self._open = np.concatenate([self._open, np.full(n, float(open_mid))])
         self._depth = np.concatenate([self._depth, np.full(n, levels, np.int64)])
+        last = scales.take(-1) if scales is not None else UnitScale(1.0, 1.0)
+        self._size = np.concatenate([self._size, np.full(n, float(last.size))])
+        self._ivl = np.concatenate([self._ivl, np.full(n, float(last.interval_ns))])
+
+    def _scale(self, rollouts) -> UnitScale | None:
+        """The scale the rollouts read and write sizes and intervals in (relative units)."""
+        if not self.tokenizer.relative_units:
+            return None
+        return UnitScale(self._size[rollouts], self._ivl[rollouts])
 
     def _place_rows(self, prompt: KVCache, n: int, pos: int) -> np.ndarray:
         """Copy a batch-1 ``prompt`` cache at position ``pos`` into ``n`` cache rows: rows of
@@ -295,9 +315,10 @@ class LMMGenerator:
             self._drop(live)
         tok = self.tokenizer
         depth = self._depth[live]
+        scale = self._scale(live)
         if (depth == depth[0]).all():  # one feed depth: the common case, one pass
             rows = pad_rows(book_rows(books, int(depth[0])), N_LEVELS)
-            feats = tok.rollout_features(rows, self._open[live], ts_ns, int(depth[0]))
+            feats = tok.rollout_features(rows, self._open[live], ts_ns, int(depth[0]), scale)
             lob, mid_bucket, tod = feats.lob, feats.mid_bucket, feats.tod
         else:
             rows, lob, mid_bucket, tod = self._features_by_depth(books, live, ts_ns, depth)
@@ -315,7 +336,7 @@ class LMMGenerator:
         mid = (np.rint(mid2 / (2 * tok.tick)) * tok.tick).astype(np.int64)
         ask = np.where(empty, mid, rows[:, 0])
         bid = np.where(empty, mid, rows[:, 2])
-        dec = tok.decode(ids, ask, bid, u=u[:, 4:], rows=rows)
+        dec = tok.decode(ids, ask, bid, u=u[:, 4:], rows=rows, scale=scale)
         types, prices, qtys = dec.type.tolist(), dec.price.tolist(), dec.qty.tolist()
         vslots = token_fields(ids)[2].tolist()
         asks, bids = ask.tolist(), bid.tolist()
@@ -332,7 +353,9 @@ class LMMGenerator:
                     qtys[k] = marketable_qty(books[k], t, p, qtys[k])
             elif t == OrderType.CANCEL and self.snap_cancels:
                 target = cancel_target_qty(books[k], p)
-                if target is not None and bisect_right(self._cancel_lo, target) - 1 == vslots[k]:
+                # the slot's bins are in model units (relative units: the rollout's scale)
+                size = target if scale is None or target is None else _in(scale, k, target)
+                if size is not None and bisect_right(self._cancel_lo, size) - 1 == vslots[k]:
                     qtys[k] = target
         if tok.flow:
             signals = flow_signals(types, marketable, qtys, dec.interval_ns)
@@ -368,13 +391,14 @@ class LMMGenerator:
             return
         tok = self.tokenizer
         depth = int(self._depth[k])
+        scale = self._scale([k])
 
         def cut(row: np.ndarray) -> np.ndarray:  # the rollout's feed depth, as ``book_rows``
             return pad_rows(np.asarray(row, np.int64)[: 4 * depth], N_LEVELS)[None]
 
         def token(type_: int, price: int, qty: int, interval: int, before: np.ndarray) -> int:
             ids = tok.encode_fields(
-                [type_], [price], [qty], [interval], before[:, 0], before[:, 2], before
+                [type_], [price], [qty], [interval], before[:, 0], before[:, 2], before, scale
             )
             return int(ids[0])
 
@@ -388,7 +412,7 @@ class LMMGenerator:
         flow = self._flow_prev[k : k + 1]
         for o in turn.orders:
             after, before = cut(o.rows_after), cut(o.rows_before)
-            feats = tok.rollout_features(after, self._open[k : k + 1], [o.ts_ns], depth)
+            feats = tok.rollout_features(after, self._open[k : k + 1], [o.ts_ns], depth, scale)
             lob = feats.lob[0]
             if tok.flow:
                 flow = flow_after(flow, o.type, o.price, o.qty, o.ts_ns - last, before)
@@ -452,9 +476,10 @@ class LMMGenerator:
             r = pad_rows(book_rows([books[k] for k in at], d), N_LEVELS)
             rows[at] = r
             live_at = [live[k] for k in at]
-            parts.append(
-                (at, tok.rollout_features(r, self._open[live_at], [ts_ns[k] for k in at], d))
+            feats = tok.rollout_features(
+                r, self._open[live_at], [ts_ns[k] for k in at], d, self._scale(live_at)
             )
+            parts.append((at, feats))
         feats0 = parts[0][1]
         lob = np.zeros((len(live), feats0.lob.shape[1]), feats0.lob.dtype)  # type: ignore[attr-defined]
         mid_bucket = np.zeros(len(live), np.int64)
@@ -562,6 +587,11 @@ class LMMGenerator:
             cache.k = cache.k[:, :keep].clone()
             cache.v = cache.v[:, :keep].clone()
             cache.positions = cache.positions[:keep].clone()
+
+
+def _in(scale: UnitScale, k: int, qty: int) -> int:
+    """Rollout ``k``'s size ``qty`` in model units."""
+    return int(scale.take(k).qty_in(qty))
 
 
 def _marketable(type_: int, price: int, before: np.ndarray) -> bool:

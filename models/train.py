@@ -51,6 +51,7 @@ from models.tokenizer import (
     mid2_from_rows,
     pad_rows,
 )
+from models.tokenizer.units import rolling_scales
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.feeds import load_feed, venue_day_start
 from simulator.lobster import LobsterDay, Messages, load_lobster
@@ -90,6 +91,8 @@ class TrainConfig:
     sweep: bool = False  # tokenizer v4: a volume slot for "takes all that rests up to its price"
     flow: bool = False  # features also give moving averages of the order flow (FLOW_DIM)
     feed_depth: bool = False  # features also give the feed's depth (DEPTH_DIM)
+    # sizes and intervals in each day's own rolling scale (``models.tokenizer.units``)
+    relative_units: bool = False
     # share of training windows whose book features hide each side's deepest levels
     # (``sample_batch``, ``models.tokenizer.hide_levels``)
     level_dropout: float = 0.0
@@ -291,18 +294,37 @@ def tokenize_days(
     feed_depth: bool = False,
     tick: int = 100,
     session: tuple[int, int] | None = None,
+    relative_units: bool = False,
 ) -> tuple[OrderTokenizer, list[DayTokens]]:
     """Fit the tokenizer on the training parts and tokenize every day. ``tick`` and
-    ``session``: the instrument's (``Instrument.session_ns``; None: NASDAQ's day)."""
+    ``session``: the instrument's (``Instrument.session_ns``; None: NASDAQ's day).
+    ``relative_units``: sizes and intervals read against each day's own rolling scale
+    (``models.tokenizer.units``), the bins fitted on them."""
+    if relative_units and (sweep or flow):
+        raise ValueError("relative units are not implemented with --sweep or --flow")
+    scales = {
+        id(r): rolling_scales(r.stream.type, r.stream.qty, r.stream.ts_ns)
+        if relative_units
+        else None
+        for r in raw
+    }
 
     def train_cat(get: Callable[[_RawDay], np.ndarray]) -> np.ndarray:
         return np.concatenate([get(r)[: r.n_train] for r in raw])
 
+    def qty(r: _RawDay) -> np.ndarray:
+        sc = scales[id(r)]
+        return r.stream.qty if sc is None else sc.qty_in(r.stream.qty)
+
+    def interval(r: _RawDay) -> np.ndarray:
+        sc = scales[id(r)]
+        return r.interval if sc is None else sc.interval_in(r.interval)
+
     tok = OrderTokenizer.fit(
         train_cat(lambda r: r.stream.type),
         train_cat(lambda r: r.stream.price),
-        train_cat(lambda r: r.stream.qty),
-        train_cat(lambda r: r.interval),
+        train_cat(qty),
+        train_cat(interval),
         train_cat(lambda r: r.rows_before[:, 0]),
         train_cat(lambda r: r.rows_before[:, 2]),
         seed=seed,
@@ -311,6 +333,7 @@ def tokenize_days(
         tick=tick,
     )
     tok.session = session
+    tok.relative_units = relative_units
     tok.level_gaps = level_gaps
     tok.flow = flow
     tok.feed_depth = feed_depth
@@ -330,10 +353,11 @@ def tokenize_days(
             r.rows_before[:, 0],
             r.rows_before[:, 2],
             pad_rows(r.rows_before),
+            scales[id(r)],
         )
         levels = min(r.rows_after.shape[-1] // 4, N_LEVELS)
         f = features_from_rows(
-            r.rows_after,
+            r.rows_after if scales[id(r)] is None else scales[id(r)].rows_in(r.rows_after),
             r.open_mid,
             s.ts_ns,
             tok.tick,
@@ -505,6 +529,7 @@ def train(
         cfg.feed_depth,
         tick=instrument.tick_size if instrument is not None else 100,
         session=instrument.session_ns() if instrument is not None else None,
+        relative_units=cfg.relative_units,
     )
     want = tok.lob_dim
     if cfg.model.lob_dim != want:

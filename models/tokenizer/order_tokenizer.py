@@ -56,6 +56,12 @@ from models.tokenizer.sweep import (
     marketable_mask,
     sweep_mask,
 )
+from models.tokenizer.units import (
+    REFERENCE_INTERVAL_NS,
+    REFERENCE_SIZE,
+    SCALE_LOOKBACK_NS,
+    UnitScale,
+)
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
 
 TOKENIZER_VERSION = 3  # what training fits by default; v2 and v4 (``sweep``) load too
@@ -87,6 +93,7 @@ class OrderTokenizer:
         clock_span: tuple[int, int] | None = None,
         feed_depth: bool = False,
         session: tuple[int, int] | None = None,
+        relative_units: bool = False,
     ) -> None:
         self.price = price
         self.volume = volume
@@ -105,6 +112,13 @@ class OrderTokenizer:
         self.sweep = sweep
         if sweep and not cancel_levels:
             raise ValueError("a sweep slot needs a v3 (cancels by level) tokenizer")
+        # sizes and intervals in the instrument's own scale (``models.tokenizer.units``): every
+        # encode, decode and feature call then takes the ``UnitScale`` it reads against
+        self.relative_units = relative_units
+        if relative_units and (sweep or flow):
+            raise ValueError(
+                "relative units are not implemented with the sweep slot or order-flow features"
+            )
         # times of day (ns after midnight) of the first and last training order (``clock``)
         self.clock_span = _clock_span(clock_span)
         # the venue's session (open, ns after midnight, and length) the time features read;
@@ -134,15 +148,21 @@ class OrderTokenizer:
         return np.clip(ts, *self.clock_span)
 
     def rollout_features(
-        self, rows: np.ndarray, open_mid: float, ts_ns, depth: int | None = None
+        self,
+        rows: np.ndarray,
+        open_mid: float,
+        ts_ns,
+        depth: int | None = None,
+        scale: UnitScale | None = None,
     ) -> TokenFeatures:
         """What a rollout feeds the model for books ``rows`` at ``ts_ns``: ``features_from_rows``
         with this tokenizer's tick, level gaps and (``feed_depth``) the feed's ``depth``, its
-        time features read at ``clock``."""
+        time features read at ``clock``; with ``relative_units``, the book's sizes read against
+        ``scale``."""
         if self.feed_depth and depth is None:
             raise ValueError("this tokenizer's features include the feed depth: pass depth")
         return features_from_rows(
-            rows,
+            self._rows_in(rows, scale),
             open_mid,
             self.clock(ts_ns),
             self.tick,
@@ -153,11 +173,23 @@ class OrderTokenizer:
 
     # ------------------------------------------------------------------ fields
     def encode_fields(
-        self, type_, price, qty, interval_ns, best_ask, best_bid, rows=None
+        self,
+        type_,
+        price,
+        qty,
+        interval_ns,
+        best_ask,
+        best_bid,
+        rows=None,
+        scale: UnitScale | None = None,
     ) -> np.ndarray:
         """Token ids of orders given the best ask and bid of the book each meets (and, for a
-        v3 tokenizer, that book's ``rows``, LOBSTER layout)."""
+        v3 tokenizer, that book's ``rows``, LOBSTER layout); with ``relative_units``, sizes and
+        intervals read against ``scale`` (one per order, or one for all)."""
         type_ = np.asarray(type_, np.int64)
+        if self.relative_units:
+            scale = self._need(scale)
+            qty, interval_ns = scale.qty_in(qty), scale.interval_in(interval_ns)
         code = price_codes(type_, price, best_ask, best_bid, self.tick)
         cancel = type_ == OrderType.CANCEL
         if self.cancel_levels:
@@ -175,12 +207,18 @@ class OrderTokenizer:
             volume_slot = np.where(sweep, SWEEP_SLOT, volume_slot)
         return token_id(type_, price_slot, volume_slot, self.interval.encode(interval_ns))
 
-    def encode(self, stream: OrderStream, rows_before: np.ndarray, prev_ts_ns: int | None = None):
+    def encode(
+        self,
+        stream: OrderStream,
+        rows_before: np.ndarray,
+        prev_ts_ns: int | None = None,
+        scale: UnitScale | None = None,
+    ):
         """Token ids of a stream; ``rows_before[i]`` is the book row just before order ``i``."""
         interval = intervals_ns(stream.ts_ns, prev_ts_ns)
         rows = np.asarray(rows_before, np.int64)
         return self.encode_fields(
-            stream.type, stream.price, stream.qty, interval, rows[:, 0], rows[:, 2], rows
+            stream.type, stream.price, stream.qty, interval, rows[:, 0], rows[:, 2], rows, scale
         )
 
     def decode(
@@ -191,9 +229,11 @@ class OrderTokenizer:
         rng: np.random.Generator | None = None,
         u: np.ndarray | None = None,
         rows: np.ndarray | None = None,
+        scale: UnitScale | None = None,
     ) -> DecodedOrders:
         """Concrete orders for token ids at books with the given best ask and bid (v3: and the
-        books' ``rows``, to find the level a cancel names).
+        books' ``rows``, to find the level a cancel names); with ``relative_units``, sizes and
+        intervals in the instrument's units of ``scale`` (one per id, or one for all).
 
         Draws use ``u`` (shape ``ids.shape + (3,)``: price, volume, interval) when given, so a
         caller can keep one random stream per sequence; otherwise ``rng``. A BID / ASK crosses
@@ -232,13 +272,25 @@ class OrderTokenizer:
                 hi = np.append(bins.lo[1:] - 1, np.iinfo(np.int64).max)[ps[sel]]
                 price[sel] = limit_prices(type_[sel], code, ask[sel], bid[sel], lo, hi, self.tick)
             qty[sel] = self.volume[kind].decode(vs[sel], u=uk[:, 1])
+        interval = np.maximum(self.interval.decode(is_, u=u[..., 2]), 0)
+        if self.relative_units:
+            scale = self._need(scale)
+            qty, interval = scale.qty_out(qty), scale.interval_out(interval)
         if self.sweep and at is not None:
             sweep = (vs == SWEEP_SLOT) & marketable_mask(type_, price, ask, bid)
             available = available_from_rows(type_[sweep], price[sweep], at[sweep])
             qty[sweep] = np.where(available > 0, available, qty[sweep])
-        return DecodedOrders(
-            type_, price, np.maximum(qty, 1), np.maximum(self.interval.decode(is_, u=u[..., 2]), 0)
-        )
+        return DecodedOrders(type_, price, np.maximum(qty, 1), interval)
+
+    def _need(self, scale: UnitScale | None) -> UnitScale:
+        if scale is None:
+            raise ValueError(
+                "this tokenizer reads sizes and intervals in relative units: pass scale"
+            )
+        return scale
+
+    def _rows_in(self, rows, scale: UnitScale | None):
+        return self._need(scale).rows_in(rows) if self.relative_units else rows
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -341,6 +393,17 @@ class OrderTokenizer:
                 ),
                 **({"clock_span_ns": list(self.clock_span)} if self.clock_span is not None else {}),
                 **({"session_ns": list(self.session)} if self.session is not None else {}),
+                **(
+                    {
+                        "relative_units": {
+                            "reference_size": REFERENCE_SIZE,
+                            "reference_interval_ns": REFERENCE_INTERVAL_NS,
+                            "lookback_ns": SCALE_LOOKBACK_NS,
+                        }
+                    }
+                    if self.relative_units
+                    else {}
+                ),
             },
             "price_codes": {
                 "inside_steps": INSIDE_STEPS,
@@ -368,6 +431,7 @@ class OrderTokenizer:
             clock_span=features.get("clock_span_ns"),
             feed_depth=bool(features.get("feed_depth", False)),
             session=features.get("session_ns"),
+            relative_units=_relative_from_dict(features),
         )
 
     def save(self, path: str | Path) -> None:
@@ -388,6 +452,22 @@ class OrderTokenizer:
 
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+def _relative_from_dict(features: dict[str, Any]) -> bool:
+    """Whether saved features read relative units, with the reference scale this code uses (a
+    checkpoint fitted against another would read every size and interval wrong, silently)."""
+    saved = features.get("relative_units")
+    if not saved:
+        return False
+    ours = {
+        "reference_size": REFERENCE_SIZE,
+        "reference_interval_ns": REFERENCE_INTERVAL_NS,
+        "lookback_ns": SCALE_LOOKBACK_NS,
+    }
+    if {k: saved.get(k) for k in ours} != ours:
+        raise ValueError(f"relative units {saved} differ from this code's {ours}")
+    return True
 
 
 def _clock_span(span) -> tuple[int, int] | None:

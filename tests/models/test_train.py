@@ -443,7 +443,7 @@ def test_train_command_writes_a_checkpoint(lobster_dir, tmp_path):
     assert meta["command"].startswith("surveillance train --data-dir ")
     assert "--steps 3" in meta["command"]
     assert "--no-level-gaps" in meta["command"]  # an on/off flag reproduces as a flag
-    assert "--no-feed-depth --level-dropout 0.0" in meta["command"]  # the defaults, as flags
+    assert "--no-feed-depth --no-relative-units --level-dropout 0.0" in meta["command"]  # flags
     assert "feed_depth" not in meta["tokenizer"]["features"]
     assert set(meta["validation"]) >= {"model_nats", "unigram_nats", "bigram_nats"}
     assert out.with_suffix(".pt").stat().st_size < 25 * 2**20
@@ -798,3 +798,33 @@ def test_a_feed_depth_model_reads_the_depth_of_its_history_feed(
         gen.begin(books, history, rows[:, :width], open_mid, ts, seed=0)
         gen.next_orders(books, [ts, ts])
         assert len(seen) == 2 and np.all(torch.cat(seen).numpy() == np.float32(depth))
+
+
+def test_a_relative_units_model_reads_each_day_against_its_own_scale(
+    lobster_dir, tmp_path, fork_point, trained
+):
+    """``--relative-units``: the bins are fitted on sizes and intervals read against each day's
+    rolling scale, the checkpoint says so, and its sampler generates against the scale of the
+    history it forks from."""
+    from models.tokenizer.units import rolling_scales
+
+    torch.set_num_threads(1)
+    cfg = replace(_tiny_config(lobster_dir, tmp_path / "lmm-rel"), relative_units=True, steps=4)
+    result = train(cfg, log=lambda _: None)
+    meta = json.loads((tmp_path / "lmm-rel.json").read_text())
+    assert meta["training"]["relative_units"] is True
+    assert "relative_units" in meta["tokenizer"]["features"]
+    assert result.tokenizer.relative_units
+    # the same orders read in nanoseconds fit other interval bins
+    assert result.tokenizer.interval.lo.tolist() != trained[0].tokenizer.interval.lo.tolist()
+    gen = load_generator(tmp_path / "lmm-rel.pt")
+    book, history, rows, open_mid, ts = fork_point
+    books = [book.fork(), book.fork()]
+    gen.begin(books, history, rows, open_mid, ts, seed=5)
+    at_fork = rolling_scales(history.type, history.qty, history.ts_ns).take(-1)
+    assert gen._size.tolist() == [at_fork.size] * 2
+    assert gen._ivl.tolist() == [at_fork.interval_ns] * 2
+    orders = gen.next_orders(books, [ts, ts])
+    assert all(o.qty >= 1 and o.interval_ns >= 0 for o in orders)
+    with pytest.raises(ValueError, match="not implemented"):
+        train(replace(cfg, flow=True), log=lambda _: None)

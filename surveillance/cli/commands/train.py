@@ -113,6 +113,14 @@ _ROOT = Path(__file__).resolve().parents[3]
     help="Context features also give how many levels per side the feed shows.",
 )
 @click.option(
+    "--relative-units/--no-relative-units",
+    default=False,
+    show_default=True,
+    help="Read order sizes and intervals against the instrument's own recent scale (median "
+    "limit-order size, mean time between orders over the last 25 minutes), so the model "
+    "carries to instruments of other sizes and activity.",
+)
+@click.option(
     "--level-dropout",
     type=click.FloatRange(0.0, 1.0),
     default=0.0,
@@ -148,6 +156,7 @@ def command(
     sweep: bool,
     flow: bool,
     feed_depth: bool,
+    relative_units: bool,
     level_dropout: float,
     temperature: float | tuple[float, ...] | None,
     top_p: float | tuple[float, ...] | None,
@@ -200,6 +209,7 @@ def command(
         sweep=sweep,
         flow=flow,
         feed_depth=feed_depth,
+        relative_units=relative_units,
         level_dropout=level_dropout,
         temperature=temperature,  # type: ignore[arg-type]
         top_p=top_p,  # type: ignore[arg-type]
