@@ -59,7 +59,13 @@ from models.tokenizer import (
     pad_rows,
     token_fields,
 )
-from models.tokenizer.units import UnitScale, rolling_scales
+from models.tokenizer.units import (
+    MIN_SCALE_ORDERS,
+    SCALE_LOOKBACK_NS,
+    UnitScale,
+    orders_in_lookback,
+    rolling_scales,
+)
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.rollout import (
@@ -73,6 +79,7 @@ from simulator.rollout import (
     nearest_level_price,
     rollout_rng,
 )
+from simulator.units import NS_PER_MIN
 
 # Sampling temperatures of rollouts (type, price, volume, interval): the price field is sharpened,
 # which brings rollout spreads closer to the real ones (docs/decisions/sampling.md).
@@ -226,9 +233,16 @@ class LMMGenerator:
         tok = self.tokenizer
         # relative units: each history order against the scale of the flow up to it, as in
         # training; the rollouts generate against the last (``models.tokenizer.units``)
-        scales = (
-            rolling_scales(history.type, history.qty, history.ts_ns) if tok.relative_units else None
-        )
+        scales = None
+        if tok.relative_units:
+            have = orders_in_lookback(history.ts_ns)
+            if have < MIN_SCALE_ORDERS:
+                raise ContextError(
+                    f"a relative-units model needs {MIN_SCALE_ORDERS} history orders in the "
+                    f"{SCALE_LOOKBACK_NS // NS_PER_MIN} minutes before a fork to read the "
+                    f"instrument's scale; this fork has {have}"
+                )
+            scales = rolling_scales(history.type, history.qty, history.ts_ns)
         ids = tok.encode(history, before, scale=scales)
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])

@@ -33,6 +33,9 @@ REFERENCE_SIZE = 100.0  # a typical limit order, in model units
 REFERENCE_INTERVAL_NS = 100.0 * NS_PER_MS  # a typical time between orders, in model units
 SCALE_LOOKBACK_NS = 25 * 60 * NS_PER_S  # the flow a scale is measured over (a detection window)
 MIN_SPAN_NS = NS_PER_MS  # the span a mean interval is measured over, at least
+# A fork needs this many history orders in the lookback to measure its scale: a handful would
+# set the rollouts' rate and sizes by chance (one order: a mean interval of a millisecond).
+MIN_SCALE_ORDERS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +119,7 @@ def rolling_scales(type_, qty, ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> U
     return UnitScale(size, span / count)
 
 
-def scale_at_end(type_, qty, ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> UnitScale:
-    """The scale after the last order of a stream (a fork's history): scalars."""
-    if len(ts_ns) == 0:
-        raise ValueError("a scale needs at least one order")
-    s = rolling_scales(type_, qty, ts_ns, lookback_ns)
-    return UnitScale(float(np.asarray(s.size)[-1]), float(np.asarray(s.interval_ns)[-1]))
+def orders_in_lookback(ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> int:
+    """How many orders the scale after the last one is measured over."""
+    ts = np.asarray(ts_ns, np.int64)
+    return 0 if len(ts) == 0 else int(np.sum(ts > ts[-1] - lookback_ns))

@@ -11,6 +11,7 @@ import pytest
 
 from models.tokenizer import OrderTokenizer
 from models.tokenizer.units import (
+    MIN_SCALE_ORDERS,
     REFERENCE_INTERVAL_NS,
     REFERENCE_SIZE,
     SCALE_LOOKBACK_NS,
@@ -208,3 +209,18 @@ def test_a_relative_model_forks_an_instrument_of_other_sizes_as_its_scaled_twin(
     # read in shares, the larger instrument is a different market: other orders
     plain = fork(_scaled_book(k), big_history, big_rows, relative=False)
     assert [o[:3] for o in plain] != [o[:3] for o in large]
+
+
+def test_a_relative_model_refuses_a_fork_whose_history_cannot_measure_its_scale(tokenizer) -> None:
+    pytest.importorskip("torch")
+    from models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+    from models.generator import LMMGenerator
+    from simulator.rollout import ContextError
+    from tests.simulator.test_engine import deep_book
+
+    gen = LMMGenerator(load_checkpoint(DEFAULT_CHECKPOINT, "cpu")[0], _relative(tokenizer))
+    history, rows = synthetic_history(np.random.default_rng(2), n=MIN_SCALE_ORDERS - 1)
+    with pytest.raises(ContextError, match=f"{MIN_SCALE_ORDERS} history orders"):
+        gen.begin([deep_book()], history, rows, 10_000.0, int(history.ts_ns[-1]), seed=0)
+    history, rows = synthetic_history(np.random.default_rng(2), n=MIN_SCALE_ORDERS)
+    gen.begin([deep_book()], history, rows, 10_000.0, int(history.ts_ns[-1]), seed=0)
