@@ -63,7 +63,6 @@ from models.tokenizer.units import (
     MIN_SCALE_ORDERS,
     SCALE_LOOKBACK_NS,
     UnitScale,
-    held_scales,
     orders_in_lookback,
     rolling_scales,
 )
@@ -232,8 +231,8 @@ class LMMGenerator:
         else:
             before = pad_rows(history_rows, N_LEVELS)
         tok = self.tokenizer
-        # relative units: the history read against held scales, as in training; the rollouts
-        # generate against the scale after its last order (``models.tokenizer.units``)
+        # relative units: each history order against the scale of the flow up to it, as in
+        # training; the rollouts generate against the last (``models.tokenizer.units``)
         scales = None
         if tok.relative_units:
             have = orders_in_lookback(history.ts_ns)
@@ -243,7 +242,7 @@ class LMMGenerator:
                     f"{SCALE_LOOKBACK_NS // NS_PER_MIN} minutes before a fork to read the "
                     f"instrument's scale; this fork has {have}"
                 )
-            scales = held_scales(history.type, history.qty, history.ts_ns)
+            scales = rolling_scales(history.type, history.qty, history.ts_ns)
         ids = tok.encode(history, before, scale=scales)
         # history order j is paired with the book after it: the row before j + 1, then the fork
         after = np.concatenate([before[1:], fork_row[None]])
@@ -283,12 +282,7 @@ class LMMGenerator:
         self._flow_prev = np.concatenate([self._flow_prev, flow])
         self._open = np.concatenate([self._open, np.full(n, float(open_mid))])
         self._depth = np.concatenate([self._depth, np.full(n, levels, np.int64)])
-        # the rollouts hold the scale after the last history order
-        last = (
-            rolling_scales(history.type, history.qty, history.ts_ns).take(-1)
-            if scales is not None
-            else UnitScale(1.0, 1.0)
-        )
+        last = scales.take(-1) if scales is not None else UnitScale(1.0, 1.0)
         self._size = np.concatenate([self._size, np.full(n, float(last.size))])
         self._ivl = np.concatenate([self._ivl, np.full(n, float(last.interval_ns))])
 

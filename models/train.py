@@ -51,7 +51,7 @@ from models.tokenizer import (
     mid2_from_rows,
     pad_rows,
 )
-from models.tokenizer.units import held_scales
+from models.tokenizer.units import rolling_scales
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.feeds import load_feed, venue_day_start
 from simulator.lobster import LobsterDay, Messages, load_lobster
@@ -298,13 +298,14 @@ def tokenize_days(
 ) -> tuple[OrderTokenizer, list[DayTokens]]:
     """Fit the tokenizer on the training parts and tokenize every day. ``tick`` and
     ``session``: the instrument's (``Instrument.session_ns``; None: NASDAQ's day).
-    ``relative_units``: sizes and intervals read against each day's own scale, held for a
-    lookback at a time as a fork holds it (``models.tokenizer.units.held_scales``), the bins
-    fitted on them."""
+    ``relative_units``: sizes and intervals read against each day's own rolling scale
+    (``models.tokenizer.units``), the bins fitted on them."""
     if relative_units and (sweep or flow):
         raise ValueError("relative units are not implemented with --sweep or --flow")
     scales = {
-        id(r): held_scales(r.stream.type, r.stream.qty, r.stream.ts_ns) if relative_units else None
+        id(r): rolling_scales(r.stream.type, r.stream.qty, r.stream.ts_ns)
+        if relative_units
+        else None
         for r in raw
     }
 

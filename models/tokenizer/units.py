@@ -119,28 +119,6 @@ def rolling_scales(type_, qty, ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> U
     return UnitScale(size, span / count)
 
 
-def held_scales(type_, qty, ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> UnitScale:
-    """Per order, the scale a fork would hold it against: the day is cut into blocks of one
-    lookback from its first order, and every order of a block reads the scale of the lookback
-    before the block (``rolling_scales`` at its start), as a rollout reads the scale of the
-    history before its fork for the whole window (the rolling scale at the last order before
-    the block); in the first block, with nothing before it, the rolling scale up to the order."""
-    ts = np.asarray(ts_ns, np.int64)
-    out = rolling_scales(type_, qty, ts, lookback_ns)
-    if len(ts) == 0:
-        return out
-    rolling_size = np.asarray(out.size, np.float64)
-    rolling_interval = np.asarray(out.interval_ns, np.float64)
-    size, interval = rolling_size.copy(), rolling_interval.copy()
-    block = (ts - ts[0]) // lookback_ns
-    for k in np.unique(block[block > 0]).tolist():
-        start = int(ts[0]) + k * lookback_ns
-        before = int(np.searchsorted(ts, start, side="left")) - 1  # what a fork there reads last
-        at = block == k
-        size[at], interval[at] = rolling_size[before], rolling_interval[before]
-    return UnitScale(size, interval)
-
-
 def orders_in_lookback(ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> int:
     """How many orders the scale after the last one is measured over."""
     ts = np.asarray(ts_ns, np.int64)

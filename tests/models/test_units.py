@@ -16,7 +16,6 @@ from models.tokenizer.units import (
     REFERENCE_SIZE,
     SCALE_LOOKBACK_NS,
     UnitScale,
-    held_scales,
     rolling_scales,
 )
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
@@ -80,28 +79,6 @@ def test_the_rolling_scale_is_the_flow_before_each_order_over_the_lookback() -> 
     assert np.asarray(scale.interval_ns)[4] == SCALE_LOOKBACK_NS  # alone in its lookback
     with pytest.raises(ValueError, match="time order"):
         rolling_scales(types, qty, ts[::-1])
-
-
-def test_training_holds_each_blocks_scale_as_a_fork_holds_its_historys() -> None:
-    """Blocks of one lookback from the first order: each order of a later block reads the
-    rolling scale at the last order before the block (what a fork there would hold); the first
-    block reads the rolling scale up to each order."""
-    rng = np.random.default_rng(4)
-    n = 3000
-    ts = np.cumsum(rng.integers(1, 2 * S, size=n))  # about 50 minutes: two blocks and a bit
-    types = rng.choice([BID, ASK, CANCEL], size=n)
-    qty = rng.integers(1, 9, size=n) * 100
-    rolling, held = rolling_scales(types, qty, ts), held_scales(types, qty, ts)
-    block = (ts - ts[0]) // SCALE_LOOKBACK_NS
-    assert block.max() >= 2
-    first = block == 0
-    assert np.array_equal(np.asarray(held.size)[first], np.asarray(rolling.size)[first])
-    for k in range(1, int(block.max()) + 1):
-        before = np.flatnonzero(block < k)[-1]
-        assert set(np.asarray(held.size)[block == k]) == {np.asarray(rolling.size)[before]}
-        assert set(np.asarray(held.interval_ns)[block == k]) == {
-            np.asarray(rolling.interval_ns)[before]
-        }
 
 
 def _relative(tok: OrderTokenizer) -> OrderTokenizer:
