@@ -6,8 +6,8 @@ scale: a model trained on NASDAQ stocks (orders of about 100 shares, several a s
 Bitstamp book, whose sizes are satoshis, as levels millions of times deeper than any it saw,
 and sends orders of a hundred satoshis. In relative units (``OrderTokenizer.relative_units``,
 ``surveillance train --relative-units``) a size is read as ``qty * REFERENCE_SIZE / size`` and
-an interval as ``interval * REFERENCE_INTERVAL_NS / interval_ns``, where ``size`` is the median
-limit-order size and ``interval_ns`` the mean time between orders over the last
+an interval as ``interval * REFERENCE_INTERVAL_NS / interval_ns``, where ``size`` is the
+geometric mean limit-order size and ``interval_ns`` the mean time between orders over the last
 ``SCALE_LOOKBACK_NS`` of the instrument's own flow (``rolling_scales``): what transfers across
 instruments is the shape of the flow against its own scale, not the scale.
 
@@ -15,8 +15,8 @@ Training reads each order against the scale of the flow before it; a fork reads 
 history and generates against the scale at the fork (the last history order's), held for the
 rollout: a rollout that drifts from the market must not rescale itself into looking normal.
 
-``REFERENCE_SIZE`` is NASDAQ's round lot, the median limit order on both shared stock days, so
-on those days sizes in relative units are the shares themselves.
+``REFERENCE_SIZE`` is a round figure (NASDAQ's round lot); the scale's size is the geometric
+mean, 34 shares on the shared GOOG day and 47 on the AMZN one.
 """
 
 from __future__ import annotations
@@ -88,10 +88,10 @@ class UnitScale:
 
 
 def rolling_scales(type_, qty, ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> UnitScale:
-    """Per order, the scale of the flow up to and including it: the median size of the limit
-    orders (not cancels) within ``lookback_ns`` before it, and the lookback (cut at the first
-    order) divided by the number of orders in it. Before the first limit order the first one's
-    size stands in; a stream without limit orders has size 1."""
+    """Per order, the scale of the flow up to and including it: the geometric mean size of the
+    limit orders (not cancels) within ``lookback_ns`` before it, and the lookback (cut at the
+    first order) divided by the number of orders in it. Before the first limit order the first
+    one's size stands in; a stream without limit orders has size 1."""
     t = np.asarray(type_, np.int64)
     q = np.asarray(qty, np.float64)
     ts = np.asarray(ts_ns, np.int64)
@@ -103,10 +103,13 @@ def rolling_scales(type_, qty, ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> U
     limit = t != int(OrderType.CANCEL)
     if limit.any():
         lt, lq = ts[limit], q[limit]
-        med = (
-            pd.Series(lq, index=pd.to_datetime(lt))
+        # the geometric mean: a median jumps between the modes of a two-mode size mix (GOOG's
+        # odd lots and round lots: its rolling median is 11 to 100 shares), this moves smoothly
+        logs = np.log(np.maximum(lq, 1.0))
+        med = np.exp(
+            pd.Series(logs, index=pd.to_datetime(lt))
             .rolling(pd.Timedelta(lookback_ns, "ns"))
-            .median()
+            .mean()
             .to_numpy()
         )
         j = np.searchsorted(lt, ts, side="right") - 1

@@ -68,8 +68,10 @@ def test_the_rolling_scale_is_the_flow_before_each_order_over_the_lookback() -> 
     types = [BID, CANCEL, ASK, BID, ASK]
     qty = [100, 9_999, 300, 500, 700]
     scale = rolling_scales(types, qty, ts)
-    # sizes: the median of the limit orders within 25 minutes up to each one (cancels not)
-    assert np.asarray(scale.size).tolist() == [100, 100, 200, 300, 700]
+    # sizes: the geometric mean of the limit orders within 25 minutes up to each one (cancels
+    # not counted)
+    want = [100, 100, (100 * 300) ** 0.5, (100 * 300 * 500) ** (1 / 3), 700]
+    assert np.allclose(scale.size, want)
     # intervals: the lookback (cut at the first order) over the orders in it
     assert np.asarray(scale.interval_ns).tolist()[1:4] == [
         minute / 2,

@@ -116,7 +116,7 @@ _ROOT = Path(__file__).resolve().parents[3]
     "--relative-units/--no-relative-units",
     default=False,
     show_default=True,
-    help="Read order sizes and intervals against the instrument's own recent scale (median "
+    help="Read order sizes and intervals against the instrument's own recent scale (geometric mean "
     "limit-order size, mean time between orders over the last 25 minutes), so the model "
     "carries to instruments of other sizes and activity.",
 )
