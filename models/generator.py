@@ -59,13 +59,7 @@ from models.tokenizer import (
     pad_rows,
     token_fields,
 )
-from models.tokenizer.units import (
-    MIN_SCALE_ORDERS,
-    SCALE_LOOKBACK_NS,
-    UnitScale,
-    orders_in_lookback,
-    rolling_scales,
-)
+from models.tokenizer.units import MIN_SCALE_ORDERS, UnitScale, rolling_scales, scale_after
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
 from simulator.rollout import (
@@ -79,7 +73,6 @@ from simulator.rollout import (
     nearest_level_price,
     rollout_rng,
 )
-from simulator.units import NS_PER_MIN
 
 # Sampling temperatures of rollouts (type, price, volume, interval): the price field is sharpened,
 # which brings rollout spreads closer to the real ones (docs/decisions/sampling.md).
@@ -231,16 +224,15 @@ class LMMGenerator:
         else:
             before = pad_rows(history_rows, N_LEVELS)
         tok = self.tokenizer
-        # relative units: each history order against the scale of the flow up to it, as in
-        # training; the rollouts generate against the last (``models.tokenizer.units``)
+        # relative units: each history order against the scale of the orders before it, as in
+        # training; the rollouts generate against the scale after the last
+        # (``models.tokenizer.units``)
         scales = None
         if tok.relative_units:
-            have = orders_in_lookback(history.ts_ns)
-            if have < MIN_SCALE_ORDERS:
+            if len(history) < MIN_SCALE_ORDERS:
                 raise ContextError(
-                    f"a relative-units model needs {MIN_SCALE_ORDERS} history orders in the "
-                    f"{SCALE_LOOKBACK_NS // NS_PER_MIN} minutes before a fork to read the "
-                    f"instrument's scale; this fork has {have}"
+                    f"a relative-units model needs {MIN_SCALE_ORDERS} history orders to read "
+                    f"the instrument's scale; this fork has {len(history)}"
                 )
             scales = rolling_scales(history.type, history.qty, history.ts_ns)
         ids = tok.encode(history, before, scale=scales)
@@ -282,7 +274,12 @@ class LMMGenerator:
         self._flow_prev = np.concatenate([self._flow_prev, flow])
         self._open = np.concatenate([self._open, np.full(n, float(open_mid))])
         self._depth = np.concatenate([self._depth, np.full(n, levels, np.int64)])
-        last = scales.take(-1) if scales is not None else UnitScale(1.0, 1.0)
+        # the rollouts hold the scale after the history's last order
+        last = (
+            scale_after(history.type, history.qty, history.ts_ns)
+            if scales is not None
+            else UnitScale(1.0, 1.0)
+        )
         self._size = np.concatenate([self._size, np.full(n, float(last.size))])
         self._ivl = np.concatenate([self._ivl, np.full(n, float(last.interval_ns))])
 

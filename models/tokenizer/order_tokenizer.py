@@ -59,7 +59,7 @@ from models.tokenizer.sweep import (
 from models.tokenizer.units import (
     REFERENCE_INTERVAL_NS,
     REFERENCE_SIZE,
-    SCALE_LOOKBACK_NS,
+    SCALE_LOOKBACK,
     UnitScale,
 )
 from simulator.orderstream import OrderStream, OrderType, intervals_ns
@@ -398,7 +398,8 @@ class OrderTokenizer:
                         "relative_units": {
                             "reference_size": REFERENCE_SIZE,
                             "reference_interval_ns": REFERENCE_INTERVAL_NS,
-                            "lookback_ns": SCALE_LOOKBACK_NS,
+                            "lookback_orders": SCALE_LOOKBACK,
+                            "size": "geometric mean",
                         }
                     }
                     if self.relative_units
@@ -463,7 +464,8 @@ def _relative_from_dict(features: dict[str, Any]) -> bool:
     ours = {
         "reference_size": REFERENCE_SIZE,
         "reference_interval_ns": REFERENCE_INTERVAL_NS,
-        "lookback_ns": SCALE_LOOKBACK_NS,
+        "lookback_orders": SCALE_LOOKBACK,
+        "size": "geometric mean",
     }
     if {k: saved.get(k) for k in ours} != ours:
         raise ValueError(f"relative units {saved} differ from this code's {ours}")

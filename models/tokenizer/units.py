@@ -8,12 +8,13 @@ and sends orders of a hundred satoshis. In relative units (``OrderTokenizer.rela
 ``surveillance train --relative-units``) a size is read as ``qty * REFERENCE_SIZE / size`` and
 an interval as ``interval * REFERENCE_INTERVAL_NS / interval_ns``, where ``size`` is the
 geometric mean limit-order size and ``interval_ns`` the mean time between orders over the last
-``SCALE_LOOKBACK_NS`` of the instrument's own flow (``rolling_scales``): what transfers across
-instruments is the shape of the flow against its own scale, not the scale.
+``SCALE_LOOKBACK`` orders of the instrument's own flow (``rolling_scales``): what transfers
+across instruments is the shape of the flow against its own scale, not the scale.
 
-Training reads each order against the scale of the flow before it; a fork reads its whole
-history and generates against the scale at the fork (the last history order's), held for the
-rollout: a rollout that drifts from the market must not rescale itself into looking normal.
+Training reads each order against the scale of the orders before it, and so does a fork's
+history; the rollouts generate against the scale after the history's last order
+(``scale_after``), held for the rollout: a rollout that drifts from the market must not rescale
+itself into looking normal.
 
 ``REFERENCE_SIZE`` is a round figure (NASDAQ's round lot); the scale's size is the geometric
 mean, 34 shares on the shared GOOG day and 47 on the AMZN one.
@@ -24,17 +25,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from simulator.orderstream import OrderType
-from simulator.units import NS_PER_MS, NS_PER_S
+from simulator.units import NS_PER_MS
 
 REFERENCE_SIZE = 100.0  # a typical limit order, in model units
 REFERENCE_INTERVAL_NS = 100.0 * NS_PER_MS  # a typical time between orders, in model units
-SCALE_LOOKBACK_NS = 25 * 60 * NS_PER_S  # the flow a scale is measured over (a detection window)
+# The orders a scale is measured over: the detection's context (``DetectionConfig.
+# history_orders``), all a fork is given, so training reads the scale a fork can read.
+SCALE_LOOKBACK = 256
 MIN_SPAN_NS = NS_PER_MS  # the span a mean interval is measured over, at least
-# A fork needs this many history orders in the lookback to measure its scale: a handful would
-# set the rollouts' rate and sizes by chance (one order: a mean interval of a millisecond).
+# A fork needs this many history orders to measure its scale: a handful would set the
+# rollouts' rate and sizes by chance.
 MIN_SCALE_ORDERS = 100
 
 
@@ -87,42 +89,45 @@ class UnitScale:
         return UnitScale(size[index] if size.ndim else size, ivl[index] if ivl.ndim else ivl)
 
 
-def rolling_scales(type_, qty, ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> UnitScale:
-    """Per order, the scale of the flow up to and including it: the geometric mean size of the
-    limit orders (not cancels) within ``lookback_ns`` before it, and the lookback (cut at the
-    first order) divided by the number of orders in it. Before the first limit order the first
-    one's size stands in; a stream without limit orders has size 1."""
+def _scales(type_, qty, ts_ns, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scale before each of the ``n`` orders and after the last (``n + 1`` values)."""
     t = np.asarray(type_, np.int64)
     q = np.asarray(qty, np.float64)
     ts = np.asarray(ts_ns, np.int64)
     n = len(ts)
-    if n == 0:
-        return UnitScale(np.zeros(0), np.zeros(0))
     if np.any(np.diff(ts) < 0):
-        raise ValueError("rolling_scales needs orders in time order")
+        raise ValueError("unit scales need orders in time order")
     limit = t != int(OrderType.CANCEL)
-    if limit.any():
-        lt, lq = ts[limit], q[limit]
-        # the geometric mean: a median jumps between the modes of a two-mode size mix (GOOG's
-        # odd lots and round lots: its rolling median is 11 to 100 shares), this moves smoothly
-        logs = np.log(np.maximum(lq, 1.0))
-        med = np.exp(
-            pd.Series(logs, index=pd.to_datetime(lt))
-            .rolling(pd.Timedelta(lookback_ns, "ns"))
-            .mean()
-            .to_numpy()
-        )
-        j = np.searchsorted(lt, ts, side="right") - 1
-        size = np.where(j >= 0, med[np.maximum(j, 0)], lq[0])
-    else:
-        size = np.ones(n)
-    lo = np.searchsorted(ts, ts - lookback_ns, side="right")
-    count = np.arange(n) - lo + 1
-    span = np.maximum(np.minimum(ts - ts[0], lookback_ns), MIN_SPAN_NS)
-    return UnitScale(size, span / count)
+    # the geometric mean: a median jumps between the modes of a two-mode size mix (GOOG's
+    # odd lots and round lots: a rolling median is 11 to 100 shares), this moves smoothly
+    logs = np.where(limit, np.log(np.maximum(q, 1.0)), 0.0)
+    sum_logs = np.concatenate([[0.0], np.cumsum(logs)])
+    sum_limits = np.concatenate([[0], np.cumsum(limit)])
+    pos = np.arange(n + 1)
+    lo = np.maximum(pos - lookback, 0)
+    count = sum_limits[pos] - sum_limits[lo]
+    first = float(q[limit][0]) if limit.any() else 1.0  # before any limit order
+    size = np.where(count > 0, np.exp((sum_logs[pos] - sum_logs[lo]) / np.maximum(count, 1)), first)
+    gaps = pos - 1 - lo  # intervals between the lookback's orders
+    span = np.where(gaps >= 1, ts[np.maximum(pos - 1, 0)] - ts[lo], 0)
+    interval = np.maximum(span, MIN_SPAN_NS) / np.maximum(gaps, 1)
+    # fewer than two orders before: the first interval measured stands in
+    interval[: min(2, n + 1)] = interval[2] if n >= 2 else REFERENCE_INTERVAL_NS
+    return size, interval
 
 
-def orders_in_lookback(ts_ns, lookback_ns: int = SCALE_LOOKBACK_NS) -> int:
-    """How many orders the scale after the last one is measured over."""
-    ts = np.asarray(ts_ns, np.int64)
-    return 0 if len(ts) == 0 else int(np.sum(ts > ts[-1] - lookback_ns))
+def rolling_scales(type_, qty, ts_ns, lookback: int = SCALE_LOOKBACK) -> UnitScale:
+    """Per order, the scale of the ``lookback`` orders before it (not itself: a rollout's
+    orders are read against the history before them): the geometric mean size of the limit
+    orders (not cancels) among them and their mean time between orders. At a stream's start
+    the first limit order's size and the first interval stand in for what is not there yet."""
+    size, interval = _scales(type_, qty, ts_ns, lookback)
+    return UnitScale(size[:-1], interval[:-1])
+
+
+def scale_after(type_, qty, ts_ns, lookback: int = SCALE_LOOKBACK) -> UnitScale:
+    """The scale after a stream's last order (a fork's history): scalars."""
+    if len(ts_ns) == 0:
+        raise ValueError("a scale needs at least one order")
+    size, interval = _scales(type_, qty, ts_ns, lookback)
+    return UnitScale(float(size[-1]), float(interval[-1]))

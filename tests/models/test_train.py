@@ -801,30 +801,41 @@ def test_a_feed_depth_model_reads_the_depth_of_its_history_feed(
 
 
 def test_a_relative_units_model_reads_each_day_against_its_own_scale(
-    lobster_dir, tmp_path, fork_point, trained
+    lobster_dir, tmp_path, fork_point
 ):
-    """``--relative-units``: the bins are fitted on sizes and intervals read against each day's
-    rolling scale, the checkpoint says so, and its sampler generates against the scale of the
-    history it forks from."""
-    from models.tokenizer.units import rolling_scales
+    """``--relative-units``: a day and its twin with every size a thousand times larger
+    tokenize alike (each read against its own scale; read in shares they do not), the
+    checkpoint says so, and its sampler holds the scale after the history it forks from."""
+    from models.tokenizer.units import scale_after
+    from models.train import _raw_day, tokenize_days
+
+    day = _raw_day(load_lobster(lobster_dir / TrainConfig().files[0]), 90.0, 2000)
+    rows_before, rows_after = day.rows_before.copy(), day.rows_after.copy()
+    for r in (rows_before, rows_after):
+        r[:, 1::4] *= 1000
+        r[:, 3::4] *= 1000
+    twin = replace(
+        day,
+        stream=replace(day.stream, qty=day.stream.qty * 1000),
+        rows_before=rows_before,
+        rows_after=rows_after,
+    )
+    _, (a, b) = tokenize_days([day, twin], seed=0, relative_units=True)
+    assert np.array_equal(a.ids, b.ids) and np.array_equal(a.lob, b.lob)
+    _, (a, b) = tokenize_days([day, twin], seed=0)
+    assert not np.array_equal(a.ids, b.ids)
 
     torch.set_num_threads(1)
     cfg = replace(_tiny_config(lobster_dir, tmp_path / "lmm-rel"), relative_units=True, steps=4)
-    result = train(cfg, log=lambda _: None)
+    assert train(cfg, log=lambda _: None).tokenizer.relative_units
     meta = json.loads((tmp_path / "lmm-rel.json").read_text())
     assert meta["training"]["relative_units"] is True
     assert "relative_units" in meta["tokenizer"]["features"]
-    assert result.tokenizer.relative_units
-    # the same orders read in nanoseconds fit other interval bins
-    assert result.tokenizer.interval.lo.tolist() != trained[0].tokenizer.interval.lo.tolist()
     gen = load_generator(tmp_path / "lmm-rel.pt")
     book, history, rows, open_mid, ts = fork_point
-    books = [book.fork(), book.fork()]
-    gen.begin(books, history, rows, open_mid, ts, seed=5)
-    at_fork = rolling_scales(history.type, history.qty, history.ts_ns).take(-1)
+    gen.begin([book.fork(), book.fork()], history, rows, open_mid, ts, seed=5)
+    at_fork = scale_after(history.type, history.qty, history.ts_ns)
     assert gen._size.tolist() == [at_fork.size] * 2
     assert gen._ivl.tolist() == [at_fork.interval_ns] * 2
-    orders = gen.next_orders(books, [ts, ts])
-    assert all(o.qty >= 1 and o.interval_ns >= 0 for o in orders)
     with pytest.raises(ValueError, match="not implemented"):
         train(replace(cfg, flow=True), log=lambda _: None)

@@ -14,9 +14,10 @@ from models.tokenizer.units import (
     MIN_SCALE_ORDERS,
     REFERENCE_INTERVAL_NS,
     REFERENCE_SIZE,
-    SCALE_LOOKBACK_NS,
+    SCALE_LOOKBACK,
     UnitScale,
     rolling_scales,
+    scale_after,
 )
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
 from simulator.orderstream import OrderStream, OrderType
@@ -47,38 +48,23 @@ def test_sizes_and_intervals_convert_both_ways_and_empty_levels_stay_empty() -> 
     assert (rows[1, 1::2] == [10**8, 5 * 10**7, 1, 0]).all()  # the input is not changed
 
 
-def _stream(ts, types, qty) -> OrderStream:
-    n = len(ts)
-    z = np.zeros(n, np.int64)
-    return OrderStream(
-        np.asarray(ts, np.int64),
-        np.asarray(types, np.int8),
-        np.ones(n, np.int8),
-        np.full(n, 10_000, np.int64),
-        np.asarray(qty, np.int64),
-        z,
-        np.zeros(n, bool),
-        z,
-    )
-
-
-def test_the_rolling_scale_is_the_flow_before_each_order_over_the_lookback() -> None:
-    minute = 60 * S
-    ts = np.array([0, 1, 2, 3, 30]) * minute
+def test_the_scale_is_read_from_the_orders_before_each_one_over_the_lookback() -> None:
+    ts = np.array([0, 10, 30, 60, 100]) * S
     types = [BID, CANCEL, ASK, BID, ASK]
-    qty = [100, 9_999, 300, 500, 700]
-    scale = rolling_scales(types, qty, ts)
-    # sizes: the geometric mean of the limit orders within 25 minutes up to each one (cancels
-    # not counted)
-    want = [100, 100, (100 * 300) ** 0.5, (100 * 300 * 500) ** (1 / 3), 700]
+    qty = [100, 9_999, 400, 800, 700]
+    scale = rolling_scales(types, qty, ts, lookback=3)
+    # sizes: the geometric mean of the limit orders (not cancels) among the 3 orders before
+    # each; the first order, with none before it, reads the first limit order's size
+    want = [100, 100, 100, (100 * 400) ** 0.5, (400 * 800) ** 0.5]
     assert np.allclose(scale.size, want)
-    # intervals: the lookback (cut at the first order) over the orders in it
-    assert np.asarray(scale.interval_ns).tolist()[1:4] == [
-        minute / 2,
-        2 * minute / 3,
-        3 * minute / 4,
-    ]
-    assert np.asarray(scale.interval_ns)[4] == SCALE_LOOKBACK_NS  # alone in its lookback
+    # intervals: the mean time between the orders before each (the first two: the first gap)
+    assert np.asarray(scale.interval_ns).tolist() == [10 * S, 10 * S, 10 * S, 15 * S, 25 * S]
+    after = scale_after(types, qty, ts, lookback=3)
+    assert np.isclose(after.size, (400 * 800 * 700) ** (1 / 3))
+    assert after.interval_ns == 35 * S
+    # orders at one instant do not read each other: each reads only the orders before it
+    same = rolling_scales([BID, BID, BID], [1, 100, 100], [0, 0, 5])
+    assert np.allclose(same.size, [1, 1, 10])
     with pytest.raises(ValueError, match="time order"):
         rolling_scales(types, qty, ts[::-1])
 
@@ -110,8 +96,8 @@ def test_an_instrument_scaled_in_size_and_time_tokenizes_as_the_original(tokeniz
     big_rows[:, 3::4] *= k
     measured = rolling_scales(scaled.type, scaled.qty, scaled.ts_ns)
     assert np.allclose(measured.size, np.asarray(base.size) * k)
-    # (the first order's interval is the floor of one millisecond in both)
-    assert np.allclose(measured.interval_ns[1:], np.asarray(base.interval_ns)[1:] * m)
+    # (but where a span is below the floor of a millisecond: the first few orders)
+    assert np.allclose(measured.interval_ns[10:], np.asarray(base.interval_ns)[10:] * m)
     big = UnitScale(np.asarray(base.size) * k, np.asarray(base.interval_ns) * m)
     ids = tok.encode(history, rows, scale=base)
     assert (tok.encode(scaled, big_rows, scale=big) == ids).all()
@@ -143,7 +129,8 @@ def test_a_relative_tokenizer_needs_its_scale_and_keeps_its_reference_in_json(to
     assert saved["features"]["relative_units"] == {
         "reference_size": REFERENCE_SIZE,
         "reference_interval_ns": REFERENCE_INTERVAL_NS,
-        "lookback_ns": SCALE_LOOKBACK_NS,
+        "lookback_orders": SCALE_LOOKBACK,
+        "size": "geometric mean",
     }
     assert OrderTokenizer.from_dict(saved).relative_units
     assert not OrderTokenizer.from_dict(tokenizer.to_dict()).relative_units
