@@ -20,7 +20,7 @@ from models.tokenizer.units import (
     scale_after,
 )
 from simulator.book import EMPTY_ASK_PRICE, EMPTY_BID_PRICE, OrderBook
-from simulator.orderstream import OrderStream, OrderType
+from simulator.orderstream import OrderType
 from tests.simulator.test_rollout import synthetic_history
 
 S = 1_000_000_000
