@@ -195,6 +195,28 @@ def test_a_relative_model_forks_an_instrument_of_other_sizes_as_its_scaled_twin(
     for (ts, ty, px, q), (ts2, ty2, px2, q2) in zip(small, large, strict=True):
         assert (ts, ty, px) == (ts2, ty2, px2)
         assert (q2 == q * k).all()
+    # forked in one batch, each rollout keeps its own fork's scale
+    tok = _relative(tokenizer)
+    reqs = [
+        dataclasses.replace(
+            request(),
+            book=book,
+            context=hist,
+            context_rows=hist_rows,
+            horizon_ns=10 * S,
+            rollouts=3,
+            max_orders=150,
+        )
+        for book, hist, hist_rows in (
+            (_scaled_book(1), history, rows),
+            (_scaled_book(k), big_history, big_rows),
+        )
+    ]
+    together = Engine(LMMGenerator(model, tok)).fork(reqs)
+    for futures, alone in zip(together, (small, large), strict=True):
+        got = [(r.ts_ns.tolist(), r.type.tolist(), r.price.tolist()) for r in futures.results]
+        assert got == [o[:3] for o in alone]
+        assert all((r.qty == o[3]).all() for r, o in zip(futures.results, alone, strict=True))
     # read in shares, the larger instrument is a different market: other orders
     plain = fork(_scaled_book(k), big_history, big_rows, relative=False)
     assert [o[:3] for o in plain] != [o[:3] for o in large]

@@ -187,6 +187,8 @@ def command(
         raise click.ClickException("--train-until needs --data (a venue file)")
     if data is not None and files:
         raise click.ClickException("--data trains on one venue file: drop --file")
+    if relative_units and (sweep or flow):
+        raise click.ClickException("--relative-units is not implemented with --sweep or --flow")
     if data is None and data_dir is None:
         data_dir = _registry_dir(tuple(files) or DEFAULT_FILES)
     cfg = TrainConfig(
