@@ -116,8 +116,8 @@ _ROOT = Path(__file__).resolve().parents[3]
     "--relative-units/--no-relative-units",
     default=False,
     show_default=True,
-    help="Read order sizes and intervals against the instrument's own recent scale (geometric mean "
-    "limit-order size, mean time between orders over the last 25 minutes), so the model "
+    help="Read order sizes and intervals against the instrument's own recent scale (geometric "
+    "mean limit-order size, mean time between orders over the last 256 orders), so the model "
     "carries to instruments of other sizes and activity.",
 )
 @click.option(
