@@ -173,9 +173,8 @@ def test_a_relative_model_forks_an_instrument_of_other_sizes_as_its_scaled_twin(
     big_rows[:, 1::4] *= k
     big_rows[:, 3::4] *= k
 
-    def fork(book, hist, hist_rows, relative=True):
-        tok = _relative(tokenizer) if relative else tokenizer
-        req = dataclasses.replace(
+    def req(book, hist, hist_rows):
+        return dataclasses.replace(
             request(),
             book=book,
             context=hist,
@@ -184,7 +183,10 @@ def test_a_relative_model_forks_an_instrument_of_other_sizes_as_its_scaled_twin(
             rollouts=3,
             max_orders=150,
         )
-        (futures,) = Engine(LMMGenerator(model, tok)).fork([req])
+
+    def fork(book, hist, hist_rows, relative=True):
+        tok = _relative(tokenizer) if relative else tokenizer
+        (futures,) = Engine(LMMGenerator(model, tok)).fork([req(book, hist, hist_rows)])
         return [
             (r.ts_ns.tolist(), r.type.tolist(), r.price.tolist(), r.qty) for r in futures.results
         ]
@@ -197,21 +199,7 @@ def test_a_relative_model_forks_an_instrument_of_other_sizes_as_its_scaled_twin(
         assert (q2 == q * k).all()
     # forked in one batch, each rollout keeps its own fork's scale
     tok = _relative(tokenizer)
-    reqs = [
-        dataclasses.replace(
-            request(),
-            book=book,
-            context=hist,
-            context_rows=hist_rows,
-            horizon_ns=10 * S,
-            rollouts=3,
-            max_orders=150,
-        )
-        for book, hist, hist_rows in (
-            (_scaled_book(1), history, rows),
-            (_scaled_book(k), big_history, big_rows),
-        )
-    ]
+    reqs = [req(_scaled_book(1), history, rows), req(_scaled_book(k), big_history, big_rows)]
     together = Engine(LMMGenerator(model, tok)).fork(reqs)
     for futures, alone in zip(together, (small, large), strict=True):
         got = [(r.ts_ns.tolist(), r.type.tolist(), r.price.tolist()) for r in futures.results]
