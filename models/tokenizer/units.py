@@ -2,11 +2,10 @@
 typical time between orders.
 
 A model whose tokens and book features read shares and nanoseconds learns one instrument's
-scale: a model trained on NASDAQ stocks (orders of about 100 shares, several a second) reads a
-Bitstamp book, whose sizes are satoshis, as levels millions of times deeper than any it saw,
-and sends orders of a hundred satoshis. In relative units (``OrderTokenizer.relative_units``,
-``surveillance train --relative-units``) a size is read as ``qty * REFERENCE_SIZE / size`` and
-an interval as ``interval * REFERENCE_INTERVAL_NS / interval_ns``, where ``size`` is the
+scale: a model trained on NASDAQ stocks reads a Bitstamp book, whose sizes are satoshis, as
+levels millions of times deeper than any it saw, and sends orders of a hundred satoshis. In
+relative units (``OrderTokenizer.relative_units``, ``surveillance train --relative-units``) a
+size is read as ``qty * REFERENCE_SIZE / size`` and an interval as ``interval * REFERENCE_INTERVAL_NS / interval_ns``, where ``size`` is the
 geometric mean limit-order size and ``interval_ns`` the mean time between orders over the last
 ``SCALE_LOOKBACK`` orders of the instrument's own flow (``rolling_scales``): what transfers
 across instruments is the shape of the flow against its own scale, not the scale.
@@ -16,8 +15,8 @@ history; the rollouts generate against the scale after the history's last order
 (``scale_after``), held for the rollout: a rollout that drifts from the market must not rescale
 itself into looking normal.
 
-``REFERENCE_SIZE`` is a round figure (NASDAQ's round lot); the scale's size is the geometric
-mean, 34 shares on the shared GOOG day and 47 on the AMZN one.
+``REFERENCE_SIZE`` and ``REFERENCE_INTERVAL_NS`` are round figures: units, not estimates.
+Measurements and the variants tried: docs/decisions/relative-units.md.
 """
 
 from __future__ import annotations
@@ -98,8 +97,8 @@ def _scales(type_, qty, ts_ns, lookback: int) -> tuple[np.ndarray, np.ndarray]:
     if np.any(np.diff(ts) < 0):
         raise ValueError("unit scales need orders in time order")
     limit = t != int(OrderType.CANCEL)
-    # the geometric mean: a median jumps between the modes of a two-mode size mix (GOOG's
-    # odd lots and round lots: a rolling median is 11 to 100 shares), this moves smoothly
+    # the geometric mean: a median jumps between the modes of a two-mode size mix (odd lots
+    # and round lots), this moves smoothly between them
     logs = np.where(limit, np.log(np.maximum(q, 1.0)), 0.0)
     sum_logs = np.concatenate([[0.0], np.cumsum(logs)])
     sum_limits = np.concatenate([[0], np.cumsum(limit)])
