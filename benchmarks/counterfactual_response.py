@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.engine import Engine
-from simulator.manipulation import Campaign, Typology, inject, typical_touch_qty
+from simulator.manipulation import Campaign, Typology
 from simulator.normalized import iter_events
 from simulator.trajectory import trajectory_from_events
 from simulator.units import NS_PER_MIN
@@ -79,7 +79,7 @@ def run_windows(
     det = replace(settings.config(), tick_size=day.meta.tick_size, price_scale=day.meta.price_scale)
     width = det.window_ns
     day.books_at(sorted(set(starts) | {s - width for s in starts}))
-    touch, (tick, lot) = typical_touch_qty(day.frame), campaign_units(day.meta)
+    tick, lot = campaign_units(day.meta)
     engine = Engine(replace(SamplerSpec.of(settings), see_agents=see_agents)())
     out = []
     for s in starts:
@@ -109,9 +109,7 @@ def run_windows(
                     tick=tick,
                     lot=lot,
                 )
-                injected = inject(
-                    day.frame_slice(s, end), campaign, touch_qty=touch, book=day.book(s)
-                )
+                injected = day.inject(s, end, campaign)
                 events = list(iter_events(injected.frame))
             real = trajectory_from_events(day.book(s), events, s, end, det.tick_size)
             orders = aggressive_orders(real)

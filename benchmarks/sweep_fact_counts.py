@@ -23,7 +23,7 @@ import zlib
 
 import numpy as np
 
-from simulator.manipulation import Campaign, Typology, inject, typical_touch_qty
+from simulator.manipulation import Campaign, Typology
 from simulator.normalized import iter_events
 from simulator.trajectory import trajectory_from_events
 from simulator.units import NS_PER_MIN, parse_clock, parse_duration
@@ -67,13 +67,11 @@ def main() -> None:
     day = _Day(args.data)
     tick, lot = campaign_units(day.meta)
     day.books_at(starts)
-    touch = typical_touch_qty(day.frame)
     rows: list[tuple[int, str, str | None, dict[str, int]]] = []
     for s in starts:
         end = s + WINDOW_NS
         real = trajectory_from_events(day.book(s), day.slice(s, end), s, end, day.meta.tick_size)
         rows.append((s, "clean", None, counts(real)))
-        frame = day.frame_slice(s, end)
         for typology in kinds:
             for label in labels:
                 scale = intensity_scale(label)
@@ -85,7 +83,7 @@ def main() -> None:
                 campaign = Campaign(
                     typology, s + NS_PER_MIN, end - NS_PER_MIN, scale, seed=seed, tick=tick, lot=lot
                 )
-                injected = inject(frame, campaign, touch_qty=touch, book=day.book(s))
+                injected = day.inject(s, end, campaign)
                 events = list(iter_events(injected.frame))
                 t = trajectory_from_events(day.book(s), events, s, end, day.meta.tick_size)
                 rows.append((s, typology.value, label, counts(t)))

@@ -48,6 +48,17 @@ real prices: a fixed feed cannot react to manipulation, and momentum ignition is
 reaction it provokes; without it the sweeps are absorbed within seconds and leave only the
 footprint of ordinary aggressive flow. The resulting feed replays with no unresolved quantity
 and never crosses the book.
+
+A feed that shows only its best N levels (``feed_depth``; LOBSTER level 1, 5, 10) hides what rests
+behind them, but the manipulator trades against the whole book. When a sweep has taken every
+level the feed shows and wants more, it goes on into hidden levels, as a venue's level-N feed
+would print it: each hidden level enters the feed as anonymous liquidity (a ``synthetic`` add, as
+the LOBSTER conversion writes liquidity entering its levels from deeper in the book) and is
+executed at once; what the sweep leaves of the last one rests as the new touch. A hidden level
+holds the day's typical touch size and sits the day's typical gap between levels behind the one
+before it (``typical_level_gap``: how far a side's best price moves when its touch empties).
+Without them a level-1 feed's sweep could never take more than the touch, and pump and dump or
+marking the close would leave no sweep in it at all.
 """
 
 from __future__ import annotations
@@ -124,9 +135,23 @@ class InjectionStats:
     skipped_actions: int = 0
     manipulator_filled_qty: int = 0  # the manipulator's resting orders taken by real orders
     real_crossed_qty: int = 0  # real orders crossed by real orders the market moved (ignition)
+    hidden_levels: int = 0  # levels behind the feed's depth that sweeps brought into view
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class HiddenDepth:
+    """What rests behind a depth-limited feed's last level, as the injector assumes it."""
+
+    feed_depth: int  # levels per side the feed shows
+    gap: int  # price units between hidden levels (and from the deepest shown one)
+    qty: int  # shares at each hidden level
+
+    def __post_init__(self) -> None:
+        if self.feed_depth <= 0 or self.gap <= 0 or self.qty <= 0:
+            raise ValueError(f"hidden depth needs positive depth, gap and size: {self}")
 
 
 @dataclass(slots=True)
@@ -139,8 +164,16 @@ class Injection:
 class _Manipulator:
     """Emits the manipulator's messages against the current book."""
 
-    def __init__(self, book: OrderBook, first_id: int, out: list[Event], stats: InjectionStats):
+    def __init__(
+        self,
+        book: OrderBook,
+        first_id: int,
+        out: list[Event],
+        stats: InjectionStats,
+        hidden: HiddenDepth | None = None,
+    ):
         self.book = book
+        self.hidden = hidden
         self.next_id = first_id
         self.out = out
         self.stats = stats
@@ -188,14 +221,38 @@ class _Manipulator:
         self.stats.injected_executions += 1
         self.stats.injected_traded_qty += qty
 
+    def levels(self, side: int, k: int) -> list[tuple[int, int]]:
+        """The best ``k`` levels of one side as ``(price, qty)``, hidden ones included: what a
+        manipulator who sees the whole book would size a sweep against."""
+        shown = self.book.depth(side, k)
+        return shown + self._hidden_levels(side, k - len(shown))
+
+    def _hidden_levels(self, side: int, k: int) -> list[tuple[int, int]]:
+        """Up to ``k`` levels behind the deepest the feed shows (none unless it shows its full
+        depth on that side: a level-N feed with fewer levels shows all there is)."""
+        hidden = self.hidden
+        if hidden is None or k <= 0:
+            return []
+        shown = self.book.depth(side, hidden.feed_depth)
+        if len(shown) < hidden.feed_depth:
+            return []
+        deepest = shown[-1][0]
+        away = hidden.gap if side < 0 else -hidden.gap  # asks further up, bids further down
+        return [(deepest + away * (j + 1), hidden.qty) for j in range(k)]
+
     def sweep(self, ts: int, aggressor: int, qty: int, max_levels: int) -> int:
-        """An aggressive order: trade ``qty`` against the opposite side, FIFO, level by level."""
+        """An aggressive order: trade ``qty`` against the opposite side, FIFO, level by level
+        (into hidden levels once the feed's are taken, see the module docstring)."""
         resting = -aggressor
+        behind = self._hidden_levels(resting, max_levels)  # read before the shown levels go
         traded = 0
+        walked = 0
+        blocked = False
         for _ in range(max_levels):
             level = self.book.best(resting)
             if level is None or traded >= qty:
                 break
+            walked += 1
             price = level.price
             for maker, maker_qty in self.book.orders_at(resting, price):
                 if traded >= qty:
@@ -210,10 +267,31 @@ class _Manipulator:
                 self.stats.injected_traded_qty += take
                 traded += take
             if self.book.level(resting, price) is not None and traded < qty:
+                blocked = True
                 break  # only own orders left at this level
+        if not blocked and self.book.best(resting) is None:
+            for price, size in behind[: max_levels - walked]:
+                if traded >= qty:
+                    break
+                traded += self._take_hidden(ts, resting, price, size, qty - traded)
         if traded == 0:
             self.stats.skipped_actions += 1
         return traded
+
+    def _take_hidden(self, ts: int, side: int, price: int, size: int, want: int) -> int:
+        """A hidden level enters the feed (anonymous, synthetic) and the sweep trades with it."""
+        order_id = self.next_id
+        self.next_id += 1
+        self.book.add(order_id, side, price, size)
+        self.out.append((ts, _ADD, order_id, size, price, side, True))
+        self.stats.hidden_levels += 1
+        take = min(size, want)
+        self.last_sweep_price = price
+        self.book.reduce(order_id, take)
+        self._emit((ts, _EXECUTE, order_id, take, price, side, False))
+        self.stats.injected_executions += 1
+        self.stats.injected_traded_qty += take
+        return take
 
     def absorb(self, ts: int, side: int, price: int, qty: int) -> int:
         """A real order arriving at a price that resting orders now cross (the manipulator's,
@@ -361,7 +439,7 @@ class _Plan:
                     state["from"] = m.book.best_ask if direction > 0 else m.book.best_bid
                     m.last_sweep_price = None
                     m.shift = 0  # an earlier move that was never unwound ends here
-                levels = m.book.depth(-direction, depth)
+                levels = m.levels(-direction, depth)
                 state["position"] += m.sweep(  # type: ignore[operator]
                     ts, direction, max(c.lot, sum(q for _, q in levels)), depth
                 )
@@ -453,17 +531,48 @@ def typical_touch_qty(frame: pd.DataFrame, sample: int = 2_000) -> float:
     return float(np.median(seen)) if seen else 100.0
 
 
+def typical_level_gap(frame: pd.DataFrame, tick: int) -> int:
+    """Median distance (price units) a side's best price moves away when its touch empties:
+    the gap to the next level, which a feed of any depth shows at its touch. ``tick`` when the
+    frame never shows one."""
+    replayer = FeedReplayer(OrderBook())
+    book = replayer.book
+    ts, kind, oid, qty, price, side, _ = _columns(frame)
+    gaps: list[int] = []
+    # the last best price each side showed: a level-1 feed's side is empty for a message
+    # between its touch emptying and the next level entering
+    bid = ask = None
+    for i in range(len(ts)):
+        replayer.apply(kind[i], oid[i], qty[i], price[i], side[i])
+        new_bid, new_ask = book.best_bid, book.best_ask
+        if new_bid is not None:
+            if bid is not None and new_bid < bid:
+                gaps.append(bid - new_bid)
+            bid = new_bid
+        if new_ask is not None:
+            if ask is not None and new_ask > ask:
+                gaps.append(new_ask - ask)
+            ask = new_ask
+    if not gaps:
+        return tick
+    return max(tick, round(float(np.median(gaps)) / tick) * tick)
+
+
 def inject(
     frame: pd.DataFrame,
     campaign: Campaign,
     *,
     touch_qty: float | None = None,
     book: OrderBook | None = None,
+    feed_depth: int | None = None,
+    level_gap: int | None = None,
 ) -> Injection:
     """Insert ``campaign`` into one instrument's normalized events (see the module docstring).
 
     ``book`` is the book before the first event of ``frame`` (left unchanged; a fork is used),
     so a slice of a day can be manipulated without replaying the day from the open.
+    ``feed_depth``: the levels per side the feed shows (None: the whole book); sweeps go on
+    behind them into hidden levels ``level_gap`` apart (default: ``typical_level_gap``).
     """
     if frame["instrument"].nunique() > 1:
         raise ValueError("inject works on one instrument's events at a time")
@@ -475,7 +584,11 @@ def inject(
     first_id = int(max(frame["order_id"].max(), 0)) + 1 if len(frame) else 1
     if book is not None:
         first_id = max(first_id, max((o for o in book.order_ids() if o > 0), default=0) + 1)
-    manipulator = _Manipulator(replayer.book, first_id, out, stats)
+    hidden = None
+    if feed_depth is not None:
+        gap = typical_level_gap(frame, campaign.tick) if level_gap is None else level_gap
+        hidden = HiddenDepth(feed_depth, gap, _round_lot(plan.touch, campaign.lot))
+    manipulator = _Manipulator(replayer.book, first_id, out, stats, hidden)
     steps = plan.steps
     next_step = 0
     ts, kind, oid, qty, price, side, synthetic = _columns(frame)

@@ -44,7 +44,15 @@ from simulator.book import OrderBook
 from simulator.engine import Engine
 from simulator.feeds import load_feed, venue_day_start
 from simulator.lobster import load_lobster
-from simulator.manipulation import INTENSITIES, Campaign, Typology, inject, typical_touch_qty
+from simulator.manipulation import (
+    INTENSITIES,
+    Campaign,
+    Injection,
+    Typology,
+    inject,
+    typical_level_gap,
+    typical_touch_qty,
+)
 from simulator.normalized import iter_events, lobster_to_frame
 from simulator.replay import FeedReplayer
 from simulator.rollout import OrderGenerator
@@ -221,6 +229,7 @@ class _Day:
         self._books: dict[int, OrderBook] = {}
         self._facts: dict[tuple[int, int], dict] = {}
         self._open_mid: float | None = None
+        self._book_scale: tuple[float, int] | None = None
 
     @property
     def open_mid(self) -> float:
@@ -254,6 +263,24 @@ class _Day:
 
     def frame_slice(self, start: int, end: int) -> pd.DataFrame:
         return self.frame.iloc[self.index(start) : self.index(end)].reset_index(drop=True)
+
+    def inject(self, start: int, end: int, campaign: Campaign) -> Injection:
+        """``campaign`` injected into the window ``[start, end)`` from the day's book there,
+        sized by the day's typical touch and, behind a depth-limited feed, level gap."""
+        if self._book_scale is None:
+            self._book_scale = (
+                typical_touch_qty(self.frame),
+                typical_level_gap(self.frame, campaign_units(self.meta)[0]),
+            )
+        touch, gap = self._book_scale
+        return inject(
+            self.frame_slice(start, end),
+            campaign,
+            touch_qty=touch,
+            book=self.book(start),
+            feed_depth=self.meta.feed_depth,
+            level_gap=gap,
+        )
 
     def facts(self, start: int, end: int, tick: int) -> dict:
         key = (start, end)
@@ -315,7 +342,6 @@ def evaluate_day(
     needed = set(starts) | {s - window_ns for s in starts}
     needed |= {t for ts in earlier_of.values() for t in ts}
     day.books_at(sorted(t for t in needed if t >= 0))
-    touch = typical_touch_qty(day.frame)
     out: list[VariantScore] = []
     for s in starts:
         if progress is not None:
@@ -391,7 +417,6 @@ def evaluate_day(
         out.append(score(day.slice(s, end), "clean", None))
         if calibration:
             continue
-        clean_frame = day.frame_slice(s, end)
         for typology in config.typologies:
             for name in config.intensities:
                 campaign = Campaign(
@@ -405,7 +430,7 @@ def evaluate_day(
                     tick=tick,
                     lot=lot,
                 )
-                injection = inject(clean_frame, campaign, touch_qty=touch, book=opening)
+                injection = day.inject(s, end, campaign)
                 events = list(iter_events(injection.frame))
                 out.append(score(events, typology.value, name, injection.stats.injected_events))
     return out

@@ -8,16 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simulator.book import OrderBook
 from simulator.lobster import load_lobster
 from simulator.manipulation import (
     NS_PER_S,
     Campaign,
+    HiddenDepth,
+    InjectionStats,
     Typology,
+    _Manipulator,
     inject,
+    typical_level_gap,
     window_labels,
 )
-from simulator.normalized import lobster_to_frame, to_messages
+from simulator.normalized import iter_events, lobster_to_frame, to_messages
 from simulator.replay import FeedReplayer
+from simulator.trajectory import trajectory_from_events
 from tests.conftest import lobster_zip
 
 OPEN_NS = 34_200 * NS_PER_S
@@ -184,3 +190,97 @@ def test_marking_the_close_moves_the_last_price_with_orders_bunched_at_the_end(
     moved = marked.loc[:at_close].iloc[-1] - clean.loc[:at_close].iloc[-1]
     buyer = sides == {"ask"}  # a buyer takes asks
     assert (moved > 0) if buyer else (moved < 0)
+
+
+# ------------------------------------------------------------- feeds that show a few levels
+
+
+def _level_one_book() -> OrderBook:
+    book = OrderBook()
+    book.add(1, 1, 9_900, 300)  # bid
+    book.add(2, -1, 10_000, 100)  # ask: the one level a level-1 feed shows
+    return book
+
+
+def test_a_sweep_goes_on_into_hidden_levels_behind_a_shallow_feed() -> None:
+    out: list = []
+    stats = InjectionStats()
+    hidden = HiddenDepth(feed_depth=1, gap=500, qty=200)
+    m = _Manipulator(_level_one_book(), 10, out, stats, hidden)
+    assert m.levels(-1, 3) == [(10_000, 100), (10_500, 200), (11_000, 200)]
+    assert m.sweep(ts=5, aggressor=1, qty=250, max_levels=2) == 250
+    # the shown level is executed, then the hidden one enters the feed (synthetic) and trades
+    assert [(e[1], e[3], e[4], e[6]) for e in out] == [
+        (4, 100, 10_000, False),
+        (1, 200, 10_500, True),
+        (4, 150, 10_500, False),
+    ]
+    assert m.book.best_ask == 10_500 and m.book.best(-1).qty == 50  # the rest is the new touch
+    assert m.last_sweep_price == 10_500 and stats.hidden_levels == 1
+    assert stats.injected_traded_qty == 250
+
+
+def test_hidden_levels_only_behind_a_feed_shown_to_its_depth() -> None:
+    # no more levels than the sweep may walk
+    m = _Manipulator(_level_one_book(), 10, [], InjectionStats(), HiddenDepth(1, 500, 200))
+    assert m.sweep(ts=5, aggressor=1, qty=250, max_levels=1) == 100
+    # a level-2 feed showing one ask level shows all there is
+    m = _Manipulator(_level_one_book(), 10, [], InjectionStats(), HiddenDepth(2, 500, 200))
+    assert m.levels(-1, 3) == [(10_000, 100)]
+    assert m.sweep(ts=5, aggressor=1, qty=250, max_levels=3) == 100
+    # the whole book (no feed depth): nothing behind it
+    m = _Manipulator(_level_one_book(), 10, [], InjectionStats())
+    assert m.sweep(ts=5, aggressor=1, qty=250, max_levels=3) == 100
+    # stopped by its own order at the touch: it does not jump past it
+    book = _level_one_book()
+    m = _Manipulator(book, 10, [], InjectionStats(), HiddenDepth(1, 500, 200))
+    book.add(3, -1, 10_000, 50)
+    m.own.add(3)
+    assert m.sweep(ts=5, aggressor=1, qty=250, max_levels=2) == 100
+
+
+def test_level_gap_is_the_same_at_every_depth(lobster_dir: Path) -> None:
+    """How far the best price moves when the touch empties: a level-1 feed shows it too."""
+    gaps = []
+    for levels in (1, 10):
+        frame = lobster_to_frame(load_lobster(lobster_zip(lobster_dir, "GOOG", levels)))
+        gaps.append(typical_level_gap(frame[frame["ts_ns"] < START], tick=100))
+    assert gaps[0] == gaps[1] > 100
+
+
+def _sweeps(frame: pd.DataFrame, book: OrderBook) -> int:
+    """Marketable orders that asked for more than the touch they met."""
+    t = trajectory_from_events(book, list(iter_events(frame)), START, END, 100)
+    hit = np.where(t.type == 1, np.r_[t.qty0[1], t.ask_qty[:-1]], np.r_[t.qty0[0], t.bid_qty[:-1]])
+    return int((t.aggressive & (t.type != 2) & (hit > 0) & (t.qty > hit)).sum())
+
+
+@pytest.mark.parametrize("typology", [Typology.PUMP_AND_DUMP, Typology.MARKING_THE_CLOSE])
+def test_a_level_one_feed_shows_the_campaigns_sweeps(lobster_dir: Path, typology: Typology) -> None:
+    frame = lobster_to_frame(load_lobster(lobster_zip(lobster_dir, "GOOG", 1)))
+    frame = frame[frame["ts_ns"] < END].reset_index(drop=True)
+    replayer = FeedReplayer()
+    for event in iter_events(frame[frame["ts_ns"] < START]):
+        replayer.apply_event(event)
+    window = frame[frame["ts_ns"] >= START].reset_index(drop=True)
+    campaign = Campaign(typology, START + 60 * NS_PER_S, END - 60 * NS_PER_S, 1.0, seed=4)
+    blind = inject(window, campaign, touch_qty=100, book=replayer.book)
+    deep = inject(window, campaign, touch_qty=100, book=replayer.book, feed_depth=1, level_gap=500)
+    clean = _sweeps(window, replayer.book)
+    # without hidden depth a level-1 campaign never takes more than the touch
+    assert _sweeps(blind.frame, replayer.book) <= clean + 1
+    assert deep.stats.hidden_levels >= 5
+    assert _sweeps(deep.frame, replayer.book) >= clean + 8
+    replay_checked(deep.frame)
+
+
+@pytest.mark.parametrize("typology", list(Typology))
+def test_a_deep_feed_is_injected_as_before(
+    first_half_hour: pd.DataFrame, typology: Typology
+) -> None:
+    """Level 10 shows more than any moderate sweep walks: the feed depth changes nothing."""
+    campaign = Campaign(typology, START, END, 1.0, seed=3)
+    plain = inject(first_half_hour, campaign, touch_qty=100)
+    deep = inject(first_half_hour, campaign, touch_qty=100, feed_depth=10, level_gap=500)
+    assert deep.stats.hidden_levels == 0
+    pd.testing.assert_frame_equal(plain.frame, deep.frame)

@@ -63,7 +63,7 @@ def inject_campaign(
         )
     units = {} if meta is None else dict(zip(("tick", "lot"), campaign_units(meta), strict=True))
     campaign = Campaign(typology, start, end, intensity=options.intensity, **units)
-    result = inject(frame, campaign)
+    result = inject(frame, campaign, feed_depth=None if meta is None else meta.feed_depth)
     return result.frame, {
         "typology": typology.value,
         "start_ns": start,
