@@ -58,7 +58,11 @@ executed at once; what the sweep leaves of the last one rests as the new touch. 
 holds the day's typical touch size and sits the day's typical gap between levels behind the one
 before it (``typical_level_gap``: how far a side's best price moves when its touch empties).
 Without them a level-1 feed's sweep could never take more than the touch, and pump and dump or
-marking the close would leave no sweep in it at all.
+marking the close would leave no sweep in it at all. The same feed does not print the injected
+orders that rest behind its depth (layering's deeper orders on a level-1 feed, a spoof the market
+has left more than N levels behind): one placed there is not printed, one cancelled there leaves
+no message, and one entering or leaving the feed's levels as the book moves is printed as a
+``synthetic`` add or delete, as the LOBSTER conversion writes real orders doing the same.
 """
 
 from __future__ import annotations
@@ -136,6 +140,7 @@ class InjectionStats:
     manipulator_filled_qty: int = 0  # the manipulator's resting orders taken by real orders
     real_crossed_qty: int = 0  # real orders crossed by real orders the market moved (ignition)
     hidden_levels: int = 0  # levels behind the feed's depth that sweeps brought into view
+    unshown_orders: int = 0  # orders placed behind the feed's depth (printed only if in view)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -178,6 +183,11 @@ class _Manipulator:
         self.out = out
         self.stats = stats
         self.own: set[int] = set()
+        # Injected resting orders (own, and what sweeps left of hidden levels) behind a
+        # depth-limited feed, by whether the feed shows them now: ``refresh`` moves them
+        # between the two as the book moves, printing what a level-N feed would
+        self.shown: set[int] = set()
+        self.unshown: set[int] = set()
         # Price offset the real flow follows (momentum ignition): real orders added while it
         # is set rest ``shift`` higher (or lower) than they did in the real feed.
         self.shift = 0
@@ -200,8 +210,14 @@ class _Manipulator:
         self.next_id += 1
         self.book.add(order_id, side, price, qty)
         self.own.add(order_id)
-        self._emit((ts, _ADD, order_id, qty, price, side, False))
         self.stats.injected_orders += 1
+        if self.hidden is not None and not self._in_view(side, price):
+            self.unshown.add(order_id)  # behind the feed's depth: not printed
+            self.stats.unshown_orders += 1
+            return order_id
+        if self.hidden is not None:
+            self.shown.add(order_id)
+        self._emit((ts, _ADD, order_id, qty, price, side, False))
         return order_id
 
     def cancel(self, ts: int, order_id: int | None) -> None:
@@ -209,6 +225,10 @@ class _Manipulator:
             return
         side, price, qty = self.book.order(order_id)
         self.book.delete(order_id)
+        if order_id in self.unshown:
+            self.unshown.discard(order_id)  # the feed never showed it: nothing to print
+            return
+        self.shown.discard(order_id)
         self._emit((ts, _DELETE, order_id, qty, price, int(side), False))
 
     def fill_own(self, ts: int, order_id: int | None) -> None:
@@ -216,10 +236,58 @@ class _Manipulator:
         if order_id is None or order_id not in self.book:
             return
         side, price, qty = self.book.order(order_id)
+        self._show(ts, order_id)
         self.book.delete(order_id)
         self._emit((ts, _EXECUTE, order_id, qty, price, int(side), False))
         self.stats.injected_executions += 1
         self.stats.injected_traded_qty += qty
+
+    def _in_view(self, side: int, price: int) -> bool:
+        """Whether a feed of ``hidden.feed_depth`` levels shows this price of one side."""
+        depth = self.hidden.feed_depth if self.hidden is not None else 0
+        if not depth:
+            return True
+        levels = self.book.depth(side, depth)
+        if len(levels) < depth:
+            return True
+        return price >= levels[-1][0] if side > 0 else price <= levels[-1][0]
+
+    def _show(self, ts: int, order_id: int) -> None:
+        """An injected order the feed does not show enters it (synthetic), before it trades."""
+        if order_id in self.unshown:
+            side, price, qty = self.book.order(order_id)
+            self.unshown.discard(order_id)
+            self.shown.add(order_id)
+            self.out.append((ts, _ADD, order_id, qty, price, int(side), True))
+
+    def refresh(self, ts: int) -> None:
+        """Print injected orders entering or leaving the feed's levels as the book moved (as
+        the LOBSTER conversion writes levels entering and leaving its depth)."""
+        if not (self.shown or self.unshown):
+            return
+        depth = self.hidden.feed_depth if self.hidden is not None else 0
+        edge = {}
+        for side in (1, -1):
+            levels = self.book.depth(side, depth)
+            edge[side] = levels[-1][0] if len(levels) == depth else None
+        book = self.book
+        for order_id in [*self.shown, *self.unshown]:
+            if order_id not in book:
+                self.shown.discard(order_id)
+                self.unshown.discard(order_id)
+                continue
+            side, price, qty = book.order(order_id)
+            side = int(side)
+            cut = edge[side]
+            seen = cut is None or (price >= cut if side > 0 else price <= cut)
+            if seen and order_id in self.unshown:
+                self.unshown.discard(order_id)
+                self.shown.add(order_id)
+                self.out.append((ts, _ADD, order_id, qty, price, side, True))
+            elif not seen and order_id in self.shown:
+                self.shown.discard(order_id)
+                self.unshown.add(order_id)
+                self.out.append((ts, _DELETE, order_id, qty, price, side, True))
 
     def levels(self, side: int, k: int) -> list[tuple[int, int]]:
         """The best ``k`` levels of one side as ``(price, qty)``, hidden ones included: what a
@@ -261,6 +329,7 @@ class _Manipulator:
                     continue  # no trading with itself
                 take = min(maker_qty, qty - traded)
                 self.last_sweep_price = price
+                self._show(ts, maker)
                 self.book.reduce(maker, take)
                 self._emit((ts, _EXECUTE, maker, take, price, resting, False))
                 self.stats.injected_executions += 1
@@ -284,6 +353,7 @@ class _Manipulator:
         self.next_id += 1
         self.book.add(order_id, side, price, size)
         self.out.append((ts, _ADD, order_id, size, price, side, True))
+        self.shown.add(order_id)
         self.stats.hidden_levels += 1
         take = min(size, want)
         self.last_sweep_price = price
@@ -303,6 +373,7 @@ class _Manipulator:
                 break
             for maker, maker_qty in self.book.orders_at(resting, level.price):
                 take = min(maker_qty, qty)
+                self._show(ts, maker)
                 self.book.reduce(maker, take)
                 self._emit((ts, _EXECUTE, maker, take, level.price, resting, False))
                 if maker in self.own:
@@ -599,6 +670,7 @@ def inject(
         while next_step < len(steps) and steps[next_step][0] <= t:
             step_ts, _, step = steps[next_step]
             step(manipulator, step_ts)  # type: ignore[operator]
+            manipulator.refresh(step_ts)
             next_step += 1
         k, q, p = kind[i], qty[i], price[i]
         if k == _ADD:
@@ -613,6 +685,7 @@ def inject(
             left = manipulator.absorb(t, side[i], p, q)
             if left == 0:
                 stats.dropped_real_events += 1
+                manipulator.refresh(t)
                 continue
             if left < q:
                 stats.clipped_real_events += 1
@@ -625,9 +698,11 @@ def inject(
             stats.clipped_real_events += 1
             q = changed
         out.append((t, k, oid[i], q, p, side[i], synthetic[i]))
+        manipulator.refresh(t)
     while next_step < len(steps):  # a campaign running past the feed's last event
         step_ts, _, step = steps[next_step]
         step(manipulator, step_ts)  # type: ignore[operator]
+        manipulator.refresh(step_ts)
         next_step += 1
     rows = out  # every step ran at its own time, so the events are already in time order
     kind_names = {int(k): n for k, n in KIND_NAMES.items()}

@@ -278,9 +278,40 @@ def test_a_level_one_feed_shows_the_campaigns_sweeps(lobster_dir: Path, typology
 def test_a_deep_feed_is_injected_as_before(
     first_half_hour: pd.DataFrame, typology: Typology
 ) -> None:
-    """Level 10 shows more than any moderate sweep walks: the feed depth changes nothing."""
+    """Level 10 shows more than a moderate sweep walks, and in this half hour every injected
+    order stays within it: the feed depth changes nothing."""
     campaign = Campaign(typology, START, END, 1.0, seed=3)
     plain = inject(first_half_hour, campaign, touch_qty=100)
     deep = inject(first_half_hour, campaign, touch_qty=100, feed_depth=10, level_gap=500)
     assert deep.stats.hidden_levels == 0
     pd.testing.assert_frame_equal(plain.frame, deep.frame)
+
+
+def test_orders_behind_the_feed_depth_are_not_printed_until_in_view() -> None:
+    out: list = []
+    stats = InjectionStats()
+    book = _level_one_book()
+    m = _Manipulator(book, 10, out, stats, HiddenDepth(feed_depth=1, gap=500, qty=200))
+    deep = m.place(ts=1, side=1, price=9_800, qty=500)  # behind the one bid level shown
+    assert deep is not None and out == [] and stats.unshown_orders == 1
+    touch = m.place(ts=2, side=1, price=9_900, qty=200)  # joins the shown bid
+    assert [(e[1], e[2], e[6]) for e in out] == [(1, touch, False)]
+    book.delete(1)  # the real bid goes, and its level with it once ours are gone
+    m.cancel(ts=3, order_id=touch)
+    m.refresh(ts=3)  # the deeper order is now the best bid: it enters the feed
+    assert [(e[1], e[2], e[6]) for e in out[1:]] == [(3, touch, False), (1, deep, True)]
+    book.add(4, 1, 9_950, 100)  # a better bid pushes it behind the feed again
+    m.refresh(ts=4)
+    assert (out[-1][1], out[-1][2], out[-1][6]) == (3, deep, True)
+    m.cancel(ts=5, order_id=deep)  # cancelled out of view: nothing printed
+    assert len(out) == 4 and deep not in book
+
+
+def test_a_real_order_trading_with_an_unprinted_one_shows_it_first() -> None:
+    out: list = []
+    book = _level_one_book()
+    m = _Manipulator(book, 10, out, InjectionStats(), HiddenDepth(feed_depth=1, gap=500, qty=200))
+    deep = m.place(ts=1, side=-1, price=10_100, qty=100)  # behind the shown ask
+    book.delete(2)  # the shown ask goes (the real feed's own delete, applied by the replayer)
+    assert m.absorb(ts=2, side=1, price=10_100, qty=60) == 0  # a real bid at its price
+    assert [(e[1], e[2], e[3], e[6]) for e in out] == [(1, deep, 100, True), (4, deep, 60, False)]
