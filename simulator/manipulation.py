@@ -141,6 +141,7 @@ class InjectionStats:
     real_crossed_qty: int = 0  # real orders crossed by real orders the market moved (ignition)
     hidden_levels: int = 0  # levels behind the feed's depth that sweeps brought into view
     unshown_orders: int = 0  # orders placed behind the feed's depth (printed only if in view)
+    hidden_filled_qty: int = 0  # real executions met what sweeps left of hidden levels first
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -188,6 +189,7 @@ class _Manipulator:
         # between the two as the book moves, printing what a level-N feed would
         self.shown: set[int] = set()
         self.unshown: set[int] = set()
+        self.stand_ins: set[int] = set()  # what sweeps left of hidden levels
         # Price offset the real flow follows (momentum ignition): real orders added while it
         # is set rest ``shift`` higher (or lower) than they did in the real feed.
         self.shift = 0
@@ -354,6 +356,7 @@ class _Manipulator:
         self.book.add(order_id, side, price, size)
         self.out.append((ts, _ADD, order_id, size, price, side, True))
         self.shown.add(order_id)
+        self.stand_ins.add(order_id)
         self.stats.hidden_levels += 1
         take = min(size, want)
         self.last_sweep_price = price
@@ -383,6 +386,30 @@ class _Manipulator:
                 qty -= take
                 if qty == 0:
                     break
+        return qty
+
+    def trade_through(self, ts: int, side: int, price: int, qty: int) -> int:
+        """A real execution at ``price`` on ``side``'s resting orders meets what sweeps left of
+        hidden levels at better prices first (they stand in for real liquidity the feed did
+        not show); returns what is left of it for the real maker."""
+        book = self.book
+        for order_id in [o for o in self.stand_ins if o not in book]:
+            self.stand_ins.discard(order_id)
+        better = []
+        for order_id in self.stand_ins:
+            o_side, o_price, _ = book.order(order_id)
+            if int(o_side) == side and (o_price > price if side > 0 else o_price < price):
+                better.append((-o_price if side > 0 else o_price, order_id))
+        for _, order_id in sorted(better):
+            if qty == 0:
+                break
+            _, o_price, o_qty = book.order(order_id)
+            take = min(o_qty, qty)
+            self._show(ts, order_id)
+            book.reduce(order_id, take)
+            self._emit((ts, _EXECUTE, order_id, take, o_price, side, False))
+            self.stats.hidden_filled_qty += take
+            qty -= take
         return qty
 
     def touch_qty(self, side: int) -> int:
@@ -683,6 +710,15 @@ def inject(
             p += shift_of.get(oid[i], 0)  # a removal prints the price its order rests at
         if k == _ADD and q > 0:
             left = manipulator.absorb(t, side[i], p, q)
+            if left == 0:
+                stats.dropped_real_events += 1
+                manipulator.refresh(t)
+                continue
+            if left < q:
+                stats.clipped_real_events += 1
+                q = left
+        if k == _EXECUTE and q > 0 and manipulator.stand_ins:
+            left = manipulator.trade_through(t, side[i], p, q)
             if left == 0:
                 stats.dropped_real_events += 1
                 manipulator.refresh(t)

@@ -315,3 +315,19 @@ def test_a_real_order_trading_with_an_unprinted_one_shows_it_first() -> None:
     book.delete(2)  # the shown ask goes (the real feed's own delete, applied by the replayer)
     assert m.absorb(ts=2, side=1, price=10_100, qty=60) == 0  # a real bid at its price
     assert [(e[1], e[2], e[3], e[6]) for e in out] == [(1, deep, 100, True), (4, deep, 60, False)]
+
+
+def test_real_flow_meets_what_a_sweep_left_of_a_hidden_level_first() -> None:
+    out: list = []
+    stats = InjectionStats()
+    book = _level_one_book()
+    m = _Manipulator(book, 10, out, stats, HiddenDepth(feed_depth=1, gap=500, qty=200))
+    m.sweep(ts=1, aggressor=1, qty=250, max_levels=2)  # leaves 50 at 10,500
+    stand_in = out[1][2]
+    # a real buy printed against a real ask at 11,000 meets the 50 at 10,500 first
+    assert m.trade_through(ts=2, side=-1, price=11_000, qty=30) == 0
+    assert out[-1][1:5] == (4, stand_in, 30, 10_500) and book.best(-1).qty == 20
+    # a real execution at its own price is not a trade through it: nothing taken
+    assert m.trade_through(ts=3, side=-1, price=10_500, qty=80) == 80
+    assert m.trade_through(ts=4, side=-1, price=11_000, qty=80) == 60
+    assert stand_in not in book and stats.hidden_filled_qty == 50
