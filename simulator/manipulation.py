@@ -58,8 +58,9 @@ executed at once; what the sweep leaves of the last one rests as the new touch. 
 holds the day's typical touch size and sits the day's typical gap between levels behind the one
 before it (``typical_level_gap``: how far a side's best price moves when its touch empties).
 What a sweep left of one stands in for real liquidity the feed did not show: a real execution
-printed at a worse price meets it first (``trade_through``). Without them a level-1 feed's sweep could never take more than the touch, and pump and dump or
-marking the close would leave no sweep in it at all. The same feed does not print the injected
+printed at a worse price meets it first (``trade_through``). Without hidden levels a level-1
+feed's sweep could never take more than the touch, and pump and dump or marking the close
+would leave no sweep in it at all. The same feed does not print the injected
 orders that rest behind its depth (layering's deeper orders on a level-1 feed, a spoof the market
 has left more than N levels behind): one placed there is not printed, one cancelled there leaves
 no message, and one entering or leaving the feed's levels as the book moves is printed as a
