@@ -229,7 +229,7 @@ class _Day:
         self._books: dict[int, OrderBook] = {}
         self._facts: dict[tuple[int, int], dict] = {}
         self._open_mid: float | None = None
-        self._book_scale: tuple[float, int] | None = None
+        self._book_scale: tuple[float, int | None] | None = None
 
     @property
     def open_mid(self) -> float:
@@ -268,9 +268,10 @@ class _Day:
         """``campaign`` injected into the window ``[start, end)`` from the day's book there,
         sized by the day's typical touch and, behind a depth-limited feed, level gap."""
         if self._book_scale is None:
+            shallow = self.meta.feed_depth is not None  # the gap places hidden levels only
             self._book_scale = (
                 typical_touch_qty(self.frame),
-                typical_level_gap(self.frame, campaign_units(self.meta)[0]),
+                typical_level_gap(self.frame, campaign_units(self.meta)[0]) if shallow else None,
             )
         touch, gap = self._book_scale
         return inject(
