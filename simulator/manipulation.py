@@ -305,10 +305,11 @@ class _Manipulator:
         hidden = self.hidden
         if hidden is None or k <= 0:
             return []
-        shown = self.book.depth(side, hidden.feed_depth)
-        if len(shown) < hidden.feed_depth:
+        if self.book.level_count(side) < hidden.feed_depth:
             return []
-        deepest = shown[-1][0]
+        # behind everything the injected book holds there (leftovers of earlier hidden levels
+        # can rest beyond the feed's N), so a sweep never steps back to a better price
+        deepest = self.book.depth(side, self.book.level_count(side))[-1][0]
         away = hidden.gap if side < 0 else -hidden.gap  # asks further up, bids further down
         return [(deepest + away * (j + 1), hidden.qty) for j in range(k)]
 

@@ -331,3 +331,14 @@ def test_real_flow_meets_what_a_sweep_left_of_a_hidden_level_first() -> None:
     assert m.trade_through(ts=3, side=-1, price=10_500, qty=80) == 80
     assert m.trade_through(ts=4, side=-1, price=11_000, qty=80) == 60
     assert stand_in not in book and stats.hidden_filled_qty == 50
+
+
+def test_hidden_levels_start_behind_the_deepest_level_the_book_holds() -> None:
+    out: list = []
+    book = _level_one_book()
+    book.add(5, -1, 10_500, 50)  # a leftover resting beyond the feed's one level
+    book.add(6, -1, 11_000, 50)
+    m = _Manipulator(book, 10, out, InjectionStats(), HiddenDepth(feed_depth=1, gap=500, qty=200))
+    assert m.sweep(ts=1, aggressor=1, qty=1_000, max_levels=4) == 400
+    prices = [e[4] for e in out if e[1] == 4]
+    assert prices == sorted(prices) and prices[-1] == 11_500 == m.last_sweep_price
