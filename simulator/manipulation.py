@@ -248,9 +248,9 @@ class _Manipulator:
 
     def _in_view(self, side: int, price: int) -> bool:
         """Whether a feed of ``hidden.feed_depth`` levels shows this price of one side."""
-        depth = self.hidden.feed_depth if self.hidden is not None else 0
-        if not depth:
+        if self.hidden is None:
             return True
+        depth = self.hidden.feed_depth
         levels = self.book.depth(side, depth)
         if len(levels) < depth:
             return True
@@ -285,9 +285,7 @@ class _Manipulator:
             cut = edge[side]
             seen = cut is None or (price >= cut if side > 0 else price <= cut)
             if seen and order_id in self.unshown:
-                self.unshown.discard(order_id)
-                self.shown.add(order_id)
-                self.out.append((ts, _ADD, order_id, qty, price, side, True))
+                self._show(ts, order_id)
             elif not seen and order_id in self.shown:
                 self.shown.discard(order_id)
                 self.unshown.add(order_id)
